@@ -1,0 +1,1 @@
+"""The deciding core: pure Python, no boto3. (alarm, policy, evidence, history) -> plan."""

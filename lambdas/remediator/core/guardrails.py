@@ -1,0 +1,57 @@
+"""Guardrails every action passes, whatever it is. Action-specific limits live in Action.validate."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from remediator.core.actions import REGISTRY, ValidationContext
+from remediator.core.actions.base import ActionPolicy
+from remediator.core.plan import GuardrailVerdict, PlannedStep
+
+
+def action_policy(step: PlannedStep, context: ValidationContext) -> ActionPolicy:
+    policy: ActionPolicy = getattr(context.policy.actions, step.action)
+    return policy
+
+
+def common_guardrails(step: PlannedStep, context: ValidationContext) -> list[GuardrailVerdict]:
+    policy = action_policy(step, context)
+    stream = context.evidence.stream
+    verdicts = [
+        GuardrailVerdict(
+            name="policy-enabled",
+            passed=policy.enabled,
+            detail="enabled in the policy" if policy.enabled else f"actions.{step.action}.enabled is false",
+        ),
+        GuardrailVerdict(
+            name="stream-active",
+            passed=stream.status == "ACTIVE",
+            detail=f"stream status is {stream.status}",
+        ),
+    ]
+    last = context.history.last_applied(step.action, stream.name)
+    ready_at = last.at + timedelta(minutes=policy.cooldown_minutes) if last else None
+    verdicts.append(
+        GuardrailVerdict(
+            name="cooldown",
+            passed=ready_at is None or context.now >= ready_at,
+            detail="no earlier action"
+            if last is None
+            else f"last {step.action} at {last.at:%Y-%m-%d %H:%M} UTC; cooldown {policy.cooldown_minutes} min "
+            + ("has passed" if ready_at and context.now >= ready_at else f"ends {ready_at:%H:%M} UTC"),
+        )
+    )
+    used = context.history.count_in_rolling_day(step.action, stream.name, context.now)
+    verdicts.append(
+        GuardrailVerdict(
+            name="daily-budget",
+            passed=used < policy.daily_budget,
+            detail=f"{used} of {policy.daily_budget} {step.action} actions used in the last 24 h",
+        )
+    )
+    return verdicts
+
+
+def evaluate(step: PlannedStep, context: ValidationContext) -> PlannedStep:
+    verdicts = common_guardrails(step, context) + REGISTRY[step.action].validate(step, context)
+    return step.model_copy(update={"guardrails": tuple(verdicts)})

@@ -1,0 +1,26 @@
+"""AWS limits our code enforces because the local emulator does not.
+
+Sources: ../shared/reference/aws-facts.md (botocore Kinesis model, Kinesis quotas page).
+"""
+
+from typing import Final
+
+# UpdateShardCount
+MAX_SCALE_UP_FACTOR: Final = 2  # at most 2x the current shard count per call
+MAX_SCALINGS_PER_24H: Final = 10  # per stream, rolling 24 h
+MAX_SHARDS_PER_STREAM: Final = 10_000
+# Scalings a policy may spend per day; the rest of AWS's 10 stays in reserve for humans.
+RESHARD_RESERVE: Final = 2
+MAX_POLICY_DAILY_BUDGET: Final = MAX_SCALINGS_PER_24H - RESHARD_RESERVE
+
+# Per-shard write capacity. AWS documents "1 MB/s"; the smaller (decimal) reading errs
+# towards calling a stream saturated rather than missing it.
+SHARD_WRITE_BYTES_PER_SECOND: Final = 1_000_000
+SHARD_WRITE_RECORDS_PER_SECOND: Final = 1_000
+
+# Retention
+MIN_RETENTION_HOURS: Final = 24
+MAX_RETENTION_HOURS: Final = 8_760
+
+# CloudWatch alarm periods we accept (Kinesis stream metrics are 1-minute).
+METRIC_PERIOD_SECONDS: Final = 60

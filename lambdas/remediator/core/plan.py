@@ -1,0 +1,134 @@
+"""What the core produces: a diagnosis, the steps it would take with each guardrail's verdict, and advice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Figure(Frozen):
+    """One number of evidence, as people read it: 'peak write utilisation = 92 %'."""
+
+    name: str
+    value: float
+    unit: str = ""
+
+    def render(self) -> str:
+        shown = f"{self.value:,.0f}" if abs(self.value) >= 100 else f"{self.value:,.2f}"
+        return f"{shown} {self.unit}".strip()
+
+
+class Advice(Frozen):
+    title: str
+    detail: str
+    cli_command: str | None = None
+
+
+class Cause(StrEnum):
+    SATURATED = "shards-saturated"
+    HOT_PARTITION_KEY = "hot-partition-key"
+    SLOW_CONSUMER = "slow-consumer"
+    ON_DEMAND = "on-demand-stream"
+    NOT_REPRODUCED = "not-reproduced"
+    INSUFFICIENT_EVIDENCE = "insufficient-evidence"
+
+
+class Proposal(Frozen):
+    """A change the diagnosis asks for, before any guardrail has looked at it."""
+
+    action: str
+    parameters: dict[str, Any]
+    reason: str
+
+
+class Diagnosis(Frozen):
+    cause: Cause
+    summary: str
+    figures: tuple[Figure, ...] = ()
+    proposals: tuple[Proposal, ...] = ()
+    advice: tuple[Advice, ...] = ()
+
+
+class GuardrailVerdict(Frozen):
+    name: str
+    passed: bool
+    detail: str
+
+
+class PlannedStep(Frozen):
+    action: str
+    stream: str
+    stream_arn: str
+    parameters: dict[str, Any]
+    reason: str
+    cli_command: str
+    guardrails: tuple[GuardrailVerdict, ...] = ()
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def allowed(self) -> bool:
+        return all(verdict.passed for verdict in self.guardrails)
+
+    @property
+    def blocking_reasons(self) -> list[str]:
+        return [f"{v.name}: {v.detail}" for v in self.guardrails if not v.passed]
+
+
+class Plan(Frozen):
+    stream: str
+    symptom: str
+    mode: str
+    alarm_name: str
+    created_at: datetime
+    diagnosis: Diagnosis
+    steps: tuple[PlannedStep, ...] = Field(default=())
+
+    @property
+    def actions(self) -> list[PlannedStep]:
+        return [step for step in self.steps if step.allowed]
+
+    @property
+    def blocked(self) -> list[PlannedStep]:
+        return [step for step in self.steps if not step.allowed]
+
+    def as_report(self) -> dict[str, Any]:
+        """The machine-readable form printed by `plan --json` and stored in the audit table."""
+        return {
+            "stream": self.stream,
+            "symptom": self.symptom,
+            "mode": self.mode,
+            "alarm_name": self.alarm_name,
+            "created_at": self.created_at.isoformat(),
+            "diagnosis": {
+                "cause": self.diagnosis.cause.value,
+                "summary": self.diagnosis.summary,
+                "figures": [f.model_dump() for f in self.diagnosis.figures],
+            },
+            "actions": [
+                {
+                    "action": s.action,
+                    "parameters": s.parameters,
+                    "reason": s.reason,
+                    "cli_command": s.cli_command,
+                    "guardrails": [g.model_dump() for g in s.guardrails],
+                }
+                for s in self.actions
+            ],
+            "blocked": [
+                {
+                    "action": s.action,
+                    "parameters": s.parameters,
+                    "cli_command": s.cli_command,
+                    "reasons": s.blocking_reasons,
+                }
+                for s in self.blocked
+            ],
+            "advice": [a.model_dump() for a in self.diagnosis.advice],
+        }

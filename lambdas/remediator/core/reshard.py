@@ -1,0 +1,76 @@
+"""Reshard target maths: how many shards a stream needs and how far one UpdateShardCount call may go."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from remediator.core import limits
+
+
+def required_shards(
+    peak_bytes_per_second: float, peak_records_per_second: float, target_utilisation: float
+) -> int:
+    """Shards needed so that the peak write rate sits at `target_utilisation` of capacity."""
+    if not 0 < target_utilisation <= 1:
+        raise ValueError(f"target_utilisation must be in (0, 1], got {target_utilisation}")
+    by_bytes = peak_bytes_per_second / limits.SHARD_WRITE_BYTES_PER_SECOND
+    by_records = peak_records_per_second / limits.SHARD_WRITE_RECORDS_PER_SECOND
+    # Round the ratio first so that float noise (2.0000000004) does not cost a whole shard.
+    return max(1, math.ceil(round(max(by_bytes, by_records) / target_utilisation, 6)))
+
+
+def quarter_step(current: int, desired: int) -> int:
+    """Round a scale-up to the next multiple of 25 % of the current count.
+
+    AWS says targets that are 25/50/75/100 % above the current count finish faster; others
+    "might take longer". Beyond 2x there is no such step, so the desired count stands.
+    """
+    for quarters in (5, 6, 7, 8):
+        candidate = math.ceil(current * quarters / 4)
+        if candidate >= desired:
+            return candidate
+    return desired
+
+
+@dataclass(frozen=True)
+class ReshardTarget:
+    current: int
+    desired: int
+    target: int
+    limited_by: tuple[str, ...]
+
+    @property
+    def is_change(self) -> bool:
+        return self.target != self.current
+
+    @property
+    def reaches_desired(self) -> bool:
+        return self.target >= self.desired
+
+
+def scale_up_target(current: int, desired: int, min_shards: int, max_shards: int) -> ReshardTarget:
+    """The shard count for one scale-up call, within AWS's per-call limits and the policy's bounds."""
+    if current < 1:
+        raise ValueError(f"current shard count must be at least 1, got {current}")
+    limited_by: list[str] = []
+    target = quarter_step(current, desired) if desired > current else current
+    aws_step = current * limits.MAX_SCALE_UP_FACTOR
+    if target > aws_step:
+        target = aws_step
+        if desired > aws_step:
+            limited_by.append(f"AWS allows at most {limits.MAX_SCALE_UP_FACTOR}x per call ({aws_step})")
+    if target > limits.MAX_SHARDS_PER_STREAM:
+        target = limits.MAX_SHARDS_PER_STREAM
+        limited_by.append(f"AWS allows at most {limits.MAX_SHARDS_PER_STREAM:,} shards per stream")
+    if target > max_shards:
+        target = max(max_shards, current)
+        limited_by.append(f"policy max_shards is {max_shards}")
+    # A stream below the policy's floor is lifted towards it, never past one call's reach.
+    target = max(target, min(min_shards, aws_step, max_shards))
+    return ReshardTarget(current=current, desired=desired, target=target, limited_by=tuple(limited_by))
+
+
+def min_scale_down(current: int) -> int:
+    """The smallest count one UpdateShardCount call may reach from `current` (AWS: at least half)."""
+    return math.ceil(current / 2)
