@@ -21,7 +21,8 @@ class Figure(Frozen):
     unit: str = ""
 
     def render(self) -> str:
-        shown = f"{self.value:,.0f}" if abs(self.value) >= 100 else f"{self.value:,.2f}"
+        whole = self.value == int(self.value)
+        shown = f"{self.value:,.0f}" if whole or abs(self.value) >= 100 else f"{self.value:,.2f}"
         return f"{shown} {self.unit}".strip()
 
 

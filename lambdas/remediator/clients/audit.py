@@ -1,0 +1,75 @@
+"""The audit table: one item per decision, keyed by stream and time. It also feeds cooldowns and budgets."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from remediator.core.history import PastAction
+
+AUDIT_RETENTION_DAYS = 90
+
+
+class DynamoAuditLog:
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._dynamodb = dynamodb
+        self._table = table_name
+
+    @staticmethod
+    def partition(stream: str) -> str:
+        return f"STREAM#{stream}"
+
+    def record(self, entry: dict[str, Any]) -> None:
+        at: datetime = entry["at"]
+        item = {
+            "pk": {"S": self.partition(entry["stream"])},
+            "sk": {"S": f"{at.isoformat()}#{uuid.uuid4().hex[:8]}"},
+            "at": {"S": at.isoformat()},
+            "outcome": {"S": entry["outcome"]},
+            "reason": {"S": entry.get("reason") or "-"},
+            "expires_at": {"N": str(int((at + timedelta(days=AUDIT_RETENTION_DAYS)).timestamp()))},
+        }
+        for key in ("stream", "alarm_name", "symptom", "mode", "action"):
+            if entry.get(key):
+                item[key] = {"S": str(entry[key])}
+        for key in ("parameters", "plan"):
+            if entry.get(key) is not None:
+                item[key] = {"S": json.dumps(entry[key], default=str, sort_keys=True)}
+        self._dynamodb.put_item(TableName=self._table, Item=item)
+
+    def applied_actions(self, stream: str, since: datetime) -> list[PastAction]:
+        paginator = self._dynamodb.get_paginator("query")
+        actions = []
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk >= :since",
+            FilterExpression="outcome = :applied",
+            ExpressionAttributeValues={
+                ":pk": {"S": self.partition(stream)},
+                ":since": {"S": since.isoformat()},
+                ":applied": {"S": "applied"},
+            },
+        ):
+            for item in page["Items"]:
+                actions.append(
+                    PastAction(
+                        action=item["action"]["S"],
+                        stream=stream,
+                        at=datetime.fromisoformat(item["at"]["S"]),
+                        parameters=json.loads(item.get("parameters", {}).get("S", "{}")),
+                    )
+                )
+        return actions
+
+    def recent(self, stream: str, limit: int = 20) -> list[dict[str, str]]:
+        """Newest first, flattened for display."""
+        response = self._dynamodb.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": self.partition(stream)}},
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [{k: next(iter(v.values())) for k, v in item.items()} for item in response["Items"]]

@@ -1,0 +1,21 @@
+"""boto3 clients with the remediator's retry policy.
+
+Adaptive retries make the client itself slow down when AWS throttles the control plane
+(DescribeStreamSummary 20/s per account, UpdateShardCount 10/s), so an alarm storm across
+many streams backs off instead of turning into a throttling storm.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=20)
+
+
+def client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
+    return boto3.session.Session().client(
+        service, region_name=region, endpoint_url=endpoint_url, config=RETRY_CONFIG
+    )

@@ -1,0 +1,51 @@
+"""SSM-backed settings read at run time: the kill switch and the deployed policies (Powertools parameters)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from pydantic import ValidationError
+
+from remediator.core.policy import StreamPolicy
+from remediator.observability import logger
+
+KILL_SWITCH_OFF = "off"
+POLICY_CACHE_SECONDS = 300
+
+
+class SsmKillSwitch:
+    """Engaged unless the parameter reads exactly 'off': a typo or a read failure stops mutations."""
+
+    def __init__(self, ssm: Any, name: str) -> None:
+        self._provider = parameters.SSMProvider(boto3_client=ssm)
+        self._name = name
+
+    def engaged(self) -> bool:
+        try:
+            value = self._provider.get(self._name, force_fetch=True)
+        except GetParameterError:
+            logger.exception("Cannot read the kill switch; treating it as engaged", extra={"name": self._name})
+            return True
+        return str(value).strip().lower() != KILL_SWITCH_OFF
+
+
+class SsmPolicySource:
+    """One JSON parameter per protected stream, written by the CDK app from the validated policy files."""
+
+    def __init__(self, ssm: Any, prefix: str) -> None:
+        self._provider = parameters.SSMProvider(boto3_client=ssm)
+        self._prefix = prefix.rstrip("/")
+
+    def get(self, stream: str) -> StreamPolicy | None:
+        try:
+            raw = self._provider.get(f"{self._prefix}/{stream}", max_age=POLICY_CACHE_SECONDS, transform="json")
+        except GetParameterError:
+            logger.info("No policy parameter for stream", extra={"stream": stream})
+            return None
+        try:
+            return StreamPolicy.model_validate(raw)
+        except ValidationError:
+            logger.exception("Deployed policy does not validate; ignoring the stream", extra={"stream": stream})
+            return None

@@ -1,0 +1,79 @@
+"""Plans and outcomes as people read them: the e-mail body and the CLI's table."""
+
+from __future__ import annotations
+
+from remediator.core.plan import Plan, PlannedStep
+from remediator.core.symptoms import SYMPTOMS
+
+SUBJECT_LIMIT = 99  # SNS: under 100 characters, no line breaks
+
+
+def _step_line(step: PlannedStep) -> str:
+    params = step.parameters
+    if step.action == "reshard":
+        return f"reshard {params['current_shards']} -> {params['target_shards']} shards"
+    return f"{step.action} {params}"
+
+
+def subject(plan: Plan, outcome: str) -> str:
+    first = plan.steps[0] if plan.steps else None
+    what = _step_line(first) if first else plan.diagnosis.cause.value
+    text = f"[{outcome.upper()}] {plan.stream}: {what} ({SYMPTOMS[plan.symptom].title})"
+    return " ".join(text.split())[:SUBJECT_LIMIT]
+
+
+def figures_table(plan: Plan) -> list[str]:
+    width = max((len(f.name) for f in plan.diagnosis.figures), default=0)
+    return [f"  {f.name.ljust(width)}  {f.render()}" for f in plan.diagnosis.figures]
+
+
+def body(plan: Plan, outcome: str, results: dict[str, str] | None = None) -> str:
+    symptom = SYMPTOMS[plan.symptom]
+    lines = []
+    if plan.mode == "dry-run":
+        lines += ["Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do.", ""]
+    else:
+        lines += [f"Kinesis Remediator, ENFORCE: {outcome}.", ""]
+    lines += [
+        f"Alarm:     {plan.alarm_name}",
+        f"Stream:    {plan.stream}",
+        f"Symptom:   {symptom.title} ({plan.symptom})",
+        f"           {symptom.meaning}",
+        f"Time:      {plan.created_at:%Y-%m-%d %H:%M:%S} UTC",
+        "",
+        "Diagnosis",
+        f"  {plan.diagnosis.summary}",
+        "",
+        "Evidence (CloudWatch, last 15 minutes)",
+        *figures_table(plan),
+        "",
+    ]
+    if plan.steps:
+        lines.append("Plan")
+        for number, step in enumerate(plan.steps, start=1):
+            state = "allowed" if step.allowed else "BLOCKED"
+            lines += [
+                f"  {number}. {_step_line(step)} [{state}]",
+                f"     Why:     {step.reason}",
+                f"     Command: {step.cli_command}",
+                "     Guardrails:",
+            ]
+            lines += [f"       [{'pass' if g.passed else 'STOP'}] {g.name}: {g.detail}" for g in step.guardrails]
+            if results and step.action in results:
+                lines.append(f"     Result:  {results[step.action]}")
+        lines.append("")
+    else:
+        lines += ["Plan", "  No automatic action: see the diagnosis and the advice.", ""]
+    if plan.diagnosis.advice:
+        lines.append("Advice")
+        for advice in plan.diagnosis.advice:
+            lines.append(f"  - {advice.title}: {advice.detail}")
+            if advice.cli_command:
+                lines.append(f"      {advice.cli_command}")
+        lines.append("")
+    if plan.mode == "dry-run":
+        lines.append(
+            "To let the remediator act on this stream, set `mode: enforce` for it in its policy file "
+            "and redeploy."
+        )
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""Powertools parser models for the EventBridge "CloudWatch Alarm State Change" event."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
+from pydantic import BaseModel, Field
+
+
+class AlarmMetric(BaseModel):
+    namespace: str | None = None
+    name: str | None = None
+    dimensions: dict[str, str] = {}
+
+
+class AlarmMetricStat(BaseModel):
+    metric: AlarmMetric
+    period: int | None = None
+    stat: str | None = None
+
+
+class AlarmMetricQuery(BaseModel):
+    id: str
+    metricStat: AlarmMetricStat | None = None
+    expression: str | None = None
+    returnData: bool | None = None
+
+
+class AlarmConfiguration(BaseModel):
+    description: str | None = None
+    metrics: list[AlarmMetricQuery] = []
+
+
+class AlarmState(BaseModel):
+    value: Literal["OK", "ALARM", "INSUFFICIENT_DATA"]
+    reason: str = ""
+    reasonData: str | None = None
+    timestamp: str
+
+
+class AlarmStateChangeDetail(BaseModel):
+    alarmName: str
+    state: AlarmState
+    previousState: AlarmState | None = None
+    configuration: AlarmConfiguration = AlarmConfiguration()
+
+    def dimensions(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for query in self.configuration.metrics:
+            if query.metricStat is not None:
+                merged.update(query.metricStat.metric.dimensions)
+        return merged
+
+
+class AlarmStateChangeEvent(EventBridgeModel):
+    source: Literal["aws.cloudwatch"]
+    detail_type: Literal["CloudWatch Alarm State Change"] = Field(..., alias="detail-type")
+    detail: AlarmStateChangeDetail  # type: ignore[assignment]

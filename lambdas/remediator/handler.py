@@ -1,0 +1,101 @@
+"""Lambda entry point: parse the alarm event, call the service once per state change, return a model.
+
+Events we do not understand are logged and ignored (returning normally, so AWS does not retry them).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import ValidationError
+
+from remediator.clients.audit import DynamoAuditLog
+from remediator.clients.aws import client
+from remediator.clients.kinesis import KinesisStreams
+from remediator.clients.metrics import CloudWatchMetrics
+from remediator.clients.notifier import SnsNotifier
+from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
+from remediator.core.alarm import AlarmTrigger, identify
+from remediator.events import AlarmStateChangeEvent
+from remediator.observability import logger, metrics, tracer
+from remediator.service import Dependencies, Outcome, remediate
+from remediator.settings import Settings
+
+settings = Settings.from_environment(os.environ)
+
+# One alarm state change (name + state timestamp) acts once, however often it is delivered.
+idempotency = IdempotencyConfig(
+    event_key_jmespath="[alarm_name, state_timestamp]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=24 * 3600,
+)
+persistence = DynamoDBPersistenceLayer(
+    table_name=settings.idempotency_table, boto3_client=client("dynamodb", region=settings.region)
+)
+
+
+@cache
+def dependencies() -> Dependencies:
+    ssm = client("ssm", region=settings.region)
+    dynamodb = client("dynamodb", region=settings.region)
+    return Dependencies(
+        streams=KinesisStreams(client("kinesis", region=settings.region)),
+        metrics=CloudWatchMetrics(client("cloudwatch", region=settings.region)),
+        audit=DynamoAuditLog(dynamodb, settings.audit_table),
+        notifier=SnsNotifier(client("sns", region=settings.region), settings.topic_arn),
+        kill_switch=SsmKillSwitch(ssm, settings.kill_switch_parameter),
+        policies=SsmPolicySource(ssm, settings.policy_parameter_prefix),
+    )
+
+
+@idempotent_function(data_keyword_argument="trigger", config=idempotency, persistence_store=persistence)
+def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
+    outcome = remediate(trigger, dependencies())
+    metrics.add_metric(name=f"Outcome_{outcome.status}", unit=MetricUnit.Count, value=1)
+    logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
+    return outcome.model_dump(mode="json")
+
+
+def _ignored(reason: str, stream: str = "-", symptom: str = "-") -> dict[str, Any]:
+    return Outcome(status="ignored", stream=stream, symptom=symptom, detail=reason).model_dump(mode="json")
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    try:
+        change = parse(event=event, model=AlarmStateChangeEvent)
+    except (ValidationError, ValueError, TypeError) as exc:
+        logger.error("Ignoring an event that is not a CloudWatch alarm state change", extra={"error": str(exc)})
+        metrics.add_metric(name="UnrecognisedEvents", unit=MetricUnit.Count, value=1)
+        return _ignored("not a CloudWatch Alarm State Change event")
+
+    detail = change.detail
+    trigger, why_not = identify(
+        alarm=detail.alarmName,
+        prefix=settings.alarm_prefix,
+        state=detail.state.value,
+        previous_state=detail.previousState.value if detail.previousState else None,
+        state_timestamp=detail.state.timestamp,
+        dimensions=detail.dimensions(),
+        account=change.account,
+        region=change.region,
+        reason=detail.state.reason,
+    )
+    if trigger is None:
+        logger.info("Ignoring alarm state change", extra={"alarm": detail.alarmName, "reason": why_not})
+        return _ignored(why_not)
+    logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
+    return handle_trigger(trigger=trigger)

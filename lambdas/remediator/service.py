@@ -1,0 +1,156 @@
+"""The remediation use case: trigger -> policy -> evidence -> plan -> guardrails -> act or e-mail -> audit.
+
+Talks to AWS only through the ports it is given, so the CLI, the Lambda and the tests share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from remediator.core import render
+from remediator.core.actions import REGISTRY
+from remediator.core.alarm import AlarmTrigger
+from remediator.core.evidence import EVIDENCE_QUERIES, EVIDENCE_WINDOW_MINUTES, Evidence
+from remediator.core.history import ActionHistory
+from remediator.core.plan import GuardrailVerdict, Plan
+from remediator.core.planner import make_plan
+from remediator.core.policy import StreamPolicy
+from remediator.core.ports import AuditLog, KillSwitch, MetricsReader, Notifier, StreamControl
+
+
+class PolicySource(Protocol):
+    def get(self, stream: str) -> StreamPolicy | None: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    streams: StreamControl
+    metrics: MetricsReader
+    audit: AuditLog
+    notifier: Notifier
+    kill_switch: KillSwitch
+    policies: PolicySource
+    clock: Callable[[], datetime] = utc_now
+
+
+class StepOutcome(BaseModel):
+    action: str
+    outcome: str  # applied | dry-run | blocked | failed
+    detail: str
+
+
+class Outcome(BaseModel):
+    status: str  # ignored | no-action | dry-run | applied | blocked | failed
+    stream: str
+    symptom: str
+    detail: str
+    steps: list[StepOutcome] = []
+    plan: dict[str, Any] | None = None
+
+
+def gather_evidence(streams: StreamControl, metrics: MetricsReader, stream: str, now: datetime) -> Evidence:
+    state = streams.describe(stream)
+    series = metrics.read(stream, EVIDENCE_QUERIES, end=now, minutes=EVIDENCE_WINDOW_MINUTES)
+    return Evidence(stream=state, collected_at=now, series=series)
+
+
+def build_plan(
+    trigger: AlarmTrigger,
+    policy: StreamPolicy,
+    streams: StreamControl,
+    metrics: MetricsReader,
+    history: ActionHistory,
+    now: datetime,
+) -> Plan:
+    evidence = gather_evidence(streams, metrics, trigger.stream, now)
+    return make_plan(
+        alarm_name=trigger.alarm_name,
+        symptom=trigger.symptom,
+        policy=policy,
+        evidence=evidence,
+        history=history,
+        now=now,
+    )
+
+
+def _audit(deps: Dependencies, trigger: AlarmTrigger, now: datetime, **fields: Any) -> None:
+    deps.audit.record(
+        {"at": now, "stream": trigger.stream, "alarm_name": trigger.alarm_name, "symptom": trigger.symptom}
+        | fields
+    )
+
+
+def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
+    now = deps.clock()
+    policy = deps.policies.get(trigger.stream)
+    if policy is None:
+        detail = f"stream '{trigger.stream}' is in no policy; the remediator touches only listed streams"
+        _audit(deps, trigger, now, outcome="ignored", reason=detail)
+        return Outcome(status="ignored", stream=trigger.stream, symptom=trigger.symptom, detail=detail)
+
+    history = ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
+    plan = build_plan(trigger, policy, deps.streams, deps.metrics, history, now)
+    report = plan.as_report()
+
+    if not plan.steps:
+        _audit(deps, trigger, now, mode=plan.mode, outcome="no-action", reason=plan.diagnosis.summary, plan=report)
+        deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
+        return Outcome(
+            status="no-action", stream=plan.stream, symptom=plan.symptom, detail=plan.diagnosis.summary, plan=report
+        )
+
+    if plan.mode == "dry-run":
+        steps = [
+            StepOutcome(
+                action=s.action,
+                outcome="dry-run" if s.allowed else "blocked",
+                detail=s.reason if s.allowed else "; ".join(s.blocking_reasons),
+            )
+            for s in plan.steps
+        ]
+        for step, result in zip(plan.steps, steps, strict=True):
+            _audit(deps, trigger, now, mode=plan.mode, action=step.action, parameters=step.parameters,
+                   outcome=result.outcome, reason=result.detail, plan=report)
+        deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
+        status = "dry-run" if any(s.outcome == "dry-run" for s in steps) else "blocked"
+        return Outcome(status=status, stream=plan.stream, symptom=plan.symptom,
+                       detail=plan.diagnosis.summary, steps=steps, plan=report)
+
+    steps = []
+    results: dict[str, str] = {}
+    for step in plan.steps:
+        if not step.allowed:
+            result = StepOutcome(action=step.action, outcome="blocked", detail="; ".join(step.blocking_reasons))
+        elif deps.kill_switch.engaged():
+            # Read right before the call: an operator may have pulled it since the plan was made.
+            verdict = GuardrailVerdict(name="kill-switch", passed=False, detail="engaged; no change made")
+            result = StepOutcome(action=step.action, outcome="blocked", detail=f"{verdict.name}: {verdict.detail}")
+        else:
+            try:
+                response = REGISTRY[step.action].apply(step, _Mutations(deps.streams))
+                result = StepOutcome(action=step.action, outcome="applied", detail=f"accepted by AWS: {response}")
+            except Exception as exc:  # noqa: BLE001 - the failure is audited and e-mailed, never retried blindly
+                result = StepOutcome(action=step.action, outcome="failed", detail=f"{type(exc).__name__}: {exc}")
+        results[step.action] = f"{result.outcome}: {result.detail}"
+        _audit(deps, trigger, now, mode=plan.mode, action=step.action, parameters=step.parameters,
+               outcome=result.outcome, reason=result.detail, plan=report)
+        steps.append(result)
+    outcomes = {s.outcome for s in steps}
+    status = "failed" if "failed" in outcomes else "applied" if "applied" in outcomes else "blocked"
+    deps.notifier.send(plan.stream, render.subject(plan, status), render.body(plan, status, results))
+    return Outcome(status=status, stream=plan.stream, symptom=plan.symptom,
+                   detail=plan.diagnosis.summary, steps=steps, plan=report)
+
+
+@dataclass(frozen=True)
+class _Mutations:
+    streams: StreamControl
