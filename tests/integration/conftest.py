@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
@@ -86,6 +87,56 @@ class AwsEnv:
         summary = self.client("kinesis").describe_stream_summary(StreamName=stream)
         return int(summary["StreamDescriptionSummary"]["OpenShardCount"])
 
+    # --- Added helpers ---------------------------------------------------------------------------------
+
+    def put_raw_policy(self, stream: str, value: str) -> None:
+        """Store any text as a stream's policy parameter (for policies that do not validate)."""
+        self.client("ssm").put_parameter(
+            Name=f"{self.policy_prefix}/{stream}", Value=value, Type="String", Overwrite=True
+        )
+
+    def delete_kill_switch(self) -> None:
+        self.client("ssm").delete_parameter(Name=self.kill_switch)
+
+    def seed_audit(
+        self, stream: str, at: datetime, outcome: str, *, action: str = "reshard",
+        parameters: dict[str, Any] | None = None,
+    ) -> None:
+        """Write an audit row in the product's own format (DynamoAuditLog.record)."""
+        from remediator.clients.audit import DynamoAuditLog
+
+        DynamoAuditLog(self.client("dynamodb"), self.audit_table).record(
+            {
+                "at": at,
+                "stream": stream,
+                "alarm_name": f"{PREFIX}{stream}-write-throttling",
+                "symptom": "write-throttling",
+                "mode": "enforce",
+                "action": action,
+                "outcome": outcome,
+                "reason": "seeded by the test",
+                "parameters": {"current_shards": 2, "target_shards": 4} if parameters is None else parameters,
+            }
+        )
+
+    def put_series(self, stream: str, metric: str, values_oldest_first: list[float]) -> datetime:
+        """One datapoint a minute, the newest a minute before `now` (truncated to the minute); returns now."""
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        count = len(values_oldest_first)
+        data = [
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": "StreamName", "Value": stream}],
+                "Timestamp": now - timedelta(minutes=count - index),
+                "Value": value,
+            }
+            for index, value in enumerate(values_oldest_first)
+        ]
+        cloudwatch = self.client("cloudwatch")
+        for start in range(0, len(data), 20):
+            cloudwatch.put_metric_data(Namespace="AWS/Kinesis", MetricData=data[start : start + 20])
+        return now
+
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
@@ -157,3 +208,77 @@ class FakeContext:
 @pytest.fixture
 def context() -> FakeContext:
     return FakeContext()
+
+
+# --- Added helpers (do not change the fixtures above) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    service: str
+    operation: str
+    params: dict[str, Any]
+
+
+class ApiRecorder:
+    """Every botocore API call made while recording, from any client (the handler's cached ones too)."""
+
+    def __init__(self) -> None:
+        self.calls: list[ApiCall] = []
+        self._active = False
+
+    @contextmanager
+    def recording(self) -> Iterator[ApiRecorder]:
+        self._active = True
+        try:
+            yield self
+        finally:
+            self._active = False
+
+    def note(self, service: str, operation: str, params: dict[str, Any]) -> None:
+        if self._active:
+            self.calls.append(ApiCall(service, operation, dict(params)))
+
+    def operations(self, service: str | None = None) -> list[str]:
+        return [c.operation for c in self.calls if service is None or c.service == service]
+
+    def params(self, service: str, operation: str) -> list[dict[str, Any]]:
+        return [c.params for c in self.calls if c.service == service and c.operation == operation]
+
+    def services(self) -> set[str]:
+        return {c.service for c in self.calls}
+
+    def kinesis_mutations(self) -> list[str]:
+        """Kinesis calls that are not reads (Describe*, List*, Get*)."""
+        return [op for op in self.operations("kinesis") if not op.startswith(("Describe", "List", "Get"))]
+
+
+@pytest.fixture
+def api_calls(monkeypatch: pytest.MonkeyPatch) -> ApiRecorder:
+    """Spy on BaseClient._make_api_call: sees every client, including those the handler caches."""
+    from botocore.client import BaseClient
+
+    recorder = ApiRecorder()
+    original = BaseClient._make_api_call
+
+    def spy(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        recorder.note(self.meta.service_model.service_name, operation_name, api_params)
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", spy)
+    return recorder
+
+
+@pytest.fixture
+def invoke(
+    handler: ModuleType, context: FakeContext, api_calls: ApiRecorder
+) -> Callable[[Any], dict[str, Any]]:
+    """handler.lambda_handler(event, context), with every AWS call it makes recorded in `api_calls`."""
+
+    def _invoke(event: Any) -> dict[str, Any]:
+        with api_calls.recording():
+            result: dict[str, Any] = handler.lambda_handler(event, context)
+        return result
+
+    return _invoke
+

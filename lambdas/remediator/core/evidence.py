@@ -9,6 +9,7 @@ from statistics import fmean
 from pydantic import BaseModel, ConfigDict
 
 from remediator.core import limits
+from remediator.core.grants import IamGrant
 
 
 class StreamState(BaseModel):
@@ -45,6 +46,20 @@ EVIDENCE_QUERIES: tuple[MetricQuery, ...] = (
     ITERATOR_AGE,
 )
 EVIDENCE_WINDOW_MINUTES = 15
+
+# IAM the evidence-gathering needs, in the registry's terms (the stack builds the role from these).
+READ_GRANTS = (
+    IamGrant(
+        actions=("kinesis:DescribeStreamSummary",),
+        scope="stream",
+        why="Stream status, mode, shard count and retention of the streams in the policies.",
+    ),
+    IamGrant(
+        actions=("cloudwatch:GetMetricData",),
+        scope="account",
+        why="The Service Authorization Reference lists no resource type for cloudwatch:GetMetricData.",
+    ),
+)
 
 
 class Evidence(BaseModel):

@@ -7,11 +7,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.core.evidence import Evidence
+from remediator.core.grants import IamGrant
 from remediator.core.history import ActionHistory
 from remediator.core.plan import GuardrailVerdict, PlannedStep
 
@@ -32,16 +33,6 @@ class ActionPolicy(BaseModel):
     daily_budget: int = Field(
         4, ge=0, le=100, description="Applied actions of this kind per stream per rolling 24 h."
     )
-
-
-@dataclass(frozen=True)
-class IamGrant:
-    """IAM actions an action needs. scope='stream': the policies' stream ARNs only. scope='account': '*',
-    used only where the Service Authorization Reference lists no resource type for the IAM action."""
-
-    actions: tuple[str, ...]
-    scope: Literal["stream", "account"]
-    why: str
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+# Kinesis Remediator. Every target bootstraps what it needs from the project's own files.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+# This machine's pip config names local mirrors that may not exist; their warnings are noise.
+QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CDK := node_modules/.bin/cdk
+# The Lambda runtime and architecture the layer is built for (stacks/constructs/remediator.py).
+LAMBDA_PYTHON := 3.14
+LAMBDA_PLATFORM := manylinux2014_aarch64
+LAYER := build/layer
+
+export CDK_DISABLE_CLI_TELEMETRY := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help bootstrap layer synth deploy destroy lint test test-fast demo validate clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@echo "==> Creating $(VENV) from requirements-dev.txt"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip $(QUIET_PIP)
+	@$(PY) -m pip install --quiet -r requirements-dev.txt $(QUIET_PIP)
+	@$(PY) -m pip install --quiet --no-deps -e . $(QUIET_PIP)
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@echo "==> Installing the pinned CDK CLI (package-lock.json)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(LAYER)/.installed: lambdas/requirements.txt $(VENV)/.installed
+	@echo "==> Building the Lambda layer for Python $(LAMBDA_PYTHON) on $(LAMBDA_PLATFORM)"
+	@rm -rf $(LAYER) && mkdir -p $(LAYER)/python
+	@$(PY) -m pip install --quiet --disable-pip-version-check --target $(LAYER)/python \
+		--platform $(LAMBDA_PLATFORM) --implementation cp --python-version $(LAMBDA_PYTHON) \
+		--only-binary=:all: --no-compile -r lambdas/requirements.txt $(QUIET_PIP)
+	@touch $@
+
+bootstrap: $(VENV)/.installed node_modules/.installed $(LAYER)/.installed ## Install everything (venv, CDK CLI, layer)
+
+layer: $(LAYER)/.installed ## Build the Lambda dependencies layer
+
+validate: $(VENV)/.installed ## Validate the policy files
+	@$(VENV)/bin/kinesis-remediator validate policies
+
+synth: bootstrap ## cdk synth, offline, with cdk-nag
+	@$(CDK) synth --quiet
+
+deploy: bootstrap ## cdk deploy into the account of your current AWS credentials
+	@$(CDK) deploy --require-approval broadening
+
+destroy: bootstrap ## cdk destroy (the audit table is retained)
+	@$(CDK) destroy
+
+lint: $(VENV)/.installed ## ruff and mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy
+
+test: bootstrap ## The whole test suite (unit, integration, infrastructure, e2e)
+	@$(PY) -m pytest -n 2 --dist loadgroup
+
+test-fast: $(VENV)/.installed ## Unit and integration tests only
+	@$(PY) -m pytest tests/unit tests/integration -q
+
+demo: bootstrap ## Deploy into a local AWS emulator and play two incidents
+	@$(PY) -m demo
+
+clean: ## Remove build outputs (keeps .venv and node_modules)
+	@rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache .demo

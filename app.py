@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""CDK entry point. Context: policyDir (default: policies), alarmPrefix, local (true for the emulator)."""
+
+import sys
+
+from aws_cdk import App
+
+from remediator.core.alarm import DEFAULT_ALARM_PREFIX
+from remediator.policy_files import PolicyValidationError
+from stacks.app_builder import LayerNotBuilt, build_app
+
+
+def main() -> None:
+    app = App()
+    policy_dir = app.node.try_get_context("policyDir") or "policies"
+    try:
+        build_app(
+            app,
+            [policy_dir],
+            alarm_prefix=app.node.try_get_context("alarmPrefix") or DEFAULT_ALARM_PREFIX,
+            local=str(app.node.try_get_context("local")).lower() == "true",
+        )
+    except PolicyValidationError as exc:
+        print(f"Invalid policy ({len(exc.errors)} error(s)):\n{exc}", file=sys.stderr)
+        sys.exit(1)
+    except LayerNotBuilt as exc:
+        print(str(exc), file=sys.stderr)
+        sys.exit(1)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

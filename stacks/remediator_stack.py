@@ -1,0 +1,51 @@
+"""The Kinesis Remediator stack: wires the constructs; holds no logic of its own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from remediator.policy_files import PolicySet
+from stacks.constructs.alarms import StreamAlarms
+from stacks.constructs.notifications import Notifications
+from stacks.constructs.remediator import Remediator
+from stacks.constructs.state import RemediatorState
+
+
+class KinesisRemediatorStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        policies: PolicySet,
+        alarm_prefix: str,
+        parameter_root: str,
+        layer_dir: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.state = RemediatorState(self, "State", policies=policies, parameter_root=parameter_root)
+        self.notifications = Notifications(self, "Notifications", policies=policies)
+        self.alarms = StreamAlarms(self, "Alarms", policies=policies, prefix=alarm_prefix)
+        self.remediator = Remediator(
+            self,
+            "Remediator",
+            policies=policies,
+            state=self.state,
+            notifications=self.notifications,
+            alarm_prefix=alarm_prefix,
+            layer_dir=layer_dir,
+        )
+        for name, value in {
+            "RemediatorFunctionName": self.remediator.function.function_name,
+            "NotificationTopicArn": self.notifications.topic.topic_arn,
+            "AuditTableName": self.state.audit_table.table_name,
+            "KillSwitchParameter": self.state.kill_switch.parameter_name,
+            "DeadLetterQueueUrl": self.remediator.dead_letter_queue.queue_url,
+            "AlarmStateChangeRule": self.remediator.rule.rule_name,
+        }.items():
+            CfnOutput(self, name, value=value)

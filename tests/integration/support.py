@@ -1,0 +1,62 @@
+"""Builders and readers shared by the integration tests (policies, alarm names, e-mails, audit rows)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.fakes import ACCOUNT, REGION
+
+PREFIX = "kinesis-remediator-"
+STREAM = "orders"
+ARN = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{STREAM}"
+WRITE_ALARM = f"{PREFIX}{STREAM}-write-throttling"
+AGE_ALARM = f"{PREFIX}{STREAM}-iterator-age"
+
+# 2 shards at 1.9 MB/s = 95 % of capacity: saturated; 1.9 / 0.6 -> 4 shards wanted (2x, allowed).
+SATURATED = {"bytes_per_second": 1_900_000, "records_per_second": 500, "throttled": 50}
+# 2 shards at 6 MB/s: 6 / 0.6 -> 10 shards wanted, far beyond one call's 2x.
+NEEDS_TEN = {"bytes_per_second": 6_000_000, "records_per_second": 500, "throttled": 50}
+# 2 shards at 0.2 MB/s = 10 % of capacity, yet throttled: a hot partition key.
+HOT_KEY = {"bytes_per_second": 200_000, "records_per_second": 100, "throttled": 40}
+
+GUARDRAIL_NAMES = [
+    "policy-enabled",
+    "stream-active",
+    "cooldown",
+    "daily-budget",
+    "provisioned-mode",
+    "aws-step-limit",
+    "aws-max-shards",
+    "policy-bounds",
+    "aws-daily-scalings",
+]
+
+
+def policy(name: str = STREAM, mode: str | None = None, **reshard: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {"name": name, "actions": {"reshard": {"max_shards": 16} | reshard}}
+    if mode is not None:
+        raw["mode"] = mode
+    return raw
+
+
+def update_command(target: int, arn: str = ARN) -> str:
+    return (
+        f"aws kinesis update-shard-count --stream-arn {arn} --target-shard-count {target} "
+        "--scaling-type UNIFORM_SCALING"
+    )
+
+
+def only(items: list[Any]) -> Any:
+    assert len(items) == 1, f"expected exactly one, got {len(items)}: {items}"
+    return items[0]
+
+
+def plan_of(row: dict[str, Any]) -> dict[str, Any]:
+    plan: dict[str, Any] = json.loads(row["plan"])
+    return plan
+
+
+def parameters_of(row: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = json.loads(row["parameters"])
+    return params

@@ -1,0 +1,167 @@
+"""Dry-run (the default mode): the plan is e-mailed and audited, and nothing in AWS changes."""
+
+from __future__ import annotations
+
+from tests.fakes import alarm_event
+from tests.integration.support import (
+    ARN,
+    GUARDRAIL_NAMES,
+    SATURATED,
+    STREAM,
+    WRITE_ALARM,
+    only,
+    parameters_of,
+    plan_of,
+    policy,
+    update_command,
+)
+
+
+def test_saturated_stream_in_dry_run_is_planned_emailed_and_audited_but_not_changed(aws, invoke, api_calls):
+    # Given a 2-shard stream at 95 % of its write capacity, under a policy with no mode (so dry-run)
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy())
+    aws.push_traffic(STREAM, **SATURATED)
+
+    # When its write-throttling alarm fires
+    result = invoke(alarm_event(WRITE_ALARM))
+
+    # Then the result is a dry-run of a 2 -> 4 reshard
+    assert result["status"] == "dry-run"
+    assert result["stream"] == STREAM
+    assert result["symptom"] == "write-throttling"
+    assert result["steps"] == [
+        {
+            "action": "reshard",
+            "outcome": "dry-run",
+            "detail": "peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity",
+        }
+    ]
+    assert result["plan"]["mode"] == "dry-run"
+    assert result["plan"]["diagnosis"]["cause"] == "shards-saturated"
+    # And nothing changed: no mutating Kinesis call was made, and the stream still has 2 shards
+    assert api_calls.kinesis_mutations() == []
+    assert "UpdateShardCount" not in api_calls.operations()
+    assert set(api_calls.operations("kinesis")) == {"DescribeStreamSummary"}
+    assert aws.shard_count(STREAM) == 2
+
+
+def test_dry_run_email_carries_alarm_figures_exact_command_and_guardrails(aws, invoke):
+    # Given a saturated stream in dry-run
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy())
+    aws.push_traffic(STREAM, **SATURATED)
+
+    # When the alarm fires
+    invoke(alarm_event(WRITE_ALARM))
+
+    # Then exactly one e-mail goes out, tagged with the stream for the subscription filters
+    email = only(aws.emails())
+    assert email["Subject"] == "[DRY-RUN] orders: reshard 2 -> 4 shards (producers throttled)"
+    assert email["MessageAttributes"]["stream"] == {"Type": "String", "Value": STREAM}
+    body = email["Message"]
+    lines = body.splitlines()
+    # And its body says nothing was changed, names the alarm, and shows the evidence
+    assert lines[0] == "Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do."
+    assert f"Alarm:     {WRITE_ALARM}" in lines
+    assert "Stream:    orders" in lines
+    assert "  The shards are saturated: writes peaked at 95% of the stream's capacity (saturated from 80%)." in lines
+    for figure in (
+        "  open shards                2",
+        "  peak write utilisation     95 %",
+        "  average write utilisation  95 %",
+        "  peak incoming bytes        1,900,000 B/s",
+        "  peak incoming records      500 records/s",
+        "  throttled writes           500 records",
+    ):
+        assert figure in lines
+    # And the exact CLI command a person could run
+    assert f"     Command: {update_command(4)}" in lines
+    assert "  1. reshard 2 -> 4 shards [allowed]" in lines
+    # And one line per guardrail, all passing
+    guardrail_lines = [line.strip() for line in lines if line.strip().startswith(("[pass]", "[STOP]"))]
+    assert [line.split(" ", 1)[1].split(":", 1)[0] for line in guardrail_lines] == GUARDRAIL_NAMES
+    assert all(line.startswith("[pass]") for line in guardrail_lines)
+    assert "       [pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4" in lines
+    assert "       [pass] daily-budget: 0 of 4 reshard actions used in the last 24 h" in lines
+    assert lines[-1] == (
+        "To let the remediator act on this stream, set `mode: enforce` for it in its policy file and redeploy."
+    )
+
+
+def test_dry_run_writes_one_audit_row_with_the_parameters(aws, invoke):
+    # Given a saturated stream in an explicitly dry-run policy
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy(mode="dry-run"))
+    aws.push_traffic(STREAM, **SATURATED)
+
+    # When the alarm fires
+    invoke(alarm_event(WRITE_ALARM))
+
+    # Then one audit row records the dry-run with the planned parameters and the whole plan
+    row = only(aws.audit_rows(STREAM))
+    assert row["outcome"] == "dry-run"
+    assert row["mode"] == "dry-run"
+    assert row["action"] == "reshard"
+    assert row["alarm_name"] == WRITE_ALARM
+    assert row["symptom"] == "write-throttling"
+    assert row["reason"] == "peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity"
+    assert parameters_of(row) == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
+    plan = plan_of(row)
+    assert plan["actions"][0]["cli_command"] == update_command(4)
+    assert plan["blocked"] == []
+
+
+def test_dry_run_step_blocked_by_a_guardrail_is_reported_as_blocked(aws, invoke, api_calls):
+    # Given a saturated stream already at its policy's max_shards
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy(max_shards=2))
+    aws.push_traffic(STREAM, **SATURATED)
+
+    # When the alarm fires
+    result = invoke(alarm_event(WRITE_ALARM))
+
+    # Then the dry-run reports the step as blocked, and still changes nothing
+    assert result["status"] == "blocked"
+    assert result["steps"][0]["outcome"] == "blocked"
+    assert result["steps"][0]["detail"] == "policy-bounds: already at 2 shards, the most the bounds allow"
+    assert only(aws.audit_rows(STREAM))["outcome"] == "blocked"
+    email = only(aws.emails())
+    assert email["Subject"] == "[DRY-RUN] orders: reshard 2 -> 2 shards (producers throttled)"
+    assert "  1. reshard 2 -> 2 shards [BLOCKED]" in email["Message"].splitlines()
+    assert api_calls.kinesis_mutations() == []
+    assert aws.shard_count(STREAM) == 2
+
+
+def test_dry_run_ignores_the_kill_switch_and_still_mails_the_plan(aws, invoke, api_calls):
+    # Given the kill switch is engaged and the stream is in dry-run
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy())
+    aws.push_traffic(STREAM, **SATURATED)
+    aws.set_kill_switch("on")
+
+    # When the alarm fires
+    result = invoke(alarm_event(WRITE_ALARM))
+
+    # Then the plan is still e-mailed (dry-run makes no call the kill switch could stop)
+    assert result["status"] == "dry-run"
+    assert only(aws.emails())["Subject"].startswith("[DRY-RUN] ")
+    assert api_calls.kinesis_mutations() == []
+
+
+def test_stream_name_with_hyphens_is_read_from_the_alarm_name(aws, invoke):
+    # Given a stream whose name contains hyphens, and a symptom-like word
+    name = "click-stream-eu"
+    aws.create_stream(name, 2)
+    aws.put_policy(policy(name=name))
+    aws.push_traffic(name, **SATURATED)
+
+    # When its alarm fires
+    result = invoke(alarm_event(f"kinesis-remediator-{name}-write-throttling", stream=name))
+
+    # Then the whole name is the stream
+    assert result["status"] == "dry-run"
+    assert result["stream"] == name
+    assert result["plan"]["actions"][0]["cli_command"] == update_command(
+        4, ARN.replace("stream/orders", f"stream/{name}")
+    )

@@ -1,0 +1,557 @@
+"""The policy model and the policy-file loader: strict, bounded, and every error names file, stream, field."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from remediator.core import limits
+from remediator.core.policy import Mode, PolicyDocument, StreamPolicy
+from remediator.policy_files import PolicyValidationError, load_policies, policy_paths
+
+MINIMAL_STREAM: dict[str, Any] = {"name": "orders", "actions": {"reshard": {"max_shards": 16}}}
+
+FULL_STREAM: dict[str, Any] = {
+    "name": "orders-eu.v2_1",
+    "mode": "enforce",
+    "notify": {"emails": ["oncall@example.com", "data.team+kinesis@example.co.uk"]},
+    "consumers": [{"function": "orders-reader"}, {"function": "audit_writer"}],
+    "detectors": {
+        "iterator_age": {
+            "enabled": False,
+            "evaluation_periods": 10,
+            "datapoints_to_alarm": 7,
+            "threshold_ms": 300_000,
+        },
+        "write_throttling": {"evaluation_periods": 3, "datapoints_to_alarm": 3, "threshold_records": 50},
+    },
+    "actions": {
+        "reshard": {
+            "enabled": True,
+            "cooldown_minutes": 60,
+            "daily_budget": 8,
+            "min_shards": 2,
+            "max_shards": 64,
+            "target_utilisation": 0.5,
+            "saturated_at": 0.75,
+        }
+    },
+}
+
+
+def document(*streams: dict[str, Any], **top: Any) -> dict[str, Any]:
+    return {"version": 1, "streams": [copy.deepcopy(s) for s in streams], **top}
+
+
+def stream(**changes: Any) -> dict[str, Any]:
+    """MINIMAL_STREAM with nested changes: stream(actions={"reshard": {...}}) merges one level down."""
+    raw = copy.deepcopy(MINIMAL_STREAM)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            for inner, inner_value in value.items():
+                if isinstance(inner_value, dict) and isinstance(raw[key].get(inner), dict):
+                    raw[key][inner] = {**raw[key][inner], **inner_value}
+                else:
+                    raw[key][inner] = inner_value
+        else:
+            raw[key] = value
+    return raw
+
+
+def errors(raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str, str]]:
+    """(location, type, message) of every validation error of a policy document."""
+    with pytest.raises(ValidationError) as caught:
+        PolicyDocument.model_validate(raw)
+    return [(e["loc"], e["type"], e["msg"]) for e in caught.value.errors()]
+
+
+def stream_errors(raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str, str]]:
+    """(location within the stream, type, message) of every validation error of one stream block.
+
+    Stream blocks are validated on their own here: in a document whose only stream is invalid, pydantic
+    adds a spurious 'streams: too_short' error (see the xfail in the loader tests)."""
+    with pytest.raises(ValidationError) as caught:
+        StreamPolicy.model_validate(raw)
+    return [(e["loc"], e["type"], e["msg"]) for e in caught.value.errors()]
+
+
+# Valid documents -----------------------------------------------------------------------------------
+def test_minimal_document_gets_safe_defaults() -> None:
+    # Given a stream with only a name and a reshard maximum
+    doc = PolicyDocument.model_validate(document(MINIMAL_STREAM))
+    # Then it is valid, starts in dry-run, and every default is the documented one
+    (only,) = doc.streams
+    assert only.name == "orders"
+    assert only.mode is Mode.DRY_RUN
+    assert only.mode.value == "dry-run"
+    assert only.notify.emails == ()
+    assert only.consumers == ()
+    ia, wt = only.detectors.iterator_age, only.detectors.write_throttling
+    assert (ia.enabled, ia.evaluation_periods, ia.datapoints_to_alarm, ia.threshold_ms) == (True, 5, 3, 60_000)
+    assert (wt.enabled, wt.evaluation_periods, wt.datapoints_to_alarm, wt.threshold_records) == (True, 5, 2, 1)
+    r = only.actions.reshard
+    assert (r.enabled, r.cooldown_minutes, r.daily_budget) == (True, 30, 4)
+    assert (r.min_shards, r.max_shards, r.target_utilisation, r.saturated_at) == (1, 16, 0.6, 0.8)
+
+
+def test_full_document_keeps_every_value() -> None:
+    doc = PolicyDocument.model_validate(document(FULL_STREAM, MINIMAL_STREAM))
+    full, minimal = doc.streams
+    assert full.name == "orders-eu.v2_1"
+    assert full.mode is Mode.ENFORCE
+    assert full.notify.emails == ("oncall@example.com", "data.team+kinesis@example.co.uk")
+    assert [c.function for c in full.consumers] == ["orders-reader", "audit_writer"]
+    ia, wt = full.detectors.iterator_age, full.detectors.write_throttling
+    assert (ia.enabled, ia.evaluation_periods, ia.datapoints_to_alarm, ia.threshold_ms) == (False, 10, 7, 300_000)
+    assert (wt.evaluation_periods, wt.datapoints_to_alarm, wt.threshold_records) == (3, 3, 50)
+    r = full.actions.reshard
+    assert (r.cooldown_minutes, r.daily_budget, r.min_shards, r.max_shards) == (60, 8, 2, 64)
+    assert (r.target_utilisation, r.saturated_at) == (0.5, 0.75)
+    assert minimal.mode is Mode.DRY_RUN
+
+
+def test_policy_model_is_frozen() -> None:
+    p = StreamPolicy.model_validate(MINIMAL_STREAM)
+    with pytest.raises(ValidationError, match="frozen"):
+        p.mode = Mode.ENFORCE  # type: ignore[misc]
+
+
+# Strictness ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "loc"),
+    [
+        pytest.param(stream(owner="me"), ("owner",), id="stream level"),
+        pytest.param(
+            stream(actions={"reshard": {"max_shard": 4}}),
+            ("actions", "reshard", "max_shard"),
+            id="actions.reshard (typo)",
+        ),
+        pytest.param(
+            stream(actions={"retention": {"enabled": True}}),
+            ("actions", "retention"),
+            id="unregistered action",
+        ),
+        pytest.param(
+            stream(detectors={"iterator_age": {"threshold": 5}}),
+            ("detectors", "iterator_age", "threshold"),
+            id="detectors.iterator_age",
+        ),
+        pytest.param(
+            stream(notify={"emails": [], "sms": ["+100"]}),
+            ("notify", "sms"),
+            id="notify",
+        ),
+        pytest.param(
+            stream(consumers=[{"function": "f", "batch": 10}]),
+            ("consumers", 0, "batch"),
+            id="consumers[0]",
+        ),
+    ],
+)
+def test_unknown_keys_in_a_stream_are_rejected(raw: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    assert stream_errors(raw) == [(loc, "extra_forbidden", "Extra inputs are not permitted")]
+
+
+def test_unknown_top_level_key_is_rejected() -> None:
+    assert errors(document(MINIMAL_STREAM, owner="me")) == [
+        (("owner",), "extra_forbidden", "Extra inputs are not permitted")
+    ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("*", id="wildcard"),
+        pytest.param("orders*", id="trailing wildcard"),
+        pytest.param("", id="empty"),
+        pytest.param(" orders", id="leading space"),
+        pytest.param("orders/eu", id="slash"),
+        pytest.param("a" * 129, id="129 chars"),
+    ],
+)
+def test_invalid_stream_names_are_rejected(name: str) -> None:
+    assert stream_errors(stream(name=name)) == [
+        (
+            ("name",),
+            "string_pattern_mismatch",
+            "String should match pattern '^[a-zA-Z0-9_.-]{1,128}$'",
+        )
+    ]
+
+
+@pytest.mark.parametrize("name", ["a", "orders-eu.v2_1", "a" * 128], ids=["one char", "all classes", "128"])
+def test_valid_stream_names_are_accepted(name: str) -> None:
+    assert PolicyDocument.model_validate(document(stream(name=name))).streams[0].name == name
+
+
+def test_empty_stream_list_is_rejected() -> None:
+    # An empty list never means "all streams"
+    assert errors(document()) == [
+        (("streams",), "too_short", "Tuple should have at least 1 item after validation, not 0")
+    ]
+
+
+def test_missing_stream_list_is_rejected() -> None:
+    assert errors({"version": 1}) == [(("streams",), "missing", "Field required")]
+
+
+def test_unknown_version_is_rejected() -> None:
+    assert errors({"version": 2, "streams": [MINIMAL_STREAM]}) == [(("version",), "literal_error", "Input should be 1")]
+
+
+def test_duplicate_stream_in_one_document_is_rejected() -> None:
+    assert errors(document(MINIMAL_STREAM, stream(mode="enforce"))) == [
+        ((), "value_error", "Value error, stream 'orders' is listed twice")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "loc"),
+    [
+        pytest.param({"name": "orders", "actions": {"reshard": {"min_shards": 2}}}, ("actions", "reshard", "max_shards")),
+        pytest.param({"name": "orders"}, ("actions",)),
+        pytest.param({"name": "orders", "actions": {}}, ("actions", "reshard")),
+    ],
+    ids=["max_shards", "actions block", "reshard block"],
+)
+def test_reshard_bounds_are_required(raw: dict[str, Any], loc: tuple[Any, ...]) -> None:
+    assert stream_errors(raw) == [(loc, "missing", "Field required")]
+
+
+RESHARD = ("actions", "reshard")
+
+
+@pytest.mark.parametrize(
+    ("reshard", "loc", "kind", "message"),
+    [
+        pytest.param(
+            {"min_shards": 5, "max_shards": 4},
+            RESHARD,
+            "value_error",
+            "Value error, min_shards (5) is above max_shards (4)",
+            id="min above max",
+        ),
+        pytest.param(
+            {"target_utilisation": 0.8},
+            RESHARD,
+            "value_error",
+            "Value error, target_utilisation (0.8) must be below saturated_at (0.8), "
+            "or a reshard would leave the stream saturated",
+            id="target equals saturated_at",
+        ),
+        pytest.param(
+            {"target_utilisation": 0.7, "saturated_at": 0.5},
+            RESHARD,
+            "value_error",
+            "Value error, target_utilisation (0.7) must be below saturated_at (0.5), "
+            "or a reshard would leave the stream saturated",
+            id="target above saturated_at",
+        ),
+        pytest.param(
+            {"daily_budget": 9},
+            (*RESHARD, "daily_budget"),
+            "less_than_equal",
+            "Input should be less than or equal to 8",
+            id="daily_budget 9 above AWS 10 minus reserve 2",
+        ),
+        pytest.param(
+            {"daily_budget": -1},
+            (*RESHARD, "daily_budget"),
+            "greater_than_equal",
+            "Input should be greater than or equal to 0",
+            id="negative daily_budget",
+        ),
+        pytest.param(
+            {"max_shards": 10_001},
+            (*RESHARD, "max_shards"),
+            "less_than_equal",
+            "Input should be less than or equal to 10000",
+            id="max_shards above AWS cap",
+        ),
+        pytest.param(
+            {"min_shards": 0},
+            (*RESHARD, "min_shards"),
+            "greater_than_equal",
+            "Input should be greater than or equal to 1",
+            id="min_shards 0",
+        ),
+        pytest.param(
+            {"cooldown_minutes": 0},
+            (*RESHARD, "cooldown_minutes"),
+            "greater_than_equal",
+            "Input should be greater than or equal to 1",
+            id="cooldown 0",
+        ),
+    ],
+)
+def test_reshard_policy_bounds(reshard: dict[str, Any], loc: tuple[Any, ...], kind: str, message: str) -> None:
+    assert stream_errors(stream(actions={"reshard": reshard})) == [(loc, kind, message)]
+
+
+def test_daily_budget_ceiling_is_accepted() -> None:
+    raw = stream(actions={"reshard": {"daily_budget": limits.MAX_POLICY_DAILY_BUDGET}})
+    assert StreamPolicy.model_validate(raw).actions.reshard.daily_budget == 8
+
+
+@pytest.mark.parametrize(
+    ("detectors", "loc", "message"),
+    [
+        pytest.param(
+            {"iterator_age": {"evaluation_periods": 2}},
+            ("detectors", "iterator_age"),
+            "Value error, datapoints_to_alarm (3) exceeds evaluation_periods (2)",
+            id="iterator_age: default 3 datapoints over 2 periods",
+        ),
+        pytest.param(
+            {"write_throttling": {"evaluation_periods": 3, "datapoints_to_alarm": 4}},
+            ("detectors", "write_throttling"),
+            "Value error, datapoints_to_alarm (4) exceeds evaluation_periods (3)",
+            id="write_throttling: 4 over 3",
+        ),
+    ],
+)
+def test_datapoints_cannot_exceed_evaluation_periods(
+    detectors: dict[str, Any], loc: tuple[Any, ...], message: str
+) -> None:
+    assert stream_errors(stream(detectors=detectors)) == [(loc, "value_error", message)]
+
+
+def test_datapoints_equal_to_evaluation_periods_is_accepted() -> None:
+    raw = stream(detectors={"write_throttling": {"evaluation_periods": 1, "datapoints_to_alarm": 1}})
+    wt = StreamPolicy.model_validate(raw).detectors.write_throttling
+    assert (wt.evaluation_periods, wt.datapoints_to_alarm) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        pytest.param("oncall", id="no at"),
+        pytest.param("oncall@example", id="no dot in domain"),
+        pytest.param("on call@example.com", id="space"),
+        pytest.param("a@b@example.com", id="two ats"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_bad_email_is_rejected(email: str) -> None:
+    assert stream_errors(stream(notify={"emails": [email]})) == [
+        (
+            ("notify", "emails", 0),
+            "string_pattern_mismatch",
+            r"String should match pattern '^[^@\s]+@[^@\s]+\.[^@\s]+$'",
+        )
+    ]
+
+
+def test_bad_consumer_function_name_is_rejected() -> None:
+    assert [e[:2] for e in stream_errors(stream(consumers=[{"function": "bad fn"}]))] == [
+        (("consumers", 0, "function"), "string_pattern_mismatch")
+    ]
+
+
+# policy_files.load_policies ------------------------------------------------------------------------
+VALID_YAML = """\
+version: 1
+streams:
+  - name: {name}
+    actions:
+      reshard:
+        max_shards: 8
+"""
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    path = directory / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_errors(*paths: str | Path) -> list[str]:
+    with pytest.raises(PolicyValidationError) as caught:
+        load_policies(paths)
+    # The exception's message is every error, one per line, in the same order.
+    assert str(caught.value) == "\n".join(str(e) for e in caught.value.errors)
+    return [str(e) for e in caught.value.errors]
+
+
+def test_load_valid_files(tmp_path: Path) -> None:
+    a = write(tmp_path, "a.yaml", VALID_YAML.format(name="orders"))
+    b = write(tmp_path, "b.yml", VALID_YAML.format(name="payments"))
+    policies = load_policies([a, b])
+    assert sorted(policies.streams) == ["orders", "payments"]
+    assert dict(policies.sources) == {"orders": str(a), "payments": str(b)}
+    orders = policies.get("orders")
+    assert orders is not None
+    assert orders.actions.reshard.max_shards == 8
+    assert policies.get("unknown") is None
+
+
+# A second, valid stream keeps these files to the one error under test (see the xfail below).
+VALID_SECOND = "  - name: payments\n    actions: {reshard: {max_shards: 4}}\n"
+
+
+@pytest.mark.parametrize(
+    ("stream_yaml", "expected"),
+    [
+        pytest.param(
+            "  - name: orders\n    actions: {reshard: {min_shards: 2}}\n",
+            "stream 'orders': actions.reshard.max_shards: Field required",
+            id="missing max_shards",
+        ),
+        pytest.param(
+            "  - name: orders\n    actions: {reshard: {max_shards: 4, min_shards: 0}}\n",
+            "stream 'orders': actions.reshard.min_shards: Input should be greater than or equal to 1 (got 0)",
+            id="range error shows the input",
+        ),
+        pytest.param(
+            "  - name: orders\n    actions: {reshard: {max_shards: 4, min_shards: 5}}\n",
+            "stream 'orders': actions.reshard: min_shards (5) is above max_shards (4)",
+            id="cross-field error without 'Value error,' prefix",
+        ),
+        pytest.param(
+            "  - name: orders\n    actions: {reshard: {max_shards: 4, daily_budget: 9}}\n",
+            "stream 'orders': actions.reshard.daily_budget: Input should be less than or equal to 8 (got 9)",
+            id="daily budget above 8",
+        ),
+        pytest.param(
+            "  - name: orders\n    mode: yolo\n    actions: {reshard: {max_shards: 4}}\n",
+            "stream 'orders': mode: Input should be 'dry-run' or 'enforce' (got 'yolo')",
+            id="unknown mode",
+        ),
+        pytest.param(
+            "  - name: orders\n    detectors: {write_throttling: {thresold: 3}}\n"
+            "    actions: {reshard: {max_shards: 4}}\n",
+            "stream 'orders': detectors.write_throttling.thresold: Extra inputs are not permitted",
+            id="unknown nested key",
+        ),
+        pytest.param(
+            "  - name: '*'\n    actions: {reshard: {max_shards: 4}}\n",
+            "stream '*': name: String should match pattern '^[a-zA-Z0-9_.-]{1,128}$' (got '*')",
+            id="wildcard name",
+        ),
+        pytest.param(
+            "  - actions: {reshard: {max_shards: 4}}\n",
+            "stream '#1': name: Field required",
+            id="no name -> index label",
+        ),
+    ],
+)
+def test_load_error_names_file_stream_and_field(tmp_path: Path, stream_yaml: str, expected: str) -> None:
+    path = write(tmp_path, "orders.yaml", "version: 1\nstreams:\n" + stream_yaml + VALID_SECOND)
+    assert load_errors(path) == [f"{path}: {expected}"]
+
+
+def test_stream_without_name_is_labelled_by_its_position(tmp_path: Path) -> None:
+    # Given a file whose second stream has no name
+    path = write(
+        tmp_path,
+        "p.yaml",
+        "version: 1\nstreams:\n"
+        "  - {name: orders, actions: {reshard: {max_shards: 4}}}\n"
+        "  - {actions: {reshard: {max_shards: 0}}}\n",
+    )
+    # Then its errors are labelled '#2' (1-based)
+    assert load_errors(path) == [
+        f"{path}: stream '#2': name: Field required",
+        f"{path}: stream '#2': actions.reshard.max_shards: Input should be greater than or equal to 1 (got 0)",
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a file whose only stream is invalid also gets a spurious "
+    "'streams: Tuple should have at least 1 item after validation, not 0' (pydantic's min_length "
+    "counts only the items that validated)",
+)
+def test_single_invalid_stream_reports_only_its_own_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "orders.yaml", "version: 1\nstreams:\n  - {name: orders, actions: {reshard: {}}}\n")
+    assert load_errors(path) == [f"{path}: stream 'orders': actions.reshard.max_shards: Field required"]
+
+
+def test_all_errors_across_files_are_reported_at_once(tmp_path: Path) -> None:
+    # Given three broken files (and one good one) in one call
+    a = write(
+        tmp_path,
+        "a.yaml",
+        "version: 1\nstreams:\n  - {name: orders, actions: {reshard: {max_shards: 4, saturated_at: 2}}}\n"
+        + VALID_SECOND,
+    )
+    good = write(tmp_path, "good.yaml", VALID_YAML.format(name="clicks"))
+    b = write(tmp_path, "b.yaml", "version: 1\nstreams:\n  - {name: pay, actions: {reshard: {max_shards: 4}}}\nx: 1\n")
+    missing = tmp_path / "missing.yaml"
+    # When they are loaded together
+    # Then every error of every file is reported, in order, file by file
+    assert load_errors(a, good, b, missing) == [
+        f"{a}: stream 'orders': actions.reshard.saturated_at: Input should be less than or equal to 1 (got 2)",
+        f"{b}: x: Extra inputs are not permitted",
+        f"{missing}: no such policy file",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "version: 1\nstreams:\n  - name: orders\n   actions: x\n",
+            "not valid YAML at line 4, column 4: expected <block end>, but found '<block mapping start>'",
+            id="bad indentation on line 4",
+        ),
+        pytest.param(
+            "version: 1\n\tstreams: []\n",
+            "not valid YAML at line 2, column 1: found character '\\t' that cannot start any token",
+            id="tab on line 2",
+        ),
+    ],
+)
+def test_yaml_syntax_error_reports_line(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, "broken.yaml", text)
+    assert load_errors(path) == [f"{path}: {expected}"]
+
+
+@pytest.mark.parametrize(
+    "text", [pytest.param("", id="empty file"), pytest.param("- 1\n", id="list"), pytest.param("7\n", id="scalar")]
+)
+def test_document_that_is_not_a_mapping(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, "odd.yaml", text)
+    assert load_errors(path) == [f"{path}: expected a mapping with 'version' and 'streams'"]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yaml"
+    assert load_errors(path) == [f"{path}: no such policy file"]
+
+
+def test_directory_expands_to_yaml_and_yml_files(tmp_path: Path) -> None:
+    # Given a directory with policies (.yaml, .yml) and other things
+    b = write(tmp_path, "b.yml", VALID_YAML.format(name="payments"))
+    a = write(tmp_path, "a.yaml", VALID_YAML.format(name="orders"))
+    write(tmp_path, "notes.txt", "not a policy")
+    write(tmp_path, "README.md", "# policies")
+    (tmp_path / "sub.yaml").mkdir()  # a directory named like a policy is not a file
+    # When the directory is expanded and loaded
+    # Then only the policy files are read, sorted by name
+    assert policy_paths([tmp_path]) == [a, b]
+    policies = load_policies([tmp_path])
+    assert dict(policies.sources) == {"orders": str(a), "payments": str(b)}
+
+
+def test_empty_directory_has_no_policies(tmp_path: Path) -> None:
+    assert load_errors(tmp_path) == [f"{tmp_path}: no policy files found"]
+
+
+def test_no_paths_at_all() -> None:
+    assert load_errors() == ["(none): no policy files found"]
+
+
+def test_duplicate_stream_across_files_names_both(tmp_path: Path) -> None:
+    first = write(tmp_path, "a.yaml", VALID_YAML.format(name="orders"))
+    second = write(tmp_path, "b.yaml", VALID_YAML.format(name="orders"))
+    assert load_errors(first, second) == [f"{second}: stream 'orders': name: also defined in {first}"]
+
+
+def test_duplicate_stream_in_one_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.yaml", VALID_YAML.format(name="orders") + VALID_SECOND.replace("payments", "orders"))
+    assert load_errors(path) == [f"{path}: stream 'orders' is listed twice"]
