@@ -75,7 +75,11 @@ def _stream_label(raw: Any, index: int) -> str:
 
 def _errors_from_validation(file: str, raw: Any, error: ValidationError) -> list[PolicyError]:
     errors = []
-    for item in error.errors():
+    items = error.errors()
+    stream_level = any(len(i["loc"]) >= 2 and i["loc"][0] == "streams" for i in items)
+    for item in items:
+        if stream_level and tuple(item["loc"]) == ("streams",) and item["type"] == "too_short":
+            continue  # pydantic's echo of the invalid entries above, not a separate problem
         loc = list(item["loc"])
         stream = None
         if len(loc) >= 2 and loc[0] == "streams" and isinstance(loc[1], int):

@@ -5,10 +5,11 @@ Strict on purpose: unknown keys are rejected, ranges are checked, and nothing me
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from remediator.core import limits
 from remediator.core.actions import REGISTRY, ReshardPolicy
@@ -23,8 +24,20 @@ class Mode(StrEnum):
     ENFORCE = "enforce"
 
 
-# Kinesis stream names: 1-128 of [a-zA-Z0-9_.-]. A '*' can never match, so no wildcard slips through.
-StreamName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.-]{1,128}$")]
+_STREAM_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
+
+
+def _stream_name(value: str) -> str:
+    # A wildcard or an empty name must never widen the remediator's reach to "all streams".
+    if not _STREAM_NAME.fullmatch(value):
+        raise ValueError(
+            f"'{value}' is not a Kinesis stream name: use 1-128 letters, digits, '_', '.' or '-' "
+            "(one stream per entry; wildcards are not allowed)"
+        )
+    return value
+
+
+StreamName = Annotated[str, AfterValidator(_stream_name)]
 FunctionName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9-_]{1,64}$")]
 EmailAddress = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 

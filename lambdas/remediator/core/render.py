@@ -28,15 +28,26 @@ def figures_table(plan: Plan) -> list[str]:
 
 
 def body(plan: Plan, outcome: str, results: dict[str, str] | None = None) -> str:
-    symptom = SYMPTOMS[plan.symptom]
-    lines = []
+    """The e-mail: what happened (or would have), then the plan itself."""
     if plan.mode == "dry-run":
-        lines += ["Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do.", ""]
+        preamble = "Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do."
     else:
-        lines += [f"Kinesis Remediator, ENFORCE: {outcome}.", ""]
-    lines += [
+        preamble = f"Kinesis Remediator, ENFORCE: {outcome}."
+    text = f"{preamble}\n\n{plan_text(plan, results)}"
+    if plan.mode == "dry-run":
+        text += (
+            "\nTo let the remediator act on this stream, set `mode: enforce` for it in its policy file "
+            "and redeploy."
+        )
+    return text
+
+
+def plan_text(plan: Plan, results: dict[str, str] | None = None) -> str:
+    """The plan as people read it: alarm, diagnosis, evidence table, steps with guardrails, advice."""
+    symptom = SYMPTOMS[plan.symptom]
+    lines = [
         f"Alarm:     {plan.alarm_name}",
-        f"Stream:    {plan.stream}",
+        f"Stream:    {plan.stream} (mode: {plan.mode})",
         f"Symptom:   {symptom.title} ({plan.symptom})",
         f"           {symptom.meaning}",
         f"Time:      {plan.created_at:%Y-%m-%d %H:%M:%S} UTC",
@@ -71,9 +82,4 @@ def body(plan: Plan, outcome: str, results: dict[str, str] | None = None) -> str
             if advice.cli_command:
                 lines.append(f"      {advice.cli_command}")
         lines.append("")
-    if plan.mode == "dry-run":
-        lines.append(
-            "To let the remediator act on this stream, set `mode: enforce` for it in its policy file "
-            "and redeploy."
-        )
     return "\n".join(lines)
