@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-
 from remediator.core import limits
 from remediator.core.policy import Mode, PolicyDocument, StreamPolicy
 from remediator.policy_files import PolicyValidationError, load_policies, policy_paths
@@ -73,7 +72,7 @@ def stream_errors(raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str, str]]
     """(location within the stream, type, message) of every validation error of one stream block.
 
     Stream blocks are validated on their own here: in a document whose only stream is invalid, pydantic
-    adds a spurious 'streams: too_short' error (see the xfail in the loader tests)."""
+    adds an echo 'streams: too_short' error (the loader drops it; see its tests)."""
     with pytest.raises(ValidationError) as caught:
         StreamPolicy.model_validate(raw)
     return [(e["loc"], e["type"], e["msg"]) for e in caught.value.errors()]
@@ -91,8 +90,18 @@ def test_minimal_document_gets_safe_defaults() -> None:
     assert only.notify.emails == ()
     assert only.consumers == ()
     ia, wt = only.detectors.iterator_age, only.detectors.write_throttling
-    assert (ia.enabled, ia.evaluation_periods, ia.datapoints_to_alarm, ia.threshold_ms) == (True, 5, 3, 60_000)
-    assert (wt.enabled, wt.evaluation_periods, wt.datapoints_to_alarm, wt.threshold_records) == (True, 5, 2, 1)
+    assert (ia.enabled, ia.evaluation_periods, ia.datapoints_to_alarm, ia.threshold_ms) == (
+        True,
+        5,
+        3,
+        60_000,
+    )
+    assert (wt.enabled, wt.evaluation_periods, wt.datapoints_to_alarm, wt.threshold_records) == (
+        True,
+        5,
+        2,
+        1,
+    )
     r = only.actions.reshard
     assert (r.enabled, r.cooldown_minutes, r.daily_budget) == (True, 30, 4)
     assert (r.min_shards, r.max_shards, r.target_utilisation, r.saturated_at) == (1, 16, 0.6, 0.8)
@@ -106,7 +115,12 @@ def test_full_document_keeps_every_value() -> None:
     assert full.notify.emails == ("oncall@example.com", "data.team+kinesis@example.co.uk")
     assert [c.function for c in full.consumers] == ["orders-reader", "audit_writer"]
     ia, wt = full.detectors.iterator_age, full.detectors.write_throttling
-    assert (ia.enabled, ia.evaluation_periods, ia.datapoints_to_alarm, ia.threshold_ms) == (False, 10, 7, 300_000)
+    assert (ia.enabled, ia.evaluation_periods, ia.datapoints_to_alarm, ia.threshold_ms) == (
+        False,
+        10,
+        7,
+        300_000,
+    )
     assert (wt.evaluation_periods, wt.datapoints_to_alarm, wt.threshold_records) == (3, 3, 50)
     r = full.actions.reshard
     assert (r.cooldown_minutes, r.daily_budget, r.min_shards, r.max_shards) == (60, 8, 2, 64)
@@ -177,9 +191,16 @@ def test_invalid_stream_names_are_rejected(name: str) -> None:
     assert stream_errors(stream(name=name)) == [
         (
             ("name",),
-            "string_pattern_mismatch",
-            "String should match pattern '^[a-zA-Z0-9_.-]{1,128}$'",
+            "value_error",
+            f"Value error, '{name}' is not a Kinesis stream name: use 1-128 letters, digits, '_', '.' or '-' "
+            "(one stream per entry; wildcards are not allowed)",
         )
+    ]
+
+
+def test_non_string_stream_name_is_rejected() -> None:
+    assert stream_errors(stream(name=["orders", "payments"])) == [
+        (("name",), "string_type", "Input should be a valid string")
     ]
 
 
@@ -200,7 +221,9 @@ def test_missing_stream_list_is_rejected() -> None:
 
 
 def test_unknown_version_is_rejected() -> None:
-    assert errors({"version": 2, "streams": [MINIMAL_STREAM]}) == [(("version",), "literal_error", "Input should be 1")]
+    assert errors({"version": 2, "streams": [MINIMAL_STREAM]}) == [
+        (("version",), "literal_error", "Input should be 1")
+    ]
 
 
 def test_duplicate_stream_in_one_document_is_rejected() -> None:
@@ -212,7 +235,10 @@ def test_duplicate_stream_in_one_document_is_rejected() -> None:
 @pytest.mark.parametrize(
     ("raw", "loc"),
     [
-        pytest.param({"name": "orders", "actions": {"reshard": {"min_shards": 2}}}, ("actions", "reshard", "max_shards")),
+        pytest.param(
+            {"name": "orders", "actions": {"reshard": {"min_shards": 2}}},
+            ("actions", "reshard", "max_shards"),
+        ),
         pytest.param({"name": "orders"}, ("actions",)),
         pytest.param({"name": "orders", "actions": {}}, ("actions", "reshard")),
     ],
@@ -288,7 +314,9 @@ RESHARD = ("actions", "reshard")
         ),
     ],
 )
-def test_reshard_policy_bounds(reshard: dict[str, Any], loc: tuple[Any, ...], kind: str, message: str) -> None:
+def test_reshard_policy_bounds(
+    reshard: dict[str, Any], loc: tuple[Any, ...], kind: str, message: str
+) -> None:
     assert stream_errors(stream(actions={"reshard": reshard})) == [(loc, kind, message)]
 
 
@@ -389,7 +417,7 @@ def test_load_valid_files(tmp_path: Path) -> None:
     assert policies.get("unknown") is None
 
 
-# A second, valid stream keeps these files to the one error under test (see the xfail below).
+# A second, valid stream keeps each file to the one error under test.
 VALID_SECOND = "  - name: payments\n    actions: {reshard: {max_shards: 4}}\n"
 
 
@@ -429,8 +457,15 @@ VALID_SECOND = "  - name: payments\n    actions: {reshard: {max_shards: 4}}\n"
         ),
         pytest.param(
             "  - name: '*'\n    actions: {reshard: {max_shards: 4}}\n",
-            "stream '*': name: String should match pattern '^[a-zA-Z0-9_.-]{1,128}$' (got '*')",
+            "stream '*': name: '*' is not a Kinesis stream name: use 1-128 letters, digits, '_', '.' or '-' "
+            "(one stream per entry; wildcards are not allowed)",
             id="wildcard name",
+        ),
+        pytest.param(
+            "  - name: ''\n    actions: {reshard: {max_shards: 4}}\n",
+            "stream '#1': name: '' is not a Kinesis stream name: use 1-128 letters, digits, '_', '.' or '-' "
+            "(one stream per entry; wildcards are not allowed)",
+            id="empty name -> index label",
         ),
         pytest.param(
             "  - actions: {reshard: {max_shards: 4}}\n",
@@ -456,18 +491,18 @@ def test_stream_without_name_is_labelled_by_its_position(tmp_path: Path) -> None
     # Then its errors are labelled '#2' (1-based)
     assert load_errors(path) == [
         f"{path}: stream '#2': name: Field required",
-        f"{path}: stream '#2': actions.reshard.max_shards: Input should be greater than or equal to 1 (got 0)",
+        f"{path}: stream '#2': actions.reshard.max_shards: "
+        "Input should be greater than or equal to 1 (got 0)",
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a file whose only stream is invalid also gets a spurious "
-    "'streams: Tuple should have at least 1 item after validation, not 0' (pydantic's min_length "
-    "counts only the items that validated)",
-)
 def test_single_invalid_stream_reports_only_its_own_error(tmp_path: Path) -> None:
-    path = write(tmp_path, "orders.yaml", "version: 1\nstreams:\n  - {name: orders, actions: {reshard: {}}}\n")
+    # Given a file whose only stream is invalid
+    # Then only that stream's error is reported, not pydantic's echo "streams: Tuple should have at
+    # least 1 item after validation, not 0" (the items that failed do not count towards min_length)
+    path = write(
+        tmp_path, "orders.yaml", "version: 1\nstreams:\n  - {name: orders, actions: {reshard: {}}}\n"
+    )
     assert load_errors(path) == [f"{path}: stream 'orders': actions.reshard.max_shards: Field required"]
 
 
@@ -480,12 +515,17 @@ def test_all_errors_across_files_are_reported_at_once(tmp_path: Path) -> None:
         + VALID_SECOND,
     )
     good = write(tmp_path, "good.yaml", VALID_YAML.format(name="clicks"))
-    b = write(tmp_path, "b.yaml", "version: 1\nstreams:\n  - {name: pay, actions: {reshard: {max_shards: 4}}}\nx: 1\n")
+    b = write(
+        tmp_path,
+        "b.yaml",
+        "version: 1\nstreams:\n  - {name: pay, actions: {reshard: {max_shards: 4}}}\nx: 1\n",
+    )
     missing = tmp_path / "missing.yaml"
     # When they are loaded together
     # Then every error of every file is reported, in order, file by file
     assert load_errors(a, good, b, missing) == [
-        f"{a}: stream 'orders': actions.reshard.saturated_at: Input should be less than or equal to 1 (got 2)",
+        f"{a}: stream 'orders': actions.reshard.saturated_at: "
+        "Input should be less than or equal to 1 (got 2)",
         f"{b}: x: Extra inputs are not permitted",
         f"{missing}: no such policy file",
     ]
@@ -512,7 +552,8 @@ def test_yaml_syntax_error_reports_line(tmp_path: Path, text: str, expected: str
 
 
 @pytest.mark.parametrize(
-    "text", [pytest.param("", id="empty file"), pytest.param("- 1\n", id="list"), pytest.param("7\n", id="scalar")]
+    "text",
+    [pytest.param("", id="empty file"), pytest.param("- 1\n", id="list"), pytest.param("7\n", id="scalar")],
 )
 def test_document_that_is_not_a_mapping(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, "odd.yaml", text)
@@ -553,5 +594,7 @@ def test_duplicate_stream_across_files_names_both(tmp_path: Path) -> None:
 
 
 def test_duplicate_stream_in_one_file(tmp_path: Path) -> None:
-    path = write(tmp_path, "a.yaml", VALID_YAML.format(name="orders") + VALID_SECOND.replace("payments", "orders"))
+    path = write(
+        tmp_path, "a.yaml", VALID_YAML.format(name="orders") + VALID_SECOND.replace("payments", "orders")
+    )
     assert load_errors(path) == [f"{path}: stream 'orders' is listed twice"]

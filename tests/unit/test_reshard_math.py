@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from remediator.core import limits
 from remediator.core.reshard import min_scale_down, quarter_step, required_shards, scale_up_target
 

@@ -1,0 +1,184 @@
+"""What people read: the e-mail subject and body for a plan."""
+
+from __future__ import annotations
+
+import pytest
+from remediator.core import render
+from remediator.core.history import ActionHistory
+from remediator.core.plan import Figure, Plan
+from remediator.core.planner import make_plan
+
+from tests.fakes import NOW, evidence, policy, stream_arn
+
+ARN = stream_arn("orders")
+CLI_2_TO_4 = (
+    f"aws kinesis update-shard-count --stream-arn {ARN} --target-shard-count 4 --scaling-type UNIFORM_SCALING"
+)
+
+
+def make(
+    name: str = "orders", mode: str = "dry-run", symptom: str = "write-throttling", **evidence_args
+) -> Plan:
+    args = {
+        "shards": 2,
+        "bytes_per_second": 1_900_000,
+        "throttled_per_minute": 10,
+        "name": name,
+        **evidence_args,
+    }
+    return make_plan(
+        alarm_name=f"kinesis-remediator-{name}-{symptom}",
+        symptom=symptom,
+        policy=policy(name, mode=mode),
+        evidence=evidence(**args),
+        history=ActionHistory(),
+        now=NOW,
+    )
+
+
+def hot_key_plan() -> Plan:
+    return make(bytes_per_second=400_000, shards=4, throttled_per_minute=3)
+
+
+# Subject -------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("plan", "outcome", "expected"),
+    [
+        pytest.param(
+            make(), "dry-run", "[DRY-RUN] orders: reshard 2 -> 4 shards (producers throttled)", id="step"
+        ),
+        pytest.param(
+            hot_key_plan(),
+            "dry-run",
+            "[DRY-RUN] orders: hot-partition-key (producers throttled)",
+            id="no step",
+        ),
+        pytest.param(
+            make(symptom="iterator-age", iterator_age_ms=60_000),
+            "applied",
+            "[APPLIED] orders: reshard 2 -> 4 shards (consumers falling behind)",
+            id="applied",
+        ),
+    ],
+)
+def test_subject(plan: Plan, outcome: str, expected: str) -> None:
+    assert render.subject(plan, outcome) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "outcome"),
+    [
+        pytest.param("s" * 128, "dry-run", id="128-char stream name"),
+        pytest.param("orders", "blocked\nby guardrails\r\n" + "x" * 120, id="newlines and long outcome"),
+    ],
+)
+def test_subject_is_under_100_chars_on_one_line(name: str, outcome: str) -> None:
+    text = render.subject(make(name), outcome)
+    assert len(text) == 99
+    assert "\n" not in text
+    assert "\r" not in text
+    assert text.startswith(f"[{outcome.upper().split()[0]}")
+
+
+# Body ----------------------------------------------------------------------------------------------
+def test_dry_run_body() -> None:
+    # Given a dry-run plan with one allowed reshard
+    plan = make()
+    # When the e-mail body is rendered
+    lines = render.body(plan, "dry-run").splitlines()
+    # Then it says nothing changed, shows the alarm, the evidence, the command and each guardrail
+    assert lines[0] == "Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do."
+    for expected in (
+        "Alarm:     kinesis-remediator-orders-write-throttling",
+        "Stream:    orders (mode: dry-run)",
+        "Symptom:   producers throttled (write-throttling)",
+        "Time:      2026-11-26 03:00:00 UTC",
+        "  The shards are saturated: writes peaked at 95% of the stream's capacity (saturated from 80%).",
+        "  open shards                2",
+        "  peak write utilisation     95 %",
+        "  average write utilisation  95 %",
+        "  peak incoming bytes        1,900,000 B/s",
+        "  peak incoming records      0 records/s",
+        "  throttled writes           150 records",
+        "  1. reshard 2 -> 4 shards [allowed]",
+        "     Why:     peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity",
+        f"     Command: {CLI_2_TO_4}",
+        "     Guardrails:",
+        "       [pass] policy-enabled: enabled in the policy",
+        "       [pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4",
+        "       [pass] aws-daily-scalings: 0 of AWS's 10 scalings used in the last 24 h",
+    ):
+        assert expected in lines
+    (step,) = plan.steps
+    guardrail_lines = [line for line in lines if line.startswith("       [")]
+    assert guardrail_lines == [f"       [pass] {g.name}: {g.detail}" for g in step.guardrails]
+    assert len(guardrail_lines) == 9
+    assert lines[-1] == (
+        "To let the remediator act on this stream, set `mode: enforce` for it in its policy file "
+        "and redeploy."
+    )
+    assert "Result:" not in "\n".join(lines)
+
+
+def test_blocked_step_shows_stop_lines() -> None:
+    plan = make_plan(
+        alarm_name="kinesis-remediator-orders-write-throttling",
+        symptom="write-throttling",
+        policy=policy(reshard={"enabled": False}),
+        evidence=evidence(shards=2, bytes_per_second=1_900_000, status="UPDATING"),
+        history=ActionHistory(),
+        now=NOW,
+    )
+    lines = render.body(plan, "dry-run").splitlines()
+    assert "  1. reshard 2 -> 4 shards [BLOCKED]" in lines
+    assert [line for line in lines if "[STOP]" in line] == [
+        "       [STOP] policy-enabled: actions.reshard.enabled is false",
+        "       [STOP] stream-active: stream status is UPDATING",
+    ]
+    assert sum("[pass]" in line for line in lines) == 7
+
+
+def test_enforce_body_reports_outcome_and_results() -> None:
+    plan = make(mode="enforce")
+    text = render.body(plan, "applied", results={"reshard": "UpdateShardCount accepted: 2 -> 4"})
+    lines = text.splitlines()
+    assert lines[0] == "Kinesis Remediator, ENFORCE: applied."
+    assert "     Result:  UpdateShardCount accepted: 2 -> 4" in lines
+    assert "DRY RUN" not in text
+    assert "Stream:    orders (mode: enforce)" in lines
+    assert "To let the remediator act" not in text
+
+
+def test_advice_is_rendered_with_its_command() -> None:
+    lines = render.body(hot_key_plan(), "dry-run").splitlines()
+    assert "  No automatic action: see the diagnosis and the advice." in lines
+    start = lines.index("Advice")
+    assert lines[start + 1 : start + 5] == [
+        "  - Find the hot shard: Turn on shard-level metrics to see which shard takes the load "
+        "(they cost extra; turn them off afterwards).",
+        f"      aws kinesis enable-enhanced-monitoring --stream-arn {ARN} "
+        "--shard-level-metrics IncomingBytes IncomingRecords WriteProvisionedThroughputExceeded",
+        "  - Spread the partition keys: Use random or better-spread partition keys so records land evenly "
+        "on shards.",
+        "  - Batch and back off: Batch with PutRecords or the KPL's aggregation; retry throttled records "
+        "with exponential backoff and rate-limit the producers.",
+    ]
+
+
+def test_plan_without_advice_has_no_advice_section() -> None:
+    assert "Advice" not in render.body(make(), "dry-run").splitlines()
+
+
+@pytest.mark.parametrize(
+    ("value", "unit", "shown"),
+    [
+        pytest.param(2, "", "2", id="whole, no unit"),
+        pytest.param(95.0, "%", "95 %", id="whole percent"),
+        pytest.param(0.5, "%", "0.50 %", id="small fraction: two decimals"),
+        pytest.param(12.5, "s", "12.50 s", id="fraction under 100"),
+        pytest.param(150.25, "s", "150 s", id="fraction from 100 on: no decimals"),
+        pytest.param(1_234_567, "B/s", "1,234,567 B/s", id="thousands separators"),
+    ],
+)
+def test_figure_render(value: float, unit: str, shown: str) -> None:
+    assert Figure(name="x", value=value, unit=unit).render() == shown

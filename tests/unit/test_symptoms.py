@@ -1,0 +1,396 @@
+"""Symptoms: the alarm each one declares, and the diagnosis it draws from the evidence."""
+
+from __future__ import annotations
+
+import pytest
+from remediator.core.evidence import Evidence
+from remediator.core.plan import Cause, Diagnosis, Proposal
+from remediator.core.symptoms import SYMPTOMS, AlarmSpec
+
+from tests.fakes import evidence, policy, stream_arn
+
+WRITE = SYMPTOMS["write-throttling"]
+AGE = SYMPTOMS["iterator-age"]
+ARN = stream_arn("orders")
+HOUR_MS = 3_600_000
+
+
+def without_write_traffic(base: Evidence) -> Evidence:
+    """The same evidence, but CloudWatch returned no IncomingBytes and no IncomingRecords."""
+    series = {k: v for k, v in base.series.items() if k not in ("incoming_bytes", "incoming_records")}
+    return base.model_copy(update={"series": series})
+
+
+def figures(diagnosis: Diagnosis) -> dict[str, tuple[float, str]]:
+    return {f.name: (f.value, f.unit) for f in diagnosis.figures}
+
+
+# write-throttling ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("shards", "bytes_per_s", "records_per_s", "max_shards", "parameters", "reason"),
+    [
+        pytest.param(
+            2,
+            1_900_000,
+            0,
+            16,
+            {"current_shards": 2, "desired_shards": 4, "target_shards": 4},
+            "peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity",
+            id="bytes-saturated 2 -> 4",
+        ),
+        pytest.param(
+            4,
+            0,
+            3_800,
+            16,
+            {"current_shards": 4, "desired_shards": 7, "target_shards": 7},
+            "peak write utilisation 95%; 7 shards would put the observed peak at 60% of capacity",
+            id="records-saturated 4 -> 7",
+        ),
+        pytest.param(
+            2,
+            1_600_000,
+            0,
+            16,
+            {"current_shards": 2, "desired_shards": 3, "target_shards": 3},
+            "peak write utilisation 80%; 3 shards would put the observed peak at 60% of capacity",
+            id="exactly at saturated_at (80%) counts as saturated",
+        ),
+        pytest.param(
+            8,
+            7_600_000,
+            0,
+            10,
+            {"current_shards": 8, "desired_shards": 13, "target_shards": 10},
+            "peak write utilisation 95%; 13 shards would put the observed peak at 60% of capacity; "
+            "this call goes to 10 because policy max_shards is 10",
+            id="capped by max_shards, reason says why",
+        ),
+        pytest.param(
+            2,
+            3_000_000,
+            0,
+            16,
+            {"current_shards": 2, "desired_shards": 5, "target_shards": 4},
+            "peak write utilisation 150%; 5 shards would put the observed peak at 60% of capacity; "
+            "this call goes to 4 because AWS allows at most 2x per call (4)",
+            id="capped at 2x, reason says why",
+        ),
+    ],
+)
+def test_write_throttling_saturated_proposes_one_reshard(
+    shards: int, bytes_per_s: float, records_per_s: float, max_shards: int, parameters: dict, reason: str
+) -> None:
+    # Given throttled writes on saturated shards
+    ev = evidence(
+        shards=shards, bytes_per_second=bytes_per_s, records_per_second=records_per_s, throttled_per_minute=10
+    )
+    # When the write-throttling symptom is diagnosed
+    diagnosis = WRITE.diagnose(ev, policy(reshard={"max_shards": max_shards}))
+    # Then the cause is saturation and there is exactly one reshard proposal with these parameters
+    assert diagnosis.cause is Cause.SATURATED
+    assert diagnosis.proposals == (Proposal(action="reshard", parameters=parameters, reason=reason),)
+    assert diagnosis.advice == ()
+
+
+def test_write_throttling_saturated_summary_and_figures() -> None:
+    diagnosis = WRITE.diagnose(
+        evidence(shards=2, bytes_per_second=1_900_000, throttled_per_minute=4), policy()
+    )
+    assert diagnosis.summary == (
+        "The shards are saturated: writes peaked at 95% of the stream's capacity (saturated from 80%)."
+    )
+    assert figures(diagnosis) == {
+        "open shards": (2, ""),
+        "peak write utilisation": (95.0, "%"),
+        "average write utilisation": (95.0, "%"),
+        "peak incoming bytes": (1_900_000.0, "B/s"),
+        "peak incoming records": (0.0, "records/s"),
+        "throttled writes": (60.0, "records"),
+    }
+
+
+def test_write_throttling_respects_policy_saturation_threshold() -> None:
+    # Given 70% peak utilisation and a policy that calls 65% saturated
+    ev = evidence(shards=2, bytes_per_second=1_400_000, throttled_per_minute=1)
+    diagnosis = WRITE.diagnose(ev, policy(reshard={"saturated_at": 0.65, "target_utilisation": 0.5}))
+    # Then it reshards towards 50%: 1.4 MB/s / 0.5 -> 3 shards
+    assert diagnosis.cause is Cause.SATURATED
+    assert diagnosis.proposals[0].parameters == {"current_shards": 2, "desired_shards": 3, "target_shards": 3}
+
+
+def test_write_throttling_with_low_utilisation_is_a_hot_partition_key() -> None:
+    # Given throttled writes while the stream as a whole runs at 10%
+    ev = evidence(shards=4, bytes_per_second=400_000, throttled_per_minute=3)
+    # When diagnosed
+    diagnosis = WRITE.diagnose(ev, policy())
+    # Then it is a hot partition key: advice only, starting with the command to find the hot shard
+    assert diagnosis.cause is Cause.HOT_PARTITION_KEY
+    assert diagnosis.proposals == ()
+    assert diagnosis.summary == (
+        "Writes were throttled although the stream as a whole peaked at only 10% of its capacity: the load "
+        "is uneven, most likely a hot partition key. More shards would not help."
+    )
+    assert [a.title for a in diagnosis.advice] == [
+        "Find the hot shard",
+        "Spread the partition keys",
+        "Batch and back off",
+    ]
+    assert [a.cli_command for a in diagnosis.advice] == [
+        f"aws kinesis enable-enhanced-monitoring --stream-arn {ARN} "
+        "--shard-level-metrics IncomingBytes IncomingRecords WriteProvisionedThroughputExceeded",
+        None,
+        None,
+    ]
+
+
+def test_write_throttling_not_throttled_not_saturated_is_not_reproduced() -> None:
+    diagnosis = WRITE.diagnose(evidence(shards=4, bytes_per_second=400_000, throttled_per_minute=0), policy())
+    assert diagnosis.cause is Cause.NOT_REPRODUCED
+    assert diagnosis.summary == (
+        "No throttled writes in the evidence window and the shards are not saturated; nothing to change."
+    )
+    assert (diagnosis.proposals, diagnosis.advice) == ((), ())
+
+
+@pytest.mark.parametrize("symptom", [WRITE, AGE], ids=lambda s: s.key)
+def test_on_demand_stream_is_never_resharded(symptom) -> None:
+    # Given an on-demand stream that would look saturated if it were provisioned
+    ev = evidence(
+        shards=2,
+        bytes_per_second=1_900_000,
+        throttled_per_minute=10,
+        mode="ON_DEMAND",
+        iterator_age_ms=60_000,
+    )
+    # When diagnosed
+    diagnosis = symptom.diagnose(ev, policy())
+    # Then the cause is the on-demand mode, with advice and no proposals
+    assert diagnosis.cause is Cause.ON_DEMAND
+    assert diagnosis.proposals == ()
+    assert diagnosis.summary == "The stream is on-demand: AWS scales its capacity, so it is never resharded."
+    assert diagnosis.advice[0].title == "On-demand stream"
+
+
+@pytest.mark.parametrize("symptom", [WRITE, AGE], ids=lambda s: s.key)
+def test_no_write_traffic_data_is_insufficient_evidence(symptom) -> None:
+    # Given CloudWatch returned neither IncomingBytes nor IncomingRecords
+    ev = without_write_traffic(evidence(shards=2, throttled_per_minute=10, iterator_age_ms=60_000))
+    # When diagnosed
+    diagnosis = symptom.diagnose(ev, policy())
+    # Then the remediator does not guess
+    assert diagnosis.cause is Cause.INSUFFICIENT_EVIDENCE
+    assert diagnosis.proposals == ()
+    assert diagnosis.summary == (
+        "CloudWatch returned no IncomingBytes or IncomingRecords for the last 15 minutes; "
+        "without them the remediator does not guess."
+    )
+    assert [a.title for a in diagnosis.advice] == ["Check the metrics"]
+
+
+def test_zero_write_traffic_is_data_not_missing_data() -> None:
+    # Datapoints of 0 are evidence (an idle stream), unlike no datapoints at all.
+    diagnosis = WRITE.diagnose(evidence(shards=2, throttled_per_minute=0), policy())
+    assert diagnosis.cause is Cause.NOT_REPRODUCED
+
+
+def test_on_demand_is_checked_before_missing_data() -> None:
+    ev = without_write_traffic(evidence(mode="ON_DEMAND"))
+    assert WRITE.diagnose(ev, policy()).cause is Cause.ON_DEMAND
+
+
+# iterator-age --------------------------------------------------------------------------------------
+def test_iterator_age_on_saturated_shards_proposes_reshard() -> None:
+    ev = evidence(shards=2, bytes_per_second=1_800_000, iterator_age_ms=120_000)
+    diagnosis = AGE.diagnose(ev, policy())
+    assert diagnosis.cause is Cause.SATURATED
+    assert diagnosis.proposals == (
+        Proposal(
+            action="reshard",
+            parameters={"current_shards": 2, "desired_shards": 3, "target_shards": 3},
+            reason="peak write utilisation 90%; 3 shards would put the observed peak at 60% of capacity",
+        ),
+    )
+    assert diagnosis.advice == ()
+
+
+@pytest.mark.parametrize(
+    ("consumers", "named"),
+    [
+        pytest.param(
+            [{"function": "orders-reader"}, {"function": "audit_writer"}],
+            "orders-reader, audit_writer",
+            id="policy consumers named",
+        ),
+        pytest.param([], "the stream's consumers", id="no consumers in the policy"),
+    ],
+)
+def test_iterator_age_without_saturation_is_a_slow_consumer(consumers: list, named: str) -> None:
+    # Given consumers 2 minutes behind on a stream at 10% utilisation
+    ev = evidence(shards=2, bytes_per_second=200_000, iterator_age_ms=120_000)
+    # When diagnosed
+    diagnosis = AGE.diagnose(ev, policy(consumers=consumers))
+    # Then the consumer is the bottleneck: advice naming the policy's consumers, no proposals
+    assert diagnosis.cause is Cause.SLOW_CONSUMER
+    assert diagnosis.proposals == ()
+    assert diagnosis.summary == (
+        "Consumers fall behind (max iterator age 120 s) although writes peaked at only 10% of capacity: "
+        "resharding would not help."
+    )
+    assert [a.title for a in diagnosis.advice] == ["Speed up the consumer"]
+    assert diagnosis.advice[0].detail == (
+        f"The shards are not saturated (peak 10%), so the consumer is the bottleneck: optimise {named}' "
+        "record processing, or give it more capacity (for Lambda: a larger batch size or parallelization "
+        "factor)."
+    )
+    assert diagnosis.advice[0].cli_command is None
+
+
+@pytest.mark.parametrize(
+    ("retention_hours", "age_hours", "new_retention", "share"),
+    [
+        pytest.param(24, 12, 48, "50%", id="exactly half of 24 h -> 48 h"),
+        pytest.param(24, 20, 48, "83%", id="most of 24 h -> 48 h"),
+        pytest.param(168, 100, 336, "60%", id="7 days -> 14 days"),
+        pytest.param(5_000, 2_600, 8_760, "52%", id="doubling capped at 8,760 h"),
+        pytest.param(8_760, 5_000, 8_760, "57%", id="already at the maximum"),
+    ],
+)
+def test_iterator_age_near_retention_warns_of_data_loss(
+    retention_hours: int, age_hours: int, new_retention: int, share: str
+) -> None:
+    # Given the oldest unread record at or past half of the retention period
+    ev = evidence(
+        shards=2,
+        bytes_per_second=200_000,
+        iterator_age_ms=age_hours * HOUR_MS,
+        retention_hours=retention_hours,
+    )
+    # When diagnosed
+    diagnosis = AGE.diagnose(ev, policy())
+    # Then the first advice is to raise retention, with the exact command
+    assert diagnosis.cause is Cause.SLOW_CONSUMER
+    assert [a.title for a in diagnosis.advice] == ["Data-loss risk: raise retention", "Speed up the consumer"]
+    loss = diagnosis.advice[0]
+    assert loss.detail == (
+        f"The oldest unread record is {share} of the way to expiry (retention {retention_hours} h). "
+        "AWS warns from 50 %."
+    )
+    assert loss.cli_command == (
+        f"aws kinesis increase-stream-retention-period --stream-arn {ARN} "
+        f"--retention-period-hours {new_retention}"
+    )
+
+
+def test_iterator_age_below_half_retention_has_no_data_loss_advice() -> None:
+    ev = evidence(shards=2, bytes_per_second=200_000, iterator_age_ms=11.9 * HOUR_MS, retention_hours=24)
+    diagnosis = AGE.diagnose(ev, policy())
+    assert [a.title for a in diagnosis.advice] == ["Speed up the consumer"]
+
+
+def test_iterator_age_saturated_and_near_retention_gives_both() -> None:
+    ev = evidence(shards=2, bytes_per_second=1_800_000, iterator_age_ms=18 * HOUR_MS, retention_hours=24)
+    diagnosis = AGE.diagnose(ev, policy())
+    assert diagnosis.cause is Cause.SATURATED
+    assert [p.parameters["target_shards"] for p in diagnosis.proposals] == [3]
+    assert [a.title for a in diagnosis.advice] == ["Data-loss risk: raise retention"]
+
+
+def test_iterator_age_figures() -> None:
+    ev = evidence(shards=2, bytes_per_second=200_000, iterator_age_ms=6 * HOUR_MS, retention_hours=24)
+    shown = figures(AGE.diagnose(ev, policy()))
+    assert shown["max iterator age"] == (21_600.0, "s")
+    assert shown["iterator age / retention"] == (25.0, "%")
+
+
+def test_figures_leave_out_iterator_age_when_there_is_none() -> None:
+    shown = figures(WRITE.diagnose(evidence(shards=2, bytes_per_second=200_000), policy()))
+    assert "max iterator age" not in shown
+    assert "iterator age / retention" not in shown
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: IteratorAge.diagnose returns the on-demand diagnosis before checking retention, so an "
+    "on-demand stream about to lose data gets write-throttling advice and no retention warning",
+)
+def test_iterator_age_on_demand_still_warns_of_data_loss() -> None:
+    # Given an on-demand stream whose consumers are 20 h behind on 24 h retention
+    ev = evidence(shards=2, bytes_per_second=200_000, iterator_age_ms=20 * HOUR_MS, mode="ON_DEMAND")
+    # When diagnosed
+    diagnosis = AGE.diagnose(ev, policy())
+    # Then it still gets no reshard, but the data-loss advice with its command is there
+    assert diagnosis.proposals == ()
+    assert "Data-loss risk: raise retention" in [a.title for a in diagnosis.advice]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: with no GetRecords.IteratorAgeMilliseconds datapoints, IteratorAge.diagnose treats the "
+    "age as 0 and reports a slow consumer 'max iterator age 0 s' instead of insufficient evidence",
+)
+def test_iterator_age_without_age_data_is_insufficient_evidence() -> None:
+    ev = evidence(shards=2, bytes_per_second=200_000, iterator_age_ms=None)
+    assert AGE.diagnose(ev, policy()).cause is Cause.INSUFFICIENT_EVIDENCE
+
+
+# Alarm specs ---------------------------------------------------------------------------------------
+def test_write_throttling_alarm_spec_defaults() -> None:
+    assert WRITE.alarm_spec(policy()) == AlarmSpec(
+        metric_name="WriteProvisionedThroughputExceeded",
+        statistic="Sum",
+        threshold=1,
+        evaluation_periods=5,
+        datapoints_to_alarm=2,
+        description=f"Kinesis Remediator: producers throttled. {WRITE.meaning}",
+        namespace="AWS/Kinesis",
+        period_seconds=60,
+    )
+
+
+def test_iterator_age_alarm_spec_defaults() -> None:
+    assert AGE.alarm_spec(policy()) == AlarmSpec(
+        metric_name="GetRecords.IteratorAgeMilliseconds",
+        statistic="Maximum",
+        threshold=60_000,
+        evaluation_periods=5,
+        datapoints_to_alarm=3,
+        description=f"Kinesis Remediator: consumers falling behind. {AGE.meaning}",
+        namespace="AWS/Kinesis",
+        period_seconds=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("symptom", "detectors", "expected"),
+    [
+        pytest.param(
+            WRITE,
+            {
+                "write_throttling": {
+                    "threshold_records": 50,
+                    "evaluation_periods": 10,
+                    "datapoints_to_alarm": 4,
+                }
+            },
+            ("WriteProvisionedThroughputExceeded", "Sum", 50, 10, 4),
+            id="write-throttling from policy",
+        ),
+        pytest.param(
+            AGE,
+            {"iterator_age": {"threshold_ms": 300_000, "evaluation_periods": 15, "datapoints_to_alarm": 15}},
+            ("GetRecords.IteratorAgeMilliseconds", "Maximum", 300_000, 15, 15),
+            id="iterator-age from policy",
+        ),
+    ],
+)
+def test_alarm_spec_takes_thresholds_and_periods_from_the_policy(symptom, detectors: dict, expected) -> None:
+    spec = symptom.alarm_spec(policy(detectors=detectors))
+    assert (
+        spec.metric_name,
+        spec.statistic,
+        spec.threshold,
+        spec.evaluation_periods,
+        spec.datapoints_to_alarm,
+    ) == expected
+    assert (spec.namespace, spec.period_seconds) == ("AWS/Kinesis", 60)
