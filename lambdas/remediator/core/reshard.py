@@ -26,6 +26,8 @@ def quarter_step(current: int, desired: int) -> int:
     AWS says targets that are 25/50/75/100 % above the current count finish faster; others
     "might take longer". Beyond 2x there is no such step, so the desired count stands.
     """
+    if desired <= current:
+        return current
     for quarters in (5, 6, 7, 8):
         candidate = math.ceil(current * quarters / 4)
         if candidate >= desired:
@@ -60,12 +62,15 @@ def scale_up_target(current: int, desired: int, min_shards: int, max_shards: int
         target = aws_step
         if desired > aws_step:
             limited_by.append(f"AWS allows at most {limits.MAX_SCALE_UP_FACTOR}x per call ({aws_step})")
+    # A cap is named only when the desired count is above it, not when it merely trims the 25 % rounding.
     if target > limits.MAX_SHARDS_PER_STREAM:
         target = limits.MAX_SHARDS_PER_STREAM
-        limited_by.append(f"AWS allows at most {limits.MAX_SHARDS_PER_STREAM:,} shards per stream")
+        if desired > limits.MAX_SHARDS_PER_STREAM:
+            limited_by.append(f"AWS allows at most {limits.MAX_SHARDS_PER_STREAM:,} shards per stream")
     if target > max_shards:
         target = max(max_shards, current)
-        limited_by.append(f"policy max_shards is {max_shards}")
+        if desired > max_shards:
+            limited_by.append(f"policy max_shards is {max_shards}")
     # A stream below the policy's floor is lifted towards it, never past one call's reach.
     target = max(target, min(min_shards, aws_step, max_shards))
     return ReshardTarget(current=current, desired=desired, target=target, limited_by=tuple(limited_by))

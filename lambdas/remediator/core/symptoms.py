@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shlex
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
+from remediator.core import limits
 from remediator.core.evidence import Evidence
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
 from remediator.core.policy import Detector, StreamPolicy
@@ -95,39 +97,41 @@ class Symptom(ABC):
         )
 
 
-def _on_demand(evidence: Evidence) -> Diagnosis | None:
+ON_DEMAND_SUMMARY = "The stream is on-demand: AWS scales its capacity, so it is never resharded."
+
+
+def _on_demand(evidence: Evidence, advice: tuple[Advice, ...]) -> Diagnosis | None:
     if evidence.stream.mode == "PROVISIONED":
         return None
     return Diagnosis(
-        cause=Cause.ON_DEMAND,
-        summary="The stream is on-demand: AWS scales its capacity, so it is never resharded.",
-        figures=tuple(_figures(evidence)),
-        advice=(
-            Advice(
-                title="On-demand stream",
-                detail="Throttling on an on-demand stream usually means traffic more than doubled its "
-                "previous peak within 15 minutes, or a hot partition key. Spread partition keys and "
-                "retry with exponential backoff.",
-            ),
-        ),
+        cause=Cause.ON_DEMAND, summary=ON_DEMAND_SUMMARY, figures=tuple(_figures(evidence)), advice=advice
     )
 
 
-def _insufficient(evidence: Evidence) -> Diagnosis | None:
-    if evidence.has_write_traffic_data():
+def _insufficient(evidence: Evidence, missing: str | None = None, advice: tuple[Advice, ...] = ()) -> Diagnosis | None:
+    if missing is None and evidence.has_write_traffic_data():
         return None
+    what = missing or "IncomingBytes or IncomingRecords"
     return Diagnosis(
         cause=Cause.INSUFFICIENT_EVIDENCE,
-        summary="CloudWatch returned no IncomingBytes or IncomingRecords for the last "
-        f"{evidence.window_minutes} minutes; without them the remediator does not guess.",
+        summary=f"CloudWatch returned no {what} for the last {evidence.window_minutes} minutes; "
+        "without these datapoints the remediator does not guess.",
         figures=tuple(_figures(evidence)),
         advice=(
+            *advice,
             Advice(
                 title="Check the metrics",
                 detail="Confirm that the stream receives traffic and that its metrics reach CloudWatch.",
             ),
         ),
     )
+
+
+ON_DEMAND_THROTTLING = Advice(
+    title="On-demand stream",
+    detail="Throttling on an on-demand stream usually means traffic more than doubled its previous peak "
+    "within 15 minutes, or a hot partition key. Spread partition keys and retry with exponential backoff.",
+)
 
 
 class WriteThrottling(Symptom):
@@ -146,7 +150,7 @@ class WriteThrottling(Symptom):
         return self._spec(d, "WriteProvisionedThroughputExceeded", "Sum", d.threshold_records)
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
-        early = _on_demand(evidence) or _insufficient(evidence)
+        early = _on_demand(evidence, (ON_DEMAND_THROTTLING,)) or _insufficient(evidence)
         if early:
             return early
         bounds = policy.actions.reshard
@@ -204,30 +208,46 @@ class IteratorAge(Symptom):
     def detector(self, policy: StreamPolicy) -> Detector:
         return policy.detectors.iterator_age
 
+    @staticmethod
+    def _consumer_advice(policy: StreamPolicy) -> Advice:
+        consumers = ", ".join(c.function for c in policy.consumers) or "the stream's consumers"
+        return Advice(
+            title="Speed up the consumer",
+            detail=f"Optimise the record processing of {consumers}, or give it more capacity "
+            "(for Lambda: a larger batch size or parallelization factor).",
+        )
+
     def alarm_spec(self, policy: StreamPolicy) -> AlarmSpec:
         d = policy.detectors.iterator_age
         return self._spec(d, "GetRecords.IteratorAgeMilliseconds", "Maximum", d.threshold_ms)
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
-        early = _on_demand(evidence) or _insufficient(evidence)
-        if early:
+        age = evidence.max_iterator_age_ms
+        if age is None:
+            early = _insufficient(evidence, missing="GetRecords.IteratorAgeMilliseconds")
+            assert early is not None
             return early
-        bounds = policy.actions.reshard
-        peak = evidence.write_utilisation(peak=True)
-        figures = tuple(_figures(evidence))
+        retention = evidence.stream.retention_hours
+        share = age / (retention * 3.6e6)
         advice: list[Advice] = []
-        age = evidence.max_iterator_age_ms or 0.0
-        share = age / (evidence.stream.retention_hours * 3.6e6)
         if share >= 0.5:
             advice.append(
                 Advice(
                     title="Data-loss risk: raise retention",
                     detail=f"The oldest unread record is {share:.0%} of the way to expiry "
-                    f"(retention {evidence.stream.retention_hours} h). AWS warns from 50 %.",
-                    cli_command=f"aws kinesis increase-stream-retention-period --stream-arn "
-                    f"{evidence.stream.arn} --retention-period-hours {min(evidence.stream.retention_hours * 2, 8760)}",
+                    f"(retention {retention} h). AWS warns from 50 %.",
+                    cli_command="aws kinesis increase-stream-retention-period --stream-arn "
+                    f"{shlex.quote(evidence.stream.arn)} --retention-period-hours "
+                    f"{min(retention * 2, limits.MAX_RETENTION_HOURS)}",
                 )
             )
+        consumer_advice = self._consumer_advice(policy)
+        early = _on_demand(evidence, (*advice, consumer_advice)) or _insufficient(evidence, advice=tuple(advice))
+        if early:
+            return early
+        bounds = policy.actions.reshard
+        peak = evidence.write_utilisation(peak=True)
+        figures = tuple(_figures(evidence))
         if peak >= bounds.saturated_at:
             return Diagnosis(
                 cause=Cause.SATURATED,
@@ -237,17 +257,7 @@ class IteratorAge(Symptom):
                 proposals=(_reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}"),),
                 advice=tuple(advice),
             )
-        consumers = ", ".join(c.function for c in policy.consumers) or "the stream's consumers"
-        advice.extend(
-            (
-                Advice(
-                    title="Speed up the consumer",
-                    detail=f"The shards are not saturated (peak {peak:.0%}), so the consumer is the "
-                    f"bottleneck: optimise {consumers}' record processing, or give it more capacity "
-                    "(for Lambda: a larger batch size or parallelization factor).",
-                ),
-            )
-        )
+        advice.append(consumer_advice)
         return Diagnosis(
             cause=Cause.SLOW_CONSUMER,
             summary=f"Consumers fall behind (max iterator age {age / 1000:,.0f} s) although writes peaked "

@@ -81,13 +81,7 @@ class ReshardAction(Action):
                 passed=target <= limits.MAX_SHARDS_PER_STREAM,
                 detail=f"{target} of at most {limits.MAX_SHARDS_PER_STREAM:,} shards per stream",
             ),
-            GuardrailVerdict(
-                name="policy-bounds",
-                passed=policy.min_shards <= target <= policy.max_shards and target != current,
-                detail=f"{target} within [{policy.min_shards}, {policy.max_shards}]"
-                if target != current
-                else f"already at {current} shards, the most the bounds allow",
-            ),
+            self._policy_bounds(current, target, policy),
         ]
         used = context.history.count_in_rolling_day(self.name, stream.name, context.now)
         verdicts.append(
@@ -98,6 +92,22 @@ class ReshardAction(Action):
             )
         )
         return verdicts
+
+    @staticmethod
+    def _policy_bounds(current: int, target: int, policy: ReshardPolicy) -> GuardrailVerdict:
+        name = "policy-bounds"
+        if target == current:
+            return GuardrailVerdict(name=name, passed=False, detail=f"already at {current} shards, the most the bounds allow")
+        if target > policy.max_shards:
+            return GuardrailVerdict(name=name, passed=False, detail=f"{target} is above max_shards {policy.max_shards}")
+        if target < policy.min_shards and not current < target:
+            return GuardrailVerdict(name=name, passed=False, detail=f"{target} is below min_shards {policy.min_shards}")
+        if target < policy.min_shards:
+            # A stream below its floor may climb towards it, one call's reach at a time.
+            return GuardrailVerdict(
+                name=name, passed=True, detail=f"{target} moves towards the floor of {policy.min_shards}"
+            )
+        return GuardrailVerdict(name=name, passed=True, detail=f"{target} within [{policy.min_shards}, {policy.max_shards}]")
 
     def apply(self, step: PlannedStep, ports: MutatingPorts) -> dict[str, Any]:
         return ports.streams.update_shard_count(step.stream_arn, int(step.parameters["target_shards"]))
