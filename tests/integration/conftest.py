@@ -40,15 +40,24 @@ class AwsEnv:
 
     def put_policy(self, policy: dict[str, Any]) -> None:
         self.client("ssm").put_parameter(
-            Name=f"{self.policy_prefix}/{policy['name']}", Value=json.dumps(policy), Type="String", Overwrite=True
+            Name=f"{self.policy_prefix}/{policy['name']}",
+            Value=json.dumps(policy),
+            Type="String",
+            Overwrite=True,
         )
 
     def set_kill_switch(self, value: str) -> None:
         self.client("ssm").put_parameter(Name=self.kill_switch, Value=value, Type="String", Overwrite=True)
 
     def push_traffic(
-        self, stream: str, *, bytes_per_second: float, records_per_second: float, throttled: float = 0,
-        iterator_age_ms: float | None = None, minutes: int = 10,
+        self,
+        stream: str,
+        *,
+        bytes_per_second: float,
+        records_per_second: float,
+        throttled: float = 0,
+        iterator_age_ms: float | None = None,
+        minutes: int = 10,
     ) -> None:
         now = datetime.now(UTC).replace(second=0, microsecond=0)
         data = []
@@ -62,8 +71,12 @@ class AwsEnv:
             if iterator_age_ms is not None:
                 values["GetRecords.IteratorAgeMilliseconds"] = iterator_age_ms
             data += [
-                {"MetricName": name, "Dimensions": [{"Name": "StreamName", "Value": stream}],
-                 "Timestamp": at, "Value": value}
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "StreamName", "Value": stream}],
+                    "Timestamp": at,
+                    "Value": value,
+                }
                 for name, value in values.items()
             ]
         cloudwatch = self.client("cloudwatch")
@@ -99,7 +112,12 @@ class AwsEnv:
         self.client("ssm").delete_parameter(Name=self.kill_switch)
 
     def seed_audit(
-        self, stream: str, at: datetime, outcome: str, *, action: str = "reshard",
+        self,
+        stream: str,
+        at: datetime,
+        outcome: str,
+        *,
+        action: str = "reshard",
         parameters: dict[str, Any] | None = None,
     ) -> None:
         """Write an audit row in the product's own format (DynamoAuditLog.record)."""
@@ -144,9 +162,13 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         dynamodb.create_table(
             TableName="audit",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
             AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
             ],
             BillingMode="PAY_PER_REQUEST",
         )
@@ -160,9 +182,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
         topic_arn = sns.create_topic(Name="notifications")["TopicArn"]
         sqs = boto3.client("sqs", region_name=REGION)
         mailbox_url = sqs.create_queue(QueueName="mailbox")["QueueUrl"]
-        mailbox_arn = sqs.get_queue_attributes(QueueUrl=mailbox_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        mailbox_arn = sqs.get_queue_attributes(QueueUrl=mailbox_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=mailbox_arn)
         env = AwsEnv(
             topic_arn=topic_arn,
@@ -282,3 +304,16 @@ def invoke(
 
     return _invoke
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_botocore_loader() -> Iterator[None]:
+    """Speed only: every boto3 Session (the product makes one per client) shares one botocore data loader,
+    so service models are parsed from JSON once per test run instead of once per client."""
+    import functools
+
+    import botocore.session
+
+    cached = functools.cache(botocore.session.create_loader)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", cached)
+        yield

@@ -44,6 +44,21 @@ def test_saturated_stream_in_dry_run_is_planned_emailed_and_audited_but_not_chan
     assert "UpdateShardCount" not in api_calls.operations()
     assert set(api_calls.operations("kinesis")) == {"DescribeStreamSummary"}
     assert aws.shard_count(STREAM) == 2
+    # And every call was a read, the audit/idempotency bookkeeping, or the e-mail
+    assert {(c.service, c.operation) for c in api_calls.calls} <= {
+        ("kinesis", "DescribeStreamSummary"),
+        ("cloudwatch", "GetMetricData"),
+        ("ssm", "GetParameter"),
+        ("dynamodb", "Query"),
+        ("dynamodb", "PutItem"),
+        ("dynamodb", "UpdateItem"),
+        ("sns", "Publish"),
+    }
+    assert {c.params["TableName"] for c in api_calls.calls if c.service == "dynamodb"} == {
+        "audit",
+        "idempotency",
+    }
+    assert only(api_calls.params("sns", "Publish"))["TopicArn"] == aws.topic_arn
 
 
 def test_dry_run_email_carries_alarm_figures_exact_command_and_guardrails(aws, invoke):
@@ -64,8 +79,11 @@ def test_dry_run_email_carries_alarm_figures_exact_command_and_guardrails(aws, i
     # And its body says nothing was changed, names the alarm, and shows the evidence
     assert lines[0] == "Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do."
     assert f"Alarm:     {WRITE_ALARM}" in lines
-    assert "Stream:    orders" in lines
-    assert "  The shards are saturated: writes peaked at 95% of the stream's capacity (saturated from 80%)." in lines
+    assert "Stream:    orders (mode: dry-run)" in lines
+    assert (
+        "  The shards are saturated: writes peaked at 95% of the stream's capacity (saturated from 80%)."
+        in lines
+    )
     for figure in (
         "  open shards                2",
         "  peak write utilisation     95 %",
@@ -85,7 +103,8 @@ def test_dry_run_email_carries_alarm_figures_exact_command_and_guardrails(aws, i
     assert "       [pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4" in lines
     assert "       [pass] daily-budget: 0 of 4 reshard actions used in the last 24 h" in lines
     assert lines[-1] == (
-        "To let the remediator act on this stream, set `mode: enforce` for it in its policy file and redeploy."
+        "To let the remediator act on this stream, set `mode: enforce` for it in its policy file "
+        "and redeploy."
     )
 
 
@@ -105,7 +124,9 @@ def test_dry_run_writes_one_audit_row_with_the_parameters(aws, invoke):
     assert row["action"] == "reshard"
     assert row["alarm_name"] == WRITE_ALARM
     assert row["symptom"] == "write-throttling"
-    assert row["reason"] == "peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity"
+    assert (
+        row["reason"] == "peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity"
+    )
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
     plan = plan_of(row)
     assert plan["actions"][0]["cli_command"] == update_command(4)

@@ -1,8 +1,10 @@
-"""Enforce mode: UpdateShardCount is called within AWS's limits and the policy's, once per cooldown and budget."""
+"""Enforce mode: UpdateShardCount within AWS's limits and the policy's, once per cooldown and budget."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from tests.fakes import alarm_event
 from tests.integration.support import (
@@ -13,6 +15,7 @@ from tests.integration.support import (
     WRITE_ALARM,
     only,
     parameters_of,
+    plan_of,
     policy,
     update_command,
 )
@@ -93,10 +96,27 @@ def test_a_target_beyond_twice_the_current_count_is_never_sent(aws, invoke, api_
     assert result["status"] == "applied"
     row = only(aws.audit_rows(STREAM))
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 10, "target_shards": 4}
-    assert row["reason"] == (
-        "peak write utilisation 285%; 10 shards would put the observed peak at 60% of capacity; "
+    assert row["reason"] == "accepted by AWS: {'current_shards': 2, 'target_shards': 4}"
+    assert plan_of(row)["actions"][0]["reason"] == (
+        "peak write utilisation 300%; 10 shards would put the observed peak at 60% of capacity; "
         "this call goes to 4 because AWS allows at most 2x per call (4)"
     )
+
+
+@pytest.mark.parametrize("shards", [1, 3, 5])
+def test_one_call_never_more_than_doubles_whatever_the_load(aws, invoke, api_calls, shards):
+    # Given a stream whose load (50 MB/s) needs 84 shards, and a policy that would allow 100
+    aws.create_stream(STREAM, shards)
+    aws.put_policy(policy(mode="enforce", max_shards=100))
+    aws.push_traffic(STREAM, bytes_per_second=50_000_000, records_per_second=500, throttled=50)
+
+    # When its alarm fires
+    invoke(alarm_event(WRITE_ALARM))
+
+    # Then the one UpdateShardCount sent asks for exactly twice the current count
+    assert [p["TargetShardCount"] for p in api_calls.params("kinesis", "UpdateShardCount")] == [2 * shards]
+    assert aws.shard_count(STREAM) == 2 * shards
+    assert parameters_of(only(aws.audit_rows(STREAM)))["desired_shards"] == 84
 
 
 def test_policy_max_shards_caps_the_target_below_the_aws_step(aws, invoke, api_calls):
@@ -114,7 +134,7 @@ def test_policy_max_shards_caps_the_target_below_the_aws_step(aws, invoke, api_c
     row = only(aws.audit_rows(STREAM))
     assert row["outcome"] == "applied"
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 10, "target_shards": 3}
-    assert row["reason"].endswith(
+    assert plan_of(row)["actions"][0]["reason"].endswith(
         "this call goes to 3 because AWS allows at most 2x per call (4) and policy max_shards is 3"
     )
 
@@ -155,7 +175,8 @@ def test_a_second_state_change_inside_the_cooldown_is_blocked(aws, invoke, api_c
         {
             "action": "reshard",
             "outcome": "blocked",
-            "detail": f"cooldown: last reshard at {applied_at:%Y-%m-%d %H:%M} UTC; cooldown 30 min ends {ends:%H:%M} UTC",
+            "detail": f"cooldown: last reshard at {applied_at:%Y-%m-%d %H:%M} UTC; "
+            f"cooldown 30 min ends {ends:%H:%M} UTC",
         }
     ]
     assert [p["TargetShardCount"] for p in api_calls.params("kinesis", "UpdateShardCount")] == [4]
@@ -163,6 +184,14 @@ def test_a_second_state_change_inside_the_cooldown_is_blocked(aws, invoke, api_c
     rows = sorted(aws.audit_rows(STREAM), key=lambda r: r["sk"])
     assert [r["outcome"] for r in rows] == ["applied", "blocked"]
     assert parameters_of(rows[1]) == {"current_shards": 4, "desired_shards": 10, "target_shards": 8}
+    emails = {e["Subject"]: e["Message"].splitlines() for e in aws.emails()}
+    assert sorted(emails) == [
+        "[APPLIED] orders: reshard 2 -> 4 shards (producers throttled)",
+        "[BLOCKED] orders: reshard 4 -> 8 shards (producers throttled)",
+    ]
+    blocked_lines = emails["[BLOCKED] orders: reshard 4 -> 8 shards (producers throttled)"]
+    assert "  1. reshard 4 -> 8 shards [BLOCKED]" in blocked_lines
+    assert any(line.strip().startswith("[STOP] cooldown: last reshard at") for line in blocked_lines)
 
 
 def test_cooldown_that_has_passed_lets_the_reshard_through(aws, invoke, api_calls):
@@ -222,7 +251,11 @@ def test_daily_budget_counts_only_applied_reshards(aws, invoke, api_calls):
     # Then the fourth reshard of the day is applied
     assert result["status"] == "applied"
     budget = next(g for g in result["plan"]["actions"][0]["guardrails"] if g["name"] == "daily-budget")
-    assert budget == {"name": "daily-budget", "passed": True, "detail": "3 of 4 reshard actions used in the last 24 h"}
+    assert budget == {
+        "name": "daily-budget",
+        "passed": True,
+        "detail": "3 of 4 reshard actions used in the last 24 h",
+    }
     assert [p["TargetShardCount"] for p in api_calls.params("kinesis", "UpdateShardCount")] == [4]
 
 

@@ -1,0 +1,176 @@
+"""The clients layer against moto: what each adapter reads and writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from remediator.clients.audit import DynamoAuditLog
+from remediator.clients.kinesis import KinesisStreams
+from remediator.clients.metrics import CloudWatchMetrics
+from remediator.clients.notifier import SnsNotifier
+from remediator.core.evidence import EVIDENCE_QUERIES, ITERATOR_AGE, StreamState
+from remediator.core.history import PastAction
+
+from tests.integration.support import ARN, STREAM, only
+
+INCOMING = tuple(q for q in EVIDENCE_QUERIES if q.key in ("incoming_bytes", "incoming_records"))
+
+
+def test_applied_actions_returns_only_applied_rows_since_the_given_time(aws):
+    # Given audit rows of every outcome, before and after a cut-off, for two streams
+    log = DynamoAuditLog(aws.client("dynamodb"), aws.audit_table)
+    now = datetime.now(UTC).replace(microsecond=0)
+    since = now - timedelta(hours=24)
+    aws.seed_audit(STREAM, now - timedelta(hours=25), "applied")
+    aws.seed_audit(
+        STREAM, now - timedelta(hours=20), "applied", parameters={"current_shards": 2, "target_shards": 4}
+    )
+    aws.seed_audit(STREAM, now - timedelta(hours=10), "dry-run")
+    aws.seed_audit(STREAM, now - timedelta(hours=9), "blocked")
+    aws.seed_audit(STREAM, now - timedelta(hours=8), "failed")
+    aws.seed_audit(
+        STREAM, now - timedelta(hours=1), "applied", parameters={"current_shards": 4, "target_shards": 8}
+    )
+    aws.seed_audit("payments", now - timedelta(hours=1), "applied")
+
+    # When the applied actions since the cut-off are read
+    actions = log.applied_actions(STREAM, since)
+
+    # Then only the two applied rows of this stream after the cut-off come back, with their parameters
+    assert sorted(actions, key=lambda a: a.at) == [
+        PastAction(
+            action="reshard",
+            stream=STREAM,
+            at=now - timedelta(hours=20),
+            parameters={"current_shards": 2, "target_shards": 4},
+        ),
+        PastAction(
+            action="reshard",
+            stream=STREAM,
+            at=now - timedelta(hours=1),
+            parameters={"current_shards": 4, "target_shards": 8},
+        ),
+    ]
+
+
+def test_applied_actions_of_a_stream_with_no_rows_is_empty(aws):
+    log = DynamoAuditLog(aws.client("dynamodb"), aws.audit_table)
+    assert log.applied_actions("nobody", datetime.now(UTC) - timedelta(hours=24)) == []
+
+
+def test_record_writes_one_item_with_the_decision(aws):
+    # Given the audit log
+    log = DynamoAuditLog(aws.client("dynamodb"), aws.audit_table)
+    at = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+
+    # When a decision without an action is recorded
+    log.record(
+        {"at": at, "stream": STREAM, "alarm_name": "a", "symptom": "write-throttling", "outcome": "ignored"}
+    )
+
+    # Then one item holds it, with a 90-day expiry and a placeholder reason
+    row = only(aws.audit_rows(STREAM))
+    assert row["pk"] == "STREAM#orders"
+    assert row["sk"].startswith("2026-11-26T03:00:00+00:00#")
+    assert row["outcome"] == "ignored"
+    assert row["reason"] == "-"
+    assert row["expires_at"] == str(int((at + timedelta(days=90)).timestamp()))
+    assert "action" not in row
+    assert "parameters" not in row
+
+
+def test_metrics_read_returns_per_minute_series_oldest_first(aws):
+    # Given ten minutes of rising IncomingBytes and falling IncomingRecords
+    now = aws.put_series(STREAM, "IncomingBytes", [float(v) for v in range(1, 11)])
+    aws.put_series(STREAM, "IncomingRecords", [float(v) for v in range(10, 0, -1)])
+    reader = CloudWatchMetrics(aws.client("cloudwatch"))
+
+    # When the evidence window is read
+    series = reader.read(STREAM, EVIDENCE_QUERIES, end=now, minutes=15)
+
+    # Then each query's values come oldest first, one per minute; metrics never pushed come back empty
+    assert series == {
+        "incoming_bytes": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0),
+        "incoming_records": (10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0),
+        "write_throttled": (),
+        "read_throttled": (),
+        "iterator_age_ms": (),
+    }
+
+
+def test_metrics_read_sums_within_a_minute_and_takes_the_maximum_age(aws):
+    # Given two IncomingBytes datapoints and two iterator ages in each of three minutes
+    now = aws.put_series(STREAM, "IncomingBytes", [100.0, 200.0, 300.0])
+    aws.put_series(STREAM, "IncomingBytes", [1.0, 2.0, 3.0])
+    aws.put_series(STREAM, "GetRecords.IteratorAgeMilliseconds", [5_000.0, 1_000.0, 9_000.0])
+    aws.put_series(STREAM, "GetRecords.IteratorAgeMilliseconds", [7_000.0, 500.0, 8_000.0])
+    reader = CloudWatchMetrics(aws.client("cloudwatch"))
+
+    # When read with each query's statistic
+    series = reader.read(STREAM, (*INCOMING, ITERATOR_AGE), end=now, minutes=15)
+
+    # Then bytes are summed per minute and the age is the per-minute maximum
+    assert series["incoming_bytes"] == (101.0, 202.0, 303.0)
+    assert series["iterator_age_ms"] == (7_000.0, 1_000.0, 9_000.0)
+
+
+def test_metrics_read_keeps_to_the_window_and_the_stream(aws):
+    # Given 20 minutes of data for our stream, and data for another stream
+    now = aws.put_series(STREAM, "IncomingBytes", [float(v) for v in range(1, 21)])
+    aws.put_series("payments", "IncomingBytes", [999.0] * 20)
+    reader = CloudWatchMetrics(aws.client("cloudwatch"))
+
+    # When a 5-minute window is read
+    series = reader.read(STREAM, INCOMING, end=now, minutes=5)
+
+    # Then only our stream's last 5 minutes come back
+    assert series["incoming_bytes"] == (16.0, 17.0, 18.0, 19.0, 20.0)
+
+
+def test_describe_maps_a_provisioned_stream(aws):
+    # Given a provisioned 3-shard stream with 48 h retention
+    aws.create_stream(STREAM, 3)
+    aws.client("kinesis").increase_stream_retention_period(StreamName=STREAM, RetentionPeriodHours=48)
+
+    # When it is described
+    state = KinesisStreams(aws.client("kinesis")).describe(STREAM)
+
+    # Then every field is mapped
+    assert state == StreamState(
+        name=STREAM, arn=ARN, status="ACTIVE", mode="PROVISIONED", open_shards=3, retention_hours=48
+    )
+
+
+def test_describe_maps_an_on_demand_stream(aws):
+    aws.create_stream(STREAM, 0, on_demand=True)
+    state = KinesisStreams(aws.client("kinesis")).describe(STREAM)
+    assert (state.mode, state.open_shards, state.retention_hours) == ("ON_DEMAND", 4, 24)
+
+
+def test_update_shard_count_reports_the_accepted_counts(aws):
+    # Given a 2-shard stream
+    aws.create_stream(STREAM, 2)
+    streams = KinesisStreams(aws.client("kinesis"))
+
+    # When it is resharded by ARN
+    response = streams.update_shard_count(ARN, 4)
+
+    # Then the response is mapped, and the stream (in moto, at once) has 4 open shards and is ACTIVE
+    assert response == {"current_shards": 2, "target_shards": 4}
+    assert streams.describe(STREAM).open_shards == 4
+    assert streams.describe(STREAM).status == "ACTIVE"
+
+
+def test_notifier_publishes_subject_body_and_stream_attribute(aws):
+    # Given the notifier on the topic
+    notifier = SnsNotifier(aws.client("sns"), aws.topic_arn)
+
+    # When a message is sent
+    message_id = notifier.send(STREAM, "[DRY-RUN] orders: test", "line 1\nline 2")
+
+    # Then it reaches the mailbox with its subject, body and stream attribute
+    email = only(aws.emails())
+    assert email["MessageId"] == message_id
+    assert email["Subject"] == "[DRY-RUN] orders: test"
+    assert email["Message"] == "line 1\nline 2"
+    assert email["MessageAttributes"] == {"stream": {"Type": "String", "Value": STREAM}}

@@ -1,0 +1,183 @@
+"""Diagnoses that end without a reshard (hot key, slow consumer, on-demand) and the iterator-age reshard."""
+
+from __future__ import annotations
+
+from tests.fakes import alarm_event
+from tests.integration.support import (
+    AGE_ALARM,
+    ARN,
+    HOT_KEY,
+    NEEDS_TEN,
+    SATURATED,
+    STREAM,
+    WRITE_ALARM,
+    only,
+    parameters_of,
+    plan_of,
+    policy,
+)
+
+ITERATOR_METRIC = "GetRecords.IteratorAgeMilliseconds"
+ENABLE_SHARD_METRICS = (
+    f"aws kinesis enable-enhanced-monitoring --stream-arn {ARN} "
+    "--shard-level-metrics IncomingBytes IncomingRecords WriteProvisionedThroughputExceeded"
+)
+
+
+def advice_titles(result):
+    return [a["title"] for a in result["plan"]["advice"]]
+
+
+def test_hot_partition_key_gets_advice_not_a_reshard(aws, invoke, api_calls):
+    # Given a stream in enforce mode that is throttled at only 10 % of its capacity
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy(mode="enforce"))
+    aws.push_traffic(STREAM, **HOT_KEY)
+
+    # When its write-throttling alarm fires
+    result = invoke(alarm_event(WRITE_ALARM))
+
+    # Then nothing is resharded: more shards would not help a hot key
+    assert result["status"] == "no-action"
+    assert result["plan"]["diagnosis"]["cause"] == "hot-partition-key"
+    assert result["detail"] == (
+        "Writes were throttled although the stream as a whole peaked at only 10% of its capacity: the load "
+        "is uneven, most likely a hot partition key. More shards would not help."
+    )
+    assert result["plan"]["actions"] == []
+    assert api_calls.kinesis_mutations() == []
+    assert aws.shard_count(STREAM) == 2
+    # And the advice names the hot-shard hunt with its exact command, key spreading, and batching
+    assert advice_titles(result) == ["Find the hot shard", "Spread the partition keys", "Batch and back off"]
+    assert result["plan"]["advice"][0]["cli_command"] == ENABLE_SHARD_METRICS
+    # And the e-mail carries it
+    email = only(aws.emails())
+    assert email["Subject"] == "[NO ACTION] orders: hot-partition-key (producers throttled)"
+    lines = email["Message"].splitlines()
+    assert "  No automatic action: see the diagnosis and the advice." in lines
+    assert f"      {ENABLE_SHARD_METRICS}" in lines
+    assert "  throttled writes           400 records" in lines
+    # And the audit says no action, and why
+    row = only(aws.audit_rows(STREAM))
+    assert row["outcome"] == "no-action"
+    assert row["mode"] == "enforce"
+    assert row["reason"] == result["detail"]
+    assert "action" not in row
+
+
+def test_slow_consumer_gets_advice_not_a_reshard(aws, invoke, api_calls):
+    # Given a stream in enforce mode whose consumer is 5 minutes behind while writes use 10 % of capacity
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy(mode="enforce") | {"consumers": [{"function": "orders-processor"}]})
+    aws.push_traffic(STREAM, bytes_per_second=200_000, records_per_second=100, iterator_age_ms=300_000)
+
+    # When its iterator-age alarm fires
+    result = invoke(alarm_event(AGE_ALARM, metric=ITERATOR_METRIC))
+
+    # Then the consumer is blamed, not the shards
+    assert result["status"] == "no-action"
+    assert result["symptom"] == "iterator-age"
+    assert result["plan"]["diagnosis"]["cause"] == "slow-consumer"
+    assert result["detail"] == (
+        "Consumers fall behind (max iterator age 300 s) although writes peaked at only 10% of capacity: "
+        "resharding would not help."
+    )
+    assert advice_titles(result) == ["Speed up the consumer"]
+    assert "orders-processor" in result["plan"]["advice"][0]["detail"]
+    assert api_calls.kinesis_mutations() == []
+    assert aws.shard_count(STREAM) == 2
+    email = only(aws.emails())
+    assert email["Subject"] == "[NO ACTION] orders: slow-consumer (consumers falling behind)"
+    assert "  max iterator age           300 s" in email["Message"].splitlines()
+    assert only(aws.audit_rows(STREAM))["outcome"] == "no-action"
+
+
+def test_lagging_consumer_near_expiry_also_gets_the_retention_warning(aws, invoke):
+    # Given the consumer is 18 h behind on a 24 h stream (75 % of the way to expiry)
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy(mode="enforce"))
+    aws.push_traffic(STREAM, bytes_per_second=200_000, records_per_second=100, iterator_age_ms=18 * 3_600_000)
+
+    # When its iterator-age alarm fires
+    result = invoke(alarm_event(AGE_ALARM, metric=ITERATOR_METRIC))
+
+    # Then the first advice is the data-loss warning with the command that doubles retention
+    assert result["plan"]["diagnosis"]["cause"] == "slow-consumer"
+    assert advice_titles(result) == ["Data-loss risk: raise retention", "Speed up the consumer"]
+    assert result["plan"]["advice"][0]["cli_command"] == (
+        f"aws kinesis increase-stream-retention-period --stream-arn {ARN} --retention-period-hours 48"
+    )
+
+
+def test_lagging_consumer_on_saturated_shards_is_resharded(aws, invoke, api_calls):
+    # Given the consumer falls behind while writes run at 95 % of the 2 shards
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy(mode="enforce"))
+    aws.push_traffic(STREAM, **SATURATED, iterator_age_ms=300_000)
+
+    # When its iterator-age alarm fires
+    result = invoke(alarm_event(AGE_ALARM, metric=ITERATOR_METRIC))
+
+    # Then the stream is resharded 2 -> 4
+    assert result["status"] == "applied"
+    assert result["plan"]["diagnosis"]["cause"] == "shards-saturated"
+    assert [p["TargetShardCount"] for p in api_calls.params("kinesis", "UpdateShardCount")] == [4]
+    assert aws.shard_count(STREAM) == 4
+    row = only(aws.audit_rows(STREAM))
+    assert row["outcome"] == "applied"
+    assert row["symptom"] == "iterator-age"
+    assert parameters_of(row) == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
+    assert (
+        only(aws.emails())["Subject"] == "[APPLIED] orders: reshard 2 -> 4 shards (consumers falling behind)"
+    )
+
+
+def test_on_demand_stream_is_never_resharded_even_in_enforce(aws, invoke, api_calls):
+    # Given an on-demand stream (moto gives it 4 shards) with load far beyond 4 shards, in enforce mode
+    aws.create_stream(STREAM, 0, on_demand=True)
+    aws.put_policy(policy(mode="enforce"))
+    aws.push_traffic(STREAM, **NEEDS_TEN)
+
+    # When its write-throttling alarm fires
+    result = invoke(alarm_event(WRITE_ALARM))
+
+    # Then no reshard and no mode switch is made
+    assert result["status"] == "no-action"
+    assert result["plan"]["diagnosis"]["cause"] == "on-demand-stream"
+    assert result["detail"] == "The stream is on-demand: AWS scales its capacity, so it is never resharded."
+    assert api_calls.kinesis_mutations() == []
+    assert aws.shard_count(STREAM) == 4
+    row = only(aws.audit_rows(STREAM))
+    assert row["outcome"] == "no-action"
+    assert plan_of(row)["actions"] == []
+    assert only(aws.emails())["Subject"] == "[NO ACTION] orders: on-demand-stream (producers throttled)"
+
+
+def test_no_traffic_metrics_means_no_guess(aws, invoke, api_calls):
+    # Given a saturated-looking alarm but no IncomingBytes/IncomingRecords in CloudWatch
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy(mode="enforce"))
+
+    # When its write-throttling alarm fires
+    result = invoke(alarm_event(WRITE_ALARM))
+
+    # Then the remediator does not act on missing evidence
+    assert result["status"] == "no-action"
+    assert result["plan"]["diagnosis"]["cause"] == "insufficient-evidence"
+    assert api_calls.kinesis_mutations() == []
+    assert only(aws.audit_rows(STREAM))["outcome"] == "no-action"
+
+
+def test_throttling_that_has_passed_is_not_acted_on(aws, invoke, api_calls):
+    # Given the alarm fired but the window shows neither throttles nor saturation
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy(mode="enforce"))
+    aws.push_traffic(STREAM, bytes_per_second=200_000, records_per_second=100, throttled=0)
+
+    # When its write-throttling alarm fires
+    result = invoke(alarm_event(WRITE_ALARM))
+
+    # Then nothing is done
+    assert result["status"] == "no-action"
+    assert result["plan"]["diagnosis"]["cause"] == "not-reproduced"
+    assert api_calls.kinesis_mutations() == []
