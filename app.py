@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""CDK entry point. Context: policyDir (default: policies), alarmPrefix, local (true for the emulator)."""
+"""CDK entry point. Context: policyDir (default: policies), alarmPrefix."""
 
 import sys
 
@@ -18,7 +18,6 @@ def main() -> None:
             app,
             [policy_dir],
             alarm_prefix=app.node.try_get_context("alarmPrefix") or DEFAULT_ALARM_PREFIX,
-            local=str(app.node.try_get_context("local")).lower() == "true",
         )
     except PolicyValidationError as exc:
         print(f"Invalid policy ({len(exc.errors)} error(s)):\n{exc}", file=sys.stderr)

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, AlarmTrigger, alarm_name
 from remediator.core.history import ActionHistory
-from remediator.core.render import plan_text
+from remediator.core.render import plan_text, table
 from remediator.core.symptoms import SYMPTOMS
 from remediator.policy_files import PolicySet, PolicyValidationError, load_policies, policy_paths
 from remediator.service import build_plan, utc_now
@@ -21,15 +21,18 @@ from remediator.service import build_plan, utc_now
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
 
 
-def _describe(policies: PolicySet) -> list[str]:
-    rows = []
-    for name, policy in sorted(policies.streams.items()):
-        reshard = policy.actions.reshard
-        rows.append(
-            f"  {policies.sources[name]:<32} {name:<24} {policy.mode.value:<8} "
-            f"shards {reshard.min_shards}..{reshard.max_shards}  e-mails {len(policy.notify.emails)}"
-        )
-    return rows
+def _describe(policies: PolicySet) -> str:
+    rows = [
+        [
+            policies.sources[name],
+            name,
+            policy.mode.value,
+            f"{policy.actions.reshard.min_shards}..{policy.actions.reshard.max_shards}",
+            str(len(policy.notify.emails)),
+        ]
+        for name, policy in sorted(policies.streams.items())
+    ]
+    return table(["file", "stream", "mode", "shards", "e-mails"], rows)
 
 
 def validate(paths: Sequence[str]) -> int:
@@ -41,9 +44,8 @@ def validate(paths: Sequence[str]) -> int:
         print(f"{len(exc.errors)} error(s); nothing was deployed or changed.", file=sys.stderr)
         return EXIT_INVALID
     files = len(policy_paths(paths))
-    print(f"OK: {files} file(s), {len(policies.streams)} stream(s)")
-    print(f"  {'file':<32} {'stream':<24} {'mode':<8} bounds")
-    print("\n".join(_describe(policies)))
+    print(f"OK: {files} file(s), {len(policies.streams)} stream(s)\n")
+    print(_describe(policies))
     return EXIT_OK
 
 
@@ -98,7 +100,9 @@ def plan(args: argparse.Namespace) -> int:
     else:
         print(plan_text(result))
         if not args.audit_table:
-            print("Note: no --audit-table given, so cooldowns and daily budgets were checked against no history.")
+            print(
+                "Note: no --audit-table given, so cooldowns and daily budgets were checked against no history."
+            )
         print("Read-only: nothing was changed.")
     return EXIT_OK
 

@@ -87,8 +87,17 @@ def _errors_from_validation(file: str, raw: Any, error: ValidationError) -> list
             loc = loc[2:]
         field = ".".join(str(part) for part in loc) or None
         message = item["msg"].removeprefix("Value error, ")
-        if item["type"] in ("literal_error", "enum", "string_pattern_mismatch", "greater_than_equal",
-                            "less_than_equal", "greater_than", "less_than", "int_parsing", "float_parsing"):
+        if item["type"] in (
+            "literal_error",
+            "enum",
+            "string_pattern_mismatch",
+            "greater_than_equal",
+            "less_than_equal",
+            "greater_than",
+            "less_than",
+            "int_parsing",
+            "float_parsing",
+        ):
             message = f"{message} (got {item.get('input')!r})"
         errors.append(PolicyError(file=file, stream=stream, field=field, message=message))
     return errors
@@ -118,7 +127,9 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
     files = policy_paths(paths)
     errors: list[PolicyError] = []
     if not files:
-        errors.append(PolicyError(", ".join(map(str, paths)) or "(none)", None, None, "no policy files found"))
+        errors.append(
+            PolicyError(", ".join(map(str, paths)) or "(none)", None, None, "no policy files found")
+        )
     streams: dict[str, StreamPolicy] = {}
     sources: dict[str, str] = {}
     for path in files:

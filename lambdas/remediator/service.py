@@ -93,19 +93,46 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
     now = deps.clock()
     policy = deps.policies.get(trigger.stream)
     if policy is None:
-        detail = f"stream '{trigger.stream}' is in no policy; the remediator touches only listed streams"
+        detail = (
+            f"no valid policy for stream '{trigger.stream}' (none deployed, or it failed validation: see the "
+            "remediator's logs); the remediator touches only streams with a valid policy"
+        )
         _audit(deps, trigger, now, outcome="ignored", reason=detail)
         return Outcome(status="ignored", stream=trigger.stream, symptom=trigger.symptom, detail=detail)
 
-    history = ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
-    plan = build_plan(trigger, policy, deps.streams, deps.metrics, history, now)
+    try:
+        history = ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
+        plan = build_plan(trigger, policy, deps.streams, deps.metrics, history, now)
+    except Exception as exc:
+        # Audited, then raised: Lambda retries (transient errors pass) and finally hands it to the DLQ.
+        _audit(
+            deps,
+            trigger,
+            now,
+            mode=policy.mode.value,
+            outcome="failed",
+            reason=f"could not gather evidence: {type(exc).__name__}: {exc}",
+        )
+        raise
     report = plan.as_report()
 
     if not plan.steps:
-        _audit(deps, trigger, now, mode=plan.mode, outcome="no-action", reason=plan.diagnosis.summary, plan=report)
+        _audit(
+            deps,
+            trigger,
+            now,
+            mode=plan.mode,
+            outcome="no-action",
+            reason=plan.diagnosis.summary,
+            plan=report,
+        )
         deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
         return Outcome(
-            status="no-action", stream=plan.stream, symptom=plan.symptom, detail=plan.diagnosis.summary, plan=report
+            status="no-action",
+            stream=plan.stream,
+            symptom=plan.symptom,
+            detail=plan.diagnosis.summary,
+            plan=report,
         )
 
     if plan.mode == "dry-run":
@@ -118,37 +145,75 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
             for s in plan.steps
         ]
         for step, result in zip(plan.steps, steps, strict=True):
-            _audit(deps, trigger, now, mode=plan.mode, action=step.action, parameters=step.parameters,
-                   outcome=result.outcome, reason=result.detail, plan=report)
+            _audit(
+                deps,
+                trigger,
+                now,
+                mode=plan.mode,
+                action=step.action,
+                parameters=step.parameters,
+                outcome=result.outcome,
+                reason=result.detail,
+                plan=report,
+            )
         deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
         status = "dry-run" if any(s.outcome == "dry-run" for s in steps) else "blocked"
-        return Outcome(status=status, stream=plan.stream, symptom=plan.symptom,
-                       detail=plan.diagnosis.summary, steps=steps, plan=report)
+        return Outcome(
+            status=status,
+            stream=plan.stream,
+            symptom=plan.symptom,
+            detail=plan.diagnosis.summary,
+            steps=steps,
+            plan=report,
+        )
 
     steps = []
     results: dict[str, str] = {}
     for step in plan.steps:
         if not step.allowed:
-            result = StepOutcome(action=step.action, outcome="blocked", detail="; ".join(step.blocking_reasons))
+            result = StepOutcome(
+                action=step.action, outcome="blocked", detail="; ".join(step.blocking_reasons)
+            )
         elif deps.kill_switch.engaged():
             # Read right before the call: an operator may have pulled it since the plan was made.
             verdict = GuardrailVerdict(name="kill-switch", passed=False, detail="engaged; no change made")
-            result = StepOutcome(action=step.action, outcome="blocked", detail=f"{verdict.name}: {verdict.detail}")
+            result = StepOutcome(
+                action=step.action, outcome="blocked", detail=f"{verdict.name}: {verdict.detail}"
+            )
         else:
             try:
                 response = REGISTRY[step.action].apply(step, _Mutations(deps.streams))
-                result = StepOutcome(action=step.action, outcome="applied", detail=f"accepted by AWS: {response}")
+                result = StepOutcome(
+                    action=step.action, outcome="applied", detail=f"accepted by AWS: {response}"
+                )
             except Exception as exc:  # noqa: BLE001 - the failure is audited and e-mailed, never retried blindly
-                result = StepOutcome(action=step.action, outcome="failed", detail=f"{type(exc).__name__}: {exc}")
+                result = StepOutcome(
+                    action=step.action, outcome="failed", detail=f"{type(exc).__name__}: {exc}"
+                )
         results[step.action] = f"{result.outcome}: {result.detail}"
-        _audit(deps, trigger, now, mode=plan.mode, action=step.action, parameters=step.parameters,
-               outcome=result.outcome, reason=result.detail, plan=report)
+        _audit(
+            deps,
+            trigger,
+            now,
+            mode=plan.mode,
+            action=step.action,
+            parameters=step.parameters,
+            outcome=result.outcome,
+            reason=result.detail,
+            plan=report,
+        )
         steps.append(result)
     outcomes = {s.outcome for s in steps}
     status = "failed" if "failed" in outcomes else "applied" if "applied" in outcomes else "blocked"
     deps.notifier.send(plan.stream, render.subject(plan, status), render.body(plan, status, results))
-    return Outcome(status=status, stream=plan.stream, symptom=plan.symptom,
-                   detail=plan.diagnosis.summary, steps=steps, plan=report)
+    return Outcome(
+        status=status,
+        stream=plan.stream,
+        symptom=plan.symptom,
+        detail=plan.diagnosis.summary,
+        steps=steps,
+        plan=report,
+    )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    # Errors never echo values: the environment also holds credentials.
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 
     region: str = Field(..., alias="AWS_REGION", min_length=1)
     audit_table: str = Field(..., alias="AUDIT_TABLE_NAME", min_length=3)
@@ -20,4 +21,5 @@ class Settings(BaseModel):
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
-        return cls.model_validate(dict(environ))
+        wanted = {field.alias for field in cls.model_fields.values() if field.alias}
+        return cls.model_validate({key: value for key, value in environ.items() if key in wanted})

@@ -3,6 +3,8 @@ the EventBridge rule that feeds it our alarms' state changes, and the dead-lette
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, Duration, Stack, Validations
@@ -28,6 +30,13 @@ HANDLER = "remediator.handler.lambda_handler"
 CODE_ROOT = Path(__file__).resolve().parents[2] / "lambdas"
 # What the Lambda does not need: the CLI, the YAML policy loader and caches.
 CODE_EXCLUDES = ["requirements.txt", "**/__pycache__", "**/*.pyc", "remediator/cli.py", "remediator/policy_files.py"]
+
+
+def policy_digest(policies: PolicySet) -> str:
+    canonical = json.dumps(
+        {name: policy.model_dump(mode="json") for name, policy in sorted(policies.streams.items())}, sort_keys=True
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def registry_grants() -> list[IamGrant]:
@@ -108,6 +117,9 @@ class Remediator(Construct):
                 "POWERTOOLS_SERVICE_NAME": "kinesis-remediator",
                 "POWERTOOLS_METRICS_NAMESPACE": "KinesisRemediator",
                 "POWERTOOLS_LOG_LEVEL": "INFO",
+                # Changes with any policy, so Lambda starts fresh environments instead of serving
+                # a cached policy for up to POLICY_CACHE_SECONDS.
+                "POLICY_DIGEST": policy_digest(policies),
             },
         )
 

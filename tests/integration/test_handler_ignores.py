@@ -209,7 +209,7 @@ def test_stream_in_no_policy_is_ignored_and_audited(aws, invoke, api_calls):
     result = invoke(alarm_event(WRITE_ALARM))
 
     # Then it is ignored, with an audit row saying why
-    why = "stream 'orders' is in no policy; the remediator touches only listed streams"
+    why = "no valid policy for stream 'orders' (none deployed, or it failed validation: see the remediator's logs); the remediator touches only streams with a valid policy"
     assert result == ignored(why, stream=STREAM, symptom="write-throttling")
     row = only(aws.audit_rows(STREAM))
     assert row["outcome"] == "ignored"

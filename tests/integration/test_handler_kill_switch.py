@@ -71,12 +71,6 @@ def test_off_is_read_ignoring_case_and_surrounding_blanks(aws, invoke, api_calls
     assert aws.shard_count(STREAM) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: clients/parameters.py:29 logs the read failure with extra={'name': ...}; 'name' is a "
-    "reserved LogRecord attribute, so logging raises KeyError and the invocation fails (no audit row, "
-    "no e-mail, Lambda retries) instead of treating the switch as engaged",
-)
 @pytest.mark.usefixtures("enforced_saturated_stream")
 def test_a_missing_kill_switch_counts_as_engaged(aws, invoke, api_calls):
     # Given the kill-switch parameter does not exist (deleted, or never deployed)

@@ -9,7 +9,7 @@ import pytest
 from tests.fakes import alarm_event
 from tests.integration.support import SATURATED, STREAM, WRITE_ALARM, only, policy
 
-NO_POLICY = "stream 'orders' is in no policy; the remediator touches only listed streams"
+NO_POLICY = "no valid policy for stream 'orders' (none deployed, or it failed validation: see the remediator's logs); the remediator touches only streams with a valid policy"
 
 
 def enforce(**changes):
@@ -58,11 +58,6 @@ def test_a_policy_that_does_not_validate_is_treated_as_no_policy(aws, invoke, ap
     assert aws.emails() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: clients/parameters.py:44 catches only GetParameterError; a value that is not JSON raises "
-    "TransformParameterError out of the handler (Lambda retries, then DLQ; no audit row)",
-)
 @pytest.mark.usefixtures("saturated_stream")
 def test_a_policy_parameter_that_is_not_json_is_treated_as_no_policy(aws, invoke, api_calls):
     # Given the stream's policy parameter holds YAML rather than JSON
@@ -78,12 +73,6 @@ def test_a_policy_parameter_that_is_not_json_is_treated_as_no_policy(aws, invoke
     assert only(aws.audit_rows(STREAM))["outcome"] == "ignored"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: SsmPolicySource.get (clients/parameters.py:48) does not check that the policy names the "
-    "stream it is stored under; core/planner.py:26 then raises ValueError out of the handler after "
-    "describing the stream (no audit row; Lambda retries, then DLQ)",
-)
 @pytest.mark.usefixtures("saturated_stream")
 def test_a_policy_stored_under_another_streams_name_is_treated_as_no_policy(aws, invoke, api_calls):
     # Given the parameter for 'orders' holds a valid policy for 'payments'

@@ -67,13 +67,6 @@ def test_a_malformed_variable_fails_the_cold_start_naming_it(monkeypatch, name, 
     assert [e["loc"] for e in error.errors()] == [(name,)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Settings.from_environment (lambdas/remediator/settings.py:23) validates the whole "
-    "os.environ, so the ValidationError raised at cold start echoes the environment (its repr shows the "
-    "tail of the last variable; errors()[n]['input'] holds all of it, AWS_SESSION_TOKEN included) into "
-    "the init-error log",
-)
 @pytest.mark.usefixtures("aws")
 def test_a_cold_start_error_does_not_echo_the_environment(monkeypatch):
     # Given a credential-like variable in the environment (Lambda sets AWS_SESSION_TOKEN and friends)

@@ -331,7 +331,10 @@ def context(
             4,
             20,
             16,
-            ["aws-step-limit: 4 -> 20; one call may go from 2 to 8", "policy-bounds: 20 is above max_shards 16"],
+            [
+                "aws-step-limit: 4 -> 20; one call may go from 2 to 8",
+                "policy-bounds: 20 is above max_shards 16",
+            ],
             id="above 2x and max_shards",
         ),
         pytest.param(

@@ -94,7 +94,9 @@ AWS_CAP = "AWS allows at most 10,000 shards per stream"
             (TWO_X.format(12_000), AWS_CAP),
             id="2x then the 10,000-shard AWS cap",
         ),
-        pytest.param(9_000, 9_500, 1, 10_000, 10_000, (), id="25% step trimmed at 10,000 (desired was below)"),
+        pytest.param(
+            9_000, 9_500, 1, 10_000, 10_000, (), id="25% step trimmed at 10,000 (desired was below)"
+        ),
         pytest.param(4, 8, 1, 6, 6, ("policy max_shards is 6",), id="policy max_shards caps"),
         pytest.param(10, 11, 1, 12, 12, (), id="25% step trimmed by max_shards (desired was below)"),
         pytest.param(

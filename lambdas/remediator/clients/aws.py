@@ -7,6 +7,7 @@ many streams backs off instead of turning into a throttling storm.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import boto3
@@ -15,7 +16,11 @@ from botocore.config import Config
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=20)
 
 
+@cache
+def _session() -> boto3.session.Session:
+    # One session per process: each new one re-reads the service models, which costs cold-start time.
+    return boto3.session.Session()
+
+
 def client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    return boto3.session.Session().client(
-        service, region_name=region, endpoint_url=endpoint_url, config=RETRY_CONFIG
-    )
+    return _session().client(service, region_name=region, endpoint_url=endpoint_url, config=RETRY_CONFIG)

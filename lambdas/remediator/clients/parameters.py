@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 from pydantic import ValidationError
 
 from remediator.core.policy import StreamPolicy
@@ -16,7 +16,8 @@ POLICY_CACHE_SECONDS = 300
 
 
 class SsmKillSwitch:
-    """Engaged unless the parameter reads exactly 'off': a typo or a read failure stops mutations."""
+    """Engaged unless the parameter reads 'off' (case and surrounding blanks ignored): any other value,
+    a missing parameter or a read failure stops mutations."""
 
     def __init__(self, ssm: Any, name: str) -> None:
         self._provider = parameters.SSMProvider(boto3_client=ssm)
@@ -26,7 +27,9 @@ class SsmKillSwitch:
         try:
             value = self._provider.get(self._name, force_fetch=True)
         except GetParameterError:
-            logger.exception("Cannot read the kill switch; treating it as engaged", extra={"name": self._name})
+            logger.exception(
+                "Cannot read the kill switch; treating it as engaged", extra={"parameter": self._name}
+            )
             return True
         return str(value).strip().lower() != KILL_SWITCH_OFF
 
@@ -39,13 +42,26 @@ class SsmPolicySource:
         self._prefix = prefix.rstrip("/")
 
     def get(self, stream: str) -> StreamPolicy | None:
+        name = f"{self._prefix}/{stream}"
         try:
-            raw = self._provider.get(f"{self._prefix}/{stream}", max_age=POLICY_CACHE_SECONDS, transform="json")
+            raw = self._provider.get(name, max_age=POLICY_CACHE_SECONDS, transform="json")
+        except TransformParameterError:
+            logger.exception("Deployed policy is not JSON; ignoring the stream", extra={"parameter": name})
+            return None
         except GetParameterError:
-            logger.info("No policy parameter for stream", extra={"stream": stream})
+            logger.info("No policy parameter for stream", extra={"parameter": name})
             return None
         try:
-            return StreamPolicy.model_validate(raw)
+            policy = StreamPolicy.model_validate(raw)
         except ValidationError:
-            logger.exception("Deployed policy does not validate; ignoring the stream", extra={"stream": stream})
+            logger.exception(
+                "Deployed policy does not validate; ignoring the stream", extra={"parameter": name}
+            )
             return None
+        if policy.name != stream:
+            # Never act on one stream under another stream's policy.
+            logger.error(
+                "Deployed policy names another stream", extra={"parameter": name, "names": policy.name}
+            )
+            return None
+        return policy

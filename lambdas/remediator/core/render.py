@@ -69,7 +69,9 @@ def plan_text(plan: Plan, results: dict[str, str] | None = None) -> str:
                 f"     Command: {step.cli_command}",
                 "     Guardrails:",
             ]
-            lines += [f"       [{'pass' if g.passed else 'STOP'}] {g.name}: {g.detail}" for g in step.guardrails]
+            lines += [
+                f"       [{'pass' if g.passed else 'STOP'}] {g.name}: {g.detail}" for g in step.guardrails
+            ]
             if results and step.action in results:
                 lines.append(f"     Result:  {results[step.action]}")
         lines.append("")
@@ -83,3 +85,13 @@ def plan_text(plan: Plan, results: dict[str, str] | None = None) -> str:
                 lines.append(f"      {advice.cli_command}")
         lines.append("")
     return "\n".join(lines)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain-text table with aligned columns, for terminals and e-mail alike."""
+    cells = [headers, *rows]
+    widths = [max(len(str(row[i])) for row in cells) for i in range(len(headers))]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)), line]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(text.rstrip() for text in out)

@@ -33,7 +33,9 @@ def _figures(evidence: Evidence) -> list[Figure]:
     figures = [
         Figure(name="open shards", value=stream.open_shards),
         Figure(name="peak write utilisation", value=100 * evidence.write_utilisation(peak=True), unit="%"),
-        Figure(name="average write utilisation", value=100 * evidence.write_utilisation(peak=False), unit="%"),
+        Figure(
+            name="average write utilisation", value=100 * evidence.write_utilisation(peak=False), unit="%"
+        ),
         Figure(name="peak incoming bytes", value=evidence.peak_bytes_per_second, unit="B/s"),
         Figure(name="peak incoming records", value=evidence.peak_records_per_second, unit="records/s"),
         Figure(name="throttled writes", value=evidence.throttled_writes, unit="records"),
@@ -42,7 +44,9 @@ def _figures(evidence: Evidence) -> list[Figure]:
     if age is not None:
         figures.append(Figure(name="max iterator age", value=age / 1000, unit="s"))
         figures.append(
-            Figure(name="iterator age / retention", value=100 * age / (stream.retention_hours * 3.6e6), unit="%")
+            Figure(
+                name="iterator age / retention", value=100 * age / (stream.retention_hours * 3.6e6), unit="%"
+            )
         )
     return figures
 
@@ -108,7 +112,9 @@ def _on_demand(evidence: Evidence, advice: tuple[Advice, ...]) -> Diagnosis | No
     )
 
 
-def _insufficient(evidence: Evidence, missing: str | None = None, advice: tuple[Advice, ...] = ()) -> Diagnosis | None:
+def _insufficient(
+    evidence: Evidence, missing: str | None = None, advice: tuple[Advice, ...] = ()
+) -> Diagnosis | None:
     if missing is None and evidence.has_write_traffic_data():
         return None
     what = missing or "IncomingBytes or IncomingRecords"
@@ -242,7 +248,9 @@ class IteratorAge(Symptom):
                 )
             )
         consumer_advice = self._consumer_advice(policy)
-        early = _on_demand(evidence, (*advice, consumer_advice)) or _insufficient(evidence, advice=tuple(advice))
+        early = _on_demand(evidence, (*advice, consumer_advice)) or _insufficient(
+            evidence, advice=tuple(advice)
+        )
         if early:
             return early
         bounds = policy.actions.reshard

@@ -97,17 +97,25 @@ class ReshardAction(Action):
     def _policy_bounds(current: int, target: int, policy: ReshardPolicy) -> GuardrailVerdict:
         name = "policy-bounds"
         if target == current:
-            return GuardrailVerdict(name=name, passed=False, detail=f"already at {current} shards, the most the bounds allow")
+            return GuardrailVerdict(
+                name=name, passed=False, detail=f"already at {current} shards, the most the bounds allow"
+            )
         if target > policy.max_shards:
-            return GuardrailVerdict(name=name, passed=False, detail=f"{target} is above max_shards {policy.max_shards}")
+            return GuardrailVerdict(
+                name=name, passed=False, detail=f"{target} is above max_shards {policy.max_shards}"
+            )
         if target < policy.min_shards and not current < target:
-            return GuardrailVerdict(name=name, passed=False, detail=f"{target} is below min_shards {policy.min_shards}")
+            return GuardrailVerdict(
+                name=name, passed=False, detail=f"{target} is below min_shards {policy.min_shards}"
+            )
         if target < policy.min_shards:
             # A stream below its floor may climb towards it, one call's reach at a time.
             return GuardrailVerdict(
                 name=name, passed=True, detail=f"{target} moves towards the floor of {policy.min_shards}"
             )
-        return GuardrailVerdict(name=name, passed=True, detail=f"{target} within [{policy.min_shards}, {policy.max_shards}]")
+        return GuardrailVerdict(
+            name=name, passed=True, detail=f"{target} within [{policy.min_shards}, {policy.max_shards}]"
+        )
 
     def apply(self, step: PlannedStep, ports: MutatingPorts) -> dict[str, Any]:
         return ports.streams.update_shard_count(step.stream_arn, int(step.parameters["target_shards"]))
