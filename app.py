@@ -4,9 +4,9 @@
 import sys
 
 from aws_cdk import App
-
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX
 from remediator.policy_files import PolicyValidationError
+
 from stacks.app_builder import LayerNotBuilt, build_app
 
 

@@ -74,7 +74,7 @@ class CfnAlarm(_AddedResource, CloudFormationModel):
         return "AWS::CloudWatch::Alarm"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **_: Any
     ) -> CfnAlarm:
         p = cloudformation_json["Properties"]
@@ -86,8 +86,8 @@ class CfnAlarm(_AddedResource, CloudFormationModel):
             metric_name=p.get("MetricName"),
             comparison_operator=p["ComparisonOperator"],
             evaluation_periods=int(p["EvaluationPeriods"]),
-            period=int(p["Period"]) if "Period" in p else None,
-            threshold=float(p["Threshold"]) if "Threshold" in p else None,
+            period=int(p.get("Period", 60)),
+            threshold=float(p.get("Threshold", 0.0)),
             statistic=p.get("Statistic"),
             description=p.get("AlarmDescription"),
             dimensions=p.get("Dimensions", []),
@@ -111,7 +111,7 @@ class CfnSubscription(_AddedResource, CloudFormationModel):
         return "AWS::SNS::Subscription"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **_: Any
     ) -> CfnSubscription:
         p = cloudformation_json["Properties"]
@@ -134,7 +134,7 @@ class CfnQueuePolicy(_AddedResource, CloudFormationModel):
         return "AWS::SQS::QueuePolicy"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **_: Any
     ) -> CfnQueuePolicy:
         p = cloudformation_json["Properties"]
@@ -152,7 +152,7 @@ class CfnTopicPolicy(_AddedResource, CloudFormationModel):
         return "AWS::SNS::TopicPolicy"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **_: Any
     ) -> CfnTopicPolicy:
         p = cloudformation_json["Properties"]
@@ -172,7 +172,7 @@ class CfnEventInvokeConfig(_AddedResource, CloudFormationModel):
         return "AWS::Lambda::EventInvokeConfig"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **_: Any
     ) -> CfnEventInvokeConfig:
         p = cloudformation_json["Properties"]
@@ -193,7 +193,7 @@ class CfnBucketPolicy(_AddedResource, CloudFormationModel):
         return "AWS::S3::BucketPolicy"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **_: Any
     ) -> CfnBucketPolicy:
         return cls(f"{cloudformation_json['Properties']['Bucket']}-policy")
@@ -207,7 +207,7 @@ class CfnCdkMetadata(_AddedResource, CloudFormationModel):
         return "AWS::CDK::Metadata"
 
     @classmethod
-    def create_from_cloudformation_json(  # type: ignore[override]
+    def create_from_cloudformation_json(
         cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **_: Any
     ) -> CfnCdkMetadata:
         return cls(resource_name)
@@ -266,7 +266,9 @@ _original_resolve = CloudFormationBackend._resolve_update_parameters
 def _resolve_update_parameters(self: Any, instance: Any, incoming_params: list[Json]) -> Any:
     # CDK's UpdateStack passes UsePreviousValue for BootstrapVersion, which the stack took from its
     # template default; moto then fails with a KeyError. The template default is the right value.
-    kept = [p for p in incoming_params if not (p.get("UsePreviousValue") and p["ParameterKey"] not in instance.parameters)]
+    kept = [
+        p for p in incoming_params if not (p.get("UsePreviousValue") and p["ParameterKey"] not in instance.parameters)
+    ]
     return _original_resolve(self, instance, kept)
 
 
@@ -284,7 +286,7 @@ def install_patches() -> None:
         return
     CloudFormationBackend._resolve_update_parameters = _resolve_update_parameters  # type: ignore[method-assign]
     LayerVersion.update_from_cloudformation_json = classmethod(_publish_layer_version)  # type: ignore[method-assign, assignment]
-    LayerVersion.delete = _delete_layer_version  # type: ignore[method-assign]
+    LayerVersion.delete = _delete_layer_version  # type: ignore[attr-defined]
     _wrap(LambdaFunction, _attach_layers, pre=_layer_arns)
     _wrap(Table, _apply_table_settings, pre=_nothing)
     CloudFormationBackend._kinesis_remediator_patched = True  # type: ignore[attr-defined]

@@ -26,10 +26,10 @@ from typing import Any, TextIO
 
 import boto3
 from moto.events.models import EventPattern
-
-from demo.emulator import Emulator
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
 from remediator.core.render import table
+
+from demo.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".demo"
@@ -133,15 +133,19 @@ class Demo:
 
     # -- AWS helpers --------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION, endpoint_url=self.emulator.endpoint)
+        return boto3.client(service, region_name=REGION, endpoint_url=self.emulator.endpoint)  # type: ignore[call-overload]
 
     def cdk(self, name: str, *args: str) -> None:
-        env = os.environ | self.emulator.environment() | {
-            "CDK_DISABLE_CLI_TELEMETRY": "true",
-            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-            "NODE_NO_WARNINGS": "1",
-            "CI": "true",
-        }
+        env = (
+            os.environ
+            | self.emulator.environment()
+            | {
+                "CDK_DISABLE_CLI_TELEMETRY": "true",
+                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+                "NODE_NO_WARNINGS": "1",
+                "CI": "true",
+            }
+        )
         log = self.logs / f"{name}.log"
         with log.open("w", encoding="utf-8") as handle:
             completed = subprocess.run(
@@ -174,7 +178,11 @@ class Demo:
                 {
                     "Version": "2012-10-17",
                     "Statement": [
-                        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
                     ],
                 }
             ),
@@ -284,7 +292,7 @@ class Demo:
     def rule_matches(self, event: dict[str, Any]) -> bool:
         """moto's server cannot TestEventPattern; its own matcher checks the deployed rule's pattern."""
         rule = self.client("events").describe_rule(Name=self.outputs["AlarmStateChangeRule"])
-        return bool(EventPattern.load(rule["EventPattern"]).matches_event(event))
+        return bool(EventPattern.load(rule["EventPattern"]).matches_event(event))  # type: ignore[arg-type]
 
     def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
         """Run the deployed function's handler here, with the deployed function's environment."""
@@ -332,19 +340,31 @@ class Demo:
             flat = {k: next(iter(v.values())) for k, v in item.items()}
             parameters = json.loads(flat.get("parameters", "{}"))
             change = (
-                f"{parameters['current_shards']} -> {parameters['target_shards']}" if "target_shards" in parameters else "-"
+                f"{parameters['current_shards']} -> {parameters['target_shards']}"
+                if "target_shards" in parameters
+                else "-"
             )
             rows.append(
-                [flat["at"][11:19], flat.get("symptom", "-"), flat.get("mode", "-"), flat.get("action", "-"),
-                 change, flat["outcome"]]
+                [
+                    flat["at"][11:19],
+                    flat.get("symptom", "-"),
+                    flat.get("mode", "-"),
+                    flat.get("action", "-"),
+                    change,
+                    flat["outcome"],
+                ]
             )
         return rows
 
     def inventory(self) -> str:
         alarms = self.client("cloudwatch").describe_alarms(AlarmNamePrefix=DEFAULT_ALARM_PREFIX)["MetricAlarms"]
         rows = [
-            [a["AlarmName"], f"{a['MetricName']} {a['Statistic']}", f">= {a['Threshold']:g}",
-             f"{a.get('DatapointsToAlarm', a['EvaluationPeriods'])} of {a['EvaluationPeriods']} min"]
+            [
+                a["AlarmName"],
+                f"{a['MetricName']} {a['Statistic']}",
+                f">= {a['Threshold']:g}",
+                f"{a.get('DatapointsToAlarm', a['EvaluationPeriods'])} of {a['EvaluationPeriods']} min",
+            ]
             for a in alarms
         ]
         return table(["alarm", "metric", "threshold", "breaching"], rows)
@@ -354,7 +374,14 @@ def _report(demo: Demo, scenarios: list[Scenario], out: TextIO) -> None:
     write = out.write
     write("\n" + "=" * 100 + "\nReport\n" + "=" * 100 + "\n\n")
     rows = [
-        [s.title, s.mode, str(s.shards_before), str(s.shards_after), s.result["status"], "yes" if s.rule_matched else "no"]
+        [
+            s.title,
+            s.mode,
+            str(s.shards_before),
+            str(s.shards_after),
+            s.result["status"],
+            "yes" if s.rule_matched else "no",
+        ]
         for s in scenarios
     ]
     write(table(["incident", "mode", "shards before", "shards after", "outcome", "rule matched"], rows) + "\n\n")

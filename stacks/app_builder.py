@@ -7,9 +7,9 @@ from pathlib import Path
 
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
-
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX
 from remediator.policy_files import load_policies
+
 from stacks.remediator_stack import KinesisRemediatorStack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -7,8 +7,8 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
-
 from remediator.policy_files import PolicySet
+
 from stacks.constructs.alarms import StreamAlarms
 from stacks.constructs.notifications import Notifications
 from stacks.constructs.remediator import Remediator

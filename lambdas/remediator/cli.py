@@ -100,9 +100,7 @@ def plan(args: argparse.Namespace) -> int:
     else:
         print(plan_text(result))
         if not args.audit_table:
-            print(
-                "Note: no --audit-table given, so cooldowns and daily budgets were checked against no history."
-            )
+            print("Note: no --audit-table given, so cooldowns and daily budgets were checked against no history.")
         print("Read-only: nothing was changed.")
     return EXIT_OK
 

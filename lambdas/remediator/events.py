@@ -56,4 +56,4 @@ class AlarmStateChangeDetail(BaseModel):
 class AlarmStateChangeEvent(EventBridgeModel):
     source: Literal["aws.cloudwatch"]
     detail_type: Literal["CloudWatch Alarm State Change"] = Field(..., alias="detail-type")
-    detail: AlarmStateChangeDetail  # type: ignore[assignment]
+    detail: AlarmStateChangeDetail

@@ -78,9 +78,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         change = parse(event=event, model=AlarmStateChangeEvent)
     except (ValidationError, ValueError, TypeError) as exc:
-        logger.error(
-            "Ignoring an event that is not a CloudWatch alarm state change", extra={"error": str(exc)}
-        )
+        logger.error("Ignoring an event that is not a CloudWatch alarm state change", extra={"error": str(exc)})
         metrics.add_metric(name="UnrecognisedEvents", unit=MetricUnit.Count, value=1)
         return _ignored("not a CloudWatch Alarm State Change event")
 

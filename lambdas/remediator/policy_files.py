@@ -127,9 +127,7 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
     files = policy_paths(paths)
     errors: list[PolicyError] = []
     if not files:
-        errors.append(
-            PolicyError(", ".join(map(str, paths)) or "(none)", None, None, "no policy files found")
-        )
+        errors.append(PolicyError(", ".join(map(str, paths)) or "(none)", None, None, "no policy files found"))
     streams: dict[str, StreamPolicy] = {}
     sources: dict[str, str] = {}
     for path in files:
@@ -137,9 +135,7 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
         errors.extend(file_errors)
         for stream in document.streams if document else ():
             if stream.name in sources:
-                errors.append(
-                    PolicyError(str(path), stream.name, "name", f"also defined in {sources[stream.name]}")
-                )
+                errors.append(PolicyError(str(path), stream.name, "name", f"also defined in {sources[stream.name]}"))
                 continue
             streams[stream.name] = stream
             sources[stream.name] = str(path)

@@ -84,8 +84,7 @@ def build_plan(
 
 def _audit(deps: Dependencies, trigger: AlarmTrigger, now: datetime, **fields: Any) -> None:
     deps.audit.record(
-        {"at": now, "stream": trigger.stream, "alarm_name": trigger.alarm_name, "symptom": trigger.symptom}
-        | fields
+        {"at": now, "stream": trigger.stream, "alarm_name": trigger.alarm_name, "symptom": trigger.symptom} | fields
     )
 
 
@@ -171,25 +170,17 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
     results: dict[str, str] = {}
     for step in plan.steps:
         if not step.allowed:
-            result = StepOutcome(
-                action=step.action, outcome="blocked", detail="; ".join(step.blocking_reasons)
-            )
+            result = StepOutcome(action=step.action, outcome="blocked", detail="; ".join(step.blocking_reasons))
         elif deps.kill_switch.engaged():
             # Read right before the call: an operator may have pulled it since the plan was made.
             verdict = GuardrailVerdict(name="kill-switch", passed=False, detail="engaged; no change made")
-            result = StepOutcome(
-                action=step.action, outcome="blocked", detail=f"{verdict.name}: {verdict.detail}"
-            )
+            result = StepOutcome(action=step.action, outcome="blocked", detail=f"{verdict.name}: {verdict.detail}")
         else:
             try:
                 response = REGISTRY[step.action].apply(step, _Mutations(deps.streams))
-                result = StepOutcome(
-                    action=step.action, outcome="applied", detail=f"accepted by AWS: {response}"
-                )
-            except Exception as exc:  # noqa: BLE001 - the failure is audited and e-mailed, never retried blindly
-                result = StepOutcome(
-                    action=step.action, outcome="failed", detail=f"{type(exc).__name__}: {exc}"
-                )
+                result = StepOutcome(action=step.action, outcome="applied", detail=f"accepted by AWS: {response}")
+            except Exception as exc:
+                result = StepOutcome(action=step.action, outcome="failed", detail=f"{type(exc).__name__}: {exc}")
         results[step.action] = f"{result.outcome}: {result.detail}"
         _audit(
             deps,

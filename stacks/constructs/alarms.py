@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, aws_cloudwatch as cloudwatch
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
-
 from remediator.core.alarm import alarm_name
 from remediator.core.symptoms import SYMPTOMS
 from remediator.policy_files import PolicySet

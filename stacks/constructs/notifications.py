@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from aws_cdk import aws_kms as kms, aws_sns as sns, aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
-
 from remediator.policy_files import PolicySet
 
 
@@ -16,9 +17,7 @@ class Notifications(Construct):
         self.key = kms.Key(
             self, "TopicKey", enable_key_rotation=True, description="Kinesis Remediator notifications topic"
         )
-        self.topic = sns.Topic(
-            self, "Topic", display_name="Kinesis Remediator", master_key=self.key, enforce_ssl=True
-        )
+        self.topic = sns.Topic(self, "Topic", display_name="Kinesis Remediator", master_key=self.key, enforce_ssl=True)
         streams_by_address: dict[str, list[str]] = defaultdict(list)
         for name, policy in sorted(policies.streams.items()):
             for address in policy.notify.emails:

@@ -15,11 +15,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-
 from remediator.core.actions import REGISTRY
 from remediator.core.evidence import READ_GRANTS
 from remediator.core.grants import IamGrant
 from remediator.policy_files import PolicySet
+
 from stacks.constructs.notifications import Notifications
 from stacks.constructs.state import RemediatorState
 
@@ -29,12 +29,19 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 HANDLER = "remediator.handler.lambda_handler"
 CODE_ROOT = Path(__file__).resolve().parents[2] / "lambdas"
 # What the Lambda does not need: the CLI, the YAML policy loader and caches.
-CODE_EXCLUDES = ["requirements.txt", "**/__pycache__", "**/*.pyc", "remediator/cli.py", "remediator/policy_files.py"]
+CODE_EXCLUDES = [
+    "requirements.txt",
+    "**/__pycache__",
+    "**/*.pyc",
+    "remediator/cli.py",
+    "remediator/policy_files.py",
+]
 
 
 def policy_digest(policies: PolicySet) -> str:
     canonical = json.dumps(
-        {name: policy.model_dump(mode="json") for name, policy in sorted(policies.streams.items())}, sort_keys=True
+        {name: policy.model_dump(mode="json") for name, policy in sorted(policies.streams.items())},
+        sort_keys=True,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -154,7 +161,8 @@ class Remediator(Construct):
             )
         statements += [
             iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[self.log_group.log_group_arn]
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                resources=[self.log_group.log_group_arn],
             ),
             iam.PolicyStatement(
                 actions=["ssm:GetParameter"],
@@ -165,13 +173,16 @@ class Remediator(Construct):
                 actions=["dynamodb:PutItem", "dynamodb:Query"], resources=[state.audit_table.table_arn]
             ),
             iam.PolicyStatement(
-                actions=["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                actions=[
+                    "dynamodb:PutItem",
+                    "dynamodb:GetItem",
+                    "dynamodb:UpdateItem",
+                    "dynamodb:DeleteItem",
+                ],
                 resources=[state.idempotency_table.table_arn],
             ),
             iam.PolicyStatement(actions=["sns:Publish"], resources=[notifications.topic.topic_arn]),
-            iam.PolicyStatement(
-                actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[notifications.key.key_arn]
-            ),
+            iam.PolicyStatement(actions=["kms:GenerateDataKey", "kms:Decrypt"], resources=[notifications.key.key_arn]),
         ]
         policy = iam.Policy(self, "Permissions", statements=statements)
         policy.attach_to_role(self.role)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import RemovalPolicy, aws_dynamodb as dynamodb, aws_ssm as ssm
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ssm as ssm
 from constructs import Construct
-
 from remediator.clients.parameters import KILL_SWITCH_OFF
 from remediator.policy_files import PolicySet
 

@@ -182,9 +182,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
         topic_arn = sns.create_topic(Name="notifications")["TopicArn"]
         sqs = boto3.client("sqs", region_name=REGION)
         mailbox_url = sqs.create_queue(QueueName="mailbox")["QueueUrl"]
-        mailbox_arn = sqs.get_queue_attributes(QueueUrl=mailbox_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        mailbox_arn = sqs.get_queue_attributes(QueueUrl=mailbox_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=mailbox_arn)
         env = AwsEnv(
             topic_arn=topic_arn,
@@ -292,9 +292,7 @@ def api_calls(monkeypatch: pytest.MonkeyPatch) -> ApiRecorder:
 
 
 @pytest.fixture
-def invoke(
-    handler: ModuleType, context: FakeContext, api_calls: ApiRecorder
-) -> Callable[[Any], dict[str, Any]]:
+def invoke(handler: ModuleType, context: FakeContext, api_calls: ApiRecorder) -> Callable[[Any], dict[str, Any]]:
     """handler.lambda_handler(event, context), with every AWS call it makes recorded in `api_calls`."""
 
     def _invoke(event: Any) -> dict[str, Any]:

@@ -22,15 +22,11 @@ def test_applied_actions_returns_only_applied_rows_since_the_given_time(aws):
     now = datetime.now(UTC).replace(microsecond=0)
     since = now - timedelta(hours=24)
     aws.seed_audit(STREAM, now - timedelta(hours=25), "applied")
-    aws.seed_audit(
-        STREAM, now - timedelta(hours=20), "applied", parameters={"current_shards": 2, "target_shards": 4}
-    )
+    aws.seed_audit(STREAM, now - timedelta(hours=20), "applied", parameters={"current_shards": 2, "target_shards": 4})
     aws.seed_audit(STREAM, now - timedelta(hours=10), "dry-run")
     aws.seed_audit(STREAM, now - timedelta(hours=9), "blocked")
     aws.seed_audit(STREAM, now - timedelta(hours=8), "failed")
-    aws.seed_audit(
-        STREAM, now - timedelta(hours=1), "applied", parameters={"current_shards": 4, "target_shards": 8}
-    )
+    aws.seed_audit(STREAM, now - timedelta(hours=1), "applied", parameters={"current_shards": 4, "target_shards": 8})
     aws.seed_audit("payments", now - timedelta(hours=1), "applied")
 
     # When the applied actions since the cut-off are read
@@ -64,9 +60,7 @@ def test_record_writes_one_item_with_the_decision(aws):
     at = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
 
     # When a decision without an action is recorded
-    log.record(
-        {"at": at, "stream": STREAM, "alarm_name": "a", "symptom": "write-throttling", "outcome": "ignored"}
-    )
+    log.record({"at": at, "stream": STREAM, "alarm_name": "a", "symptom": "write-throttling", "outcome": "ignored"})
 
     # Then one item holds it, with a 90-day expiry and a placeholder reason
     row = only(aws.audit_rows(STREAM))

@@ -127,9 +127,7 @@ def test_lagging_consumer_on_saturated_shards_is_resharded(aws, invoke, api_call
     assert row["outcome"] == "applied"
     assert row["symptom"] == "iterator-age"
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
-    assert (
-        only(aws.emails())["Subject"] == "[APPLIED] orders: reshard 2 -> 4 shards (consumers falling behind)"
-    )
+    assert only(aws.emails())["Subject"] == "[APPLIED] orders: reshard 2 -> 4 shards (consumers falling behind)"
 
 
 def test_on_demand_stream_is_never_resharded_even_in_enforce(aws, invoke, api_calls):

@@ -80,10 +80,7 @@ def test_dry_run_email_carries_alarm_figures_exact_command_and_guardrails(aws, i
     assert lines[0] == "Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do."
     assert f"Alarm:     {WRITE_ALARM}" in lines
     assert "Stream:    orders (mode: dry-run)" in lines
-    assert (
-        "  The shards are saturated: writes peaked at 95% of the stream's capacity (saturated from 80%)."
-        in lines
-    )
+    assert "  The shards are saturated: writes peaked at 95% of the stream's capacity (saturated from 80%)." in lines
     for figure in (
         "  open shards                2",
         "  peak write utilisation     95 %",
@@ -103,8 +100,7 @@ def test_dry_run_email_carries_alarm_figures_exact_command_and_guardrails(aws, i
     assert "       [pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4" in lines
     assert "       [pass] daily-budget: 0 of 4 reshard actions used in the last 24 h" in lines
     assert lines[-1] == (
-        "To let the remediator act on this stream, set `mode: enforce` for it in its policy file "
-        "and redeploy."
+        "To let the remediator act on this stream, set `mode: enforce` for it in its policy file and redeploy."
     )
 
 
@@ -124,9 +120,7 @@ def test_dry_run_writes_one_audit_row_with_the_parameters(aws, invoke):
     assert row["action"] == "reshard"
     assert row["alarm_name"] == WRITE_ALARM
     assert row["symptom"] == "write-throttling"
-    assert (
-        row["reason"] == "peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity"
-    )
+    assert row["reason"] == "peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity"
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
     plan = plan_of(row)
     assert plan["actions"][0]["cli_command"] == update_command(4)

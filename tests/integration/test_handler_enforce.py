@@ -322,9 +322,7 @@ def test_a_failed_update_is_audited_and_mailed_and_not_raised(aws, handler, invo
     kinesis = handler.dependencies().streams._kinesis
 
     def refuse(**_: object) -> None:
-        raise ClientError(
-            {"Error": {"Code": "LimitExceededException", "Message": "Rate exceeded"}}, "UpdateShardCount"
-        )
+        raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "Rate exceeded"}}, "UpdateShardCount")
 
     kinesis.meta.events.register("before-call.kinesis.UpdateShardCount", lambda **kw: refuse())
 

@@ -62,9 +62,7 @@ def test_a_different_state_timestamp_is_processed_again(aws, invoke):
     # Then it is processed again: two audit rows and two e-mails
     assert result["status"] == "dry-run"
     assert [r["outcome"] for r in aws.audit_rows(STREAM)] == ["dry-run", "dry-run"]
-    assert [e["Subject"] for e in aws.emails()] == [
-        "[DRY-RUN] orders: reshard 2 -> 4 shards (producers throttled)"
-    ] * 2
+    assert [e["Subject"] for e in aws.emails()] == ["[DRY-RUN] orders: reshard 2 -> 4 shards (producers throttled)"] * 2
 
 
 def test_an_invocation_that_fails_does_not_swallow_the_retry(aws, invoke, api_calls):

@@ -176,9 +176,7 @@ def test_alarm_changes_that_are_not_ours_to_act_on_are_ignored(aws, invoke, api_
 def test_lower_case_dimension_key_that_disagrees_is_also_ignored(aws, invoke, api_calls):
     # Given an alarm whose metric dimension key is lower-cased (as in SNS-shaped payloads)
     event = alarm_event(WRITE_ALARM, stream=None)
-    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {
-        "streamname": "payments"
-    }
+    event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] = {"streamname": "payments"}
 
     # When it fires
     result = invoke(event)
@@ -209,7 +207,10 @@ def test_stream_in_no_policy_is_ignored_and_audited(aws, invoke, api_calls):
     result = invoke(alarm_event(WRITE_ALARM))
 
     # Then it is ignored, with an audit row saying why
-    why = "no valid policy for stream 'orders' (none deployed, or it failed validation: see the remediator's logs); the remediator touches only streams with a valid policy"
+    why = (
+        "no valid policy for stream 'orders' (none deployed, or it failed validation: see the remediator's logs); "
+        "the remediator touches only streams with a valid policy"
+    )
     assert result == ignored(why, stream=STREAM, symptom="write-throttling")
     row = only(aws.audit_rows(STREAM))
     assert row["outcome"] == "ignored"

@@ -9,7 +9,10 @@ import pytest
 from tests.fakes import alarm_event
 from tests.integration.support import SATURATED, STREAM, WRITE_ALARM, only, policy
 
-NO_POLICY = "no valid policy for stream 'orders' (none deployed, or it failed validation: see the remediator's logs); the remediator touches only streams with a valid policy"
+NO_POLICY = (
+    "no valid policy for stream 'orders' (none deployed, or it failed validation: see the remediator's logs); "
+    "the remediator touches only streams with a valid policy"
+)
 
 
 def enforce(**changes):
@@ -32,9 +35,7 @@ def saturated_stream(aws):
         pytest.param(enforce(actions={"reshard": {}}), id="no-max-shards"),
         pytest.param(enforce(actions={"reshard": {"max_shards": 20_000}}), id="above-aws-max"),
         pytest.param(enforce(actions={"reshard": {"max_shards": 2, "min_shards": 4}}), id="min-above-max"),
-        pytest.param(
-            enforce(actions={"reshard": {"max_shards": 16, "daily_budget": 10}}), id="budget-eats-reserve"
-        ),
+        pytest.param(enforce(actions={"reshard": {"max_shards": 16, "daily_budget": 10}}), id="budget-eats-reserve"),
         pytest.param(enforce(name="*"), id="wildcard-name"),
         pytest.param(enforce(actions={}), id="no-actions"),
         pytest.param(["orders"], id="json-list"),

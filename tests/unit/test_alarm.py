@@ -71,9 +71,7 @@ def run(alarm: str, **overrides: Any) -> tuple[AlarmTrigger | None, str]:
         ),
     ],
 )
-def test_our_alarm_into_alarm_is_a_trigger(
-    alarm: str, stream: str, symptom: str, dimensions: dict[str, str]
-) -> None:
+def test_our_alarm_into_alarm_is_a_trigger(alarm: str, stream: str, symptom: str, dimensions: dict[str, str]) -> None:
     # Given one of our alarms going from OK into ALARM
     trigger, why_not = run(alarm, dimensions=dimensions)
     # Then it is a trigger for that stream and symptom, carrying the event's details
@@ -143,8 +141,7 @@ def test_first_evaluation_without_previous_state_is_a_trigger() -> None:
         pytest.param(
             f"{PREFIX}orders-eu-write-throttling",
             {"dimensions": {"streamname": "orders"}},
-            f"alarm '{PREFIX}orders-eu-write-throttling' watches stream 'orders', "
-            "but its name says 'orders-eu'",
+            f"alarm '{PREFIX}orders-eu-write-throttling' watches stream 'orders', but its name says 'orders-eu'",
             id="lower-case dimension mismatch",
         ),
         pytest.param(

@@ -65,9 +65,7 @@ def verdicts(plan: Plan) -> dict[str, GuardrailVerdict]:
 
 def reshards_ago(*minutes_ago: float, stream: str = "orders", action: str = "reshard") -> ActionHistory:
     return ActionHistory(
-        PastAction(
-            action=action, stream=stream, at=NOW - timedelta(minutes=m), parameters={"target_shards": 2}
-        )
+        PastAction(action=action, stream=stream, at=NOW - timedelta(minutes=m), parameters={"target_shards": 2})
         for m in minutes_ago
     )
 
@@ -143,9 +141,7 @@ def test_advice_only_diagnosis_has_no_steps() -> None:
             "last reshard at 2026-11-26 02:30 UTC; cooldown 30 min has passed",
             id="exactly 30 min",
         ),
-        pytest.param(
-            30, 45, True, "last reshard at 2026-11-26 02:15 UTC; cooldown 30 min has passed", id="45 min ago"
-        ),
+        pytest.param(30, 45, True, "last reshard at 2026-11-26 02:15 UTC; cooldown 30 min has passed", id="45 min ago"),
         pytest.param(
             60,
             45,
@@ -166,9 +162,7 @@ def test_cooldown(cooldown: int, minutes_ago: int, passed: bool, detail: str) ->
 
 def test_cooldown_uses_the_latest_of_several_actions() -> None:
     plan = plan_for(history=reshards_ago(200, 10, 100))
-    assert verdicts(plan)["cooldown"].detail == (
-        "last reshard at 2026-11-26 02:50 UTC; cooldown 30 min ends 03:20 UTC"
-    )
+    assert verdicts(plan)["cooldown"].detail == ("last reshard at 2026-11-26 02:50 UTC; cooldown 30 min ends 03:20 UTC")
 
 
 @pytest.mark.parametrize(
@@ -189,9 +183,7 @@ def test_cooldown_and_budget_ignore_other_streams_and_actions(history: ActionHis
     ("budget", "minutes_ago", "passed", "detail"),
     [
         pytest.param(4, (60, 120, 180), True, "3 of 4 reshard actions used in the last 24 h", id="3 of 4"),
-        pytest.param(
-            4, (60, 120, 180, 240), False, "4 of 4 reshard actions used in the last 24 h", id="4 of 4"
-        ),
+        pytest.param(4, (60, 120, 180, 240), False, "4 of 4 reshard actions used in the last 24 h", id="4 of 4"),
         pytest.param(
             4,
             (60, 120, 180, 24 * 60 + 1),
@@ -211,9 +203,7 @@ def test_cooldown_and_budget_ignore_other_streams_and_actions(history: ActionHis
 )
 def test_daily_budget(budget: int, minutes_ago: tuple[int, ...], passed: bool, detail: str) -> None:
     plan = plan_for(policy(reshard={"daily_budget": budget}), history=reshards_ago(*minutes_ago))
-    assert verdicts(plan)["daily-budget"] == GuardrailVerdict(
-        name="daily-budget", passed=passed, detail=detail
-    )
+    assert verdicts(plan)["daily-budget"] == GuardrailVerdict(name="daily-budget", passed=passed, detail=detail)
 
 
 @pytest.mark.parametrize(
@@ -260,9 +250,7 @@ def test_provisioned_mode_guardrail_blocks_a_reshard_of_an_on_demand_stream() ->
     checked = evaluate(step, context(ev))
     # Then the provisioned-mode verdict stops it
     assert checked.allowed is False
-    assert checked.blocking_reasons == [
-        "provisioned-mode: stream is ON_DEMAND; on-demand streams are never resharded"
-    ]
+    assert checked.blocking_reasons == ["provisioned-mode: stream is ON_DEMAND; on-demand streams are never resharded"]
 
 
 def test_disabled_action_is_proposed_but_blocked() -> None:
@@ -316,9 +304,7 @@ def step_for(target: int, current: int = 2) -> PlannedStep:
     )
 
 
-def context(
-    ev: Evidence, p: StreamPolicy | None = None, history: ActionHistory | None = None
-) -> ValidationContext:
+def context(ev: Evidence, p: StreamPolicy | None = None, history: ActionHistory | None = None) -> ValidationContext:
     return ValidationContext(policy=p or policy(), evidence=ev, history=history or ActionHistory(), now=NOW)
 
 

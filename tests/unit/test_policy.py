@@ -221,9 +221,7 @@ def test_missing_stream_list_is_rejected() -> None:
 
 
 def test_unknown_version_is_rejected() -> None:
-    assert errors({"version": 2, "streams": [MINIMAL_STREAM]}) == [
-        (("version",), "literal_error", "Input should be 1")
-    ]
+    assert errors({"version": 2, "streams": [MINIMAL_STREAM]}) == [(("version",), "literal_error", "Input should be 1")]
 
 
 def test_duplicate_stream_in_one_document_is_rejected() -> None:
@@ -314,9 +312,7 @@ RESHARD = ("actions", "reshard")
         ),
     ],
 )
-def test_reshard_policy_bounds(
-    reshard: dict[str, Any], loc: tuple[Any, ...], kind: str, message: str
-) -> None:
+def test_reshard_policy_bounds(reshard: dict[str, Any], loc: tuple[Any, ...], kind: str, message: str) -> None:
     assert stream_errors(stream(actions={"reshard": reshard})) == [(loc, kind, message)]
 
 
@@ -491,8 +487,7 @@ def test_stream_without_name_is_labelled_by_its_position(tmp_path: Path) -> None
     # Then its errors are labelled '#2' (1-based)
     assert load_errors(path) == [
         f"{path}: stream '#2': name: Field required",
-        f"{path}: stream '#2': actions.reshard.max_shards: "
-        "Input should be greater than or equal to 1 (got 0)",
+        f"{path}: stream '#2': actions.reshard.max_shards: Input should be greater than or equal to 1 (got 0)",
     ]
 
 
@@ -500,9 +495,7 @@ def test_single_invalid_stream_reports_only_its_own_error(tmp_path: Path) -> Non
     # Given a file whose only stream is invalid
     # Then only that stream's error is reported, not pydantic's echo "streams: Tuple should have at
     # least 1 item after validation, not 0" (the items that failed do not count towards min_length)
-    path = write(
-        tmp_path, "orders.yaml", "version: 1\nstreams:\n  - {name: orders, actions: {reshard: {}}}\n"
-    )
+    path = write(tmp_path, "orders.yaml", "version: 1\nstreams:\n  - {name: orders, actions: {reshard: {}}}\n")
     assert load_errors(path) == [f"{path}: stream 'orders': actions.reshard.max_shards: Field required"]
 
 
@@ -524,8 +517,7 @@ def test_all_errors_across_files_are_reported_at_once(tmp_path: Path) -> None:
     # When they are loaded together
     # Then every error of every file is reported, in order, file by file
     assert load_errors(a, good, b, missing) == [
-        f"{a}: stream 'orders': actions.reshard.saturated_at: "
-        "Input should be less than or equal to 1 (got 2)",
+        f"{a}: stream 'orders': actions.reshard.saturated_at: Input should be less than or equal to 1 (got 2)",
         f"{b}: x: Extra inputs are not permitted",
         f"{missing}: no such policy file",
     ]
@@ -594,7 +586,5 @@ def test_duplicate_stream_across_files_names_both(tmp_path: Path) -> None:
 
 
 def test_duplicate_stream_in_one_file(tmp_path: Path) -> None:
-    path = write(
-        tmp_path, "a.yaml", VALID_YAML.format(name="orders") + VALID_SECOND.replace("payments", "orders")
-    )
+    path = write(tmp_path, "a.yaml", VALID_YAML.format(name="orders") + VALID_SECOND.replace("payments", "orders"))
     assert load_errors(path) == [f"{path}: stream 'orders' is listed twice"]

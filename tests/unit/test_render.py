@@ -11,14 +11,10 @@ from remediator.core.planner import make_plan
 from tests.fakes import NOW, evidence, policy, stream_arn
 
 ARN = stream_arn("orders")
-CLI_2_TO_4 = (
-    f"aws kinesis update-shard-count --stream-arn {ARN} --target-shard-count 4 --scaling-type UNIFORM_SCALING"
-)
+CLI_2_TO_4 = f"aws kinesis update-shard-count --stream-arn {ARN} --target-shard-count 4 --scaling-type UNIFORM_SCALING"
 
 
-def make(
-    name: str = "orders", mode: str = "dry-run", symptom: str = "write-throttling", **evidence_args
-) -> Plan:
+def make(name: str = "orders", mode: str = "dry-run", symptom: str = "write-throttling", **evidence_args) -> Plan:
     args = {
         "shards": 2,
         "bytes_per_second": 1_900_000,
@@ -44,9 +40,7 @@ def hot_key_plan() -> Plan:
 @pytest.mark.parametrize(
     ("plan", "outcome", "expected"),
     [
-        pytest.param(
-            make(), "dry-run", "[DRY-RUN] orders: reshard 2 -> 4 shards (producers throttled)", id="step"
-        ),
+        pytest.param(make(), "dry-run", "[DRY-RUN] orders: reshard 2 -> 4 shards (producers throttled)", id="step"),
         pytest.param(
             hot_key_plan(),
             "dry-run",
@@ -114,8 +108,7 @@ def test_dry_run_body() -> None:
     assert guardrail_lines == [f"       [pass] {g.name}: {g.detail}" for g in step.guardrails]
     assert len(guardrail_lines) == 9
     assert lines[-1] == (
-        "To let the remediator act on this stream, set `mode: enforce` for it in its policy file "
-        "and redeploy."
+        "To let the remediator act on this stream, set `mode: enforce` for it in its policy file and redeploy."
     )
     assert "Result:" not in "\n".join(lines)
 
@@ -158,8 +151,7 @@ def test_advice_is_rendered_with_its_command() -> None:
         "(they cost extra; turn them off afterwards).",
         f"      aws kinesis enable-enhanced-monitoring --stream-arn {ARN} "
         "--shard-level-metrics IncomingBytes IncomingRecords WriteProvisionedThroughputExceeded",
-        "  - Spread the partition keys: Use random or better-spread partition keys so records land evenly "
-        "on shards.",
+        "  - Spread the partition keys: Use random or better-spread partition keys so records land evenly on shards.",
         "  - Batch and back off: Batch with PutRecords or the KPL's aggregation; retry throttled records "
         "with exponential backoff and rate-limit the producers.",
     ]

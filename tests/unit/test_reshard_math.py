@@ -94,14 +94,10 @@ AWS_CAP = "AWS allows at most 10,000 shards per stream"
             (TWO_X.format(12_000), AWS_CAP),
             id="2x then the 10,000-shard AWS cap",
         ),
-        pytest.param(
-            9_000, 9_500, 1, 10_000, 10_000, (), id="25% step trimmed at 10,000 (desired was below)"
-        ),
+        pytest.param(9_000, 9_500, 1, 10_000, 10_000, (), id="25% step trimmed at 10,000 (desired was below)"),
         pytest.param(4, 8, 1, 6, 6, ("policy max_shards is 6",), id="policy max_shards caps"),
         pytest.param(10, 11, 1, 12, 12, (), id="25% step trimmed by max_shards (desired was below)"),
-        pytest.param(
-            8, 100, 1, 12, 12, (TWO_X.format(16), "policy max_shards is 12"), id="2x and then max_shards"
-        ),
+        pytest.param(8, 100, 1, 12, 12, (TWO_X.format(16), "policy max_shards is 12"), id="2x and then max_shards"),
         pytest.param(16, 30, 1, 16, 16, ("policy max_shards is 16",), id="already at max -> no change"),
         pytest.param(20, 30, 1, 16, 20, ("policy max_shards is 16",), id="above max -> no change, no cut"),
         pytest.param(5, 3, 1, 16, 5, (), id="desired below current -> no change"),
@@ -151,9 +147,9 @@ def test_scale_up_target_rejects_current_below_one(current: int) -> None:
 @given(
     current=st.integers(1, limits.MAX_SHARDS_PER_STREAM),
     desired=st.integers(1, 3 * limits.MAX_SHARDS_PER_STREAM),
-    bounds=st.tuples(
-        st.integers(1, limits.MAX_SHARDS_PER_STREAM), st.integers(1, limits.MAX_SHARDS_PER_STREAM)
-    ).map(sorted),
+    bounds=st.tuples(st.integers(1, limits.MAX_SHARDS_PER_STREAM), st.integers(1, limits.MAX_SHARDS_PER_STREAM)).map(
+        sorted
+    ),
 )
 def test_scale_up_target_stays_within_every_limit(current: int, desired: int, bounds: list[int]) -> None:
     # Given any valid current count, desired count and policy bounds min <= max

@@ -94,9 +94,7 @@ def test_write_throttling_saturated_proposes_one_reshard(
 
 
 def test_write_throttling_saturated_summary_and_figures() -> None:
-    diagnosis = WRITE.diagnose(
-        evidence(shards=2, bytes_per_second=1_900_000, throttled_per_minute=4), policy()
-    )
+    diagnosis = WRITE.diagnose(evidence(shards=2, bytes_per_second=1_900_000, throttled_per_minute=4), policy())
     assert diagnosis.summary == (
         "The shards are saturated: writes peaked at 95% of the stream's capacity (saturated from 80%)."
     )
@@ -277,8 +275,7 @@ def test_iterator_age_near_retention_warns_of_data_loss(
         "AWS warns from 50 %."
     )
     assert loss.cli_command == (
-        f"aws kinesis increase-stream-retention-period --stream-arn {ARN} "
-        f"--retention-period-hours {new_retention}"
+        f"aws kinesis increase-stream-retention-period --stream-arn {ARN} --retention-period-hours {new_retention}"
     )
 
 

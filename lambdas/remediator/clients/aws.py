@@ -23,4 +23,4 @@ def _session() -> boto3.session.Session:
 
 
 def client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    return _session().client(service, region_name=region, endpoint_url=endpoint_url, config=RETRY_CONFIG)
+    return _session().client(service, region_name=region, endpoint_url=endpoint_url, config=RETRY_CONFIG)  # type: ignore[call-overload]

@@ -27,9 +27,7 @@ class SsmKillSwitch:
         try:
             value = self._provider.get(self._name, force_fetch=True)
         except GetParameterError:
-            logger.exception(
-                "Cannot read the kill switch; treating it as engaged", extra={"parameter": self._name}
-            )
+            logger.exception("Cannot read the kill switch; treating it as engaged", extra={"parameter": self._name})
             return True
         return str(value).strip().lower() != KILL_SWITCH_OFF
 
@@ -54,14 +52,10 @@ class SsmPolicySource:
         try:
             policy = StreamPolicy.model_validate(raw)
         except ValidationError:
-            logger.exception(
-                "Deployed policy does not validate; ignoring the stream", extra={"parameter": name}
-            )
+            logger.exception("Deployed policy does not validate; ignoring the stream", extra={"parameter": name})
             return None
         if policy.name != stream:
             # Never act on one stream under another stream's policy.
-            logger.error(
-                "Deployed policy names another stream", extra={"parameter": name, "names": policy.name}
-            )
+            logger.error("Deployed policy names another stream", extra={"parameter": name, "names": policy.name})
             return None
         return policy

@@ -36,8 +36,7 @@ def body(plan: Plan, outcome: str, results: dict[str, str] | None = None) -> str
     text = f"{preamble}\n\n{plan_text(plan, results)}"
     if plan.mode == "dry-run":
         text += (
-            "\nTo let the remediator act on this stream, set `mode: enforce` for it in its policy file "
-            "and redeploy."
+            "\nTo let the remediator act on this stream, set `mode: enforce` for it in its policy file and redeploy."
         )
     return text
 
@@ -69,9 +68,7 @@ def plan_text(plan: Plan, results: dict[str, str] | None = None) -> str:
                 f"     Command: {step.cli_command}",
                 "     Guardrails:",
             ]
-            lines += [
-                f"       [{'pass' if g.passed else 'STOP'}] {g.name}: {g.detail}" for g in step.guardrails
-            ]
+            lines += [f"       [{'pass' if g.passed else 'STOP'}] {g.name}: {g.detail}" for g in step.guardrails]
             if results and step.action in results:
                 lines.append(f"     Result:  {results[step.action]}")
         lines.append("")

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from remediator.core import limits
 
 
-def required_shards(
-    peak_bytes_per_second: float, peak_records_per_second: float, target_utilisation: float
-) -> int:
+def required_shards(peak_bytes_per_second: float, peak_records_per_second: float, target_utilisation: float) -> int:
     """Shards needed so that the peak write rate sits at `target_utilisation` of capacity."""
     if not 0 < target_utilisation <= 1:
         raise ValueError(f"target_utilisation must be in (0, 1], got {target_utilisation}")

@@ -33,9 +33,7 @@ def _figures(evidence: Evidence) -> list[Figure]:
     figures = [
         Figure(name="open shards", value=stream.open_shards),
         Figure(name="peak write utilisation", value=100 * evidence.write_utilisation(peak=True), unit="%"),
-        Figure(
-            name="average write utilisation", value=100 * evidence.write_utilisation(peak=False), unit="%"
-        ),
+        Figure(name="average write utilisation", value=100 * evidence.write_utilisation(peak=False), unit="%"),
         Figure(name="peak incoming bytes", value=evidence.peak_bytes_per_second, unit="B/s"),
         Figure(name="peak incoming records", value=evidence.peak_records_per_second, unit="records/s"),
         Figure(name="throttled writes", value=evidence.throttled_writes, unit="records"),
@@ -44,9 +42,7 @@ def _figures(evidence: Evidence) -> list[Figure]:
     if age is not None:
         figures.append(Figure(name="max iterator age", value=age / 1000, unit="s"))
         figures.append(
-            Figure(
-                name="iterator age / retention", value=100 * age / (stream.retention_hours * 3.6e6), unit="%"
-            )
+            Figure(name="iterator age / retention", value=100 * age / (stream.retention_hours * 3.6e6), unit="%")
         )
     return figures
 
@@ -58,9 +54,7 @@ def _reshard_up(evidence: Evidence, policy: StreamPolicy, why: str) -> Proposal:
         evidence.peak_bytes_per_second, evidence.peak_records_per_second, bounds.target_utilisation
     )
     step = scale_up_target(current, desired, bounds.min_shards, bounds.max_shards)
-    reason = (
-        f"{why}; {desired} shards would put the observed peak at {bounds.target_utilisation:.0%} of capacity"
-    )
+    reason = f"{why}; {desired} shards would put the observed peak at {bounds.target_utilisation:.0%} of capacity"
     if step.limited_by:
         reason += f"; this call goes to {step.target} because " + " and ".join(step.limited_by)
     return Proposal(
@@ -107,14 +101,10 @@ ON_DEMAND_SUMMARY = "The stream is on-demand: AWS scales its capacity, so it is 
 def _on_demand(evidence: Evidence, advice: tuple[Advice, ...]) -> Diagnosis | None:
     if evidence.stream.mode == "PROVISIONED":
         return None
-    return Diagnosis(
-        cause=Cause.ON_DEMAND, summary=ON_DEMAND_SUMMARY, figures=tuple(_figures(evidence)), advice=advice
-    )
+    return Diagnosis(cause=Cause.ON_DEMAND, summary=ON_DEMAND_SUMMARY, figures=tuple(_figures(evidence)), advice=advice)
 
 
-def _insufficient(
-    evidence: Evidence, missing: str | None = None, advice: tuple[Advice, ...] = ()
-) -> Diagnosis | None:
+def _insufficient(evidence: Evidence, missing: str | None = None, advice: tuple[Advice, ...] = ()) -> Diagnosis | None:
     if missing is None and evidence.has_write_traffic_data():
         return None
     what = missing or "IncomingBytes or IncomingRecords"
@@ -248,9 +238,7 @@ class IteratorAge(Symptom):
                 )
             )
         consumer_advice = self._consumer_advice(policy)
-        early = _on_demand(evidence, (*advice, consumer_advice)) or _insufficient(
-            evidence, advice=tuple(advice)
-        )
+        early = _on_demand(evidence, (*advice, consumer_advice)) or _insufficient(evidence, advice=tuple(advice))
         if early:
             return early
         bounds = policy.actions.reshard

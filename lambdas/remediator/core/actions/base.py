@@ -30,9 +30,7 @@ class ActionPolicy(BaseModel):
     cooldown_minutes: int = Field(
         30, ge=1, le=1440, description="Minimum time between two applied actions of this kind on the stream."
     )
-    daily_budget: int = Field(
-        4, ge=0, le=100, description="Applied actions of this kind per stream per rolling 24 h."
-    )
+    daily_budget: int = Field(4, ge=0, le=100, description="Applied actions of this kind per stream per rolling 24 h.")
 
 
 @dataclass(frozen=True)

@@ -101,13 +101,9 @@ class ReshardAction(Action):
                 name=name, passed=False, detail=f"already at {current} shards, the most the bounds allow"
             )
         if target > policy.max_shards:
-            return GuardrailVerdict(
-                name=name, passed=False, detail=f"{target} is above max_shards {policy.max_shards}"
-            )
+            return GuardrailVerdict(name=name, passed=False, detail=f"{target} is above max_shards {policy.max_shards}")
         if target < policy.min_shards and not current < target:
-            return GuardrailVerdict(
-                name=name, passed=False, detail=f"{target} is below min_shards {policy.min_shards}"
-            )
+            return GuardrailVerdict(name=name, passed=False, detail=f"{target} is below min_shards {policy.min_shards}")
         if target < policy.min_shards:
             # A stream below its floor may climb towards it, one call's reach at a time.
             return GuardrailVerdict(
