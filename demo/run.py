@@ -32,7 +32,8 @@ from remediator.core.render import table
 from demo.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / ".demo"
+# Where the demo writes its policies, CDK outputs and logs (tests point it at a temporary directory).
+WORK = Path(os.environ.get("KINESIS_REMEDIATOR_DEMO_DIR", ROOT / ".demo")).resolve()
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 ACCOUNT, REGION = "123456789012", "us-east-1"
 STREAM = "demo-orders"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
@@ -70,7 +71,8 @@ def plan(args: argparse.Namespace) -> int:
         )
         return EXIT_INVALID
     now = utc_now()
-    region, endpoint = args.region, args.endpoint_url
+    # Lambda and many shells set AWS_REGION, which boto3 alone does not read.
+    region, endpoint = args.region or os.environ.get("AWS_REGION"), args.endpoint_url
     trigger = AlarmTrigger(
         alarm_name=alarm_name(args.alarm_prefix, args.stream, args.symptom),
         stream=args.stream,
@@ -117,7 +119,7 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--symptom", required=True, choices=sorted(SYMPTOMS))
     show.add_argument("--policy-dir", default="policies", type=Path)
     show.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:5000 for a local emulator")
-    show.add_argument("--region", help="AWS region (default: from your AWS configuration)")
+    show.add_argument("--region", help="AWS region (default: AWS_REGION, then your AWS configuration)")
     show.add_argument("--audit-table", help="the deployed audit table, to check cooldowns and budgets")
     show.add_argument("--alarm-prefix", default=DEFAULT_ALARM_PREFIX)
     show.add_argument("--json", action="store_true", help="print one JSON object")
