@@ -17,7 +17,7 @@ from remediator.core.actions import REGISTRY
 from remediator.core.alarm import AlarmTrigger
 from remediator.core.evidence import EVIDENCE_QUERIES, EVIDENCE_WINDOW_MINUTES, Evidence
 from remediator.core.history import ActionHistory
-from remediator.core.plan import GuardrailVerdict, Plan
+from remediator.core.plan import Plan, PlannedStep
 from remediator.core.planner import make_plan
 from remediator.core.policy import StreamPolicy
 from remediator.core.ports import AuditLog, KillSwitch, MetricsReader, Notifier, StreamControl
@@ -134,54 +134,9 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
             plan=report,
         )
 
-    if plan.mode == "dry-run":
-        steps = [
-            StepOutcome(
-                action=s.action,
-                outcome="dry-run" if s.allowed else "blocked",
-                detail=s.reason if s.allowed else "; ".join(s.blocking_reasons),
-            )
-            for s in plan.steps
-        ]
-        for step, result in zip(plan.steps, steps, strict=True):
-            _audit(
-                deps,
-                trigger,
-                now,
-                mode=plan.mode,
-                action=step.action,
-                parameters=step.parameters,
-                outcome=result.outcome,
-                reason=result.detail,
-                plan=report,
-            )
-        deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
-        status = "dry-run" if any(s.outcome == "dry-run" for s in steps) else "blocked"
-        return Outcome(
-            status=status,
-            stream=plan.stream,
-            symptom=plan.symptom,
-            detail=plan.diagnosis.summary,
-            steps=steps,
-            plan=report,
-        )
-
     steps = []
-    results: dict[str, str] = {}
     for step in plan.steps:
-        if not step.allowed:
-            result = StepOutcome(action=step.action, outcome="blocked", detail="; ".join(step.blocking_reasons))
-        elif deps.kill_switch.engaged():
-            # Read right before the call: an operator may have pulled it since the plan was made.
-            verdict = GuardrailVerdict(name="kill-switch", passed=False, detail="engaged; no change made")
-            result = StepOutcome(action=step.action, outcome="blocked", detail=f"{verdict.name}: {verdict.detail}")
-        else:
-            try:
-                response = REGISTRY[step.action].apply(step, _Mutations(deps.streams))
-                result = StepOutcome(action=step.action, outcome="applied", detail=f"accepted by AWS: {response}")
-            except Exception as exc:
-                result = StepOutcome(action=step.action, outcome="failed", detail=f"{type(exc).__name__}: {exc}")
-        results[step.action] = f"{result.outcome}: {result.detail}"
+        result = _carry_out(step, plan.mode, deps)
         _audit(
             deps,
             trigger,
@@ -195,8 +150,12 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         )
         steps.append(result)
     outcomes = {s.outcome for s in steps}
-    status = "failed" if "failed" in outcomes else "applied" if "applied" in outcomes else "blocked"
-    deps.notifier.send(plan.stream, render.subject(plan, status), render.body(plan, status, results))
+    status = next((o for o in ("failed", "applied", "dry-run") if o in outcomes), "blocked")
+    if plan.mode == "dry-run":
+        deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
+    else:
+        results = {s.action: f"{s.outcome}: {s.detail}" for s in steps}
+        deps.notifier.send(plan.stream, render.subject(plan, status), render.body(plan, status, results))
     return Outcome(
         status=status,
         stream=plan.stream,
@@ -205,6 +164,22 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         steps=steps,
         plan=report,
     )
+
+
+def _carry_out(step: PlannedStep, mode: str, deps: Dependencies) -> StepOutcome:
+    """Blocked, rehearsed (dry-run), or applied: the only place a mutating call is made."""
+    if not step.allowed:
+        return StepOutcome(action=step.action, outcome="blocked", detail="; ".join(step.blocking_reasons))
+    if mode == "dry-run":
+        return StepOutcome(action=step.action, outcome="dry-run", detail=step.reason)
+    # Read right before the call: an operator may have pulled it since the plan was made.
+    if deps.kill_switch.engaged():
+        return StepOutcome(action=step.action, outcome="blocked", detail="kill-switch: engaged; no change made")
+    try:
+        response = REGISTRY[step.action].apply(step, _Mutations(deps.streams))
+    except Exception as exc:  # audited and e-mailed by the caller, never retried blindly
+        return StepOutcome(action=step.action, outcome="failed", detail=f"{type(exc).__name__}: {exc}")
+    return StepOutcome(action=step.action, outcome="applied", detail=f"accepted by AWS: {response}")
 
 
 @dataclass(frozen=True)
