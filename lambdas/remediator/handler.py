@@ -96,6 +96,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     if trigger is None:
         logger.info("Ignoring alarm state change", extra={"alarm": detail.alarmName, "reason": why_not})
+        metrics.add_metric(name="IgnoredAlarmChanges", unit=MetricUnit.Count, value=1)
         return _ignored(why_not)
     logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
+    # Counted before the idempotency check: duplicates show as triggers without a new outcome.
+    metrics.add_metric(name="AlarmTriggers", unit=MetricUnit.Count, value=1)
     return handle_trigger(trigger=trigger)
