@@ -1,0 +1,109 @@
+"""Bad inputs fail synthesis with a clear message and write nothing: an invalid policy, a missing layer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from aws_cdk import App
+from remediator.policy_files import PolicyValidationError
+
+from stacks.app_builder import PROJECT_ROOT, LayerNotBuilt, build_app
+from tests.infrastructure.support import cli_context, write_policies
+
+pytestmark = pytest.mark.xdist_group("infrastructure")
+
+BAD_POLICY = """\
+version: 1
+streams:
+  - name: x
+    actions:
+      reshard: {max_shards: 0}
+"""
+
+
+def run_app(context: dict[str, object], outdir: Path) -> subprocess.CompletedProcess[str]:
+    """Run app.py the way the CDK CLI does: context in CDK_CONTEXT_JSON, output directory in CDK_OUTDIR."""
+    environment = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps(context),
+        "CDK_OUTDIR": str(outdir),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    return subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_bad_policy_fails_synth_naming_file_stream_and_field(tmp_path: Path) -> None:
+    # Given a policy directory whose only stream has max_shards 0
+    policy_dir = write_policies(tmp_path / "policies", {"bad.yaml": BAD_POLICY})
+    outdir = tmp_path / "cdk.out"
+    # When app.py is run with it as policyDir
+    result = run_app({**cli_context(), "policyDir": str(policy_dir)}, outdir)
+    # Then it exits 1, saying which file, stream and field are wrong, without a traceback
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.splitlines()[-2:] == [
+        "Invalid policy (1 error(s)):",
+        f"{policy_dir / 'bad.yaml'}: stream 'x': actions.reshard.max_shards: "
+        "Input should be greater than or equal to 1 (got 0)",
+    ]
+    assert "Traceback" not in result.stderr
+    # And no template was written
+    assert list(outdir.rglob("*.template.json")) == []
+
+
+@pytest.mark.parametrize("layout", ["missing", "without-python-dir"])
+def test_missing_layer_gives_a_clear_message(policy_dir: Path, tmp_path: Path, layout: str) -> None:
+    # Given a layer directory that was never built (absent, or present without its python/ folder)
+    layer_dir = tmp_path / "missing"
+    if layout == "without-python-dir":
+        layer_dir.mkdir()
+    app = App(outdir=str(tmp_path / "cdk.out"), context=cli_context())
+    # When the app is built
+    with pytest.raises(LayerNotBuilt) as raised:
+        build_app(app, [policy_dir], layer_dir=layer_dir)
+    # Then the error says where the layer was expected and how to build it
+    assert str(raised.value) == f"Lambda layer not built at {layer_dir}: run `make layer` first"
+    # And no stack was added to the app
+    assert app.node.children == []
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, ["{dir}: no policy files found"]),
+        (
+            {"empty.yaml": "version: 1\nstreams: []\n"},
+            ["{dir}/empty.yaml: streams: Tuple should have at least 1 item after validation, not 0"],
+        ),
+        (
+            {"wildcard.yaml": 'version: 1\nstreams:\n  - name: "*"\n    actions:\n      reshard: {max_shards: 2}\n'},
+            [
+                "{dir}/wildcard.yaml: stream '*': name: '*' is not a Kinesis stream name: use 1-128 letters, "
+                "digits, '_', '.' or '-' (one stream per entry; wildcards are not allowed)"
+            ],
+        ),
+    ],
+    ids=["no-files", "empty-stream-list", "wildcard-stream"],
+)
+def test_no_policy_never_means_all_streams(tmp_path: Path, files: dict[str, str], expected: list[str]) -> None:
+    # Given a policy directory with no stream, or with a wildcard for a stream name
+    policy_dir = write_policies(tmp_path / "policies", files)
+    app = App(outdir=str(tmp_path / "cdk.out"), context=cli_context())
+    # When the app is built
+    with pytest.raises(PolicyValidationError) as raised:
+        build_app(app, [policy_dir])
+    # Then it fails naming the file (and stream), rather than granting on every stream
+    assert [str(error) for error in raised.value.errors] == [line.format(dir=policy_dir) for line in expected]
+    assert app.node.children == []

@@ -1,0 +1,52 @@
+"""cfn-lint on the synthesized templates: no errors, and no warnings beyond the one CDK always produces."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cfnlint.api import ManualArgs, Match, lint
+
+from tests.infrastructure.support import Synth, function
+
+pytestmark = pytest.mark.xdist_group("infrastructure")
+
+REGIONS = ["us-east-1"]
+
+
+def unavoidable(match: Match, synth: Synth) -> bool:
+    """Findings produced by CDK itself that our code cannot change, each filtered by rule id and place."""
+    function_id, _ = function(synth)
+    # W3005: lambda.Function always adds DependsOn on its role (and the role's default policy) so that the
+    # permissions exist before the function; the role is also referenced by GetAtt, hence "already enforced".
+    return match.rule.id == "W3005" and match.path[:3] == ["Resources", function_id, "DependsOn"]
+
+
+def describe(matches: list[Match]) -> str:
+    return "\n".join(f"{m.rule.id} {'/'.join(map(str, m.path))}: {m.message}" for m in matches)
+
+
+@pytest.mark.parametrize("fixture", ["synth", "grown_synth", "example_synth"])
+def test_cfn_lint_finds_no_errors_or_warnings(request: pytest.FixtureRequest, fixture: str) -> None:
+    # Given a synthesized template
+    synth: Synth = request.getfixturevalue(fixture)
+    # When cfn-lint checks it for us-east-1
+    matches = lint(json.dumps(synth.template), config=ManualArgs(regions=REGIONS))
+    # Then there is no error, and no warning other than the filtered CDK one
+    errors = [m for m in matches if m.rule.severity == "error"]
+    warnings = [m for m in matches if m.rule.severity == "warning" and not unavoidable(m, synth)]
+    assert errors == [], describe(errors)
+    assert warnings == [], describe(warnings)
+
+
+def test_cfn_lint_harness_is_live(synth: Synth) -> None:
+    # Given the template with the function's runtime broken
+    template = json.loads(json.dumps(synth.template))
+    function_id, _ = function(synth)
+    template["Resources"][function_id]["Properties"]["Runtime"] = "python2.1"
+    # When cfn-lint checks it
+    matches = lint(json.dumps(template), config=ManualArgs(regions=REGIONS))
+    # Then it reports an error at that property (so the clean results above are not vacuous)
+    assert [m.path[:4] for m in matches if m.rule.severity == "error"] == [
+        ["Resources", function_id, "Properties", "Runtime"]
+    ]

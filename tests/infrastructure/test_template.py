@@ -1,0 +1,388 @@
+"""The synthesized template: alarms, the EventBridge rule, the Lambda, notifications, state and encryption."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
+from remediator.core.policy import StreamPolicy
+from remediator.core.symptoms import SYMPTOMS
+
+from stacks.constructs.remediator import HANDLER, policy_digest
+from tests.infrastructure.support import (
+    Synth,
+    function,
+    get_att,
+    newest_python_runtime,
+    ref,
+    resolve,
+)
+
+pytestmark = pytest.mark.xdist_group("infrastructure")
+
+# (stream, symptom) -> MetricName, Statistic, Threshold, EvaluationPeriods, DatapointsToAlarm, as written in the
+# test policies (conftest.py). payments' write-throttling detector is disabled: no alarm.
+EXPECTED_ALARMS = {
+    ("orders", "iterator-age"): ("GetRecords.IteratorAgeMilliseconds", "Maximum", 120000, 10, 4),
+    ("orders", "write-throttling"): ("WriteProvisionedThroughputExceeded", "Sum", 5, 3, 2),
+    ("payments", "iterator-age"): ("GetRecords.IteratorAgeMilliseconds", "Maximum", 30000, 4, 4),
+}
+EXAMPLE_ALARMS = {
+    ("orders", "iterator-age"): ("GetRecords.IteratorAgeMilliseconds", "Maximum", 60000, 5, 3),
+    ("orders", "write-throttling"): ("WriteProvisionedThroughputExceeded", "Sum", 1, 5, 2),
+}
+
+ALARM_KEYS = (
+    "Namespace",
+    "MetricName",
+    "Statistic",
+    "Dimensions",
+    "Period",
+    "Threshold",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "ComparisonOperator",
+    "TreatMissingData",
+)
+
+
+def alarms_by_name(synth: Synth) -> dict[str, dict[str, Any]]:
+    return {a["Properties"]["AlarmName"]: a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()}
+
+
+# --- CloudWatch alarms ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"), [("synth", EXPECTED_ALARMS), ("example_synth", EXAMPLE_ALARMS)], ids=["test", "example"]
+)
+def test_one_alarm_per_stream_and_enabled_detector(
+    request: pytest.FixtureRequest, fixture: str, expected: dict[tuple[str, str], tuple]
+) -> None:
+    # Given the policies (the test directory, or policies/example.yaml)
+    synth: Synth = request.getfixturevalue(fixture)
+    # When the app is synthesized
+    alarms = alarms_by_name(synth)
+    # Then there is exactly one alarm per stream and enabled detector, named <prefix><stream>-<symptom>
+    assert sorted(alarms) == sorted(f"kinesis-remediator-{stream}-{symptom}" for stream, symptom in expected)
+    for (stream, symptom), (metric, statistic, threshold, periods, datapoints) in expected.items():
+        properties = alarms[f"kinesis-remediator-{stream}-{symptom}"]
+        # ... on the AWS/Kinesis stream metric, with the policy's threshold and evaluation window
+        assert {key: properties.get(key) for key in ALARM_KEYS} == {
+            "Namespace": "AWS/Kinesis",
+            "MetricName": metric,
+            "Statistic": statistic,
+            "Dimensions": [{"Name": "StreamName", "Value": stream}],
+            "Period": 60,
+            "Threshold": threshold,
+            "EvaluationPeriods": periods,
+            "DatapointsToAlarm": datapoints,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+            "TreatMissingData": "notBreaching",
+        }, (stream, symptom)
+
+
+def test_disabled_detector_has_no_alarm(synth: Synth) -> None:
+    # Given payments disables its write-throttling detector
+    assert synth.policies.streams["payments"].detectors.write_throttling.enabled is False
+    # When the app is synthesized
+    alarms = alarms_by_name(synth)
+    # Then payments has its iterator-age alarm only, and no alarm watches its WriteProvisionedThroughputExceeded
+    assert "kinesis-remediator-payments-write-throttling" not in alarms
+    assert [
+        name
+        for name, p in alarms.items()
+        if p["Dimensions"] == [{"Name": "StreamName", "Value": "payments"}]
+        and p["MetricName"] == "WriteProvisionedThroughputExceeded"
+    ] == []
+
+
+@pytest.mark.parametrize("fixture", ["synth", "grown_synth", "example_synth"])
+def test_alarms_are_the_symptom_registrys_alarm_specs(request: pytest.FixtureRequest, fixture: str) -> None:
+    # Given the loaded policies and the symptom registry
+    synth: Synth = request.getfixturevalue(fixture)
+    alarms = alarms_by_name(synth)
+    expected_names = set()
+    for stream, policy in synth.policies.streams.items():
+        for key, symptom in SYMPTOMS.items():
+            if not symptom.detector(policy).enabled:
+                continue
+            # Then each enabled detector's AlarmSpec is built as is, on the stream's dimension
+            spec = symptom.alarm_spec(policy)
+            name = alarm_name(DEFAULT_ALARM_PREFIX, stream, key)
+            expected_names.add(name)
+            assert {k: alarms[name].get(k) for k in (*ALARM_KEYS, "AlarmDescription")} == {
+                "Namespace": spec.namespace,
+                "MetricName": spec.metric_name,
+                "Statistic": spec.statistic,
+                "Dimensions": [{"Name": "StreamName", "Value": stream}],
+                "Period": spec.period_seconds,
+                "Threshold": spec.threshold,
+                "EvaluationPeriods": spec.evaluation_periods,
+                "DatapointsToAlarm": spec.datapoints_to_alarm,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching",
+                "AlarmDescription": spec.description,
+            }, name
+    # And there is no other alarm
+    assert set(alarms) == expected_names
+
+
+# --- EventBridge rule -------------------------------------------------------------------------------------------
+
+
+def test_rule_matches_our_alarms_going_into_alarm_and_targets_the_function(synth: Synth) -> None:
+    # Given the synthesized stack
+    _, rule = synth.only("AWS::Events::Rule")
+    function_id, _ = function(synth)
+    (queue_id,) = synth.resources("AWS::SQS::Queue")
+    # Then the rule matches CloudWatch alarm state changes to ALARM of alarms with our prefix
+    assert rule["Properties"]["EventPattern"] == {
+        "source": ["aws.cloudwatch"],
+        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail": {"alarmName": [{"prefix": DEFAULT_ALARM_PREFIX}], "state": {"value": ["ALARM"]}},
+    }
+    assert rule["Properties"]["State"] == "ENABLED"
+    # And its only target is the function, with retries and a dead-letter queue
+    (target,) = rule["Properties"]["Targets"]
+    assert resolve(target["Arn"], synth.template) == get_att(function_id)
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 4, "MaximumEventAgeInSeconds": 7200}
+    assert resolve(target["DeadLetterConfig"], synth.template) == {"Arn": get_att(queue_id)}
+
+
+def test_every_alarm_name_starts_with_the_rule_prefix(synth: Synth) -> None:
+    # Given the rule's alarm-name prefix
+    _, rule = synth.only("AWS::Events::Rule")
+    ((prefix_filter,),) = [rule["Properties"]["EventPattern"]["detail"]["alarmName"]]
+    # Then every alarm of ours reaches the rule
+    assert all(name.startswith(prefix_filter["prefix"]) for name in alarms_by_name(synth))
+
+
+def test_eventbridge_may_invoke_the_function_from_the_rule_only(synth: Synth) -> None:
+    # Given the synthesized stack
+    function_id, _ = function(synth)
+    rule_id, _ = synth.only("AWS::Events::Rule")
+    # Then the only invoke permission is for events.amazonaws.com from our rule
+    (permission,) = synth.resources("AWS::Lambda::Permission").values()
+    assert resolve(permission["Properties"], synth.template) == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": get_att(function_id),
+        "Principal": "events.amazonaws.com",
+        "SourceArn": get_att(rule_id),
+    }
+
+
+# --- Lambda -----------------------------------------------------------------------------------------------------
+
+
+def test_function_runs_on_the_newest_python_runtime_on_arm64(synth: Synth) -> None:
+    # Given the newest PYTHON_3_x runtime this aws-cdk-lib offers
+    newest = newest_python_runtime()
+    # When the function is synthesized
+    _, fn = function(synth)
+    # Then it uses that runtime, on Graviton, with the remediator's handler, tracing and one layer
+    properties = fn["Properties"]
+    assert properties["Runtime"] == newest.name
+    assert properties["Architectures"] == ["arm64"]
+    assert properties["Handler"] == HANDLER == "remediator.handler.lambda_handler"
+    assert properties["TracingConfig"] == {"Mode": "Active"}
+    (layer_id,) = synth.resources("AWS::Lambda::LayerVersion")
+    assert properties["Layers"] == [{"Ref": layer_id}]
+
+
+def test_layer_is_built_for_the_functions_runtime_and_architecture(synth: Synth) -> None:
+    # Given the function
+    _, fn = function(synth)
+    # Then the layer declares exactly the function's runtime and architecture
+    _, layer = synth.only("AWS::Lambda::LayerVersion")
+    assert layer["Properties"]["CompatibleRuntimes"] == [fn["Properties"]["Runtime"]]
+    assert layer["Properties"]["CompatibleArchitectures"] == fn["Properties"]["Architectures"]
+
+
+def test_function_environment(synth: Synth) -> None:
+    # Given the synthesized stack
+    _, fn = function(synth)
+    (topic_id,) = synth.resources("AWS::SNS::Topic")
+    audit_id = synth.logical_id("State/AuditTable")
+    idempotency_id = synth.logical_id("State/IdempotencyTable")
+    # When its environment is resolved
+    environment = resolve(fn["Properties"]["Environment"]["Variables"], synth.template)
+    # Then it holds exactly these settings: names and ARNs, no secrets
+    assert environment == {
+        "AUDIT_TABLE_NAME": ref(audit_id),
+        "IDEMPOTENCY_TABLE_NAME": ref(idempotency_id),
+        "NOTIFICATION_TOPIC_ARN": ref(topic_id),
+        "KILL_SWITCH_PARAMETER": "/kinesis-remediator/kill-switch",
+        "POLICY_PARAMETER_PREFIX": "/kinesis-remediator/policies",
+        "ALARM_NAME_PREFIX": DEFAULT_ALARM_PREFIX,
+        "POWERTOOLS_SERVICE_NAME": "kinesis-remediator",
+        "POWERTOOLS_METRICS_NAMESPACE": "KinesisRemediator",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
+        "POLICY_DIGEST": policy_digest(synth.policies),
+    }
+    assert len(environment["POLICY_DIGEST"]) == 16
+
+
+def test_policy_digest_changes_with_the_policies(synth: Synth, grown_synth: Synth) -> None:
+    # Given two apps whose policy sets differ by one stream
+    def digest(s: Synth) -> str:
+        return function(s)[1]["Properties"]["Environment"]["Variables"]["POLICY_DIGEST"]
+
+    # Then their functions' POLICY_DIGEST differ, so Lambda drops environments caching the old policies
+    assert digest(synth) != digest(grown_synth)
+
+
+def test_failed_invocations_go_to_the_dead_letter_queue_after_retries(synth: Synth) -> None:
+    # Given the synthesized stack
+    function_id, fn = function(synth)
+    (queue_id,) = synth.resources("AWS::SQS::Queue")
+    # Then the function's own dead-letter queue is the queue, and async invocations retry twice within an hour
+    assert resolve(fn["Properties"]["DeadLetterConfig"], synth.template) == {"TargetArn": get_att(queue_id)}
+    _, invoke_config = synth.only("AWS::Lambda::EventInvokeConfig")
+    assert resolve(invoke_config["Properties"], synth.template) == {
+        "FunctionName": ref(function_id),
+        "Qualifier": "$LATEST",
+        "MaximumRetryAttempts": 2,
+        "MaximumEventAgeInSeconds": 3600,
+    }
+
+
+# --- Notifications ----------------------------------------------------------------------------------------------
+
+
+def test_topic_is_encrypted_with_the_rotating_key_and_requires_tls(synth: Synth) -> None:
+    # Given the synthesized stack
+    topic_id, topic = synth.only("AWS::SNS::Topic")
+    key_id, key = synth.only("AWS::KMS::Key")
+    # Then the topic is encrypted with the customer managed key, which rotates
+    assert topic["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    # And the topic policy denies publishing without TLS
+    _, topic_policy = synth.only("AWS::SNS::TopicPolicy")
+    assert topic_policy["Properties"]["Topics"] == [{"Ref": topic_id}]
+    (statement,) = topic_policy["Properties"]["PolicyDocument"]["Statement"]
+    assert {k: v for k, v in statement.items() if k != "Sid"} == {
+        "Action": "sns:Publish",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": "*",
+        "Resource": {"Ref": topic_id},
+    }
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expected"),
+    [
+        ("synth", {"oncall@example.com": ["orders", "payments"], "orders-team@example.com": ["orders"]}),
+        ("example_synth", {"sre-oncall@example.com": ["orders"]}),
+    ],
+    ids=["test", "example"],
+)
+def test_one_email_subscription_per_address_filtered_to_its_streams(
+    request: pytest.FixtureRequest, fixture: str, expected: dict[str, list[str]]
+) -> None:
+    # Given policies where an address may appear under several streams
+    synth: Synth = request.getfixturevalue(fixture)
+    topic_id, _ = synth.only("AWS::SNS::Topic")
+    # When the app is synthesized
+    subscriptions = [s["Properties"] for s in synth.resources("AWS::SNS::Subscription").values()]
+    # Then each distinct address has one e-mail subscription whose filter lists exactly its streams
+    assert sorted(s["Endpoint"] for s in subscriptions) == sorted(expected)
+    for subscription in subscriptions:
+        assert subscription == {
+            "Endpoint": subscription["Endpoint"],
+            "Protocol": "email",
+            "TopicArn": {"Ref": topic_id},
+            # No FilterPolicyScope: the filter applies to message attributes, where the notifier puts `stream`.
+            "FilterPolicy": {"stream": expected[subscription["Endpoint"]]},
+        }
+
+
+# --- State: tables, parameters, dead-letter queue ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("construct", "keys", "ttl", "deletion"),
+    [
+        ("State/AuditTable", [("pk", "HASH"), ("sk", "RANGE")], "expires_at", "Retain"),
+        ("State/IdempotencyTable", [("id", "HASH")], "expiration", "Delete"),
+    ],
+    ids=["audit", "idempotency"],
+)
+def test_tables(synth: Synth, construct: str, keys: list[tuple[str, str]], ttl: str, deletion: str) -> None:
+    # Given the synthesized table
+    table = synth.template["Resources"][synth.logical_id(construct)]
+    properties = table["Properties"]
+    # Then it is on-demand, recoverable, encrypted, expires items by its TTL attribute and has these keys
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["TimeToLiveSpecification"] == {"AttributeName": ttl, "Enabled": True}
+    assert [(k["AttributeName"], k["KeyType"]) for k in properties["KeySchema"]] == keys
+    assert properties["AttributeDefinitions"] == [{"AttributeName": name, "AttributeType": "S"} for name, _ in keys]
+    assert table["DeletionPolicy"] == deletion
+
+
+def test_kill_switch_parameter_starts_off(synth: Synth) -> None:
+    # Given the synthesized stack
+    kill_switch = synth.template["Resources"][synth.logical_id("State/KillSwitch")]
+    # Then the kill switch exists, as a plain String reading 'off' (remediation allowed)
+    assert {k: kill_switch["Properties"][k] for k in ("Name", "Type", "Value")} == {
+        "Name": "/kinesis-remediator/kill-switch",
+        "Type": "String",
+        "Value": "off",
+    }
+
+
+@pytest.mark.parametrize("fixture", ["synth", "example_synth"])
+def test_one_policy_parameter_per_stream_holding_the_validated_policy(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    # Given the loaded policies
+    synth: Synth = request.getfixturevalue(fixture)
+    kill_switch_id = synth.logical_id("State/KillSwitch")
+    # When the app is synthesized
+    parameters = {
+        p["Properties"]["Name"]: p["Properties"]
+        for logical_id, p in synth.resources("AWS::SSM::Parameter").items()
+        if logical_id != kill_switch_id
+    }
+    # Then each stream has one parameter under the policy prefix ...
+    assert sorted(parameters) == sorted(f"/kinesis-remediator/policies/{name}" for name in synth.policies.streams)
+    for name, policy in synth.policies.streams.items():
+        parameter = parameters[f"/kinesis-remediator/policies/{name}"]
+        assert parameter["Type"] == "String"
+        # ... whose value is JSON the Lambda's model accepts, equal to the policy loaded from YAML
+        deployed = StreamPolicy.model_validate(json.loads(parameter["Value"]))
+        assert deployed == policy
+        assert deployed.name == name
+
+
+def test_dead_letter_queue_is_encrypted_and_requires_tls(synth: Synth) -> None:
+    # Given the synthesized stack
+    queue_id, queue = synth.only("AWS::SQS::Queue")
+    # Then the queue is encrypted at rest and keeps failed events for 14 days
+    assert queue["Properties"] == {"SqsManagedSseEnabled": True, "MessageRetentionPeriod": 14 * 24 * 3600}
+    # And its policy denies every request without TLS
+    _, queue_policy = synth.only("AWS::SQS::QueuePolicy")
+    assert queue_policy["Properties"]["Queues"] == [{"Ref": queue_id}]
+    deny = [s for s in queue_policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny == [
+        {
+            "Action": "sqs:*",
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+        }
+    ]
+
+
+def test_log_group_has_a_retention(synth: Synth) -> None:
+    # Given the function's log group
+    _, fn = function(synth)
+    log_group_id = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    # Then logs are kept for a year, not forever
+    assert synth.template["Resources"][log_group_id]["Properties"]["RetentionInDays"] == 365
