@@ -14,7 +14,7 @@ class StreamAlarms(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, policies: PolicySet, prefix: str) -> None:
         super().__init__(scope, construct_id)
         self.alarms: dict[tuple[str, str], cloudwatch.Alarm] = {}
-        for stream_index, (stream, policy) in enumerate(sorted(policies.streams.items())):
+        for stream, policy in sorted(policies.streams.items()):
             for key, symptom in SYMPTOMS.items():
                 if not symptom.detector(policy).enabled:
                     continue
@@ -28,7 +28,7 @@ class StreamAlarms(Construct):
                 )
                 self.alarms[(stream, key)] = cloudwatch.Alarm(
                     self,
-                    f"Stream{stream_index}-{key}",
+                    f"Stream-{stream}-{key}",  # named, not numbered: adding a stream moves no other
                     alarm_name=alarm_name(prefix, stream, key),
                     alarm_description=spec.description,
                     metric=metric,

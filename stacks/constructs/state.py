@@ -54,13 +54,13 @@ class RemediatorState(Construct):
             description="Kinesis Remediator kill switch: any value other than 'off' stops every change.",
         )
         self.policy_parameters: dict[str, ssm.StringParameter] = {}
-        for index, (name, policy) in enumerate(sorted(policies.streams.items())):
+        for name, policy in sorted(policies.streams.items()):
             value = json.dumps(policy.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
             if len(value) > SSM_STANDARD_LIMIT:
                 raise ValueError(f"{policies.sources[name]}: stream '{name}': policy too large for SSM")
             self.policy_parameters[name] = ssm.StringParameter(
                 self,
-                f"Policy{index}",
+                f"Policy-{name}",  # named, not numbered: adding a stream moves no other
                 parameter_name=f"{self.policy_prefix}/{name}",
                 string_value=value,
                 description=f"Kinesis Remediator policy for stream {name} (from {policies.sources[name]})",

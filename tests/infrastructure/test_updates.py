@@ -40,13 +40,6 @@ def test_shared_resources_keep_their_logical_ids_when_a_stream_is_added(synth: S
     assert set(synth.resources("AWS::SNS::Subscription")) <= set(grown_synth.resources("AWS::SNS::Subscription"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: per-stream construct ids are list positions (stacks/constructs/alarms.py:31 "
-    "f'Stream{stream_index}-{key}', stacks/constructs/state.py:63 f'Policy{index}'); adding a stream that "
-    "sorts before existing ones gives their alarms and policy parameters new logical ids, so the stack update "
-    "fails on the existing SSM parameter name and deletes the re-created alarms at clean-up",
-)
 @pytest.mark.parametrize(("resource_type", "name_property"), PER_STREAM, ids=["alarms", "parameters"])
 def test_existing_streams_keep_their_logical_ids_when_a_stream_is_added(
     synth: Synth, grown_synth: Synth, resource_type: str, name_property: str
