@@ -148,10 +148,10 @@ class Demo:
             }
         )
         log = self.logs / f"{name}.log"
+        # Its own cloud assembly: the CLI locks cdk.out, which a developer's synth may be using.
+        command = [str(CDK), *args, "--output", str(WORK / "cdk.out")]
         with log.open("w", encoding="utf-8") as handle:
-            completed = subprocess.run(
-                [str(CDK), *args], cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False
-            )
+            completed = subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False)
         if completed.returncode != 0:
             tail = "\n".join(log.read_text(encoding="utf-8").splitlines()[-25:])
             raise DemoFailed(f"`cdk {' '.join(args)}` failed (exit {completed.returncode}); see {log}:\n{tail}")
