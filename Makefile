@@ -1,8 +1,9 @@
 # Kinesis Remediator. Every target bootstraps what it needs from the project's own files.
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
-# This machine's pip config names local mirrors that may not exist; their warnings are noise.
-QUIET_PIP := 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }
+# pip's chatter goes to a log, shown only when a step fails.
+PIP_LOG := build/pip.log
+QUIET_PIP = >>$(PIP_LOG) 2>&1 || { tail -n 40 $(PIP_LOG); exit 1; }
 .DEFAULT_GOAL := help
 
 PYTHON ?= python3
@@ -24,7 +25,8 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
-	@echo "==> Creating $(VENV) from requirements-dev.txt"
+	@echo "==> Creating $(VENV) from requirements-dev.txt (log: $(PIP_LOG))"
+	@mkdir -p build && : > $(PIP_LOG)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip $(QUIET_PIP)
 	@$(PY) -m pip install --quiet -r requirements-dev.txt $(QUIET_PIP)
@@ -38,7 +40,7 @@ node_modules/.installed: package.json package-lock.json
 
 $(LAYER)/.installed: lambdas/requirements.txt $(VENV)/.installed
 	@echo "==> Building the Lambda layer for Python $(LAMBDA_PYTHON) on $(LAMBDA_PLATFORM)"
-	@rm -rf $(LAYER) && mkdir -p $(LAYER)/python
+	@rm -rf $(LAYER) && mkdir -p $(LAYER)/python && touch $(PIP_LOG)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --target $(LAYER)/python \
 		--platform $(LAMBDA_PLATFORM) --implementation cp --python-version $(LAMBDA_PYTHON) \
 		--only-binary=:all: --no-compile -r lambdas/requirements.txt $(QUIET_PIP)

@@ -58,7 +58,8 @@ def test_checks_are_live_an_unencrypted_queue_fails_synth(policy_dir: Path, tmp_
     message = str(raised.value)
     assert message.startswith("ValidationFailed:")
     assert "Acknowledge with 'AwsSolutions::AwsSolutions-SQS2'" in message
-    assert f"{tmp_path / 'validation-report.json'}" in message
+    # (CDK prints the report's path relative to the working directory when that is shorter.)
+    assert f"{tmp_path.name}/validation-report.json" in message
     # And the report names AwsSolutions-SQS findings on that queue, and on nothing else
     (plugin,) = validation_report(tmp_path)["pluginReports"]
     assert plugin["pluginName"] == "AwsSolutions"
