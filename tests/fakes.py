@@ -11,6 +11,18 @@ from remediator.core.policy import StreamPolicy
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 NOW = datetime(2026, 11, 26, 3, 0, tzinfo=UTC)
+# The order in which a reshard step's guardrails report: the common ones, then the action's own.
+GUARDRAIL_ORDER = [
+    "policy-enabled",
+    "stream-active",
+    "cooldown",
+    "daily-budget",
+    "provisioned-mode",
+    "aws-step-limit",
+    "aws-max-shards",
+    "policy-bounds",
+    "aws-daily-scalings",
+]
 
 
 def stream_arn(name: str) -> str:

@@ -12,6 +12,10 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from remediator.clients.audit import DynamoAuditLog
+from remediator.clients.aws import client
+from remediator.clients.kinesis import KinesisStreams
+from remediator.clients.metrics import CloudWatchMetrics
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, AlarmTrigger, alarm_name
 from remediator.core.history import ActionHistory
 from remediator.core.render import plan_text, table
@@ -51,12 +55,6 @@ def validate(paths: Sequence[str]) -> int:
 
 
 def plan(args: argparse.Namespace) -> int:
-    # Imported here so that `validate` works without AWS libraries configured.
-    from remediator.clients.audit import DynamoAuditLog
-    from remediator.clients.aws import client
-    from remediator.clients.kinesis import KinesisStreams
-    from remediator.clients.metrics import CloudWatchMetrics
-
     try:
         policies = load_policies([args.policy_dir])
     except PolicyValidationError as exc:

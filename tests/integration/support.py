@@ -20,18 +20,6 @@ NEEDS_TEN = {"bytes_per_second": 6_000_000, "records_per_second": 500, "throttle
 # 2 shards at 0.2 MB/s = 10 % of capacity, yet throttled: a hot partition key.
 HOT_KEY = {"bytes_per_second": 200_000, "records_per_second": 100, "throttled": 40}
 
-GUARDRAIL_NAMES = [
-    "policy-enabled",
-    "stream-active",
-    "cooldown",
-    "daily-budget",
-    "provisioned-mode",
-    "aws-step-limit",
-    "aws-max-shards",
-    "policy-bounds",
-    "aws-daily-scalings",
-]
-
 
 def policy(name: str = STREAM, mode: str | None = None, **reshard: Any) -> dict[str, Any]:
     raw: dict[str, Any] = {"name": name, "actions": {"reshard": {"max_shards": 16} | reshard}}

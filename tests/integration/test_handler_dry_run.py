@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from tests.fakes import alarm_event
+from tests.fakes import GUARDRAIL_ORDER, alarm_event
 from tests.integration.support import (
     ARN,
-    GUARDRAIL_NAMES,
     SATURATED,
     STREAM,
     WRITE_ALARM,
@@ -95,7 +94,7 @@ def test_dry_run_email_carries_alarm_figures_exact_command_and_guardrails(aws, i
     assert "  1. reshard 2 -> 4 shards [allowed]" in lines
     # And one line per guardrail, all passing
     guardrail_lines = [line.strip() for line in lines if line.strip().startswith(("[pass]", "[STOP]"))]
-    assert [line.split(" ", 1)[1].split(":", 1)[0] for line in guardrail_lines] == GUARDRAIL_NAMES
+    assert [line.split(" ", 1)[1].split(":", 1)[0] for line in guardrail_lines] == GUARDRAIL_ORDER
     assert all(line.startswith("[pass]") for line in guardrail_lines)
     assert "       [pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4" in lines
     assert "       [pass] daily-budget: 0 of 4 reshard actions used in the last 24 h" in lines

@@ -15,7 +15,7 @@ from remediator.core.plan import Cause, GuardrailVerdict, Plan, PlannedStep
 from remediator.core.planner import make_plan
 from remediator.core.policy import StreamPolicy
 
-from tests.fakes import NOW, evidence, policy, stream_arn
+from tests.fakes import GUARDRAIL_ORDER, NOW, evidence, policy, stream_arn
 
 ALARM = "kinesis-remediator-orders-write-throttling"
 ARN = stream_arn("orders")
@@ -23,17 +23,6 @@ CLI_2_TO_4 = (
     "aws kinesis update-shard-count --stream-arn arn:aws:kinesis:us-east-1:123456789012:stream/orders "
     "--target-shard-count 4 --scaling-type UNIFORM_SCALING"
 )
-GUARDRAIL_ORDER = [
-    "policy-enabled",
-    "stream-active",
-    "cooldown",
-    "daily-budget",
-    "provisioned-mode",
-    "aws-step-limit",
-    "aws-max-shards",
-    "policy-bounds",
-    "aws-daily-scalings",
-]
 
 
 def saturated(**overrides: Any) -> Evidence:
