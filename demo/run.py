@@ -28,8 +28,10 @@ import boto3
 from moto.events.models import EventPattern
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
 from remediator.core.render import table
+from remediator.policy_files import load_policies
 
 from demo.emulator import Emulator
+from demo.plot import utilisation_plot
 
 ROOT = Path(__file__).resolve().parents[1]
 # Where the demo writes its policies, CDK outputs and logs (tests point it at a temporary directory).
@@ -235,13 +237,20 @@ class Demo:
         return received
 
     def push_metrics(self, values: dict[str, float], minutes: int = 10) -> None:
+        """Per-minute datapoints for the last `minutes`; traffic ramps up to its peak in the last minutes."""
         now = datetime.now(UTC).replace(second=0, microsecond=0)
+
+        def at(metric: str, value: float, minute: int) -> float:
+            if metric not in ("IncomingBytes", "IncomingRecords"):
+                return value
+            return value * min(1.0, 0.5 + 0.5 * (minutes - minute) / (minutes - 3))
+
         data = [
             {
                 "MetricName": metric,
                 "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
                 "Timestamp": now - timedelta(minutes=minute),
-                "Value": value,
+                "Value": at(metric, value, minute),
             }
             for minute in range(1, minutes + 1)
             for metric, value in values.items()
@@ -357,6 +366,30 @@ class Demo:
             )
         return rows
 
+    def incoming_bytes(self) -> list[float]:
+        """IncomingBytes per minute, oldest first, as CloudWatch holds it for the stream."""
+        end = datetime.now(UTC)
+        result = self.client("cloudwatch").get_metric_data(
+            MetricDataQueries=[
+                {
+                    "Id": "bytes",
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/Kinesis",
+                            "MetricName": "IncomingBytes",
+                            "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
+                        },
+                        "Period": 60,
+                        "Stat": "Sum",
+                    },
+                }
+            ],
+            StartTime=end - timedelta(minutes=15),
+            EndTime=end,
+            ScanBy="TimestampAscending",
+        )
+        return [float(v) for v in result["MetricDataResults"][0]["Values"]]
+
     def inventory(self) -> str:
         alarms = self.client("cloudwatch").describe_alarms(AlarmNamePrefix=DEFAULT_ALARM_PREFIX)["MetricAlarms"]
         rows = [
@@ -389,6 +422,18 @@ def _report(demo: Demo, scenarios: list[Scenario], out: TextIO) -> None:
     for scenario in scenarios:
         write(f"--- E-mail for '{scenario.title}' " + "-" * 40 + "\n")
         write(f"Subject: {scenario.email_subject}\n\n{scenario.email_body}\n\n")
+    enforced = scenarios[-1]
+    bounds = load_policies([WORK / "policies"]).streams[STREAM].actions.reshard
+    picture = utilisation_plot(
+        WORK / "utilisation.png",
+        stream=STREAM,
+        bytes_per_minute=demo.incoming_bytes(),
+        shards_before=enforced.shards_before,
+        shards_after=enforced.shards_after,
+        saturated_at=bounds.saturated_at,
+        target=bounds.target_utilisation,
+    )
+    write(f"--- Write utilisation before and after the reshard: {picture}\n\n")
     write("--- Audit table (newest last) " + "-" * 40 + "\n")
     write(table(["time (UTC)", "symptom", "mode", "action", "shards", "outcome"], demo.audit_rows()) + "\n\n")
     write(EMULATOR_LIMITS)

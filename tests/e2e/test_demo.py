@@ -93,3 +93,10 @@ def test_demo_leaves_no_emulator_running(demo_run: tuple[subprocess.CompletedPro
     port = int(re.search(r"on http://127\.0\.0\.1:(\d+)", completed.stdout).group(1))  # type: ignore[union-attr]
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_demo_draws_utilisation_before_and_after(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    completed, workdir = demo_run
+    picture = workdir / "utilisation.png"
+    assert f"--- Write utilisation before and after the reshard: {picture}" in completed.stdout
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
