@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -20,11 +20,7 @@ from remediator.core.history import ActionHistory
 from remediator.core.plan import Plan, PlannedStep
 from remediator.core.planner import make_plan
 from remediator.core.policy import StreamPolicy
-from remediator.core.ports import AuditLog, KillSwitch, MetricsReader, Notifier, StreamControl
-
-
-class PolicySource(Protocol):
-    def get(self, stream: str) -> StreamPolicy | None: ...
+from remediator.core.ports import AuditLog, KillSwitch, MetricsReader, Notifier, PolicySource, StreamControl
 
 
 def utc_now() -> datetime:

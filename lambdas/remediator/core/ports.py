@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from remediator.core.evidence import MetricQuery, StreamState
 from remediator.core.history import PastAction
+
+if TYPE_CHECKING:
+    from remediator.core.policy import StreamPolicy
 
 
 class StreamControl(Protocol):
@@ -29,6 +32,12 @@ class AuditLog(Protocol):
 
 class Notifier(Protocol):
     def send(self, stream: str, subject: str, body: str) -> str: ...
+
+
+class PolicySource(Protocol):
+    """The validated policy of a stream, or None when it has none (or none that validates)."""
+
+    def get(self, stream: str) -> StreamPolicy | None: ...
 
 
 class KillSwitch(Protocol):
