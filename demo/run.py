@@ -26,6 +26,7 @@ from typing import Any, TextIO
 
 import boto3
 from moto.events.models import EventPattern
+from remediator.clients.audit import DynamoAuditLog
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
 from remediator.core.render import table
 from remediator.policy_files import load_policies
@@ -340,14 +341,9 @@ class Demo:
         )
 
     def audit_rows(self) -> list[list[str]]:
-        items = self.client("dynamodb").query(
-            TableName=self.outputs["AuditTableName"],
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"STREAM#{STREAM}"}},
-        )["Items"]
+        audit = DynamoAuditLog(self.client("dynamodb"), self.outputs["AuditTableName"])
         rows = []
-        for item in items:
-            flat = {k: next(iter(v.values())) for k, v in item.items()}
+        for flat in reversed(audit.recent(STREAM)):  # oldest first, as the incidents happened
             parameters = json.loads(flat.get("parameters", "{}"))
             change = (
                 f"{parameters['current_shards']} -> {parameters['target_shards']}"

@@ -39,15 +39,14 @@ idempotency = IdempotencyConfig(
     raise_on_no_idempotency_key=True,
     expires_after_seconds=24 * 3600,
 )
-persistence = DynamoDBPersistenceLayer(
-    table_name=settings.idempotency_table, boto3_client=client("dynamodb", region=settings.region)
-)
+# One DynamoDB client serves both the idempotency layer and the audit log.
+dynamodb = client("dynamodb", region=settings.region)
+persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
 
 
 @cache
 def dependencies() -> Dependencies:
     ssm = client("ssm", region=settings.region)
-    dynamodb = client("dynamodb", region=settings.region)
     return Dependencies(
         streams=KinesisStreams(client("kinesis", region=settings.region)),
         metrics=CloudWatchMetrics(client("cloudwatch", region=settings.region)),
