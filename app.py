@@ -4,7 +4,7 @@
 import sys
 
 from aws_cdk import App
-from remediator.core.alarm import DEFAULT_ALARM_PREFIX
+from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.policy_files import PolicyValidationError
 
 from stacks.app_builder import LayerNotBuilt, build_app

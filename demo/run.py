@@ -419,15 +419,15 @@ def _report(demo: Demo, scenarios: list[Scenario], out: TextIO) -> None:
         write(f"--- E-mail for '{scenario.title}' " + "-" * 40 + "\n")
         write(f"Subject: {scenario.email_subject}\n\n{scenario.email_body}\n\n")
     enforced = scenarios[-1]
-    bounds = load_policies([WORK / "policies"]).streams[STREAM].actions.reshard
+    capacity = load_policies([WORK / "policies"]).streams[STREAM].capacity
     picture = utilisation_plot(
         WORK / "utilisation.png",
         stream=STREAM,
         bytes_per_minute=demo.incoming_bytes(),
         shards_before=enforced.shards_before,
         shards_after=enforced.shards_after,
-        saturated_at=bounds.saturated_at,
-        target=bounds.target_utilisation,
+        saturated_at=capacity.saturated_at,
+        target=capacity.target_utilisation,
     )
     write(f"--- Write utilisation before and after the reshard: {picture}\n\n")
     write("--- Audit table (newest last) " + "-" * 40 + "\n")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
-from remediator.core.alarm import DEFAULT_ALARM_PREFIX
+from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.policy_files import load_policies
 
 from stacks.remediator_stack import KinesisRemediatorStack

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from remediator.core.evidence import Evidence, StreamState
+from remediator.core.evidence import Evidence, StreamMode, StreamState, StreamStatus
 from remediator.core.policy import StreamPolicy
+from remediator.core.registry import REGISTRY
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -30,13 +31,14 @@ def stream_arn(name: str) -> str:
 
 
 def policy(name: str = "orders", **overrides: Any) -> StreamPolicy:
+    """A stream policy validated by the registry's model; `reshard={...}` updates the reshard block."""
     raw: dict[str, Any] = {"name": name, "actions": {"reshard": {"max_shards": 16}}}
     for key, value in overrides.items():
         if key == "reshard":
             raw["actions"]["reshard"].update(value)
         else:
             raw[key] = value
-    return StreamPolicy.model_validate(raw)
+    return REGISTRY.parse_stream_policy(raw)
 
 
 def evidence(
@@ -64,8 +66,8 @@ def evidence(
         stream=StreamState(
             name=name,
             arn=stream_arn(name),
-            status=status,
-            mode=mode,
+            status=StreamStatus(status),
+            mode=StreamMode(mode),
             open_shards=shards,
             retention_hours=retention_hours,
         ),

@@ -18,12 +18,27 @@ from remediator.clients.kinesis import KinesisStreams
 from remediator.clients.metrics import CloudWatchMetrics
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, AlarmTrigger, alarm_name
 from remediator.core.history import ActionHistory
+from remediator.core.policy import StreamPolicy
+from remediator.core.registry import REGISTRY
 from remediator.core.render import plan_text, table
-from remediator.core.symptoms import SYMPTOMS
 from remediator.policy_files import PolicySet, PolicyValidationError, load_policies, policy_paths
 from remediator.service import build_plan, utc_now
 
 EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
+
+
+def _detectors(policy: StreamPolicy) -> str:
+    return ", ".join(key for key, symptom in REGISTRY.symptoms.items() if symptom.detector(policy).enabled) or "-"
+
+
+def _actions(policy: StreamPolicy) -> str:
+    shown = []
+    for key, action in REGISTRY.actions.items():
+        block = action.block(policy)
+        if block.enabled:
+            bounds = action.bounds(block)
+            shown.append(f"{key} ({bounds})" if bounds else key)
+    return ", ".join(shown) or "-"
 
 
 def _describe(policies: PolicySet) -> str:
@@ -32,12 +47,13 @@ def _describe(policies: PolicySet) -> str:
             policies.sources[name],
             name,
             policy.mode.value,
-            f"{policy.actions.reshard.min_shards}..{policy.actions.reshard.max_shards}",
+            _detectors(policy),
+            _actions(policy),
             str(len(policy.notify.emails)),
         ]
         for name, policy in sorted(policies.streams.items())
     ]
-    return table(["file", "stream", "mode", "shards", "e-mails"], rows)
+    return table(["file", "stream", "mode", "detectors", "actions", "e-mails"], rows)
 
 
 def validate(paths: Sequence[str]) -> int:
@@ -114,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("plan", help="print the plan the remediator would carry out now (read-only)")
     show.add_argument("--stream", required=True)
-    show.add_argument("--symptom", required=True, choices=sorted(SYMPTOMS))
+    show.add_argument("--symptom", required=True, choices=sorted(REGISTRY.symptoms))
     show.add_argument("--policy-dir", default="policies", type=Path)
     show.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:5000 for a local emulator")
     show.add_argument("--region", help="AWS region (default: AWS_REGION, then your AWS configuration)")

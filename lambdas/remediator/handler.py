@@ -25,10 +25,12 @@ from remediator.clients.kinesis import KinesisStreams
 from remediator.clients.metrics import CloudWatchMetrics
 from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
+from remediator.clients.services import AwsServices
 from remediator.core.alarm import AlarmTrigger, identify
+from remediator.core.outcome import Outcome, OutcomeStatus
 from remediator.events import AlarmStateChangeEvent
 from remediator.observability import logger, metrics, tracer
-from remediator.service import Dependencies, Outcome, remediate
+from remediator.service import Dependencies, remediate
 from remediator.settings import Settings
 
 settings = Settings.from_environment(os.environ)
@@ -50,6 +52,7 @@ def dependencies() -> Dependencies:
     return Dependencies(
         streams=KinesisStreams(client("kinesis", region=settings.region)),
         metrics=CloudWatchMetrics(client("cloudwatch", region=settings.region)),
+        writes=AwsServices(lambda service: client(service, region=settings.region)),
         audit=DynamoAuditLog(dynamodb, settings.audit_table),
         notifier=SnsNotifier(client("sns", region=settings.region), settings.topic_arn),
         kill_switch=SsmKillSwitch(ssm, settings.kill_switch_parameter),
@@ -60,13 +63,13 @@ def dependencies() -> Dependencies:
 @idempotent_function(data_keyword_argument="trigger", config=idempotency, persistence_store=persistence)
 def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
     outcome = remediate(trigger, dependencies())
-    metrics.add_metric(name=f"Outcome_{outcome.status}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=f"Outcome_{outcome.status.value}", unit=MetricUnit.Count, value=1)
     logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
     return outcome.model_dump(mode="json")
 
 
 def _ignored(reason: str, stream: str = "-", symptom: str = "-") -> dict[str, Any]:
-    return Outcome(status="ignored", stream=stream, symptom=symptom, detail=reason).model_dump(mode="json")
+    return Outcome(status=OutcomeStatus.IGNORED, stream=stream, symptom=symptom, detail=reason).model_dump(mode="json")
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -2,9 +2,8 @@
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
-SERVICE = "kinesis-remediator"
-NAMESPACE = "KinesisRemediator"
+from remediator.core.deployment import METRICS_NAMESPACE, SERVICE_NAME
 
-logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+logger = Logger(service=SERVICE_NAME)
+tracer = Tracer(service=SERVICE_NAME)
+metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)

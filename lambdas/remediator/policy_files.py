@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from remediator.core.policy import PolicyDocument, StreamPolicy
+from remediator.core.policy import PolicyDocumentBase, StreamPolicy, moved_key_hint
+from remediator.core.registry import REGISTRY
 
 POLICY_SUFFIXES = (".yaml", ".yml")
 
@@ -87,6 +88,8 @@ def _errors_from_validation(file: str, raw: Any, error: ValidationError) -> list
             loc = loc[2:]
         field = ".".join(str(part) for part in loc) or None
         message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = moved_key_hint(tuple(loc)) or message
         if item["type"] in (
             "literal_error",
             "enum",
@@ -103,7 +106,7 @@ def _errors_from_validation(file: str, raw: Any, error: ValidationError) -> list
     return errors
 
 
-def load_document(path: Path) -> tuple[PolicyDocument | None, list[PolicyError]]:
+def load_document(path: Path) -> tuple[PolicyDocumentBase | None, list[PolicyError]]:
     file = str(path)
     if not path.is_file():
         return None, [PolicyError(file, None, None, "no such policy file")]
@@ -116,7 +119,7 @@ def load_document(path: Path) -> tuple[PolicyDocument | None, list[PolicyError]]
     if not isinstance(raw, dict):
         return None, [PolicyError(file, None, None, "expected a mapping with 'version' and 'streams'")]
     try:
-        return PolicyDocument.model_validate(raw), []
+        return REGISTRY.parse_policy_document(raw), []
     except ValidationError as exc:
         return None, _errors_from_validation(file, raw, exc)
 

@@ -10,17 +10,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
-
 from remediator.core import render
-from remediator.core.actions import REGISTRY
 from remediator.core.alarm import AlarmTrigger
-from remediator.core.evidence import EVIDENCE_QUERIES, EVIDENCE_WINDOW_MINUTES, Evidence
+from remediator.core.evidence import EVIDENCE_WINDOW_MINUTES, Evidence
 from remediator.core.history import ActionHistory
+from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutcome, StepResult
 from remediator.core.plan import Plan, PlannedStep
 from remediator.core.planner import make_plan
-from remediator.core.policy import StreamPolicy
-from remediator.core.ports import AuditLog, KillSwitch, MetricsReader, Notifier, PolicySource, StreamControl
+from remediator.core.policy import Mode, StreamPolicy
+from remediator.core.ports import (
+    AuditLog,
+    DeclaredOnly,
+    KillSwitch,
+    MetricsReader,
+    Notifier,
+    PolicySource,
+    StreamReader,
+    WritePorts,
+)
+from remediator.core.registry import REGISTRY
 
 
 def utc_now() -> datetime:
@@ -29,8 +37,9 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class Dependencies:
-    streams: StreamControl
+    streams: StreamReader
     metrics: MetricsReader
+    writes: WritePorts
     audit: AuditLog
     notifier: Notifier
     kill_switch: KillSwitch
@@ -38,36 +47,25 @@ class Dependencies:
     clock: Callable[[], datetime] = utc_now
 
 
-class StepOutcome(BaseModel):
-    action: str
-    outcome: str  # applied | dry-run | blocked | failed
-    detail: str
-
-
-class Outcome(BaseModel):
-    status: str  # ignored | no-action | dry-run | applied | blocked | failed
-    stream: str
-    symptom: str
-    detail: str
-    steps: list[StepOutcome] = []
-    plan: dict[str, Any] | None = None
-
-
-def gather_evidence(streams: StreamControl, metrics: MetricsReader, stream: str, now: datetime) -> Evidence:
-    state = streams.describe(stream)
-    series = metrics.read(stream, EVIDENCE_QUERIES, end=now, minutes=EVIDENCE_WINDOW_MINUTES)
+def gather_evidence(
+    streams: StreamReader, metrics: MetricsReader, symptom: str, policy: StreamPolicy, now: datetime
+) -> Evidence:
+    """The stream's state and exactly the series the symptom declared."""
+    state = streams.describe(policy.name)
+    queries = REGISTRY.symptoms[symptom].evidence_queries(policy)
+    series = metrics.read(queries, end=now, minutes=EVIDENCE_WINDOW_MINUTES)
     return Evidence(stream=state, collected_at=now, series=series)
 
 
 def build_plan(
     trigger: AlarmTrigger,
     policy: StreamPolicy,
-    streams: StreamControl,
+    streams: StreamReader,
     metrics: MetricsReader,
     history: ActionHistory,
     now: datetime,
 ) -> Plan:
-    evidence = gather_evidence(streams, metrics, trigger.stream, now)
+    evidence = gather_evidence(streams, metrics, trigger.symptom, policy, now)
     return make_plan(
         alarm_name=trigger.alarm_name,
         symptom=trigger.symptom,
@@ -80,7 +78,7 @@ def build_plan(
 
 def _audit(deps: Dependencies, trigger: AlarmTrigger, now: datetime, **fields: Any) -> None:
     deps.audit.record(
-        {"at": now, "stream": trigger.stream, "alarm_name": trigger.alarm_name, "symptom": trigger.symptom} | fields
+        AuditEntry(at=now, stream=trigger.stream, alarm_name=trigger.alarm_name, symptom=trigger.symptom, **fields)
     )
 
 
@@ -92,8 +90,8 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
             f"no valid policy for stream '{trigger.stream}' (none deployed, or it failed validation: see the "
             "remediator's logs); the remediator touches only streams with a valid policy"
         )
-        _audit(deps, trigger, now, outcome="ignored", reason=detail)
-        return Outcome(status="ignored", stream=trigger.stream, symptom=trigger.symptom, detail=detail)
+        _audit(deps, trigger, now, outcome=OutcomeStatus.IGNORED, reason=detail)
+        return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
 
     try:
         history = ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
@@ -104,8 +102,8 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
             deps,
             trigger,
             now,
-            mode=policy.mode.value,
-            outcome="failed",
+            mode=policy.mode,
+            outcome=OutcomeStatus.FAILED,
             reason=f"could not gather evidence: {type(exc).__name__}: {exc}",
         )
         raise
@@ -117,13 +115,13 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
             trigger,
             now,
             mode=plan.mode,
-            outcome="no-action",
+            outcome=OutcomeStatus.NO_ACTION,
             reason=plan.diagnosis.summary,
             plan=report,
         )
         deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
         return Outcome(
-            status="no-action",
+            status=OutcomeStatus.NO_ACTION,
             stream=plan.stream,
             symptom=plan.symptom,
             detail=plan.diagnosis.summary,
@@ -140,14 +138,13 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
             mode=plan.mode,
             action=step.action,
             parameters=step.parameters,
-            outcome=result.outcome,
+            outcome=OutcomeStatus(result.outcome.value),
             reason=result.detail,
             plan=report,
         )
         steps.append(result)
-    outcomes = {s.outcome for s in steps}
-    status = next((o for o in ("failed", "applied", "dry-run") if o in outcomes), "blocked")
-    if plan.mode == "dry-run":
+    status = OutcomeStatus.of_steps({s.outcome for s in steps})
+    if plan.mode == Mode.DRY_RUN:
         deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
     else:
         results = {s.action: f"{s.outcome}: {s.detail}" for s in steps}
@@ -162,22 +159,18 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
     )
 
 
-def _carry_out(step: PlannedStep, mode: str, deps: Dependencies) -> StepOutcome:
+def _carry_out(step: PlannedStep, mode: Mode, deps: Dependencies) -> StepOutcome:
     """Blocked, rehearsed (dry-run), or applied: the only place a mutating call is made."""
     if not step.allowed:
-        return StepOutcome(action=step.action, outcome="blocked", detail="; ".join(step.blocking_reasons))
-    if mode == "dry-run":
-        return StepOutcome(action=step.action, outcome="dry-run", detail=step.reason)
+        return StepOutcome(action=step.action, outcome=StepResult.BLOCKED, detail="; ".join(step.blocking_reasons))
+    if mode == Mode.DRY_RUN:
+        return StepOutcome(action=step.action, outcome=StepResult.DRY_RUN, detail=step.reason)
     # Read right before the call: an operator may have pulled it since the plan was made.
     if deps.kill_switch.engaged():
-        return StepOutcome(action=step.action, outcome="blocked", detail="kill-switch: engaged; no change made")
+        return StepOutcome(action=step.action, outcome=StepResult.BLOCKED, detail="kill-switch: engaged; no change made")
+    action = REGISTRY.actions[step.action]
     try:
-        response = REGISTRY[step.action].apply(step, _Mutations(deps.streams))
+        response = action.apply(step, DeclaredOnly(deps.writes, action.iam_actions, action.id))
     except Exception as exc:  # audited and e-mailed by the caller, never retried blindly
-        return StepOutcome(action=step.action, outcome="failed", detail=f"{type(exc).__name__}: {exc}")
-    return StepOutcome(action=step.action, outcome="applied", detail=f"accepted by AWS: {response}")
-
-
-@dataclass(frozen=True)
-class _Mutations:
-    streams: StreamControl
+        return StepOutcome(action=step.action, outcome=StepResult.FAILED, detail=f"{type(exc).__name__}: {exc}")
+    return StepOutcome(action=step.action, outcome=StepResult.APPLIED, detail=f"accepted by AWS: {response}")

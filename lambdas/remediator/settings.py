@@ -6,18 +6,20 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from remediator.core.deployment import Env
+
 
 class Settings(BaseModel):
     # Errors never echo values: the environment also holds credentials.
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, hide_input_in_errors=True)
 
     region: str = Field(..., alias="AWS_REGION", min_length=1)
-    audit_table: str = Field(..., alias="AUDIT_TABLE_NAME", min_length=3)
-    idempotency_table: str = Field(..., alias="IDEMPOTENCY_TABLE_NAME", min_length=3)
-    topic_arn: str = Field(..., alias="NOTIFICATION_TOPIC_ARN", pattern=r"^arn:aws[a-z-]*:sns:")
-    kill_switch_parameter: str = Field(..., alias="KILL_SWITCH_PARAMETER", pattern=r"^/")
-    policy_parameter_prefix: str = Field(..., alias="POLICY_PARAMETER_PREFIX", pattern=r"^/")
-    alarm_prefix: str = Field(..., alias="ALARM_NAME_PREFIX", min_length=1)
+    audit_table: str = Field(..., alias=Env.AUDIT_TABLE, min_length=3)
+    idempotency_table: str = Field(..., alias=Env.IDEMPOTENCY_TABLE, min_length=3)
+    topic_arn: str = Field(..., alias=Env.TOPIC_ARN, pattern=r"^arn:aws[a-z-]*:sns:")
+    kill_switch_parameter: str = Field(..., alias=Env.KILL_SWITCH, pattern=r"^/")
+    policy_parameter_prefix: str = Field(..., alias=Env.POLICY_PREFIX, pattern=r"^/")
+    alarm_prefix: str = Field(..., alias=Env.ALARM_PREFIX, min_length=1)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:

@@ -1,4 +1,5 @@
-"""Per stream and per enabled detector, a CloudWatch alarm built from the symptom registry's AlarmSpec."""
+"""Per stream and per enabled detector, the CloudWatch alarms its symptom declares (any namespace,
+any dimensions, single-metric or metric math), exactly as declared."""
 
 from __future__ import annotations
 
@@ -6,36 +7,53 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 from remediator.core.alarm import alarm_name
-from remediator.core.symptoms import SYMPTOMS
+from remediator.core.metrics import Metric, MetricMath
+from remediator.core.registry import REGISTRY
+from remediator.core.symptoms.base import AlarmSpec
 from remediator.policy_files import PolicySet
+
+
+def cdk_metric(source: Metric | MetricMath) -> cloudwatch.IMetric:
+    if isinstance(source, MetricMath):
+        return cloudwatch.MathExpression(
+            expression=source.expression,
+            using_metrics={name: cdk_metric(metric) for name, metric in source.inputs.items()},
+            label=source.label or None,
+            period=Duration.seconds(source.period_seconds),
+        )
+    return cloudwatch.Metric(
+        namespace=source.namespace,
+        metric_name=source.name,
+        dimensions_map=source.dimension_map,
+        statistic=source.statistic,
+        period=Duration.seconds(source.period_seconds),
+    )
 
 
 class StreamAlarms(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, policies: PolicySet, prefix: str) -> None:
         super().__init__(scope, construct_id)
-        self.alarms: dict[tuple[str, str], cloudwatch.Alarm] = {}
+        # (stream, symptom, qualifier) -> alarm
+        self.alarms: dict[tuple[str, str, str], cloudwatch.Alarm] = {}
+        self.specs: dict[tuple[str, str, str], AlarmSpec] = {}
         for stream, policy in sorted(policies.streams.items()):
-            for key, symptom in SYMPTOMS.items():
-                if not symptom.detector(policy).enabled:
+            for key, symptom in REGISTRY.symptoms.items():
+                detector = symptom.detector(policy)
+                if not detector.enabled:
                     continue
-                spec = symptom.alarm_spec(policy)
-                metric = cloudwatch.Metric(
-                    namespace=spec.namespace,
-                    metric_name=spec.metric_name,
-                    dimensions_map={"StreamName": stream},
-                    statistic=spec.statistic,
-                    period=Duration.seconds(spec.period_seconds),
-                )
-                self.alarms[(stream, key)] = cloudwatch.Alarm(
-                    self,
-                    f"Stream-{stream}-{key}",  # named, not numbered: adding a stream moves no other
-                    alarm_name=alarm_name(prefix, stream, key),
-                    alarm_description=spec.description,
-                    metric=metric,
-                    threshold=spec.threshold,
-                    evaluation_periods=spec.evaluation_periods,
-                    datapoints_to_alarm=spec.datapoints_to_alarm,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    # No data means no traffic or no consumer reads, not a symptom.
-                    treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-                )
+                for spec in symptom.alarms(policy, detector):
+                    # Named, not numbered: adding a stream or a consumer moves no other alarm.
+                    construct_id_ = f"Stream-{stream}-{key}" + (f"-{spec.qualifier}" if spec.qualifier else "")
+                    self.alarms[(stream, key, spec.qualifier)] = cloudwatch.Alarm(
+                        self,
+                        construct_id_,
+                        alarm_name=alarm_name(prefix, stream, key, spec.qualifier),
+                        alarm_description=spec.description,
+                        metric=cdk_metric(spec.metric),
+                        threshold=spec.threshold,
+                        evaluation_periods=spec.evaluation_periods,
+                        datapoints_to_alarm=spec.datapoints_to_alarm,
+                        comparison_operator=cloudwatch.ComparisonOperator[spec.comparison.name],
+                        treat_missing_data=cloudwatch.TreatMissingData[spec.missing_data.name],
+                    )
+                    self.specs[(stream, key, spec.qualifier)] = spec

@@ -7,7 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, Stack, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Duration, Stack, Validations
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -15,9 +15,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
-from remediator.core.actions import REGISTRY
-from remediator.core.evidence import READ_GRANTS
-from remediator.core.grants import IamGrant
+from remediator.core.deployment import METRICS_NAMESPACE, SERVICE_NAME, Env
+from remediator.core.iam import Permission, permissions
 from remediator.policy_files import PolicySet
 
 from stacks.constructs.notifications import Notifications
@@ -46,11 +45,14 @@ def policy_digest(policies: PolicySet) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def registry_grants() -> list[IamGrant]:
-    grants = list(READ_GRANTS)
-    for action in REGISTRY.values():
-        grants.extend(action.iam_grants)
-    return grants
+def registry_permissions(stack: Stack, policies: PolicySet) -> list[Permission]:
+    """What the registries declare for these policies, with ARNs in this stack's partition, region, account."""
+
+    def arn(*, service: str, resource: str, resource_name: str, arn_format: str = "slash") -> str:
+        separator = ArnFormat.COLON_RESOURCE_NAME if arn_format == "colon" else ArnFormat.SLASH_RESOURCE_NAME
+        return stack.format_arn(service=service, resource=resource, resource_name=resource_name, arn_format=separator)
+
+    return permissions((policy for _, policy in sorted(policies.streams.items())), arn)
 
 
 class Remediator(Construct):
@@ -66,11 +68,7 @@ class Remediator(Construct):
         layer_dir: Path,
     ) -> None:
         super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        stream_arns = [
-            stack.format_arn(service="kinesis", resource="stream", resource_name=name)
-            for name in sorted(policies.streams)
-        ]
+        self.registry_permissions = registry_permissions(Stack.of(self), policies)
 
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -87,7 +85,7 @@ class Remediator(Construct):
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Kinesis Remediator: may change only the streams named in its policies",
         )
-        self._grant(stream_arns, state, notifications)
+        self._grant(state, notifications)
 
         self.layer = lambda_.LayerVersion(
             self,
@@ -115,18 +113,18 @@ class Remediator(Construct):
             dead_letter_queue=self.dead_letter_queue,
             description="Kinesis Remediator: diagnoses Kinesis alarms and remediates within policy bounds",
             environment={
-                "AUDIT_TABLE_NAME": state.audit_table.table_name,
-                "IDEMPOTENCY_TABLE_NAME": state.idempotency_table.table_name,
-                "NOTIFICATION_TOPIC_ARN": notifications.topic.topic_arn,
-                "KILL_SWITCH_PARAMETER": state.kill_switch.parameter_name,
-                "POLICY_PARAMETER_PREFIX": state.policy_prefix,
-                "ALARM_NAME_PREFIX": alarm_prefix,
-                "POWERTOOLS_SERVICE_NAME": "kinesis-remediator",
-                "POWERTOOLS_METRICS_NAMESPACE": "KinesisRemediator",
+                Env.AUDIT_TABLE: state.audit_table.table_name,
+                Env.IDEMPOTENCY_TABLE: state.idempotency_table.table_name,
+                Env.TOPIC_ARN: notifications.topic.topic_arn,
+                Env.KILL_SWITCH: state.kill_switch.parameter_name,
+                Env.POLICY_PREFIX: state.policy_prefix,
+                Env.ALARM_PREFIX: alarm_prefix,
+                "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+                "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
                 "POWERTOOLS_LOG_LEVEL": "INFO",
                 # Changes with any policy, so Lambda starts fresh environments instead of serving
                 # a cached policy for up to POLICY_CACHE_SECONDS.
-                "POLICY_DIGEST": policy_digest(policies),
+                Env.POLICY_DIGEST: policy_digest(policies),
             },
         )
 
@@ -150,15 +148,10 @@ class Remediator(Construct):
         )
         self._acknowledge_wildcards()
 
-    def _grant(self, stream_arns: list[str], state: RemediatorState, notifications: Notifications) -> None:
-        statements = []
-        for grant in registry_grants():
-            statements.append(
-                iam.PolicyStatement(
-                    actions=list(grant.actions),
-                    resources=stream_arns if grant.scope == "stream" else ["*"],
-                )
-            )
+    def _grant(self, state: RemediatorState, notifications: Notifications) -> None:
+        statements = [
+            iam.PolicyStatement(actions=list(p.actions), resources=list(p.resources)) for p in self.registry_permissions
+        ]
         statements += [
             iam.PolicyStatement(
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -189,8 +182,9 @@ class Remediator(Construct):
         self.permissions = policy
 
     def _acknowledge_wildcards(self) -> None:
-        account_wide = sorted({a for g in registry_grants() if g.scope == "account" for a in g.actions})
-        reasons = "; ".join(g.why for g in registry_grants() if g.scope == "account")
+        wide = [p for p in self.registry_permissions if p.account_wide]
+        account_wide = sorted({a for p in wide for a in p.actions})
+        reasons = "; ".join(dict.fromkeys(p.why for p in wide))
         Validations.of(self.permissions).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",

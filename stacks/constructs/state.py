@@ -9,7 +9,7 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
-from remediator.clients.parameters import KILL_SWITCH_OFF
+from remediator.core.deployment import KILL_SWITCH_OFF
 from remediator.policy_files import PolicySet
 
 SSM_STANDARD_LIMIT = 4096

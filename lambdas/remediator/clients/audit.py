@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from remediator.core.history import PastAction
+from remediator.core.outcome import AuditEntry, OutcomeStatus
 
 AUDIT_RETENTION_DAYS = 90
 
@@ -21,22 +22,24 @@ class DynamoAuditLog:
     def partition(stream: str) -> str:
         return f"STREAM#{stream}"
 
-    def record(self, entry: dict[str, Any]) -> None:
-        at: datetime = entry["at"]
+    def record(self, entry: AuditEntry) -> None:
+        at = entry.at
         item = {
-            "pk": {"S": self.partition(entry["stream"])},
+            "pk": {"S": self.partition(entry.stream)},
             "sk": {"S": f"{at.isoformat()}#{uuid.uuid4().hex[:8]}"},
             "at": {"S": at.isoformat()},
-            "outcome": {"S": entry["outcome"]},
-            "reason": {"S": entry.get("reason") or "-"},
+            "outcome": {"S": entry.outcome.value},
+            "reason": {"S": entry.reason or "-"},
             "expires_at": {"N": str(int((at + timedelta(days=AUDIT_RETENTION_DAYS)).timestamp()))},
         }
         for key in ("stream", "alarm_name", "symptom", "mode", "action"):
-            if entry.get(key):
-                item[key] = {"S": str(entry[key])}
+            value = getattr(entry, key)
+            if value:
+                item[key] = {"S": str(value)}
         for key in ("parameters", "plan"):
-            if entry.get(key) is not None:
-                item[key] = {"S": json.dumps(entry[key], default=str, sort_keys=True)}
+            value = getattr(entry, key)
+            if value is not None:
+                item[key] = {"S": json.dumps(value, default=str, sort_keys=True)}
         self._dynamodb.put_item(TableName=self._table, Item=item)
 
     def applied_actions(self, stream: str, since: datetime) -> list[PastAction]:
@@ -49,7 +52,7 @@ class DynamoAuditLog:
             ExpressionAttributeValues={
                 ":pk": {"S": self.partition(stream)},
                 ":since": {"S": since.isoformat()},
-                ":applied": {"S": "applied"},
+                ":applied": {"S": OutcomeStatus.APPLIED.value},
             },
         ):
             for item in page["Items"]:

@@ -1,8 +1,18 @@
+"""Kinesis reads: a stream's state, as the evidence needs it."""
+
 from __future__ import annotations
 
 from typing import Any
 
-from remediator.core.evidence import StreamState
+from remediator.core.evidence import StreamMode, StreamState, StreamStatus
+
+
+def _enum(kind: type[StreamMode] | type[StreamStatus], value: str | None) -> Any:
+    # Anything AWS adds later reads as UNKNOWN, which no mutating guardrail accepts.
+    try:
+        return kind(value)
+    except ValueError:
+        return kind.UNKNOWN
 
 
 class KinesisStreams:
@@ -11,22 +21,11 @@ class KinesisStreams:
 
     def describe(self, stream_name: str) -> StreamState:
         summary = self._kinesis.describe_stream_summary(StreamName=stream_name)["StreamDescriptionSummary"]
-        # A missing mode is treated as unknown, which no mutating guardrail accepts.
-        mode = summary.get("StreamModeDetails", {}).get("StreamMode", "UNKNOWN")
         return StreamState(
             name=summary["StreamName"],
             arn=summary["StreamARN"],
-            status=summary["StreamStatus"],
-            mode=mode,
+            status=_enum(StreamStatus, summary.get("StreamStatus")),
+            mode=_enum(StreamMode, summary.get("StreamModeDetails", {}).get("StreamMode")),
             open_shards=summary["OpenShardCount"],
             retention_hours=summary["RetentionPeriodHours"],
         )
-
-    def update_shard_count(self, stream_arn: str, target_shards: int) -> dict[str, Any]:
-        response = self._kinesis.update_shard_count(
-            StreamARN=stream_arn, TargetShardCount=target_shards, ScalingType="UNIFORM_SCALING"
-        )
-        return {
-            "current_shards": response.get("CurrentShardCount"),
-            "target_shards": response.get("TargetShardCount"),
-        }

@@ -8,11 +8,10 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 from pydantic import ValidationError
 
+from remediator.core.deployment import KILL_SWITCH_OFF, POLICY_CACHE_SECONDS
 from remediator.core.policy import StreamPolicy
+from remediator.core.registry import REGISTRY
 from remediator.observability import logger
-
-KILL_SWITCH_OFF = "off"
-POLICY_CACHE_SECONDS = 300
 
 
 class SsmKillSwitch:
@@ -50,7 +49,7 @@ class SsmPolicySource:
             logger.info("No policy parameter for stream", extra={"parameter": name})
             return None
         try:
-            policy = StreamPolicy.model_validate(raw)
+            policy = REGISTRY.parse_stream_policy(raw)
         except ValidationError:
             logger.exception("Deployed policy does not validate; ignoring the stream", extra={"parameter": name})
             return None

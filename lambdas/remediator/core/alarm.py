@@ -1,20 +1,45 @@
-"""Our alarms: how they are named, and how an alarm state change becomes a trigger (or is ignored, and why)."""
+"""Our alarms: how they are named, and how an alarm state change becomes a trigger (or is ignored, and why).
+
+An alarm is named `<prefix><stream>/<symptom>[/<qualifier>]`. Stream names cannot contain '/', so the
+name maps back to exactly one stream and one registered symptom, whatever the stream is called and
+whatever resource the alarm watches (a consumer function, a lease table): no lookup table to drift.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict
 
-from remediator.core.symptoms import SYMPTOMS
+from remediator.core.deployment import ALARM_NAME_MAX_LENGTH, ALARM_NAME_SEPARATOR, DEFAULT_ALARM_PREFIX
+from remediator.core.policy import STREAM_NAME_PATTERN
+from remediator.core.registry import REGISTRY
 
-DEFAULT_ALARM_PREFIX = "kinesis-remediator-"
+__all__ = ["DEFAULT_ALARM_PREFIX", "AlarmTrigger", "alarm_name", "identify"]
+
+SEP = ALARM_NAME_SEPARATOR
 
 
-def alarm_name(prefix: str, stream: str, symptom: str) -> str:
-    if symptom not in SYMPTOMS:
+def _qualifier(text: str, room: int) -> str:
+    """The qualifier as given, or a short digest of it when the whole name would be too long."""
+    cleaned = text.replace(SEP, "_")
+    if len(cleaned) <= room:
+        return cleaned
+    return hashlib.sha256(text.encode()).hexdigest()[: min(room, 12)]
+
+
+def alarm_name(prefix: str, stream: str, symptom: str, qualifier: str = "") -> str:
+    if symptom not in REGISTRY.symptoms:
         raise ValueError(f"unknown symptom '{symptom}'")
-    return f"{prefix}{stream}-{symptom}"
+    if SEP in prefix:
+        raise ValueError(f"alarm prefix '{prefix}' must not contain '{SEP}'")
+    name = f"{prefix}{stream}{SEP}{symptom}"
+    if qualifier:
+        name += SEP + _qualifier(qualifier, ALARM_NAME_MAX_LENGTH - len(name) - 1)
+    if len(name) > ALARM_NAME_MAX_LENGTH:
+        raise ValueError(f"alarm name '{name}' is longer than CloudWatch's {ALARM_NAME_MAX_LENGTH} characters")
+    return name
 
 
 class AlarmTrigger(BaseModel):
@@ -29,6 +54,21 @@ class AlarmTrigger(BaseModel):
     account: str
     region: str
     reason: str = ""
+
+
+def parse_alarm_name(alarm: str, prefix: str) -> tuple[str, str] | str:
+    """(stream, symptom), or why the name is not one of ours."""
+    if not alarm.startswith(prefix):
+        return f"alarm '{alarm}' does not start with '{prefix}'"
+    parts = alarm[len(prefix) :].split(SEP)
+    if len(parts) not in (2, 3) or not all(parts):
+        return f"alarm '{alarm}' is not named <prefix><stream>{SEP}<symptom>[{SEP}<qualifier>]"
+    stream, symptom = parts[0], parts[1]
+    if not STREAM_NAME_PATTERN.fullmatch(stream):
+        return f"alarm '{alarm}' names no valid stream ('{stream}')"
+    if symptom not in REGISTRY.symptoms:
+        return f"alarm '{alarm}' names no known symptom ('{symptom}')"
+    return stream, symptom
 
 
 def identify(
@@ -50,14 +90,12 @@ def identify(
         return None, f"alarm '{alarm}' went to {state}, not ALARM"
     if previous_state == "ALARM":
         return None, f"alarm '{alarm}' was already in ALARM"
-    rest = alarm[len(prefix) :]
-    for key in SYMPTOMS:
-        if rest.endswith(f"-{key}") and len(rest) > len(key) + 1:
-            stream = rest[: -(len(key) + 1)]
-            break
-    else:
-        return None, f"alarm '{alarm}' names no known symptom"
-    # Dimension keys are matched case-insensitively: SNS-shaped payloads lower-case them.
+    parsed = parse_alarm_name(alarm, prefix)
+    if isinstance(parsed, str):
+        return None, parsed
+    stream, symptom = parsed
+    # Dimension keys are matched case-insensitively: SNS-shaped payloads lower-case them. Alarms on
+    # another resource (a function, a table) have no StreamName dimension; the name alone decides.
     dimension = {k.lower(): v for k, v in dimensions.items()}.get("streamname")
     if dimension is not None and dimension != stream:
         return None, f"alarm '{alarm}' watches stream '{dimension}', but its name says '{stream}'"
@@ -65,7 +103,7 @@ def identify(
         AlarmTrigger(
             alarm_name=alarm,
             stream=stream,
-            symptom=key,
+            symptom=symptom,
             state_timestamp=state_timestamp,
             account=account,
             region=region,

@@ -1,12 +1,82 @@
-from dataclasses import dataclass
-from typing import Literal
+"""IAM the remediator needs, declared by the plugins; the stack builds the role from these declarations.
+
+Each grant names its IAM actions, a resource scope that resolves to ARNs from a stream's policy, and why.
+Account-wide scope ('*') is used only where the Service Authorization Reference lists no resource type
+for the IAM action.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from remediator.core.policy import StreamPolicy
+
+
+class ArnFormatter(Protocol):
+    """Builds an ARN in the deployment's partition, region and account (the stack passes Stack.format_arn)."""
+
+    def __call__(self, *, service: str, resource: str, resource_name: str, arn_format: str = "slash") -> str: ...
+
+
+@dataclass(frozen=True)
+class ResourceScope:
+    """What a grant's resources are, resolved per stream policy: 'stream', 'lambda-function', '*'..."""
+
+    name: str
+    resolve: Callable[[StreamPolicy, ArnFormatter], tuple[str, ...]] = field(compare=False)
+
+    @property
+    def account_wide(self) -> bool:
+        return self.name == "account"
+
+
+def _streams(policy: StreamPolicy, arn: ArnFormatter) -> tuple[str, ...]:
+    return (arn(service="kinesis", resource="stream", resource_name=policy.name),)
+
+
+def _stream_consumers(policy: StreamPolicy, arn: ArnFormatter) -> tuple[str, ...]:
+    # A consumer's ARN ends in its creation time, which changes when it is re-created.
+    return (arn(service="kinesis", resource="stream", resource_name=f"{policy.name}/consumer/*"),)
+
+
+def _lambda_functions(policy: StreamPolicy, arn: ArnFormatter) -> tuple[str, ...]:
+    return tuple(
+        arn(service="lambda", resource="function", resource_name=c.function, arn_format="colon")
+        for c in policy.consumers
+    )
+
+
+def _event_source_mappings(policy: StreamPolicy, arn: ArnFormatter) -> tuple[str, ...]:
+    # Mapping UUIDs are not known at synth; only streams with Lambda consumers get the grant.
+    if not policy.consumers:
+        return ()
+    return (arn(service="lambda", resource="event-source-mapping", resource_name="*", arn_format="colon"),)
+
+
+def dynamodb_tables(names: Callable[[StreamPolicy], Iterable[str]]) -> ResourceScope:
+    """Tables named by the policy (a KCL application's lease table, for example)."""
+
+    def resolve(policy: StreamPolicy, arn: ArnFormatter) -> tuple[str, ...]:
+        return tuple(arn(service="dynamodb", resource="table", resource_name=name) for name in names(policy))
+
+    return ResourceScope("dynamodb-table", resolve)
+
+
+STREAM = ResourceScope("stream", _streams)
+STREAM_CONSUMER = ResourceScope("stream-consumer", _stream_consumers)
+LAMBDA_FUNCTION = ResourceScope("lambda-function", _lambda_functions)
+EVENT_SOURCE_MAPPING = ResourceScope("event-source-mapping", _event_source_mappings)
+ACCOUNT = ResourceScope("account", lambda policy, arn: ("*",))
 
 
 @dataclass(frozen=True)
 class IamGrant:
-    """IAM actions the remediator needs. scope='stream': the policies' stream ARNs only. scope='account':
-    '*', used only where the Service Authorization Reference lists no resource type for the IAM action."""
-
     actions: tuple[str, ...]
-    scope: Literal["stream", "account"]
+    scope: ResourceScope
     why: str
+
+    def resources(self, policy: StreamPolicy, arn: ArnFormatter) -> tuple[str, ...]:
+        return self.scope.resolve(policy, arn)

@@ -1,17 +1,18 @@
-"""Guardrails every action passes, whatever it is. Action-specific limits live in Action.validate."""
+"""Guardrails every action passes, whatever it is. Action-specific limits live in Action.checks."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from remediator.core.actions import REGISTRY, ValidationContext
-from remediator.core.actions.base import ActionPolicy
+from remediator.core.actions.base import ValidationContext
+from remediator.core.evidence import StreamStatus
 from remediator.core.plan import GuardrailVerdict, PlannedStep
+from remediator.core.policy import ActionPolicy
+from remediator.core.registry import REGISTRY
 
 
 def action_policy(step: PlannedStep, context: ValidationContext) -> ActionPolicy:
-    policy: ActionPolicy = getattr(context.policy.actions, step.action)
-    return policy
+    return REGISTRY.actions[step.action].block(context.policy)
 
 
 def common_guardrails(step: PlannedStep, context: ValidationContext) -> list[GuardrailVerdict]:
@@ -25,7 +26,7 @@ def common_guardrails(step: PlannedStep, context: ValidationContext) -> list[Gua
         ),
         GuardrailVerdict(
             name="stream-active",
-            passed=stream.status == "ACTIVE",
+            passed=stream.status == StreamStatus.ACTIVE,
             detail=f"stream status is {stream.status}",
         ),
     ]
@@ -53,5 +54,5 @@ def common_guardrails(step: PlannedStep, context: ValidationContext) -> list[Gua
 
 
 def evaluate(step: PlannedStep, context: ValidationContext) -> PlannedStep:
-    verdicts = common_guardrails(step, context) + REGISTRY[step.action].validate(step, context)
+    verdicts = common_guardrails(step, context) + REGISTRY.actions[step.action].checks(step, context)
     return step.model_copy(update={"guardrails": tuple(verdicts)})

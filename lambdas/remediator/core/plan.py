@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from remediator.core.policy import Mode
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
 
 class Frozen(BaseModel):
@@ -33,6 +34,8 @@ class Advice(Frozen):
 
 
 class Cause(StrEnum):
+    """Causes several symptoms share. A symptom may name its own (any kebab-case id)."""
+
     SATURATED = "shards-saturated"
     HOT_PARTITION_KEY = "hot-partition-key"
     SLOW_CONSUMER = "slow-consumer"
@@ -50,7 +53,7 @@ class Proposal(Frozen):
 
 
 class Diagnosis(Frozen):
-    cause: Cause
+    cause: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
     summary: str
     figures: tuple[Figure, ...] = ()
     proposals: tuple[Proposal, ...] = ()
@@ -69,6 +72,7 @@ class PlannedStep(Frozen):
     stream_arn: str
     parameters: dict[str, Any]
     reason: str
+    summary: str  # one line, as e-mails and CLI tables print it: "reshard 2 -> 4 shards"
     cli_command: str
     guardrails: tuple[GuardrailVerdict, ...] = ()
 
@@ -85,7 +89,7 @@ class PlannedStep(Frozen):
 class Plan(Frozen):
     stream: str
     symptom: str
-    mode: str
+    mode: Mode
     alarm_name: str
     created_at: datetime
     diagnosis: Diagnosis
@@ -104,17 +108,18 @@ class Plan(Frozen):
         return {
             "stream": self.stream,
             "symptom": self.symptom,
-            "mode": self.mode,
+            "mode": self.mode.value,
             "alarm_name": self.alarm_name,
             "created_at": self.created_at.isoformat(),
             "diagnosis": {
-                "cause": self.diagnosis.cause.value,
+                "cause": str(self.diagnosis.cause),
                 "summary": self.diagnosis.summary,
                 "figures": [f.model_dump() for f in self.diagnosis.figures],
             },
             "actions": [
                 {
                     "action": s.action,
+                    "summary": s.summary,
                     "parameters": s.parameters,
                     "reason": s.reason,
                     "cli_command": s.cli_command,
@@ -125,6 +130,7 @@ class Plan(Frozen):
             "blocked": [
                 {
                     "action": s.action,
+                    "summary": s.summary,
                     "parameters": s.parameters,
                     "cli_command": s.cli_command,
                     "reasons": s.blocking_reasons,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from remediator.core.actions import REGISTRY, ValidationContext
+from remediator.core.actions.base import ValidationContext
 from remediator.core.evidence import Evidence
 from remediator.core.guardrails import evaluate
 from remediator.core.history import ActionHistory
 from remediator.core.plan import Plan, PlannedStep
 from remediator.core.policy import StreamPolicy
-from remediator.core.symptoms import SYMPTOMS
+from remediator.core.registry import REGISTRY
 
 
 def make_plan(
@@ -24,24 +24,28 @@ def make_plan(
 ) -> Plan:
     if evidence.stream.name != policy.name:
         raise ValueError(f"evidence is for stream '{evidence.stream.name}', policy for '{policy.name}'")
-    diagnosis = SYMPTOMS[symptom].diagnose(evidence, policy)
+    diagnosis = REGISTRY.symptoms[symptom].diagnose(evidence, policy)
     context = ValidationContext(policy=policy, evidence=evidence, history=history, now=now)
     steps = []
     for proposal in diagnosis.proposals:
-        action = REGISTRY[proposal.action]
+        action = REGISTRY.actions.get(proposal.action)
+        if action is None:
+            raise LookupError(f"symptom '{symptom}' proposed '{proposal.action}', which is not a registered action")
+        shaped = action.shape(proposal, context)
         step = PlannedStep(
-            action=proposal.action,
+            action=action.id,
             stream=policy.name,
             stream_arn=evidence.stream.arn,
-            parameters=proposal.parameters,
-            reason=proposal.reason,
-            cli_command=action.cli_command(evidence.stream.arn, proposal.parameters),
+            parameters=shaped.parameters,
+            reason=shaped.reason,
+            summary=action.summary(shaped.parameters),
+            cli_command=action.cli_command(evidence.stream.arn, shaped.parameters),
         )
         steps.append(evaluate(step, context))
     return Plan(
         stream=policy.name,
         symptom=symptom,
-        mode=policy.mode.value,
+        mode=policy.mode,
         alarm_name=alarm_name,
         created_at=now,
         diagnosis=diagnosis,

@@ -1,18 +1,19 @@
-"""The policy model, shared by the CDK app (alarms, IAM) and the remediator (decisions).
+"""The policy model's fixed parts, shared by the CDK app (alarms, IAM) and the remediator (decisions).
 
-Strict on purpose: unknown keys are rejected, ranges are checked, and nothing means "all streams".
+The `detectors` and `actions` blocks are not spelled here: the registry (remediator.core.registry)
+builds them from the registered symptoms and actions, so a plugin's block exists exactly when the
+plugin does. Strict on purpose: unknown keys are rejected, ranges are checked, and nothing means
+"all streams".
 """
 
 from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from remediator.core import limits
-from remediator.core.actions import REGISTRY, ReshardPolicy
 
 
 class Strict(BaseModel):
@@ -24,12 +25,12 @@ class Mode(StrEnum):
     ENFORCE = "enforce"
 
 
-_STREAM_NAME = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
+STREAM_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_.-]{1,128}$")
 
 
 def _stream_name(value: str) -> str:
     # A wildcard or an empty name must never widen the remediator's reach to "all streams".
-    if not _STREAM_NAME.fullmatch(value):
+    if not STREAM_NAME_PATTERN.fullmatch(value):
         raise ValueError(
             f"'{value}' is not a Kinesis stream name: use 1-128 letters, digits, '_', '.' or '-' "
             "(one stream per entry; wildcards are not allowed)"
@@ -52,13 +53,35 @@ class Consumer(Strict):
     function: FunctionName = Field(..., description="Name of a Lambda function that reads the stream.")
 
 
-class Detector(Strict):
-    enabled: bool = True
+class Capacity(Strict):
+    """How the stream's write capacity is judged. Symptoms read this; no action owns it."""
+
+    target_utilisation: float = Field(
+        0.6, gt=0.05, le=0.9, description="Write utilisation a reshard up aims for at the observed peak."
+    )
+    saturated_at: float = Field(
+        0.8, gt=0.1, le=1.0, description="Peak write utilisation from which the shards count as saturated."
+    )
+
+    @model_validator(mode="after")
+    def _target_below_saturation(self) -> Capacity:
+        if self.target_utilisation >= self.saturated_at:
+            raise ValueError(
+                f"target_utilisation ({self.target_utilisation}) must be below saturated_at "
+                f"({self.saturated_at}), or a reshard would leave the stream saturated"
+            )
+        return self
+
+
+class DetectorPolicy(Strict):
+    """Fields every symptom's detector block has. A symptom's own block adds its thresholds."""
+
+    enabled: bool = Field(True, description="Create this symptom's alarms for the stream.")
     evaluation_periods: int = Field(5, ge=1, le=60, description="Minutes the alarm looks back over.")
     datapoints_to_alarm: int = Field(3, ge=1, le=60, description="Breaching minutes needed to alarm.")
 
     @model_validator(mode="after")
-    def _datapoints_fit(self) -> Detector:
+    def _datapoints_fit(self) -> DetectorPolicy:
         if self.datapoints_to_alarm > self.evaluation_periods:
             raise ValueError(
                 f"datapoints_to_alarm ({self.datapoints_to_alarm}) exceeds evaluation_periods "
@@ -67,48 +90,51 @@ class Detector(Strict):
         return self
 
 
-class IteratorAgeDetector(Detector):
-    threshold_ms: int = Field(
-        60_000,
-        ge=1_000,
-        le=limits.MAX_RETENTION_HOURS * 3_600_000,
-        description="Alarm when GetRecords.IteratorAgeMilliseconds (Maximum) reaches this.",
+class ActionPolicy(Strict):
+    """Fields every action's policy block has: whether it may run, how often, and how soon again."""
+
+    enabled: bool = Field(True, description="Let the remediator propose this action at all.")
+    cooldown_minutes: int = Field(
+        30, ge=1, le=1440, description="Minimum time between two applied actions of this kind on the stream."
     )
+    daily_budget: int = Field(4, ge=0, le=100, description="Applied actions of this kind per stream per rolling 24 h.")
 
 
-class WriteThrottlingDetector(Detector):
-    threshold_records: int = Field(
-        1, ge=1, description="Alarm when WriteProvisionedThroughputExceeded (Sum per minute) reaches this."
-    )
-    datapoints_to_alarm: int = Field(2, ge=1, le=60)
+BlockT = TypeVar("BlockT", bound=BaseModel)
 
 
-class Detectors(Strict):
-    iterator_age: IteratorAgeDetector = IteratorAgeDetector()
-    write_throttling: WriteThrottlingDetector = WriteThrottlingDetector()
-
-
-class ActionsPolicy(Strict):
-    """One block per registered action (a meta-test keeps this in step with the registry)."""
-
-    reshard: ReshardPolicy
+def field_name(plugin_id: str) -> str:
+    """The policy key of a plugin: its id with '_' for '-' (`iterator-age` -> `iterator_age`)."""
+    return plugin_id.replace("-", "_")
 
 
 class StreamPolicy(Strict):
+    """One stream's policy. The registry subclasses it with the `detectors` and `actions` blocks."""
+
     name: StreamName
     mode: Mode = Field(Mode.DRY_RUN, description="dry-run (the default) emails the plan; enforce acts.")
     notify: Notify = Notify()
     consumers: tuple[Consumer, ...] = ()
-    detectors: Detectors = Detectors()
-    actions: ActionsPolicy
+    capacity: Capacity = Capacity()
+    detectors: Strict = Strict()
+    actions: Strict = Strict()
+
+    def block(self, section: Literal["detectors", "actions"], plugin_id: str, schema: type[BlockT]) -> BlockT:
+        """A plugin's block of this policy, typed as the plugin's schema."""
+        value = getattr(getattr(self, section), field_name(plugin_id), None)
+        if not isinstance(value, schema):
+            raise LookupError(f"stream '{self.name}': the policy has no {section}.{field_name(plugin_id)} block")
+        return value
 
 
-class PolicyDocument(Strict):
+class PolicyDocumentBase(Strict):
+    """A policy file. The registry subclasses it with `streams` typed as its StreamPolicy model."""
+
     version: Literal[1]
     streams: tuple[StreamPolicy, ...] = Field(..., min_length=1)
 
     @model_validator(mode="after")
-    def _stream_names_unique(self) -> PolicyDocument:
+    def _stream_names_unique(self) -> PolicyDocumentBase:
         seen: set[str] = set()
         for stream in self.streams:
             if stream.name in seen:
@@ -117,4 +143,17 @@ class PolicyDocument(Strict):
         return self
 
 
-assert set(ActionsPolicy.model_fields) == set(REGISTRY), "ActionsPolicy and the action registry disagree"
+# Keys that moved, so that `validate` can say where they live now instead of "not permitted".
+MOVED_KEYS: dict[tuple[str, ...], str] = {
+    ("actions", "reshard", "target_utilisation"): "capacity.target_utilisation",
+    ("actions", "reshard", "saturated_at"): "capacity.saturated_at",
+}
+
+
+def moved_key_hint(location: tuple[Any, ...]) -> str | None:
+    """Where a key that is no longer accepted at `location` (relative to a stream) lives now."""
+    new = MOVED_KEYS.get(tuple(str(part) for part in location))
+    if new is None:
+        return None
+    return f"this setting has moved: write it as `{new}` in the stream's policy (it describes the stream, not one action)"
+

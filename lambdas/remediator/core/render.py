@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from remediator.core.plan import Plan, PlannedStep
-from remediator.core.symptoms import SYMPTOMS
+from remediator.core.plan import Plan
+from remediator.core.policy import Mode
+from remediator.core.registry import REGISTRY
 
 SUBJECT_LIMIT = 99  # SNS: under 100 characters, no line breaks
 
 
-def _step_line(step: PlannedStep) -> str:
-    params = step.parameters
-    if step.action == "reshard":
-        return f"reshard {params['current_shards']} -> {params['target_shards']} shards"
-    return f"{step.action} {params}"
-
-
 def subject(plan: Plan, outcome: str) -> str:
     first = plan.steps[0] if plan.steps else None
-    what = _step_line(first) if first else plan.diagnosis.cause.value
-    text = f"[{outcome.upper()}] {plan.stream}: {what} ({SYMPTOMS[plan.symptom].title})"
+    what = first.summary if first else plan.diagnosis.cause
+    text = f"[{outcome.upper()}] {plan.stream}: {what} ({REGISTRY.symptoms[plan.symptom].title})"
     return " ".join(text.split())[:SUBJECT_LIMIT]
 
 
@@ -29,12 +23,12 @@ def figures_table(plan: Plan) -> list[str]:
 
 def body(plan: Plan, outcome: str, results: dict[str, str] | None = None) -> str:
     """The e-mail: what happened (or would have), then the plan itself."""
-    if plan.mode == "dry-run":
+    if plan.mode == Mode.DRY_RUN:
         preamble = "Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do."
     else:
         preamble = f"Kinesis Remediator, ENFORCE: {outcome}."
     text = f"{preamble}\n\n{plan_text(plan, results)}"
-    if plan.mode == "dry-run":
+    if plan.mode == Mode.DRY_RUN:
         text += (
             "\nTo let the remediator act on this stream, set `mode: enforce` for it in its policy file and redeploy."
         )
@@ -43,7 +37,7 @@ def body(plan: Plan, outcome: str, results: dict[str, str] | None = None) -> str
 
 def plan_text(plan: Plan, results: dict[str, str] | None = None) -> str:
     """The plan as people read it: alarm, diagnosis, evidence table, steps with guardrails, advice."""
-    symptom = SYMPTOMS[plan.symptom]
+    symptom = REGISTRY.symptoms[plan.symptom]
     lines = [
         f"Alarm:     {plan.alarm_name}",
         f"Stream:    {plan.stream} (mode: {plan.mode})",
@@ -63,7 +57,7 @@ def plan_text(plan: Plan, results: dict[str, str] | None = None) -> str:
         for number, step in enumerate(plan.steps, start=1):
             state = "allowed" if step.allowed else "BLOCKED"
             lines += [
-                f"  {number}. {_step_line(step)} [{state}]",
+                f"  {number}. {step.summary} [{state}]",
                 f"     Why:     {step.reason}",
                 f"     Command: {step.cli_command}",
                 "     Guardrails:",

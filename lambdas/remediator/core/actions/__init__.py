@@ -1,8 +1,8 @@
-"""The action registry. Adding an action: subclass Action, add its policy block to ActionsPolicy, register it."""
+"""The action plugins: one module per action, each registering itself with `@REGISTRY.action`.
 
-from remediator.core.actions.base import Action, ActionPolicy, IamGrant, ValidationContext
-from remediator.core.actions.reshard import ReshardAction, ReshardPolicy
+Importing this package imports every module in it, so dropping a file here is all it takes.
+"""
 
-REGISTRY: dict[str, Action] = {action.name: action for action in (ReshardAction(),)}
+from remediator.core.registry import import_plugins
 
-__all__ = ["REGISTRY", "Action", "ActionPolicy", "IamGrant", "ReshardPolicy", "ValidationContext"]
+import_plugins(__name__, __path__)

@@ -1,36 +1,38 @@
-"""The action registry's contract, in the style of Cloud Custodian: every action declares its policy
-schema, the IAM it needs, how it validates a step, how it applies it, and the equivalent AWS CLI command.
-The CDK stack builds the remediator's IAM policy from `iam_grants`; a meta-test checks every action."""
+"""The action contract, in the style of Cloud Custodian. An action is one file in this package that declares:
+
+- `id`, `title`: the same id everywhere (policy block, plans, audit rows, docs);
+- `policy_schema`: its block under `actions:` in a stream's policy (an ActionPolicy: enabled, cooldown,
+  daily budget, plus its own bounds);
+- `grants`: the IAM it needs, each on a resource scope (stream, stream consumer, Lambda function,
+  event-source mapping, DynamoDB table, or account-wide where the Service Authorization Reference lists
+  no resource type). The stack builds the role from these, and `apply` may call nothing else;
+- `shape(proposal, context)`: turns what a diagnosis asked for into this call's parameters;
+- `checks(step, context)`: its guardrails (AWS's limits for the call, the policy's bounds);
+- `apply(step, aws)`: the change, through the write ports (one per AWS service);
+- `cli_command(step)`: the AWS CLI command a person would type, shell-quoted;
+- `summary(parameters)`: the one line e-mails and CLI tables print;
+- `sample_parameters`: a representative step's parameters, for the contract tests and the docs.
+
+It registers itself with `@REGISTRY.action` (remediator.core.registry).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from remediator.core.evidence import Evidence
 from remediator.core.grants import IamGrant
 from remediator.core.history import ActionHistory
-from remediator.core.plan import GuardrailVerdict, PlannedStep
+from remediator.core.plan import GuardrailVerdict, PlannedStep, Proposal
+from remediator.core.policy import ActionPolicy, StreamPolicy
 
 if TYPE_CHECKING:
-    from remediator.core.policy import StreamPolicy
-    from remediator.core.ports import MutatingPorts
+    from remediator.core.ports import WritePorts
 
-
-class ActionPolicy(BaseModel):
-    """Fields every action's policy block has: whether it may run, how often, and how soon again."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(True, description="Let the remediator propose this action at all.")
-    cooldown_minutes: int = Field(
-        30, ge=1, le=1440, description="Minimum time between two applied actions of this kind on the stream."
-    )
-    daily_budget: int = Field(4, ge=0, le=100, description="Applied actions of this kind per stream per rolling 24 h.")
+PolicyT = TypeVar("PolicyT", bound=ActionPolicy)
 
 
 @dataclass(frozen=True)
@@ -41,19 +43,41 @@ class ValidationContext:
     now: datetime
 
 
-class Action(ABC):
-    name: ClassVar[str]
+class Action(ABC, Generic[PolicyT]):
+    id: ClassVar[str]
+    title: ClassVar[str]
     policy_schema: ClassVar[type[ActionPolicy]]
-    iam_grants: ClassVar[tuple[IamGrant, ...]]
+    grants: ClassVar[tuple[IamGrant, ...]]
+    sample_parameters: ClassVar[dict[str, Any]]
+
+    def block(self, policy: StreamPolicy) -> PolicyT:
+        block: PolicyT = policy.block("actions", self.id, self.policy_schema)  # type: ignore[assignment]
+        return block
+
+    @property
+    def iam_actions(self) -> frozenset[str]:
+        return frozenset(action for grant in self.grants for action in grant.actions)
+
+    def shape(self, proposal: Proposal, context: ValidationContext) -> Proposal:
+        """What this call does about the proposal (by default, exactly what was asked)."""
+        return proposal
 
     @abstractmethod
-    def validate(self, step: PlannedStep, context: ValidationContext) -> list[GuardrailVerdict]:
+    def checks(self, step: PlannedStep, context: ValidationContext) -> list[GuardrailVerdict]:
         """Action-specific guardrails: AWS's limits for this call and the policy's bounds."""
 
     @abstractmethod
-    def apply(self, step: PlannedStep, ports: MutatingPorts) -> dict[str, Any]:
+    def apply(self, step: PlannedStep, aws: WritePorts) -> dict[str, Any]:
         """Make the change. Called only after every guardrail passed and the kill switch was read."""
 
     @abstractmethod
     def cli_command(self, stream_arn: str, parameters: dict[str, Any]) -> str:
-        """The AWS CLI command a person would type to make the same change."""
+        """The AWS CLI command a person would type to make the same change (every value shell-quoted)."""
+
+    @abstractmethod
+    def summary(self, parameters: dict[str, Any]) -> str:
+        """One line for e-mail subjects and CLI tables: 'reshard 2 -> 4 shards'."""
+
+    def bounds(self, block: PolicyT) -> str:
+        """The policy's bounds for this action, in a few words, for the `validate` table."""
+        return ""

@@ -1,29 +1,27 @@
-"""Reshard: UpdateShardCount with UNIFORM_SCALING, within AWS's per-call and per-day limits."""
+"""reshard: UpdateShardCount with UNIFORM_SCALING, within AWS's per-call and per-day limits."""
 
 from __future__ import annotations
 
 import shlex
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import Field, model_validator
 
 from remediator.core import limits
-from remediator.core.actions.base import Action, ActionPolicy, IamGrant, ValidationContext
-from remediator.core.plan import GuardrailVerdict, PlannedStep
-from remediator.core.ports import MutatingPorts
-from remediator.core.reshard import min_scale_down
+from remediator.core.actions.base import Action, ValidationContext
+from remediator.core.evidence import StreamMode
+from remediator.core.grants import ACCOUNT, IamGrant
+from remediator.core.plan import GuardrailVerdict, PlannedStep, Proposal
+from remediator.core.policy import ActionPolicy
+from remediator.core.ports import WritePorts
+from remediator.core.registry import REGISTRY
+from remediator.core.reshard import min_scale_down, scale_up_target
 
 
 class ReshardPolicy(ActionPolicy):
     min_shards: int = Field(1, ge=1, le=limits.MAX_SHARDS_PER_STREAM, description="Never go below this.")
     max_shards: int = Field(
         ..., ge=1, le=limits.MAX_SHARDS_PER_STREAM, description="Never go above this (required: no default)."
-    )
-    target_utilisation: float = Field(
-        0.6, gt=0.05, le=0.9, description="Write utilisation a reshard up aims for at the observed peak."
-    )
-    saturated_at: float = Field(
-        0.8, gt=0.1, le=1.0, description="Peak write utilisation from which the shards count as saturated."
     )
     daily_budget: int = Field(
         4,
@@ -37,38 +35,51 @@ class ReshardPolicy(ActionPolicy):
     def _bounds_are_consistent(self) -> ReshardPolicy:
         if self.min_shards > self.max_shards:
             raise ValueError(f"min_shards ({self.min_shards}) is above max_shards ({self.max_shards})")
-        if self.target_utilisation >= self.saturated_at:
-            raise ValueError(
-                f"target_utilisation ({self.target_utilisation}) must be below saturated_at "
-                f"({self.saturated_at}), or a reshard would leave the stream saturated"
-            )
         return self
 
 
-class ReshardAction(Action):
-    name: ClassVar[str] = "reshard"
-    policy_schema: ClassVar[type[ReshardPolicy]] = ReshardPolicy
-    iam_grants: ClassVar[tuple[IamGrant, ...]] = (
+@REGISTRY.action
+class Reshard(Action[ReshardPolicy]):
+    id = "reshard"
+    title = "reshard"
+    policy_schema = ReshardPolicy
+    grants = (
         IamGrant(
             actions=("kinesis:UpdateShardCount",),
-            scope="account",
+            scope=ACCOUNT,
             why="The Service Authorization Reference lists no resource type for kinesis:UpdateShardCount, "
             "so a statement scoped to stream ARNs may be denied in a real account. The remediator refuses "
             "any stream that is not in a policy before it calls AWS.",
         ),
     )
+    sample_parameters = {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
 
-    def validate(self, step: PlannedStep, context: ValidationContext) -> list[GuardrailVerdict]:
-        policy = context.policy.actions.reshard
+    def shape(self, proposal: Proposal, context: ValidationContext) -> Proposal:
+        bounds = self.block(context.policy)
+        current = context.evidence.stream.open_shards
+        desired = int(proposal.parameters["desired_shards"])
+        step = scale_up_target(current, desired, bounds.min_shards, bounds.max_shards)
+        reason = proposal.reason
+        if step.limited_by:
+            reason += f"; this call goes to {step.target} because " + " and ".join(step.limited_by)
+        return proposal.model_copy(
+            update={
+                "parameters": {"current_shards": current, "desired_shards": desired, "target_shards": step.target},
+                "reason": reason,
+            }
+        )
+
+    def checks(self, step: PlannedStep, context: ValidationContext) -> list[GuardrailVerdict]:
+        policy = self.block(context.policy)
         stream = context.evidence.stream
         current = stream.open_shards
         target = int(step.parameters["target_shards"])
+        provisioned = stream.mode == StreamMode.PROVISIONED
         verdicts = [
             GuardrailVerdict(
                 name="provisioned-mode",
-                passed=stream.mode == "PROVISIONED",
-                detail=f"stream is {stream.mode}"
-                + ("" if stream.mode == "PROVISIONED" else "; on-demand streams are never resharded"),
+                passed=provisioned,
+                detail=f"stream is {stream.mode}" + ("" if provisioned else "; on-demand streams are never resharded"),
             ),
             GuardrailVerdict(
                 name="aws-step-limit",
@@ -83,7 +94,7 @@ class ReshardAction(Action):
             ),
             self._policy_bounds(current, target, policy),
         ]
-        used = context.history.count_in_rolling_day(self.name, stream.name, context.now)
+        used = context.history.count_in_rolling_day(self.id, stream.name, context.now)
         verdicts.append(
             GuardrailVerdict(
                 name="aws-daily-scalings",
@@ -113,11 +124,27 @@ class ReshardAction(Action):
             name=name, passed=True, detail=f"{target} within [{policy.min_shards}, {policy.max_shards}]"
         )
 
-    def apply(self, step: PlannedStep, ports: MutatingPorts) -> dict[str, Any]:
-        return ports.streams.update_shard_count(step.stream_arn, int(step.parameters["target_shards"]))
+    def apply(self, step: PlannedStep, aws: WritePorts) -> dict[str, Any]:
+        response = aws.service("kinesis").call(
+            "UpdateShardCount",
+            StreamARN=step.stream_arn,
+            TargetShardCount=int(step.parameters["target_shards"]),
+            ScalingType="UNIFORM_SCALING",
+        )
+        return {"current_shards": response.get("CurrentShardCount"), "target_shards": response.get("TargetShardCount")}
 
     def cli_command(self, stream_arn: str, parameters: dict[str, Any]) -> str:
-        return (
-            f"aws kinesis update-shard-count --stream-arn {shlex.quote(stream_arn)} "
-            f"--target-shard-count {int(parameters['target_shards'])} --scaling-type UNIFORM_SCALING"
-        )
+        return shlex.join(
+            [
+                "aws", "kinesis", "update-shard-count",
+                "--stream-arn", stream_arn,
+                "--target-shard-count", str(int(parameters["target_shards"])),
+                "--scaling-type", "UNIFORM_SCALING",
+            ]
+        )  # fmt: skip
+
+    def summary(self, parameters: dict[str, Any]) -> str:
+        return f"reshard {parameters['current_shards']} -> {parameters['target_shards']} shards"
+
+    def bounds(self, block: ReshardPolicy) -> str:
+        return f"{block.min_shards}..{block.max_shards} shards"

@@ -1,0 +1,71 @@
+"""What came of a trigger, and the audit row that records it: typed, so no string does an enum's job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from remediator.core.policy import Mode
+
+
+class StepResult(StrEnum):
+    """What happened to one planned step."""
+
+    APPLIED = "applied"
+    DRY_RUN = "dry-run"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+
+class OutcomeStatus(StrEnum):
+    """What happened to one alarm trigger as a whole."""
+
+    IGNORED = "ignored"
+    NO_ACTION = "no-action"
+    DRY_RUN = "dry-run"
+    APPLIED = "applied"
+    BLOCKED = "blocked"
+    FAILED = "failed"
+
+    @classmethod
+    def of_steps(cls, results: set[StepResult]) -> OutcomeStatus:
+        """The most telling result wins: a failure, then an applied change, then a rehearsal."""
+        for result in (StepResult.FAILED, StepResult.APPLIED, StepResult.DRY_RUN):
+            if result in results:
+                return cls(result.value)
+        return cls.BLOCKED
+
+
+class StepOutcome(BaseModel):
+    action: str
+    outcome: StepResult
+    detail: str
+
+
+class Outcome(BaseModel):
+    status: OutcomeStatus
+    stream: str
+    symptom: str
+    detail: str
+    steps: list[StepOutcome] = []
+    plan: dict[str, Any] | None = None
+
+
+class AuditEntry(BaseModel):
+    """One row of the audit table: every decision, including "did nothing, and why"."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at: datetime
+    stream: str
+    alarm_name: str
+    symptom: str
+    outcome: OutcomeStatus  # a step's result is recorded as the status of the same name
+    reason: str
+    mode: Mode | None = None
+    action: str | None = None
+    parameters: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = None

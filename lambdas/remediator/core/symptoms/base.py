@@ -1,0 +1,95 @@
+"""The symptom contract. A symptom is one file in this package that declares:
+
+- `id`, `title`, `meaning`: the same id everywhere (alarm names, `plan --symptom`, audit rows, docs);
+- `detector_schema`: its block under `detectors:` in a stream's policy (a DetectorPolicy with defaults);
+- `alarms(policy, detector)`: the CloudWatch alarms that detect it, in any namespace, on any dimensions,
+  single-metric or metric math, as many as it needs;
+- `evidence_queries(policy)`: the metric series its diagnosis reads (the metrics client and `plan` read
+  exactly these);
+- `diagnose(evidence, policy)`: the cause, the figures, the proposed actions and the advice;
+- `read_grants`: IAM for any extra reads, on the resources they touch.
+
+It registers itself with `@REGISTRY.symptom` (remediator.core.registry). Everything else, the policy
+model, the stack's alarms, the role, the CLI and the e-mails, is derived from these declarations.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar, Generic, TypeVar
+
+from remediator.core.evidence import Evidence, write_load_queries
+from remediator.core.grants import IamGrant
+from remediator.core.metrics import Comparison, Metric, MetricMath, MetricQuery, MissingData
+from remediator.core.plan import Diagnosis
+from remediator.core.policy import DetectorPolicy, StreamPolicy
+
+DetectorT = TypeVar("DetectorT", bound=DetectorPolicy)
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """One CloudWatch alarm; the stack builds it as declared.
+
+    `qualifier` tells apart several alarms of one symptom on one stream (one per consumer function,
+    say); it becomes the last part of the alarm name and may be empty for the symptom's only alarm.
+    """
+
+    metric: Metric | MetricMath
+    threshold: float
+    comparison: Comparison
+    evaluation_periods: int
+    datapoints_to_alarm: int
+    missing_data: MissingData
+    description: str
+    qualifier: str = ""
+
+    @property
+    def metrics(self) -> tuple[Metric, ...]:
+        return self.metric.metrics if isinstance(self.metric, MetricMath) else (self.metric,)
+
+
+class Symptom(ABC, Generic[DetectorT]):
+    id: ClassVar[str]
+    title: ClassVar[str]
+    meaning: ClassVar[str]
+    detector_schema: ClassVar[type[DetectorPolicy]]
+    read_grants: ClassVar[tuple[IamGrant, ...]] = ()
+
+    def detector(self, policy: StreamPolicy) -> DetectorT:
+        block: DetectorT = policy.block("detectors", self.id, self.detector_schema)  # type: ignore[assignment]
+        return block
+
+    @abstractmethod
+    def alarms(self, policy: StreamPolicy, detector: DetectorT) -> list[AlarmSpec]:
+        """The alarms for one stream whose detector is enabled."""
+
+    def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
+        """The series the diagnosis reads. By default the stream's write load; add your own to it."""
+        return write_load_queries(policy.name)
+
+    @abstractmethod
+    def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis: ...
+
+    def alarm(
+        self,
+        detector: DetectorT,
+        metric: Metric | MetricMath,
+        threshold: float,
+        *,
+        missing_data: MissingData,
+        comparison: Comparison = Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        qualifier: str = "",
+    ) -> AlarmSpec:
+        """An alarm with the detector's periods and the symptom's description."""
+        return AlarmSpec(
+            metric=metric,
+            threshold=threshold,
+            comparison=comparison,
+            evaluation_periods=detector.evaluation_periods,
+            datapoints_to_alarm=detector.datapoints_to_alarm,
+            missing_data=missing_data,
+            description=f"Kinesis Remediator: {self.title}. {self.meaning}",
+            qualifier=qualifier,
+        )

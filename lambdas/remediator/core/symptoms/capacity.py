@@ -1,0 +1,63 @@
+"""Judgements about a stream's write capacity that several symptoms share (not a symptom itself)."""
+
+from __future__ import annotations
+
+from remediator.core.evidence import Evidence, StreamMode
+from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
+from remediator.core.policy import StreamPolicy
+from remediator.core.reshard import required_shards
+
+ON_DEMAND_SUMMARY = "The stream is on-demand: AWS scales its capacity, so it is never resharded."
+
+
+def capacity_figures(evidence: Evidence) -> list[Figure]:
+    return [
+        Figure(name="open shards", value=evidence.stream.open_shards),
+        Figure(name="peak write utilisation", value=100 * evidence.write_utilisation(peak=True), unit="%"),
+        Figure(name="average write utilisation", value=100 * evidence.write_utilisation(peak=False), unit="%"),
+        Figure(name="peak incoming bytes", value=evidence.peak_bytes_per_second, unit="B/s"),
+        Figure(name="peak incoming records", value=evidence.peak_records_per_second, unit="records/s"),
+    ]
+
+
+def is_saturated(evidence: Evidence, policy: StreamPolicy) -> bool:
+    return evidence.write_utilisation(peak=True) >= policy.capacity.saturated_at
+
+
+def reshard_up(evidence: Evidence, policy: StreamPolicy, why: str) -> Proposal:
+    """Ask for the shards that put the observed peak at the target utilisation; the reshard action
+    decides how far one call may go."""
+    target = policy.capacity.target_utilisation
+    desired = required_shards(evidence.peak_bytes_per_second, evidence.peak_records_per_second, target)
+    return Proposal(
+        action="reshard",
+        parameters={"desired_shards": desired},
+        reason=f"{why}; {desired} shards would put the observed peak at {target:.0%} of capacity",
+    )
+
+
+def on_demand(evidence: Evidence, figures: list[Figure], advice: tuple[Advice, ...]) -> Diagnosis | None:
+    if evidence.stream.mode == StreamMode.PROVISIONED:
+        return None
+    return Diagnosis(cause=Cause.ON_DEMAND, summary=ON_DEMAND_SUMMARY, figures=tuple(figures), advice=advice)
+
+
+def insufficient(
+    evidence: Evidence, figures: list[Figure], missing: str | None = None, advice: tuple[Advice, ...] = ()
+) -> Diagnosis | None:
+    if missing is None and evidence.has_write_traffic_data():
+        return None
+    what = missing or "IncomingBytes or IncomingRecords"
+    return Diagnosis(
+        cause=Cause.INSUFFICIENT_EVIDENCE,
+        summary=f"CloudWatch returned no {what} for the last {evidence.window_minutes} minutes; "
+        "without these datapoints the remediator does not guess.",
+        figures=tuple(figures),
+        advice=(
+            *advice,
+            Advice(
+                title="Check the metrics",
+                detail="Confirm that the stream receives traffic and that its metrics reach CloudWatch.",
+            ),
+        ),
+    )
