@@ -167,7 +167,8 @@ def _carry_out(step: PlannedStep, mode: Mode, deps: Dependencies) -> StepOutcome
         return StepOutcome(action=step.action, outcome=StepResult.DRY_RUN, detail=step.reason)
     # Read right before the call: an operator may have pulled it since the plan was made.
     if deps.kill_switch.engaged():
-        return StepOutcome(action=step.action, outcome=StepResult.BLOCKED, detail="kill-switch: engaged; no change made")
+        detail = "kill-switch: engaged; no change made"
+        return StepOutcome(action=step.action, outcome=StepResult.BLOCKED, detail=detail)
     action = REGISTRY.actions[step.action]
     try:
         response = action.apply(step, DeclaredOnly(deps.writes, action.iam_actions, action.id))

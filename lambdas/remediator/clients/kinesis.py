@@ -10,7 +10,7 @@ from remediator.core.evidence import StreamMode, StreamState, StreamStatus
 def _enum(kind: type[StreamMode] | type[StreamStatus], value: str | None) -> Any:
     # Anything AWS adds later reads as UNKNOWN, which no mutating guardrail accepts.
     try:
-        return kind(value)
+        return kind(value or "UNKNOWN")
     except ValueError:
         return kind.UNKNOWN
 

@@ -6,8 +6,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from remediator.core.policy import Mode
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
+
+from remediator.core.policy import Mode
 
 
 class Frozen(BaseModel):

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 
-
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -155,5 +154,6 @@ def moved_key_hint(location: tuple[Any, ...]) -> str | None:
     new = MOVED_KEYS.get(tuple(str(part) for part in location))
     if new is None:
         return None
-    return f"this setting has moved: write it as `{new}` in the stream's policy (it describes the stream, not one action)"
-
+    return (
+        f"this setting has moved: write it as `{new}` in the stream's policy (it describes the stream, not an action)"
+    )

@@ -89,9 +89,8 @@ class _DeclaredService:
     def call(self, operation: str, **parameters: Any) -> dict[str, Any]:
         wanted = iam_action(self._name, operation)
         if wanted not in self._allowed:
-            raise UndeclaredCall(
-                f"action '{self._owner}' called {wanted}, which is not in its grants ({', '.join(sorted(self._allowed))})"
-            )
+            declared = ", ".join(sorted(self._allowed))
+            raise UndeclaredCall(f"action '{self._owner}' called {wanted}, which is not in its grants ({declared})")
         return self._port().call(operation, **parameters)
 
 

@@ -23,8 +23,8 @@ from remediator.core.policy import (
     ActionPolicy,
     DetectorPolicy,
     PolicyDocumentBase,
-    Strict,
     StreamPolicy,
+    Strict,
     field_name,
 )
 
@@ -61,23 +61,23 @@ class _Models:
 
     @cached_property
     def stream_policy(self) -> type[StreamPolicy]:
+        detector_fields: dict[str, Any] = {
+            field_name(s.id): (
+                s.detector_schema,
+                Field(default_factory=s.detector_schema, description=f"{s.title} ({s.id})"),
+            )
+            for s in self.symptoms
+        }
         detectors: Any = create_model(
-            "Detectors",
-            __base__=Strict,
-            __doc__="One block per registered symptom.",
-            **{
-                field_name(s.id): (
-                    s.detector_schema,
-                    Field(default_factory=s.detector_schema, description=f"{s.title} ({s.id})"),
-                )
-                for s in self.symptoms
-            },
+            "Detectors", __base__=Strict, __doc__="One block per registered symptom.", **detector_fields
         )
         action_fields: dict[str, Any] = {}
         for a in self.actions:
             default: Any = ... if not _has_defaults(a.policy_schema) else Field(default_factory=a.policy_schema)
             action_fields[field_name(a.id)] = (a.policy_schema, default)
-        actions: Any = create_model("Actions", __base__=Strict, __doc__="One block per registered action.", **action_fields)
+        actions: Any = create_model(
+            "Actions", __base__=Strict, __doc__="One block per registered action.", **action_fields
+        )
         required = any(not _has_defaults(a.policy_schema) for a in self.actions)
         model = create_model(
             "StreamPolicy",
@@ -145,7 +145,7 @@ class Registry:
         if not (inspect.isclass(cls) and issubclass(cls, base)):
             raise PluginError(f"{where} is not a {base.__name__}")
         if inspect.isabstract(cls):
-            raise PluginError(f"{where} leaves {sorted(cls.__abstractmethods__)} abstract")
+            raise PluginError(f"{where} leaves {sorted(getattr(cls, '__abstractmethods__', ()))} abstract")
         if not isinstance(plugin_id, str) or not PLUGIN_ID.fullmatch(plugin_id):
             raise PluginError(f"{where}: id {plugin_id!r} must be kebab-case, like 'iterator-age'")
         self._check_declarations(cls, kind, where)

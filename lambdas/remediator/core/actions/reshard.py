@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -52,7 +52,7 @@ class Reshard(Action[ReshardPolicy]):
             "any stream that is not in a policy before it calls AWS.",
         ),
     )
-    sample_parameters = {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
+    sample_parameters: ClassVar[dict[str, Any]] = {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
 
     def shape(self, proposal: Proposal, context: ValidationContext) -> Proposal:
         bounds = self.block(context.policy)

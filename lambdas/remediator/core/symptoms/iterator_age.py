@@ -46,7 +46,8 @@ class IteratorAge(Symptom[IteratorAgeDetector]):
         return [self.alarm(detector, metric, detector.threshold_ms, missing_data=MissingData.NOT_BREACHING)]
 
     def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
-        return (*super().evidence_queries(policy), MetricQuery("iterator_age_ms", ITERATOR_AGE.on(StreamName=policy.name)))
+        own = MetricQuery("iterator_age_ms", ITERATOR_AGE.on(StreamName=policy.name))
+        return (*super().evidence_queries(policy), own)
 
     @staticmethod
     def _consumer_advice(policy: StreamPolicy) -> Advice:

@@ -51,7 +51,8 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
         return [self.alarm(detector, metric, detector.threshold_records, missing_data=MissingData.NOT_BREACHING)]
 
     def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
-        return (*super().evidence_queries(policy), MetricQuery("write_throttled", WRITE_THROTTLED.on(StreamName=policy.name)))
+        own = MetricQuery("write_throttled", WRITE_THROTTLED.on(StreamName=policy.name))
+        return (*super().evidence_queries(policy), own)
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
         throttled = evidence.total("write_throttled")
