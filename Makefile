@@ -19,7 +19,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap layer synth deploy destroy lint test test-fast demo validate clean
+.PHONY: help bootstrap layer synth deploy destroy lint test test-fast demo validate docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ layer: $(LAYER)/.installed ## Build the Lambda dependencies layer
 
 validate: $(VENV)/.installed ## Validate the policy files
 	@$(VENV)/bin/kinesis-remediator validate policies
+
+docs: $(VENV)/.installed ## Regenerate the README's policy reference and plugin catalogue from the registry
+	@$(PY) -m remediator.reference README.md
 
 synth: bootstrap ## cdk synth, offline, with cdk-nag
 	@$(CDK) synth --quiet

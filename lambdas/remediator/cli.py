@@ -12,6 +12,7 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from remediator import reference
 from remediator.clients.audit import DynamoAuditLog
 from remediator.clients.aws import client
 from remediator.clients.kinesis import KinesisStreams
@@ -125,6 +126,8 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="kinesis-remediator", description=__doc__)
     commands = root.add_subparsers(dest="command", required=True)
 
+    commands.add_parser("reference", help="print the policy reference and the plugin catalogue (Markdown)")
+
     check = commands.add_parser("validate", help="validate policy files (default: policies/)")
     check.add_argument("paths", nargs="*", default=["policies"], help="policy files or directories")
 
@@ -144,6 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "validate":
         return validate(args.paths)
+    if args.command == "reference":
+        print(reference.markdown())
+        return EXIT_OK
     return plan(args)
 
 

@@ -34,6 +34,7 @@ CODE_EXCLUDES = [
     "**/*.pyc",
     "remediator/cli.py",
     "remediator/policy_files.py",
+    "remediator/reference.py",
 ]
 
 

@@ -235,6 +235,17 @@ def test_validate_accepts_and_rejects_the_toy_blocks(tmp_path: Path) -> None:
     assert "stream 'orders': actions.toy_reserve_concurrency.reserved_executions" in err
 
 
+def test_reference_documents_the_toy_blocks_and_alarm() -> None:
+    # When the reference is printed while the toy pair is registered
+    code, out, _ = run_cli("reference")
+    # Then it lists their policy fields, the toy alarm and the toy action's grant
+    assert code == 0
+    assert "`detectors.toy_consumer_errors.threshold_errors`" in out
+    assert "`actions.toy_reserve_concurrency.reserved_executions`" in out
+    assert "`kinesis-remediator-orders/toy-consumer-errors/orders-processor`" in out
+    assert "`lambda:PutFunctionConcurrency`" in out
+
+
 def seed(aws: AwsEnv, mode: str = "dry-run") -> None:
     aws.create_stream(STREAM, 2)
     aws.put_policy(REGISTRY.parse_stream_policy(_policy_dict(mode)).model_dump(mode="json"))

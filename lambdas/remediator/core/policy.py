@@ -110,10 +110,12 @@ def field_name(plugin_id: str) -> str:
 class StreamPolicy(Strict):
     """One stream's policy. The registry subclasses it with the `detectors` and `actions` blocks."""
 
-    name: StreamName
+    name: StreamName = Field(
+        ..., description="The stream, by name: 1-128 of a-z A-Z 0-9 _ . - (no wildcards, one stream per entry)."
+    )
     mode: Mode = Field(Mode.DRY_RUN, description="dry-run (the default) emails the plan; enforce acts.")
     notify: Notify = Notify()
-    consumers: tuple[Consumer, ...] = ()
+    consumers: tuple[Consumer, ...] = Field((), description="The Lambda functions that read the stream.")
     capacity: Capacity = Capacity()
     detectors: Strict = Strict()
     actions: Strict = Strict()

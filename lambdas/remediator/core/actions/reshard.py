@@ -41,7 +41,7 @@ class ReshardPolicy(ActionPolicy):
 @REGISTRY.action
 class Reshard(Action[ReshardPolicy]):
     id = "reshard"
-    title = "reshard"
+    title = "UpdateShardCount (uniform scaling) towards the shards the observed peak needs"
     policy_schema = ReshardPolicy
     grants = (
         IamGrant(
