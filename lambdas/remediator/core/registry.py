@@ -182,10 +182,11 @@ class Registry:
     # --- lookups ----------------------------------------------------------------------------------
 
     def _load_builtins(self) -> None:
+        # Loaded once; a plugin that fails to import fails every lookup, never leaves a partial registry.
         if not self._loaded:
-            self._loaded = True
             for package in self._builtin_packages:
                 importlib.import_module(package)
+            self._loaded = True
 
     @property
     def symptoms(self) -> Mapping[str, Symptom[Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from remediator.core.evidence import Evidence, StreamMode
+from remediator.core.evidence import INCOMING_BYTES, INCOMING_RECORDS, Evidence, StreamMode
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
 from remediator.core.policy import StreamPolicy
 from remediator.core.reshard import required_shards
@@ -47,7 +47,7 @@ def insufficient(
 ) -> Diagnosis | None:
     if missing is None and evidence.has_write_traffic_data():
         return None
-    what = missing or "IncomingBytes or IncomingRecords"
+    what = missing or f"{INCOMING_BYTES.name} or {INCOMING_RECORDS.name}"
     return Diagnosis(
         cause=Cause.INSUFFICIENT_EVIDENCE,
         summary=f"CloudWatch returned no {what} for the last {evidence.window_minutes} minutes; "

@@ -25,7 +25,7 @@ class IteratorAgeDetector(DetectorPolicy):
         60_000,
         ge=1_000,
         le=limits.MAX_RETENTION_HOURS * 3_600_000,
-        description="Alarm when GetRecords.IteratorAgeMilliseconds (Maximum) reaches this.",
+        description=f"Alarm when {ITERATOR_AGE.name} ({ITERATOR_AGE.statistic}) reaches this.",
     )
 
 
@@ -34,7 +34,7 @@ class IteratorAge(Symptom[IteratorAgeDetector]):
     id = "iterator-age"
     title = "consumers falling behind"
     meaning = (
-        "GetRecords.IteratorAgeMilliseconds (Maximum) is high: the oldest record a consumer read is that "
+        f"{ITERATOR_AGE.name} ({ITERATOR_AGE.statistic}) is high: the oldest record a consumer read is that "
         "old. Past the retention period, unread records expire and are lost."
     )
     detector_schema = IteratorAgeDetector

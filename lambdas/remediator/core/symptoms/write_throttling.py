@@ -6,7 +6,7 @@ import shlex
 
 from pydantic import Field
 
-from remediator.core.evidence import Evidence
+from remediator.core.evidence import INCOMING_BYTES, INCOMING_RECORDS, Evidence
 from remediator.core.metrics import MetricQuery, MissingData, kinesis_stream_metric
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure
 from remediator.core.policy import DetectorPolicy, StreamPolicy
@@ -16,9 +16,9 @@ from remediator.core.symptoms.capacity import capacity_figures, insufficient, is
 
 WRITE_THROTTLED = kinesis_stream_metric("WriteProvisionedThroughputExceeded", "Sum")
 
-ENABLE_SHARD_METRICS = (
-    "aws kinesis enable-enhanced-monitoring --stream-arn {arn} "
-    "--shard-level-metrics IncomingBytes IncomingRecords WriteProvisionedThroughputExceeded"
+# Shard-level metrics carry the stream-level metric names.
+ENABLE_SHARD_METRICS = "aws kinesis enable-enhanced-monitoring --stream-arn {arn} --shard-level-metrics " + " ".join(
+    metric.name for metric in (INCOMING_BYTES, INCOMING_RECORDS, WRITE_THROTTLED)
 )
 
 ON_DEMAND_THROTTLING = Advice(
@@ -30,7 +30,7 @@ ON_DEMAND_THROTTLING = Advice(
 
 class WriteThrottlingDetector(DetectorPolicy):
     threshold_records: int = Field(
-        1, ge=1, description="Alarm when WriteProvisionedThroughputExceeded (Sum per minute) reaches this."
+        1, ge=1, description=f"Alarm when {WRITE_THROTTLED.name} ({WRITE_THROTTLED.statistic} per minute) reaches this."
     )
     datapoints_to_alarm: int = Field(2, ge=1, le=60, description="Breaching minutes needed to alarm.")
 
@@ -40,7 +40,7 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
     id = "write-throttling"
     title = "producers throttled"
     meaning = (
-        "Records were rejected with WriteProvisionedThroughputExceeded: producers write faster than the "
+        f"Records were rejected with {WRITE_THROTTLED.name}: producers write faster than the "
         "shards accept (1 MB/s or 1,000 records/s per shard), overall or on one hot shard."
     )
     detector_schema = WriteThrottlingDetector
