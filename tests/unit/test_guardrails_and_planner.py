@@ -7,18 +7,24 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from remediator.core.actions import REGISTRY, ValidationContext
+from remediator.core.actions.base import ValidationContext
+from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
 from remediator.core.evidence import Evidence
 from remediator.core.guardrails import evaluate
 from remediator.core.history import ActionHistory, PastAction
-from remediator.core.plan import Cause, GuardrailVerdict, Plan, PlannedStep
+from remediator.core.metrics import MissingData
+from remediator.core.plan import Cause, Diagnosis, GuardrailVerdict, Plan, PlannedStep, Proposal
 from remediator.core.planner import make_plan
-from remediator.core.policy import StreamPolicy
+from remediator.core.policy import DetectorPolicy, Mode, StreamPolicy
+from remediator.core.registry import REGISTRY
+from remediator.core.symptoms.base import AlarmSpec, Symptom
+from remediator.core.symptoms.write_throttling import WRITE_THROTTLED
 
 from tests.fakes import GUARDRAIL_ORDER, NOW, evidence, policy, stream_arn
 
-ALARM = "kinesis-remediator-orders-write-throttling"
+ALARM = alarm_name(DEFAULT_ALARM_PREFIX, "orders", "write-throttling")
 ARN = stream_arn("orders")
+RESHARD = REGISTRY.actions["reshard"]
 CLI_2_TO_4 = (
     "aws kinesis update-shard-count --stream-arn arn:aws:kinesis:us-east-1:123456789012:stream/orders "
     "--target-shard-count 4 --scaling-type UNIFORM_SCALING"
@@ -64,7 +70,7 @@ def test_saturated_stream_with_clean_history_gets_one_allowed_action() -> None:
     # Given a saturated 2-shard stream, a default policy and no history
     plan = plan_for()
     # Then one reshard 2 -> 4 passes every guardrail, in a fixed order, each with its detail
-    assert plan.diagnosis.cause is Cause.SATURATED
+    assert plan.diagnosis.cause == Cause.SATURATED
     assert [s.action for s in plan.actions] == ["reshard"]
     assert plan.blocked == []
     (step,) = plan.steps
@@ -72,6 +78,7 @@ def test_saturated_stream_with_clean_history_gets_one_allowed_action() -> None:
     assert step.stream == "orders"
     assert step.stream_arn == ARN
     assert step.parameters == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
+    assert step.summary == "reshard 2 -> 4 shards"
     assert step.cli_command == CLI_2_TO_4
     assert [(v.name, v.passed, v.detail) for v in step.guardrails] == [
         ("policy-enabled", True, "enabled in the policy"),
@@ -92,16 +99,16 @@ def test_plan_carries_the_alarm_the_mode_and_the_time() -> None:
     assert (plan.stream, plan.symptom, plan.mode, plan.alarm_name, plan.created_at) == (
         "orders",
         "write-throttling",
-        "enforce",
-        ALARM,
+        Mode.ENFORCE,
+        "kinesis-remediator-orders/write-throttling",
         NOW,
     )
-    assert plan_for().mode == "dry-run"
+    assert plan_for().mode is Mode.DRY_RUN
 
 
 def test_advice_only_diagnosis_has_no_steps() -> None:
     plan = plan_for(ev=evidence(shards=4, bytes_per_second=400_000, throttled_per_minute=3))
-    assert plan.diagnosis.cause is Cause.HOT_PARTITION_KEY
+    assert plan.diagnosis.cause == Cause.HOT_PARTITION_KEY
     assert (plan.steps, plan.actions, plan.blocked) == ((), [], [])
 
 
@@ -226,7 +233,7 @@ def test_stream_not_active_blocks(status: str) -> None:
 
 def test_on_demand_stream_gets_no_step_from_the_planner() -> None:
     plan = plan_for(ev=saturated(mode="ON_DEMAND"))
-    assert plan.diagnosis.cause is Cause.ON_DEMAND
+    assert plan.diagnosis.cause == Cause.ON_DEMAND
     assert plan.steps == ()
 
 
@@ -289,7 +296,8 @@ def step_for(target: int, current: int = 2) -> PlannedStep:
         stream_arn=ARN,
         parameters=parameters,
         reason="test",
-        cli_command=REGISTRY["reshard"].cli_command(ARN, parameters),
+        summary=RESHARD.summary(parameters),
+        cli_command=RESHARD.cli_command(ARN, parameters),
     )
 
 
@@ -364,8 +372,9 @@ def test_as_report_shape() -> None:
         assert report["advice"] == []
     (action,) = allowed["actions"]
     assert allowed["blocked"] == []
-    assert list(action) == ["action", "parameters", "reason", "cli_command", "guardrails"]
+    assert list(action) == ["action", "summary", "parameters", "reason", "cli_command", "guardrails"]
     assert action["action"] == "reshard"
+    assert action["summary"] == "reshard 2 -> 4 shards"
     assert action["parameters"] == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
     assert action["cli_command"] == CLI_2_TO_4
     assert [g["name"] for g in action["guardrails"]] == GUARDRAIL_ORDER
@@ -378,6 +387,7 @@ def test_as_report_shape() -> None:
     assert blocked["blocked"] == [
         {
             "action": "reshard",
+            "summary": "reshard 2 -> 4 shards",
             "parameters": {"current_shards": 2, "desired_shards": 4, "target_shards": 4},
             "cli_command": CLI_2_TO_4,
             "reasons": ["policy-enabled: actions.reshard.enabled is false"],
@@ -397,7 +407,7 @@ def test_as_report_lists_advice() -> None:
 
 def test_cli_command_text() -> None:
     arn = "arn:aws:kinesis:eu-west-1:210987654321:stream/clicks.v2"
-    assert REGISTRY["reshard"].cli_command(arn, {"target_shards": 12}) == (
+    assert RESHARD.cli_command(arn, {"target_shards": 12}) == (
         "aws kinesis update-shard-count --stream-arn arn:aws:kinesis:eu-west-1:210987654321:stream/clicks.v2 "
         "--target-shard-count 12 --scaling-type UNIFORM_SCALING"
     )
@@ -406,6 +416,30 @@ def test_cli_command_text() -> None:
 def test_mismatched_evidence_and_policy_raise() -> None:
     with pytest.raises(ValueError, match=r"^evidence is for stream 'payments', policy for 'orders'$"):
         plan_for(policy("orders"), ev=saturated(name="payments"))
+
+
+class ProposesTheUnknown(Symptom[DetectorPolicy]):
+    id = "toy-proposes-the-unknown"
+    title = "asks for an action nobody registered"
+    meaning = "A symptom whose diagnosis names an action that does not exist."
+    detector_schema = DetectorPolicy
+
+    def alarms(self, policy: StreamPolicy, detector: DetectorPolicy) -> list[AlarmSpec]:
+        return [self.alarm(detector, WRITE_THROTTLED.on(StreamName=policy.name), 1, missing_data=MissingData.IGNORE)]
+
+    def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
+        return Diagnosis(
+            cause="toy", summary="toy", proposals=(Proposal(action="teleport", parameters={}, reason="toy"),)
+        )
+
+
+def test_a_proposal_of_an_unregistered_action_is_an_error_not_a_silent_skip() -> None:
+    # Given a symptom whose diagnosis proposes an action that is not registered
+    # When it is planned
+    # Then the planner refuses, naming the symptom and the action
+    unknown = r"^symptom 'toy-proposes-the-unknown' proposed 'teleport', which is not a registered action$"
+    with REGISTRY.registered(ProposesTheUnknown), pytest.raises(LookupError, match=unknown):
+        plan_for(symptom="toy-proposes-the-unknown")
 
 
 def test_iterator_age_plan() -> None:

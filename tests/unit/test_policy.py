@@ -9,7 +9,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 from remediator.core import limits
-from remediator.core.policy import Mode, PolicyDocument, StreamPolicy
+from remediator.core.actions.reshard import ReshardPolicy
+from remediator.core.policy import Capacity, Mode, StreamPolicy
+from remediator.core.registry import REGISTRY
+from remediator.core.symptoms.iterator_age import IteratorAgeDetector
+from remediator.core.symptoms.write_throttling import WriteThrottlingDetector
 from remediator.policy_files import PolicyValidationError, load_policies, policy_paths
 
 MINIMAL_STREAM: dict[str, Any] = {"name": "orders", "actions": {"reshard": {"max_shards": 16}}}
@@ -19,6 +23,7 @@ FULL_STREAM: dict[str, Any] = {
     "mode": "enforce",
     "notify": {"emails": ["oncall@example.com", "data.team+kinesis@example.co.uk"]},
     "consumers": [{"function": "orders-reader"}, {"function": "audit_writer"}],
+    "capacity": {"target_utilisation": 0.5, "saturated_at": 0.75},
     "detectors": {
         "iterator_age": {
             "enabled": False,
@@ -35,11 +40,23 @@ FULL_STREAM: dict[str, Any] = {
             "daily_budget": 8,
             "min_shards": 2,
             "max_shards": 64,
-            "target_utilisation": 0.5,
-            "saturated_at": 0.75,
         }
     },
 }
+
+
+def parse(raw: dict[str, Any]) -> StreamPolicy:
+    """One stream's policy, validated by the model the registry builds from the registered plugins."""
+    return REGISTRY.parse_stream_policy(raw)
+
+
+def blocks(p: StreamPolicy) -> tuple[IteratorAgeDetector, WriteThrottlingDetector, ReshardPolicy]:
+    """The built-in plugins' blocks of a policy, typed as their schemas."""
+    return (
+        p.block("detectors", "iterator-age", IteratorAgeDetector),
+        p.block("detectors", "write-throttling", WriteThrottlingDetector),
+        p.block("actions", "reshard", ReshardPolicy),
+    )
 
 
 def document(*streams: dict[str, Any], **top: Any) -> dict[str, Any]:
@@ -64,7 +81,7 @@ def stream(**changes: Any) -> dict[str, Any]:
 def errors(raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str, str]]:
     """(location, type, message) of every validation error of a policy document."""
     with pytest.raises(ValidationError) as caught:
-        PolicyDocument.model_validate(raw)
+        REGISTRY.parse_policy_document(raw)
     return [(e["loc"], e["type"], e["msg"]) for e in caught.value.errors()]
 
 
@@ -74,14 +91,14 @@ def stream_errors(raw: dict[str, Any]) -> list[tuple[tuple[Any, ...], str, str]]
     Stream blocks are validated on their own here: in a document whose only stream is invalid, pydantic
     adds an echo 'streams: too_short' error (the loader drops it; see its tests)."""
     with pytest.raises(ValidationError) as caught:
-        StreamPolicy.model_validate(raw)
+        parse(raw)
     return [(e["loc"], e["type"], e["msg"]) for e in caught.value.errors()]
 
 
 # Valid documents -----------------------------------------------------------------------------------
 def test_minimal_document_gets_safe_defaults() -> None:
     # Given a stream with only a name and a reshard maximum
-    doc = PolicyDocument.model_validate(document(MINIMAL_STREAM))
+    doc = REGISTRY.parse_policy_document(document(MINIMAL_STREAM))
     # Then it is valid, starts in dry-run, and every default is the documented one
     (only,) = doc.streams
     assert only.name == "orders"
@@ -89,7 +106,8 @@ def test_minimal_document_gets_safe_defaults() -> None:
     assert only.mode.value == "dry-run"
     assert only.notify.emails == ()
     assert only.consumers == ()
-    ia, wt = only.detectors.iterator_age, only.detectors.write_throttling
+    assert (only.capacity.target_utilisation, only.capacity.saturated_at) == (0.6, 0.8)
+    ia, wt, r = blocks(only)
     assert (ia.enabled, ia.evaluation_periods, ia.datapoints_to_alarm, ia.threshold_ms) == (
         True,
         5,
@@ -102,19 +120,19 @@ def test_minimal_document_gets_safe_defaults() -> None:
         2,
         1,
     )
-    r = only.actions.reshard
     assert (r.enabled, r.cooldown_minutes, r.daily_budget) == (True, 30, 4)
-    assert (r.min_shards, r.max_shards, r.target_utilisation, r.saturated_at) == (1, 16, 0.6, 0.8)
+    assert (r.min_shards, r.max_shards) == (1, 16)
 
 
 def test_full_document_keeps_every_value() -> None:
-    doc = PolicyDocument.model_validate(document(FULL_STREAM, MINIMAL_STREAM))
+    doc = REGISTRY.parse_policy_document(document(FULL_STREAM, MINIMAL_STREAM))
     full, minimal = doc.streams
     assert full.name == "orders-eu.v2_1"
     assert full.mode is Mode.ENFORCE
     assert full.notify.emails == ("oncall@example.com", "data.team+kinesis@example.co.uk")
     assert [c.function for c in full.consumers] == ["orders-reader", "audit_writer"]
-    ia, wt = full.detectors.iterator_age, full.detectors.write_throttling
+    assert (full.capacity.target_utilisation, full.capacity.saturated_at) == (0.5, 0.75)
+    ia, wt, r = blocks(full)
     assert (ia.enabled, ia.evaluation_periods, ia.datapoints_to_alarm, ia.threshold_ms) == (
         False,
         10,
@@ -122,14 +140,12 @@ def test_full_document_keeps_every_value() -> None:
         300_000,
     )
     assert (wt.evaluation_periods, wt.datapoints_to_alarm, wt.threshold_records) == (3, 3, 50)
-    r = full.actions.reshard
     assert (r.cooldown_minutes, r.daily_budget, r.min_shards, r.max_shards) == (60, 8, 2, 64)
-    assert (r.target_utilisation, r.saturated_at) == (0.5, 0.75)
     assert minimal.mode is Mode.DRY_RUN
 
 
 def test_policy_model_is_frozen() -> None:
-    p = StreamPolicy.model_validate(MINIMAL_STREAM)
+    p = parse(MINIMAL_STREAM)
     with pytest.raises(ValidationError, match="frozen"):
         p.mode = Mode.ENFORCE  # type: ignore[misc]
 
@@ -145,14 +161,19 @@ def test_policy_model_is_frozen() -> None:
             id="actions.reshard (typo)",
         ),
         pytest.param(
-            stream(actions={"retention": {"enabled": True}}),
-            ("actions", "retention"),
+            stream(actions={"no_such_action": {"enabled": True}}),
+            ("actions", "no_such_action"),
             id="unregistered action",
         ),
         pytest.param(
             stream(detectors={"iterator_age": {"threshold": 5}}),
             ("detectors", "iterator_age", "threshold"),
             id="detectors.iterator_age",
+        ),
+        pytest.param(
+            stream(detectors={"no_such_symptom": {"enabled": False}}),
+            ("detectors", "no_such_symptom"),
+            id="unregistered symptom",
         ),
         pytest.param(
             stream(notify={"emails": [], "sms": ["+100"]}),
@@ -206,7 +227,7 @@ def test_non_string_stream_name_is_rejected() -> None:
 
 @pytest.mark.parametrize("name", ["a", "orders-eu.v2_1", "a" * 128], ids=["one char", "all classes", "128"])
 def test_valid_stream_names_are_accepted(name: str) -> None:
-    assert PolicyDocument.model_validate(document(stream(name=name))).streams[0].name == name
+    assert REGISTRY.parse_policy_document(document(stream(name=name))).streams[0].name == name
 
 
 def test_empty_stream_list_is_rejected() -> None:
@@ -260,22 +281,6 @@ RESHARD = ("actions", "reshard")
             id="min above max",
         ),
         pytest.param(
-            {"target_utilisation": 0.8},
-            RESHARD,
-            "value_error",
-            "Value error, target_utilisation (0.8) must be below saturated_at (0.8), "
-            "or a reshard would leave the stream saturated",
-            id="target equals saturated_at",
-        ),
-        pytest.param(
-            {"target_utilisation": 0.7, "saturated_at": 0.5},
-            RESHARD,
-            "value_error",
-            "Value error, target_utilisation (0.7) must be below saturated_at (0.5), "
-            "or a reshard would leave the stream saturated",
-            id="target above saturated_at",
-        ),
-        pytest.param(
             {"daily_budget": 9},
             (*RESHARD, "daily_budget"),
             "less_than_equal",
@@ -316,9 +321,117 @@ def test_reshard_policy_bounds(reshard: dict[str, Any], loc: tuple[Any, ...], ki
     assert stream_errors(stream(actions={"reshard": reshard})) == [(loc, kind, message)]
 
 
+# capacity: the stream-level block symptoms read (moved here from actions.reshard) -----------------
+@pytest.mark.parametrize(
+    ("capacity", "loc", "kind", "message"),
+    [
+        pytest.param(
+            {"target_utilisation": 0.8},
+            ("capacity",),
+            "value_error",
+            "Value error, target_utilisation (0.8) must be below saturated_at (0.8), "
+            "or a reshard would leave the stream saturated",
+            id="target equals the default saturated_at",
+        ),
+        pytest.param(
+            {"target_utilisation": 0.7, "saturated_at": 0.5},
+            ("capacity",),
+            "value_error",
+            "Value error, target_utilisation (0.7) must be below saturated_at (0.5), "
+            "or a reshard would leave the stream saturated",
+            id="target above saturated_at",
+        ),
+        pytest.param(
+            {"saturated_at": 1.1},
+            ("capacity", "saturated_at"),
+            "less_than_equal",
+            "Input should be less than or equal to 1",
+            id="saturated_at above 100%",
+        ),
+        pytest.param(
+            {"target_utilisation": 0.05},
+            ("capacity", "target_utilisation"),
+            "greater_than",
+            "Input should be greater than 0.05",
+            id="target_utilisation at 5%",
+        ),
+        pytest.param(
+            {"target_utilisation": 0.95, "saturated_at": 1.0},
+            ("capacity", "target_utilisation"),
+            "less_than_equal",
+            "Input should be less than or equal to 0.9",
+            id="target_utilisation above 90%",
+        ),
+        pytest.param(
+            {"headroom": 0.1},
+            ("capacity", "headroom"),
+            "extra_forbidden",
+            "Extra inputs are not permitted",
+            id="unknown key",
+        ),
+    ],
+)
+def test_capacity_bounds(capacity: dict[str, Any], loc: tuple[Any, ...], kind: str, message: str) -> None:
+    # Given a stream whose capacity block breaks one of its own bounds
+    # When the stream's policy is validated
+    # Then exactly that error is reported, on the capacity block
+    assert stream_errors(stream(capacity=capacity)) == [(loc, kind, message)]
+
+
+def test_capacity_just_below_saturation_is_accepted() -> None:
+    capacity = parse(stream(capacity={"target_utilisation": 0.69, "saturated_at": 0.7})).capacity
+    assert capacity == Capacity(target_utilisation=0.69, saturated_at=0.7)
+
+
+@pytest.mark.parametrize("key", ["saturated_at", "target_utilisation"])
+def test_moved_capacity_key_in_the_reshard_block_is_rejected(key: str) -> None:
+    # Given a policy written before the move, with a capacity setting in the reshard block
+    # When the stream's policy is validated
+    # Then the key is not silently accepted (nor silently ignored)
+    assert stream_errors(stream(actions={"reshard": {key: 0.7}})) == [
+        (("actions", "reshard", key), "extra_forbidden", "Extra inputs are not permitted")
+    ]
+
+
+def assert_moved(error: str, path: Path, key: str) -> None:
+    """The error names the file, the stream and the old key, and says where the key lives now."""
+    where, _, message = error.partition(f"actions.reshard.{key}: ")
+    assert where == f"{path}: stream 'orders': "
+    assert "moved" in message
+    assert f"`capacity.{key}`" in message
+
+
+@pytest.mark.parametrize("key", ["saturated_at", "target_utilisation"])
+def test_load_policies_names_the_new_place_of_a_moved_key(tmp_path: Path, key: str) -> None:
+    # Given a policy file that still sets a capacity key under actions.reshard
+    path = write(
+        tmp_path,
+        "orders.yaml",
+        f"version: 1\nstreams:\n  - {{name: orders, actions: {{reshard: {{max_shards: 4, {key}: 0.7}}}}}}\n",
+    )
+    # When it is loaded
+    # Then the one error names the old key and tells where it lives now
+    (error,) = load_errors(path)
+    assert_moved(error, path, key)
+
+
+def test_load_policies_reports_both_moved_keys_at_once(tmp_path: Path) -> None:
+    # Given a file written before the move, with both capacity keys in the reshard block
+    path = write(
+        tmp_path,
+        "orders.yaml",
+        "version: 1\nstreams:\n  - name: orders\n    actions:\n      reshard:\n        max_shards: 4\n"
+        "        saturated_at: 0.75\n        target_utilisation: 0.5\n",
+    )
+    # Then each key gets its own hint, in the file's order
+    first, second = load_errors(path)
+    assert_moved(first, path, "saturated_at")
+    assert_moved(second, path, "target_utilisation")
+
+
 def test_daily_budget_ceiling_is_accepted() -> None:
     raw = stream(actions={"reshard": {"daily_budget": limits.MAX_POLICY_DAILY_BUDGET}})
-    assert StreamPolicy.model_validate(raw).actions.reshard.daily_budget == 8
+    assert parse(raw).block("actions", "reshard", ReshardPolicy).daily_budget == 8
 
 
 @pytest.mark.parametrize(
@@ -346,7 +459,7 @@ def test_datapoints_cannot_exceed_evaluation_periods(
 
 def test_datapoints_equal_to_evaluation_periods_is_accepted() -> None:
     raw = stream(detectors={"write_throttling": {"evaluation_periods": 1, "datapoints_to_alarm": 1}})
-    wt = StreamPolicy.model_validate(raw).detectors.write_throttling
+    wt = parse(raw).block("detectors", "write-throttling", WriteThrottlingDetector)
     assert (wt.evaluation_periods, wt.datapoints_to_alarm) == (1, 1)
 
 
@@ -409,7 +522,7 @@ def test_load_valid_files(tmp_path: Path) -> None:
     assert dict(policies.sources) == {"orders": str(a), "payments": str(b)}
     orders = policies.get("orders")
     assert orders is not None
-    assert orders.actions.reshard.max_shards == 8
+    assert orders.block("actions", "reshard", ReshardPolicy).max_shards == 8
     assert policies.get("unknown") is None
 
 
@@ -504,7 +617,7 @@ def test_all_errors_across_files_are_reported_at_once(tmp_path: Path) -> None:
     a = write(
         tmp_path,
         "a.yaml",
-        "version: 1\nstreams:\n  - {name: orders, actions: {reshard: {max_shards: 4, saturated_at: 2}}}\n"
+        "version: 1\nstreams:\n  - {name: orders, capacity: {saturated_at: 2}, actions: {reshard: {max_shards: 4}}}\n"
         + VALID_SECOND,
     )
     good = write(tmp_path, "good.yaml", VALID_YAML.format(name="clicks"))
@@ -517,7 +630,7 @@ def test_all_errors_across_files_are_reported_at_once(tmp_path: Path) -> None:
     # When they are loaded together
     # Then every error of every file is reported, in order, file by file
     assert load_errors(a, good, b, missing) == [
-        f"{a}: stream 'orders': actions.reshard.saturated_at: Input should be less than or equal to 1 (got 2)",
+        f"{a}: stream 'orders': capacity.saturated_at: Input should be less than or equal to 1 (got 2)",
         f"{b}: x: Extra inputs are not permitted",
         f"{missing}: no such policy file",
     ]

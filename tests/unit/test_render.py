@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from remediator.core import render
+from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
 from remediator.core.history import ActionHistory
 from remediator.core.plan import Figure, Plan
 from remediator.core.planner import make_plan
@@ -14,7 +17,7 @@ ARN = stream_arn("orders")
 CLI_2_TO_4 = f"aws kinesis update-shard-count --stream-arn {ARN} --target-shard-count 4 --scaling-type UNIFORM_SCALING"
 
 
-def make(name: str = "orders", mode: str = "dry-run", symptom: str = "write-throttling", **evidence_args) -> Plan:
+def make(name: str = "orders", mode: str = "dry-run", symptom: str = "write-throttling", **evidence_args: Any) -> Plan:
     args = {
         "shards": 2,
         "bytes_per_second": 1_900_000,
@@ -23,7 +26,7 @@ def make(name: str = "orders", mode: str = "dry-run", symptom: str = "write-thro
         **evidence_args,
     }
     return make_plan(
-        alarm_name=f"kinesis-remediator-{name}-{symptom}",
+        alarm_name=alarm_name(DEFAULT_ALARM_PREFIX, name, symptom),
         symptom=symptom,
         policy=policy(name, mode=mode),
         evidence=evidence(**args),
@@ -83,7 +86,7 @@ def test_dry_run_body() -> None:
     # Then it says nothing changed, shows the alarm, the evidence, the command and each guardrail
     assert lines[0] == "Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do."
     for expected in (
-        "Alarm:     kinesis-remediator-orders-write-throttling",
+        "Alarm:     kinesis-remediator-orders/write-throttling",
         "Stream:    orders (mode: dry-run)",
         "Symptom:   producers throttled (write-throttling)",
         "Time:      2026-11-26 03:00:00 UTC",
@@ -115,7 +118,7 @@ def test_dry_run_body() -> None:
 
 def test_blocked_step_shows_stop_lines() -> None:
     plan = make_plan(
-        alarm_name="kinesis-remediator-orders-write-throttling",
+        alarm_name=alarm_name(DEFAULT_ALARM_PREFIX, "orders", "write-throttling"),
         symptom="write-throttling",
         policy=policy(reshard={"enabled": False}),
         evidence=evidence(shards=2, bytes_per_second=1_900_000, status="UPDATING"),

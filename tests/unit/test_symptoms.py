@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from remediator.core.actions.base import ValidationContext
 from remediator.core.evidence import Evidence
+from remediator.core.history import ActionHistory
+from remediator.core.metrics import Comparison, Metric, MissingData
 from remediator.core.plan import Cause, Diagnosis, Proposal
-from remediator.core.symptoms import SYMPTOMS, AlarmSpec
+from remediator.core.policy import StreamPolicy
+from remediator.core.registry import REGISTRY
+from remediator.core.symptoms.base import AlarmSpec, Symptom
 
-from tests.fakes import evidence, policy, stream_arn
+from tests.fakes import NOW, evidence, policy, stream_arn
 
-WRITE = SYMPTOMS["write-throttling"]
-AGE = SYMPTOMS["iterator-age"]
+WRITE = REGISTRY.symptoms["write-throttling"]
+AGE = REGISTRY.symptoms["iterator-age"]
+RESHARD = REGISTRY.actions["reshard"]
 ARN = stream_arn("orders")
 HOUR_MS = 3_600_000
 
@@ -19,6 +27,12 @@ def without_write_traffic(base: Evidence) -> Evidence:
     """The same evidence, but CloudWatch returned no IncomingBytes and no IncomingRecords."""
     series = {k: v for k, v in base.series.items() if k not in ("incoming_bytes", "incoming_records")}
     return base.model_copy(update={"series": series})
+
+
+def shaped(proposal: Proposal, ev: Evidence, p: StreamPolicy) -> Proposal:
+    """The proposal as the reshard action shapes it into one call (what the planner does next)."""
+    context = ValidationContext(policy=p, evidence=ev, history=ActionHistory(), now=NOW)
+    return RESHARD.shape(proposal, context)
 
 
 def figures(diagnosis: Diagnosis) -> dict[str, tuple[float, str]]:
@@ -85,12 +99,19 @@ def test_write_throttling_saturated_proposes_one_reshard(
     ev = evidence(
         shards=shards, bytes_per_second=bytes_per_s, records_per_second=records_per_s, throttled_per_minute=10
     )
+    p = policy(reshard={"max_shards": max_shards})
     # When the write-throttling symptom is diagnosed
-    diagnosis = WRITE.diagnose(ev, policy(reshard={"max_shards": max_shards}))
-    # Then the cause is saturation and there is exactly one reshard proposal with these parameters
-    assert diagnosis.cause is Cause.SATURATED
-    assert diagnosis.proposals == (Proposal(action="reshard", parameters=parameters, reason=reason),)
+    diagnosis = WRITE.diagnose(ev, p)
+    # Then the cause is saturation and there is exactly one reshard proposal for the desired count
+    assert diagnosis.cause == Cause.SATURATED
+    (proposal,) = diagnosis.proposals
+    why, _, _ = reason.partition("; this call goes to")
+    assert proposal == Proposal(
+        action="reshard", parameters={"desired_shards": parameters["desired_shards"]}, reason=why
+    )
     assert diagnosis.advice == ()
+    # And the reshard action turns it into one call with these parameters, saying why it was limited
+    assert shaped(proposal, ev, p) == Proposal(action="reshard", parameters=parameters, reason=reason)
 
 
 def test_write_throttling_saturated_summary_and_figures() -> None:
@@ -109,12 +130,25 @@ def test_write_throttling_saturated_summary_and_figures() -> None:
 
 
 def test_write_throttling_respects_policy_saturation_threshold() -> None:
-    # Given 70% peak utilisation and a policy that calls 65% saturated
+    # Given 70% peak utilisation and a policy whose capacity block calls 65% saturated
     ev = evidence(shards=2, bytes_per_second=1_400_000, throttled_per_minute=1)
-    diagnosis = WRITE.diagnose(ev, policy(reshard={"saturated_at": 0.65, "target_utilisation": 0.5}))
+    p = policy(capacity={"saturated_at": 0.65, "target_utilisation": 0.5})
+    # When diagnosed
+    diagnosis = WRITE.diagnose(ev, p)
     # Then it reshards towards 50%: 1.4 MB/s / 0.5 -> 3 shards
-    assert diagnosis.cause is Cause.SATURATED
-    assert diagnosis.proposals[0].parameters == {"current_shards": 2, "desired_shards": 3, "target_shards": 3}
+    assert diagnosis.cause == Cause.SATURATED
+    assert diagnosis.summary.endswith("(saturated from 65%).")
+    (proposal,) = diagnosis.proposals
+    assert proposal.parameters == {"desired_shards": 3}
+    assert shaped(proposal, ev, p).parameters == {"current_shards": 2, "desired_shards": 3, "target_shards": 3}
+
+
+def test_write_throttling_below_the_default_saturation_is_not_saturated() -> None:
+    # Given the same 70% peak with the default capacity block (saturated from 80%)
+    ev = evidence(shards=2, bytes_per_second=1_400_000, throttled_per_minute=1)
+    # Then it is not saturation, so no reshard: the threshold above really came from the policy
+    diagnosis = WRITE.diagnose(ev, policy())
+    assert (diagnosis.cause, diagnosis.proposals) == (Cause.HOT_PARTITION_KEY, ())
 
 
 def test_write_throttling_with_low_utilisation_is_a_hot_partition_key() -> None:
@@ -123,7 +157,7 @@ def test_write_throttling_with_low_utilisation_is_a_hot_partition_key() -> None:
     # When diagnosed
     diagnosis = WRITE.diagnose(ev, policy())
     # Then it is a hot partition key: advice only, starting with the command to find the hot shard
-    assert diagnosis.cause is Cause.HOT_PARTITION_KEY
+    assert diagnosis.cause == Cause.HOT_PARTITION_KEY
     assert diagnosis.proposals == ()
     assert diagnosis.summary == (
         "Writes were throttled although the stream as a whole peaked at only 10% of its capacity: the load "
@@ -144,15 +178,15 @@ def test_write_throttling_with_low_utilisation_is_a_hot_partition_key() -> None:
 
 def test_write_throttling_not_throttled_not_saturated_is_not_reproduced() -> None:
     diagnosis = WRITE.diagnose(evidence(shards=4, bytes_per_second=400_000, throttled_per_minute=0), policy())
-    assert diagnosis.cause is Cause.NOT_REPRODUCED
+    assert diagnosis.cause == Cause.NOT_REPRODUCED
     assert diagnosis.summary == (
         "No throttled writes in the evidence window and the shards are not saturated; nothing to change."
     )
     assert (diagnosis.proposals, diagnosis.advice) == ((), ())
 
 
-@pytest.mark.parametrize("symptom", [WRITE, AGE], ids=lambda s: s.key)
-def test_on_demand_stream_is_never_resharded(symptom) -> None:
+@pytest.mark.parametrize("symptom", [WRITE, AGE], ids=lambda s: s.id)
+def test_on_demand_stream_is_never_resharded(symptom: Symptom[Any]) -> None:
     # Given an on-demand stream that would look saturated if it were provisioned
     ev = evidence(
         shards=2,
@@ -164,21 +198,21 @@ def test_on_demand_stream_is_never_resharded(symptom) -> None:
     # When diagnosed
     diagnosis = symptom.diagnose(ev, policy())
     # Then the cause is the on-demand mode, with advice and no proposals
-    assert diagnosis.cause is Cause.ON_DEMAND
+    assert diagnosis.cause == Cause.ON_DEMAND
     assert diagnosis.proposals == ()
     assert diagnosis.summary == "The stream is on-demand: AWS scales its capacity, so it is never resharded."
     expected_first_advice = {"write-throttling": "On-demand stream", "iterator-age": "Speed up the consumer"}
-    assert diagnosis.advice[0].title == expected_first_advice[symptom.key]
+    assert diagnosis.advice[0].title == expected_first_advice[symptom.id]
 
 
-@pytest.mark.parametrize("symptom", [WRITE, AGE], ids=lambda s: s.key)
-def test_no_write_traffic_data_is_insufficient_evidence(symptom) -> None:
+@pytest.mark.parametrize("symptom", [WRITE, AGE], ids=lambda s: s.id)
+def test_no_write_traffic_data_is_insufficient_evidence(symptom: Symptom[Any]) -> None:
     # Given CloudWatch returned neither IncomingBytes nor IncomingRecords
     ev = without_write_traffic(evidence(shards=2, throttled_per_minute=10, iterator_age_ms=60_000))
     # When diagnosed
     diagnosis = symptom.diagnose(ev, policy())
     # Then the remediator does not guess
-    assert diagnosis.cause is Cause.INSUFFICIENT_EVIDENCE
+    assert diagnosis.cause == Cause.INSUFFICIENT_EVIDENCE
     assert diagnosis.proposals == ()
     assert diagnosis.summary == (
         "CloudWatch returned no IncomingBytes or IncomingRecords for the last 15 minutes; "
@@ -190,27 +224,27 @@ def test_no_write_traffic_data_is_insufficient_evidence(symptom) -> None:
 def test_zero_write_traffic_is_data_not_missing_data() -> None:
     # Datapoints of 0 are evidence (an idle stream), unlike no datapoints at all.
     diagnosis = WRITE.diagnose(evidence(shards=2, throttled_per_minute=0), policy())
-    assert diagnosis.cause is Cause.NOT_REPRODUCED
+    assert diagnosis.cause == Cause.NOT_REPRODUCED
 
 
 def test_on_demand_is_checked_before_missing_data() -> None:
     ev = without_write_traffic(evidence(mode="ON_DEMAND"))
-    assert WRITE.diagnose(ev, policy()).cause is Cause.ON_DEMAND
+    assert WRITE.diagnose(ev, policy()).cause == Cause.ON_DEMAND
 
 
 # iterator-age --------------------------------------------------------------------------------------
 def test_iterator_age_on_saturated_shards_proposes_reshard() -> None:
+    # Given consumers behind on shards at 90% peak write utilisation
     ev = evidence(shards=2, bytes_per_second=1_800_000, iterator_age_ms=120_000)
+    # When diagnosed
     diagnosis = AGE.diagnose(ev, policy())
-    assert diagnosis.cause is Cause.SATURATED
-    assert diagnosis.proposals == (
-        Proposal(
-            action="reshard",
-            parameters={"current_shards": 2, "desired_shards": 3, "target_shards": 3},
-            reason="peak write utilisation 90%; 3 shards would put the observed peak at 60% of capacity",
-        ),
-    )
+    # Then more shards are asked for: 1.8 MB/s at 60% -> 3
+    assert diagnosis.cause == Cause.SATURATED
+    reason = "peak write utilisation 90%; 3 shards would put the observed peak at 60% of capacity"
+    assert diagnosis.proposals == (Proposal(action="reshard", parameters={"desired_shards": 3}, reason=reason),)
     assert diagnosis.advice == ()
+    (proposal,) = diagnosis.proposals
+    assert shaped(proposal, ev, policy()).parameters == {"current_shards": 2, "desired_shards": 3, "target_shards": 3}
 
 
 @pytest.mark.parametrize(
@@ -230,7 +264,7 @@ def test_iterator_age_without_saturation_is_a_slow_consumer(consumers: list, nam
     # When diagnosed
     diagnosis = AGE.diagnose(ev, policy(consumers=consumers))
     # Then the consumer is the bottleneck: advice naming the policy's consumers, no proposals
-    assert diagnosis.cause is Cause.SLOW_CONSUMER
+    assert diagnosis.cause == Cause.SLOW_CONSUMER
     assert diagnosis.proposals == ()
     assert diagnosis.summary == (
         "Consumers fall behind (max iterator age 120 s) although writes peaked at only 10% of capacity: "
@@ -267,7 +301,7 @@ def test_iterator_age_near_retention_warns_of_data_loss(
     # When diagnosed
     diagnosis = AGE.diagnose(ev, policy())
     # Then the first advice is to raise retention, with the exact command
-    assert diagnosis.cause is Cause.SLOW_CONSUMER
+    assert diagnosis.cause == Cause.SLOW_CONSUMER
     assert [a.title for a in diagnosis.advice] == ["Data-loss risk: raise retention", "Speed up the consumer"]
     loss = diagnosis.advice[0]
     assert loss.detail == (
@@ -288,8 +322,8 @@ def test_iterator_age_below_half_retention_has_no_data_loss_advice() -> None:
 def test_iterator_age_saturated_and_near_retention_gives_both() -> None:
     ev = evidence(shards=2, bytes_per_second=1_800_000, iterator_age_ms=18 * HOUR_MS, retention_hours=24)
     diagnosis = AGE.diagnose(ev, policy())
-    assert diagnosis.cause is Cause.SATURATED
-    assert [p.parameters["target_shards"] for p in diagnosis.proposals] == [3]
+    assert diagnosis.cause == Cause.SATURATED
+    assert [p.parameters for p in diagnosis.proposals] == [{"desired_shards": 3}]
     assert [a.title for a in diagnosis.advice] == ["Data-loss risk: raise retention"]
 
 
@@ -318,34 +352,44 @@ def test_iterator_age_on_demand_still_warns_of_data_loss() -> None:
 
 def test_iterator_age_without_age_data_is_insufficient_evidence() -> None:
     ev = evidence(shards=2, bytes_per_second=200_000, iterator_age_ms=None)
-    assert AGE.diagnose(ev, policy()).cause is Cause.INSUFFICIENT_EVIDENCE
+    diagnosis = AGE.diagnose(ev, policy())
+    assert diagnosis.cause == Cause.INSUFFICIENT_EVIDENCE
+    assert diagnosis.summary.startswith("CloudWatch returned no GetRecords.IteratorAgeMilliseconds ")
 
 
-# Alarm specs ---------------------------------------------------------------------------------------
-def test_write_throttling_alarm_spec_defaults() -> None:
-    assert WRITE.alarm_spec(policy()) == AlarmSpec(
-        metric_name="WriteProvisionedThroughputExceeded",
-        statistic="Sum",
-        threshold=1,
-        evaluation_periods=5,
-        datapoints_to_alarm=2,
-        description=f"Kinesis Remediator: producers throttled. {WRITE.meaning}",
-        namespace="AWS/Kinesis",
-        period_seconds=60,
-    )
+# Alarms and evidence queries ----------------------------------------------------------------------
+def alarms(symptom: Symptom[Any], p: StreamPolicy) -> list[AlarmSpec]:
+    return symptom.alarms(p, symptom.detector(p))
 
 
-def test_iterator_age_alarm_spec_defaults() -> None:
-    assert AGE.alarm_spec(policy()) == AlarmSpec(
-        metric_name="GetRecords.IteratorAgeMilliseconds",
-        statistic="Maximum",
-        threshold=60_000,
-        evaluation_periods=5,
-        datapoints_to_alarm=3,
-        description=f"Kinesis Remediator: consumers falling behind. {AGE.meaning}",
-        namespace="AWS/Kinesis",
-        period_seconds=60,
-    )
+def test_write_throttling_alarm_defaults() -> None:
+    assert alarms(WRITE, policy()) == [
+        AlarmSpec(
+            metric=Metric("AWS/Kinesis", "WriteProvisionedThroughputExceeded", "Sum", (("StreamName", "orders"),), 60),
+            threshold=1,
+            comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=5,
+            datapoints_to_alarm=2,
+            missing_data=MissingData.NOT_BREACHING,
+            description=f"Kinesis Remediator: producers throttled. {WRITE.meaning}",
+        )
+    ]
+
+
+def test_iterator_age_alarm_defaults() -> None:
+    assert alarms(AGE, policy()) == [
+        AlarmSpec(
+            metric=Metric(
+                "AWS/Kinesis", "GetRecords.IteratorAgeMilliseconds", "Maximum", (("StreamName", "orders"),), 60
+            ),
+            threshold=60_000,
+            comparison=Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=5,
+            datapoints_to_alarm=3,
+            missing_data=MissingData.NOT_BREACHING,
+            description=f"Kinesis Remediator: consumers falling behind. {AGE.meaning}",
+        )
+    ]
 
 
 @pytest.mark.parametrize(
@@ -371,13 +415,52 @@ def test_iterator_age_alarm_spec_defaults() -> None:
         ),
     ],
 )
-def test_alarm_spec_takes_thresholds_and_periods_from_the_policy(symptom, detectors: dict, expected) -> None:
-    spec = symptom.alarm_spec(policy(detectors=detectors))
+def test_alarm_takes_thresholds_and_periods_from_the_policy(
+    symptom: Symptom[Any], detectors: dict[str, Any], expected: tuple[Any, ...]
+) -> None:
+    # Given a stream named 'clicks' whose policy sets the detector's threshold and periods
+    # When the symptom declares its alarms
+    (spec,) = alarms(symptom, policy("clicks", detectors=detectors))
+    # Then the alarm reads the stream's metric with exactly those settings
+    assert isinstance(spec.metric, Metric)
     assert (
-        spec.metric_name,
-        spec.statistic,
+        spec.metric.name,
+        spec.metric.statistic,
         spec.threshold,
         spec.evaluation_periods,
         spec.datapoints_to_alarm,
     ) == expected
-    assert (spec.namespace, spec.period_seconds) == ("AWS/Kinesis", 60)
+    assert (spec.metric.namespace, spec.metric.period_seconds, spec.metric.dimension_map) == (
+        "AWS/Kinesis",
+        60,
+        {"StreamName": "clicks"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("symptom", "own"),
+    [
+        pytest.param(WRITE, ("write_throttled", "WriteProvisionedThroughputExceeded", "Sum"), id="write-throttling"),
+        pytest.param(AGE, ("iterator_age_ms", "GetRecords.IteratorAgeMilliseconds", "Maximum"), id="iterator-age"),
+    ],
+)
+def test_evidence_queries_are_the_write_load_and_the_symptoms_own_metric(
+    symptom: Symptom[Any], own: tuple[str, str, str]
+) -> None:
+    # Given a stream named 'clicks'
+    # When the symptom declares the evidence it needs
+    queries = symptom.evidence_queries(policy("clicks"))
+    # Then it is the stream's write load (every capacity judgement reads it) and the metric it alarms on
+    shown = []
+    for query in queries:
+        assert isinstance(query.source, Metric)
+        assert (query.source.namespace, query.source.dimension_map) == ("AWS/Kinesis", {"StreamName": "clicks"})
+        shown.append((query.key, query.source.name, query.source.statistic))
+    assert shown == [
+        ("incoming_bytes", "IncomingBytes", "Sum"),
+        ("incoming_records", "IncomingRecords", "Sum"),
+        own,
+    ]
+    # And the alarm watches the same metric the diagnosis reads (no metric name spelled twice)
+    (spec,) = alarms(symptom, policy("clicks"))
+    assert spec.metric == queries[-1].source
