@@ -559,7 +559,11 @@ def plugin_errors() -> Iterator[Any]:
     )
     yield pytest.param(symptom_like("NoTitle", title=" "), "missing title", id="symptom without title")
     yield pytest.param(symptom_like("NoMeaning", meaning=""), "missing meaning", id="symptom without meaning")
-    yield pytest.param(OtherIteratorAge, "id 'iterator-age' is already taken by IteratorAge", id="duplicate symptom id")
+    yield pytest.param(
+        OtherIteratorAge,
+        "id 'iterator-age' is already taken by remediator.core.symptoms.iterator_age.IteratorAge",
+        id="duplicate symptom id",
+    )
     yield pytest.param(action_like("BadAction", id="Toy_Tune"), "must be kebab-case", id="action id")
     yield pytest.param(action_like("NoActionTitle", title=""), "missing title", id="action without title")
     yield pytest.param(action_like("NoGrants", grants=()), "missing grants", id="action without grants")
@@ -577,7 +581,9 @@ def plugin_errors() -> Iterator[Any]:
         id="action field without description",
     )
     yield pytest.param(
-        action_like("OtherReshard", id="reshard"), "id 'reshard' is already taken by Reshard", id="duplicate action id"
+        action_like("OtherReshard", id="reshard"),
+        "id 'reshard' is already taken by remediator.core.actions.reshard.Reshard",
+        id="duplicate action id",
     )
     yield pytest.param(NotAPlugin, "is not a Symptom", id="neither a symptom nor an action")
 
@@ -604,11 +610,6 @@ def test_the_decorators_refuse_a_broken_plugin_at_import_time() -> None:
     assert list(registry.actions) == ["toy-tune"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="production bug (core/registry.py Registry._add): a duplicate id is accepted when the new class has "
-    "the same __qualname__ as the registered one, so it silently replaces it",
-)
 def test_a_class_of_the_same_name_cannot_take_over_a_registered_id() -> None:
     registry = Registry(builtin_packages=())
     registry.symptom(ToyLag)
@@ -617,14 +618,12 @@ def test_a_class_of_the_same_name_cannot_take_over_a_registered_id() -> None:
         registry.symptom(impostor)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="production bug (core/registry.py Registry.registered): registering an already-registered plugin "
-    "class again removes it from the registry when the block ends",
-)
-def test_registered_leaves_an_already_registered_plugin_in_place() -> None:
+def test_registered_refuses_an_already_registered_plugin_and_leaves_it_in_place() -> None:
+    # Given a registered symptom
     registry = Registry(builtin_packages=())
     registry.symptom(ToyLag)
-    with registry.registered(ToyLag):
+    # When a block tries to register it again
+    with pytest.raises(PluginError, match="already taken"), registry.registered(ToyLag):
         pass
+    # Then it is refused, and the plugin is still registered afterwards
     assert "toy-lag" in registry.symptoms

@@ -21,12 +21,20 @@ __all__ = ["DEFAULT_ALARM_PREFIX", "AlarmTrigger", "alarm_name", "identify"]
 SEP = ALARM_NAME_SEPARATOR
 
 
+QUALIFIER_DIGEST_LENGTH = 12
+
+
 def _qualifier(text: str, room: int) -> str:
     """The qualifier as given, or a short digest of it when the whole name would be too long."""
-    cleaned = text.replace(SEP, "_")
-    if len(cleaned) <= room:
-        return cleaned
-    return hashlib.sha256(text.encode()).hexdigest()[: min(room, 12)]
+    if SEP in text:
+        raise ValueError(f"alarm qualifier '{text}' must not contain '{SEP}'")
+    if len(text) <= room:
+        return text
+    if room < QUALIFIER_DIGEST_LENGTH:
+        raise ValueError(
+            f"no room for the alarm qualifier '{text}' within CloudWatch's {ALARM_NAME_MAX_LENGTH} characters"
+        )
+    return hashlib.sha256(text.encode()).hexdigest()[:QUALIFIER_DIGEST_LENGTH]
 
 
 def alarm_name(prefix: str, stream: str, symptom: str, qualifier: str = "") -> str:

@@ -131,6 +131,11 @@ class Registry:
         try:
             for cls in classes:
                 table: dict[str, Any] = self._actions if issubclass(cls, Action) else self._symptoms
+                taken = table.get(str(getattr(cls, "id", "")))
+                if taken is not None:
+                    # Leaving the block must never remove a plugin it did not add.
+                    owner = f"{type(taken).__module__}.{type(taken).__qualname__}"
+                    raise PluginError(f"{cls.__qualname__}: id '{cls.id}' is already taken by {owner}")  # type: ignore[attr-defined]
                 (self.action if table is self._actions else self.symptom)(cls)
                 added.append((table, cls.id))  # type: ignore[attr-defined]
             yield
@@ -149,9 +154,13 @@ class Registry:
         if not isinstance(plugin_id, str) or not PLUGIN_ID.fullmatch(plugin_id):
             raise PluginError(f"{where}: id {plugin_id!r} must be kebab-case, like 'iterator-age'")
         self._check_declarations(cls, kind, where)
-        existing = table.get(plugin_id)
-        if existing is not None and type(existing).__qualname__ != cls.__qualname__:
-            raise PluginError(f"{where}: id '{plugin_id}' is already taken by {type(existing).__qualname__}")
+        existing = type(table[plugin_id]) if plugin_id in table else None
+        if existing is cls:
+            return
+        if existing is not None:
+            raise PluginError(
+                f"{where}: id '{plugin_id}' is already taken by {existing.__module__}.{existing.__qualname__}"
+            )
         table[plugin_id] = cls()
         self._models = None
 
