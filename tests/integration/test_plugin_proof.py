@@ -25,7 +25,7 @@ from remediator import cli
 from remediator.core.actions.base import Action, ValidationContext
 from remediator.core.evidence import Evidence
 from remediator.core.grants import LAMBDA_FUNCTION, IamGrant
-from remediator.core.metrics import MetricName, MetricQuery, MissingData
+from remediator.core.metrics import MetricMath, MetricName, MetricQuery, MissingData
 from remediator.core.plan import Diagnosis, Figure, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy, DetectorPolicy, StreamPolicy
 from remediator.core.ports import WritePorts
@@ -38,6 +38,7 @@ from tests.integration.conftest import AwsEnv
 # ---- The toy symptom: one file's worth ------------------------------------------------------------------
 
 LAMBDA_ERRORS = MetricName("AWS/Lambda", "Errors", "Sum")
+LAMBDA_INVOCATIONS = MetricName("AWS/Lambda", "Invocations", "Sum")
 
 
 class ToyErrorsDetector(DetectorPolicy):
@@ -51,16 +52,22 @@ class ToyConsumerErrors(Symptom[ToyErrorsDetector]):
     detector_schema = ToyErrorsDetector
 
     def alarms(self, policy: StreamPolicy, detector: ToyErrorsDetector) -> list[AlarmSpec]:
-        return [
-            self.alarm(
-                detector,
-                LAMBDA_ERRORS.on(FunctionName=consumer.function),
-                detector.threshold_errors,
-                missing_data=MissingData.NOT_BREACHING,
-                qualifier=consumer.function,
-            )
-            for consumer in policy.consumers
-        ]
+        specs = []
+        for consumer in policy.consumers:
+            errors = LAMBDA_ERRORS.on(FunctionName=consumer.function)
+            calls = LAMBDA_INVOCATIONS.on(FunctionName=consumer.function)
+            rate = MetricMath("100 * errors / MAX([calls, 1])", {"errors": errors, "calls": calls}, "error rate %")
+            specs += [
+                self.alarm(
+                    detector,
+                    errors,
+                    detector.threshold_errors,
+                    missing_data=MissingData.NOT_BREACHING,
+                    qualifier=consumer.function,
+                ),
+                self.alarm(detector, rate, 1, missing_data=MissingData.IGNORE, qualifier=f"{consumer.function}-rate"),
+            ]
+        return specs
 
     def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
         return tuple(
@@ -186,8 +193,9 @@ def resources(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [r["Properties"] for r in template["Resources"].values() if r["Type"] == kind]
 
 
-def toy_alarm(template: dict[str, Any]) -> dict[str, Any]:
-    (alarm,) = [a for a in resources(template, "AWS::CloudWatch::Alarm") if "/toy-consumer-errors" in a["AlarmName"]]
+def toy_alarm(template: dict[str, Any], qualifier: str = FUNCTION) -> dict[str, Any]:
+    name = f"kinesis-remediator-{STREAM}/toy-consumer-errors/{qualifier}"
+    (alarm,) = [a for a in resources(template, "AWS::CloudWatch::Alarm") if a["AlarmName"] == name]
     return alarm
 
 
@@ -200,6 +208,16 @@ def test_toy_symptom_alarm_is_synthesized_as_declared(template: dict[str, Any]) 
     assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == ("AWS/Lambda", "Errors", "Sum")
     assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": FUNCTION}]
     assert (alarm["Threshold"], alarm["TreatMissingData"]) == (3, "notBreaching")
+    # And its second alarm is metric math over two AWS/Lambda metrics of the same function
+    rate = toy_alarm(template, f"{FUNCTION}-rate")
+    queries = {q["Id"]: q for q in rate["Metrics"]}
+    assert queries["expr_1"]["Expression"] == "100 * errors / MAX([calls, 1])"
+    assert {name: queries[name]["MetricStat"]["Metric"]["MetricName"] for name in ("errors", "calls")} == {
+        "errors": "Errors",
+        "calls": "Invocations",
+    }
+    assert queries["errors"]["MetricStat"]["Metric"]["Dimensions"] == [{"Name": "FunctionName", "Value": FUNCTION}]
+    assert (rate["Threshold"], rate["TreatMissingData"]) == (1, "ignore")
     # And the built-in symptoms' alarms are still there
     names = {a["AlarmName"] for a in resources(template, "AWS::CloudWatch::Alarm")}
     assert {f"kinesis-remediator-{STREAM}/iterator-age", f"kinesis-remediator-{STREAM}/write-throttling"} <= names
