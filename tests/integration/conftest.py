@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 
 from tests.fakes import REGION
+from tests.integration.contract import ApiCall, Deployment, StackResources, uncovered
 
 PREFIX = "kinesis-remediator-"
 
@@ -122,19 +123,21 @@ class AwsEnv:
     ) -> None:
         """Write an audit row in the product's own format (DynamoAuditLog.record)."""
         from remediator.clients.audit import DynamoAuditLog
+        from remediator.core.outcome import AuditEntry, OutcomeStatus
+        from remediator.core.policy import Mode
 
         DynamoAuditLog(self.client("dynamodb"), self.audit_table).record(
-            {
-                "at": at,
-                "stream": stream,
-                "alarm_name": f"{PREFIX}{stream}-write-throttling",
-                "symptom": "write-throttling",
-                "mode": "enforce",
-                "action": action,
-                "outcome": outcome,
-                "reason": "seeded by the test",
-                "parameters": {"current_shards": 2, "target_shards": 4} if parameters is None else parameters,
-            }
+            AuditEntry(
+                at=at,
+                stream=stream,
+                alarm_name=f"{PREFIX}{stream}/write-throttling",
+                symptom="write-throttling",
+                mode=Mode.ENFORCE,
+                action=action,
+                outcome=OutcomeStatus(outcome),
+                reason="seeded by the test",
+                parameters={"current_shards": 2, "target_shards": 4} if parameters is None else parameters,
+            )
         )
 
     def put_series(self, stream: str, metric: str, values_oldest_first: list[float]) -> datetime:
@@ -235,13 +238,6 @@ def context() -> FakeContext:
 # --- Added helpers (do not change the fixtures above) -------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ApiCall:
-    service: str
-    operation: str
-    params: dict[str, Any]
-
-
 class ApiRecorder:
     """Every botocore API call made while recording, from any client (the handler's cached ones too)."""
 
@@ -292,15 +288,31 @@ def api_calls(monkeypatch: pytest.MonkeyPatch) -> ApiRecorder:
 
 
 @pytest.fixture
-def invoke(handler: ModuleType, context: FakeContext, api_calls: ApiRecorder) -> Callable[[Any], dict[str, Any]]:
-    """handler.lambda_handler(event, context), with every AWS call it makes recorded in `api_calls`."""
+def invoke(
+    aws: AwsEnv, handler: ModuleType, context: FakeContext, api_calls: ApiRecorder
+) -> Iterator[Callable[[Any], dict[str, Any]]]:
+    """handler.lambda_handler(event, context), with every AWS call it makes recorded in `api_calls`.
+
+    The IAM contract (tests/integration/contract.py): each invocation's calls are checked against the
+    stack's grants for what was deployed when it ran; after the test, any call not covered fails it.
+    """
+    stack = StackResources.of(handler.settings)
+    ssm = aws.client("ssm")
+    problems: list[str] = []
 
     def _invoke(event: Any) -> dict[str, Any]:
-        with api_calls.recording():
-            result: dict[str, Any] = handler.lambda_handler(event, context)
+        deployment = Deployment.read(ssm, stack.policy_prefix)
+        first = len(api_calls.calls)
+        try:
+            with api_calls.recording():
+                result: dict[str, Any] = handler.lambda_handler(event, context)
+        finally:
+            problems.extend(uncovered(api_calls.calls[first:], deployment, stack))
         return result
 
-    return _invoke
+    yield _invoke
+    if problems:
+        pytest.fail("AWS calls the stack's IAM does not cover:\n  " + "\n  ".join(problems), pytrace=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

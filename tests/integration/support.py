@@ -10,8 +10,15 @@ from tests.fakes import ACCOUNT, REGION
 PREFIX = "kinesis-remediator-"
 STREAM = "orders"
 ARN = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/{STREAM}"
-WRITE_ALARM = f"{PREFIX}{STREAM}-write-throttling"
-AGE_ALARM = f"{PREFIX}{STREAM}-iterator-age"
+
+
+def alarm(stream: str, symptom: str) -> str:
+    """Our alarm names, spelled out here (not imported) so a change to the format shows in these tests."""
+    return f"{PREFIX}{stream}/{symptom}"
+
+
+WRITE_ALARM = alarm(STREAM, "write-throttling")
+AGE_ALARM = alarm(STREAM, "iterator-age")
 
 # 2 shards at 1.9 MB/s = 95 % of capacity: saturated; 1.9 / 0.6 -> 4 shards wanted (2x, allowed).
 SATURATED = {"bytes_per_second": 1_900_000, "records_per_second": 500, "throttled": 50}
@@ -21,10 +28,16 @@ NEEDS_TEN = {"bytes_per_second": 6_000_000, "records_per_second": 500, "throttle
 HOT_KEY = {"bytes_per_second": 200_000, "records_per_second": 100, "throttled": 40}
 
 
-def policy(name: str = STREAM, mode: str | None = None, **reshard: Any) -> dict[str, Any]:
+def policy(
+    name: str = STREAM, mode: str | None = None, capacity: dict[str, float] | None = None, **reshard: Any
+) -> dict[str, Any]:
+    """A raw stream policy: `capacity={...}` is the stream-level capacity block (saturated_at,
+    target_utilisation); any other keyword goes to the reshard action's block."""
     raw: dict[str, Any] = {"name": name, "actions": {"reshard": {"max_shards": 16} | reshard}}
     if mode is not None:
         raw["mode"] = mode
+    if capacity is not None:
+        raw["capacity"] = capacity
     return raw
 
 

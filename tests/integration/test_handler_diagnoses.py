@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fakes import alarm_event
 from tests.integration.support import (
     AGE_ALARM,
@@ -88,7 +90,12 @@ def test_slow_consumer_gets_advice_not_a_reshard(aws, invoke, api_calls):
     assert aws.shard_count(STREAM) == 2
     email = only(aws.emails())
     assert email["Subject"] == "[NO ACTION] orders: slow-consumer (consumers falling behind)"
-    assert "  max iterator age           300 s" in email["Message"].splitlines()
+    lines = email["Message"].splitlines()
+    assert "  max iterator age           300 s" in lines
+    # And the symptom read only what it declares: write load and iterator age, no throttled writes
+    assert not [line for line in lines if "throttled writes" in line]
+    queries = only(api_calls.params("cloudwatch", "GetMetricData"))["MetricDataQueries"]
+    assert [q["Id"] for q in queries] == ["incoming_bytes", "incoming_records", "iterator_age_ms"]
     assert only(aws.audit_rows(STREAM))["outcome"] == "no-action"
 
 
@@ -179,3 +186,36 @@ def test_throttling_that_has_passed_is_not_acted_on(aws, invoke, api_calls):
     assert result["status"] == "no-action"
     assert result["plan"]["diagnosis"]["cause"] == "not-reproduced"
     assert api_calls.kinesis_mutations() == []
+
+
+@pytest.mark.parametrize(
+    ("capacity", "cause", "steps"),
+    [
+        pytest.param(None, "hot-partition-key", [], id="default-saturated-at-80"),
+        pytest.param(
+            {"saturated_at": 0.65, "target_utilisation": 0.5},
+            "shards-saturated",
+            [
+                {
+                    "action": "reshard",
+                    "outcome": "dry-run",
+                    "detail": "peak write utilisation 70%; 3 shards would put the observed peak at 50% of capacity",
+                }
+            ],
+            id="capacity-saturated-at-65",
+        ),
+    ],
+)
+def test_the_streams_capacity_block_decides_saturation_and_the_target(aws, invoke, capacity, cause, steps):
+    # Given a throttled 2-shard stream at 70 % of its write capacity, with or without a capacity block
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy(capacity=capacity))
+    aws.push_traffic(STREAM, bytes_per_second=1_400_000, records_per_second=100, throttled=40)
+
+    # When its write-throttling alarm fires
+    result = invoke(alarm_event(WRITE_ALARM))
+
+    # Then by default 70 % is not saturated (a hot key); from saturated_at 65 % it is, and the reshard
+    # aims at the block's target utilisation
+    assert result["plan"]["diagnosis"]["cause"] == cause
+    assert result["steps"] == steps

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fakes import GUARDRAIL_ORDER, alarm_event
 from tests.integration.support import (
     ARN,
     SATURATED,
     STREAM,
     WRITE_ALARM,
+    alarm,
     only,
     parameters_of,
     plan_of,
@@ -58,6 +61,10 @@ def test_saturated_stream_in_dry_run_is_planned_emailed_and_audited_but_not_chan
         "idempotency",
     }
     assert only(api_calls.params("sns", "Publish"))["TopicArn"] == aws.topic_arn
+    # And CloudWatch was asked for exactly the series the write-throttling symptom declares
+    queries = only(api_calls.params("cloudwatch", "GetMetricData"))["MetricDataQueries"]
+    assert [q["Id"] for q in queries] == ["incoming_bytes", "incoming_records", "write_throttled"]
+    assert {d["Value"] for q in queries for d in q["MetricStat"]["Metric"]["Dimensions"]} == {STREAM}
 
 
 def test_dry_run_email_carries_alarm_figures_exact_command_and_guardrails(aws, invoke):
@@ -89,6 +96,8 @@ def test_dry_run_email_carries_alarm_figures_exact_command_and_guardrails(aws, i
         "  throttled writes           500 records",
     ):
         assert figure in lines
+    # And only those: the symptom reads no iterator age, so the e-mail shows none
+    assert not [line for line in lines if "iterator age" in line]
     # And the exact CLI command a person could run
     assert f"     Command: {update_command(4)}" in lines
     assert "  1. reshard 2 -> 4 shards [allowed]" in lines
@@ -163,19 +172,42 @@ def test_dry_run_ignores_the_kill_switch_and_still_mails_the_plan(aws, invoke, a
     assert api_calls.kinesis_mutations() == []
 
 
-def test_stream_name_with_hyphens_is_read_from_the_alarm_name(aws, invoke):
-    # Given a stream whose name contains hyphens, and a symptom-like word
-    name = "click-stream-eu"
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("click-stream-eu", id="hyphens"),
+        pytest.param("orders-iterator-age", id="ends-in-a-symptom-id"),
+        pytest.param("orders.eu_1", id="dot-and-underscore"),
+    ],
+)
+def test_stream_name_with_hyphens_is_read_from_the_alarm_name(aws, invoke, name):
+    # Given a stream whose name contains hyphens (or '.', '_'), even one that ends in another symptom's id
     aws.create_stream(name, 2)
     aws.put_policy(policy(name=name))
     aws.push_traffic(name, **SATURATED)
 
-    # When its alarm fires
-    result = invoke(alarm_event(f"kinesis-remediator-{name}-write-throttling", stream=name))
+    # When its write-throttling alarm fires
+    result = invoke(alarm_event(alarm(name, "write-throttling"), stream=name))
 
-    # Then the whole name is the stream
+    # Then the whole name is the stream, and the symptom is the one the alarm is for
     assert result["status"] == "dry-run"
     assert result["stream"] == name
+    assert result["symptom"] == "write-throttling"
     assert result["plan"]["actions"][0]["cli_command"] == update_command(
         4, ARN.replace("stream/orders", f"stream/{name}")
     )
+
+
+def test_an_alarm_with_a_qualifier_and_no_stream_dimension_maps_back_by_its_name(aws, invoke):
+    # Given a saturated stream in dry-run, and an alarm of its write-throttling symptom named with a
+    # qualifier and watching another resource (no StreamName dimension), as a per-consumer alarm would
+    aws.create_stream(STREAM, 2)
+    aws.put_policy(policy())
+    aws.push_traffic(STREAM, **SATURATED)
+
+    # When that alarm fires
+    result = invoke(alarm_event(f"{WRITE_ALARM}/orders-processor", stream=None))
+
+    # Then its name alone gives the stream and the symptom, and the plan is made for them
+    assert (result["status"], result["stream"], result["symptom"]) == ("dry-run", STREAM, "write-throttling")
+    assert result["plan"]["alarm_name"] == f"{WRITE_ALARM}/orders-processor"

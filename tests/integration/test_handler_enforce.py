@@ -319,7 +319,8 @@ def test_a_failed_update_is_audited_and_mailed_and_not_raised(aws, handler, invo
     aws.create_stream(STREAM, 2)
     aws.put_policy(policy(mode="enforce"))
     aws.push_traffic(STREAM, **SATURATED)
-    kinesis = handler.dependencies().streams._kinesis
+    # (the handler's own Kinesis client for writes: the write port it hands the action)
+    kinesis = handler.dependencies().writes.service("kinesis")._client
 
     def refuse(**_: object) -> None:
         raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "Rate exceeded"}}, "UpdateShardCount")

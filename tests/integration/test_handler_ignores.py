@@ -11,6 +11,7 @@ from tests.fakes import alarm_event
 from tests.integration.support import SATURATED, STREAM, WRITE_ALARM, only, policy
 
 NOT_AN_ALARM = "not a CloudWatch Alarm State Change event"
+NAME_FORMAT = "<prefix><stream>/<symptom>[/<qualifier>]"
 
 
 @pytest.fixture
@@ -98,7 +99,7 @@ SQS_EVENT = {
         pytest.param({}, id="empty-dict"),
         pytest.param([], id="list"),
         pytest.param(None, id="none"),
-        pytest.param("kinesis-remediator-orders-write-throttling", id="bare-string"),
+        pytest.param(WRITE_ALARM, id="bare-string"),
         pytest.param(42, id="number"),
         pytest.param(SQS_EVENT, id="sqs-event"),
         pytest.param({"detail": "ALARM"}, id="string-detail-only"),
@@ -125,8 +126,8 @@ def test_events_that_are_not_alarm_state_changes_are_ignored(aws, invoke, api_ca
     ("event", "detail"),
     [
         pytest.param(
-            alarm_event("billing-orders-write-throttling"),
-            "alarm 'billing-orders-write-throttling' does not start with 'kinesis-remediator-'",
+            alarm_event("billing-orders/write-throttling"),
+            "alarm 'billing-orders/write-throttling' does not start with 'kinesis-remediator-'",
             id="other-prefix",
         ),
         pytest.param(
@@ -145,14 +146,24 @@ def test_events_that_are_not_alarm_state_changes_are_ignored(aws, invoke, api_ca
             id="previous-alarm",
         ),
         pytest.param(
-            alarm_event("kinesis-remediator-orders-read-throttling"),
-            "alarm 'kinesis-remediator-orders-read-throttling' names no known symptom",
+            alarm_event("kinesis-remediator-orders/read-throttling"),
+            "alarm 'kinesis-remediator-orders/read-throttling' names no known symptom ('read-throttling')",
             id="unknown-symptom",
         ),
         pytest.param(
-            alarm_event("kinesis-remediator-write-throttling"),
-            "alarm 'kinesis-remediator-write-throttling' names no known symptom",
+            alarm_event("kinesis-remediator-/write-throttling"),
+            f"alarm 'kinesis-remediator-/write-throttling' is not named {NAME_FORMAT}",
             id="no-stream-in-name",
+        ),
+        pytest.param(
+            alarm_event("kinesis-remediator-orders-write-throttling"),
+            f"alarm 'kinesis-remediator-orders-write-throttling' is not named {NAME_FORMAT}",
+            id="name-without-separator",
+        ),
+        pytest.param(
+            alarm_event("kinesis-remediator-orders/write-throttling/a/b"),
+            f"alarm 'kinesis-remediator-orders/write-throttling/a/b' is not named {NAME_FORMAT}",
+            id="too-many-parts",
         ),
         pytest.param(
             alarm_event(WRITE_ALARM, stream="payments"),

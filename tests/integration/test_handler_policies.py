@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
 
 from tests.fakes import alarm_event
 from tests.integration.support import SATURATED, STREAM, WRITE_ALARM, only, policy
@@ -38,6 +40,9 @@ def saturated_stream(aws):
         pytest.param(enforce(actions={"reshard": {"max_shards": 16, "daily_budget": 10}}), id="budget-eats-reserve"),
         pytest.param(enforce(name="*"), id="wildcard-name"),
         pytest.param(enforce(actions={}), id="no-actions"),
+        pytest.param(
+            enforce(actions={"reshard": {"max_shards": 16, "saturated_at": 0.5}}), id="capacity-key-in-its-old-place"
+        ),
         pytest.param(["orders"], id="json-list"),
         pytest.param("orders", id="json-string"),
     ],
@@ -100,3 +105,34 @@ def test_a_policy_without_a_mode_is_dry_run(aws, invoke, api_calls):
     assert result["status"] == "dry-run"
     assert api_calls.kinesis_mutations() == []
     assert aws.shard_count(STREAM) == 2
+
+
+@pytest.mark.usefixtures("saturated_stream")
+def test_a_policy_parameter_the_role_may_not_read_is_treated_as_no_policy(aws, invoke, api_calls, monkeypatch):
+    # Given no policy is deployed for the stream, so the stack grants no read of its parameter, and AWS
+    # answers the read with AccessDenied (as it would in an account; moto does not enforce IAM)
+    name = f"{aws.policy_prefix}/{STREAM}"
+    recorded = BaseClient._make_api_call
+
+    def deny(self, operation, params):
+        if operation == "GetParameter" and params.get("Name") == name:
+            api_calls.note("ssm", operation, params)
+            error = {
+                "Code": "AccessDeniedException",
+                "Message": f"not authorized to perform: ssm:GetParameter on {name}",
+            }
+            raise ClientError({"Error": error}, operation)
+        return recorded(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", deny)
+
+    # When the alarm fires
+    result = invoke(alarm_event(WRITE_ALARM))
+
+    # Then the stream is ignored as one with no policy, and audited; nothing about it is read or changed
+    assert result["status"] == "ignored"
+    assert result["detail"] == NO_POLICY
+    assert api_calls.params("ssm", "GetParameter") == [{"Name": name, "WithDecryption": False}]
+    assert api_calls.services() <= {"ssm", "dynamodb"}
+    assert only(aws.audit_rows(STREAM))["outcome"] == "ignored"
+    assert aws.emails() == []

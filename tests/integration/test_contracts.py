@@ -1,0 +1,280 @@
+"""Contracts over the registries: the IAM check the `invoke` fixture runs can fail, and for every registered
+action a dry-run makes zero mutating calls (while the same scenario in enforce does make them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from remediator.core.registry import REGISTRY
+
+from tests import fakes
+from tests.fakes import alarm_event
+from tests.integration.contract import ApiCall, Deployment, StackResources, mutations, uncovered
+from tests.integration.support import ARN, SATURATED, STREAM, alarm, only, policy
+
+TOPIC = f"arn:aws:sns:{fakes.REGION}:{fakes.ACCOUNT}:notifications"
+STACK = StackResources(
+    kill_switch="/kinesis-remediator/kill-switch",
+    policy_prefix="/kinesis-remediator/policies",
+    audit_table="audit",
+    idempotency_table="idempotency",
+    topic_arn=TOPIC,
+)
+NO_RESHARD = {"reshard": {"enabled": False}}
+
+
+def deployed(**streams: dict[str, Any]) -> Deployment:
+    """Valid policies deployed for the given streams (keyword: stream, value: overrides for fakes.policy)."""
+    return Deployment(
+        parameters=frozenset(f"{STACK.policy_prefix}/{name}" for name in streams),
+        policies={name: fakes.policy(name, **overrides) for name, overrides in streams.items()},
+    )
+
+
+def call(service: str, operation: str, **params: Any) -> ApiCall:
+    return ApiCall(service, operation, params)
+
+
+def reshard(stream: str) -> ApiCall:
+    return call(
+        "kinesis",
+        "UpdateShardCount",
+        StreamARN=fakes.stream_arn(stream),
+        TargetShardCount=4,
+        ScalingType="UNIFORM_SCALING",
+    )
+
+
+# What the handler calls in an enforced reshard of 'orders' (the suite records these).
+ENFORCED_RESHARD = [
+    call("dynamodb", "PutItem", TableName="idempotency", Item={}),
+    call("ssm", "GetParameter", Name="/kinesis-remediator/policies/orders", WithDecryption=False),
+    call("dynamodb", "Query", TableName="audit"),
+    call("kinesis", "DescribeStreamSummary", StreamName=STREAM),
+    call("cloudwatch", "GetMetricData", MetricDataQueries=[]),
+    call("ssm", "GetParameter", Name="/kinesis-remediator/kill-switch", WithDecryption=False),
+    reshard(STREAM),
+    call("dynamodb", "PutItem", TableName="audit", Item={}),
+    call("sns", "Publish", TopicArn=TOPIC, Message="-"),
+    call("dynamodb", "UpdateItem", TableName="idempotency", Key={}),
+]
+# The same without the change: what any trigger for 'orders' calls.
+READS_AND_RECORDS = [c for c in ENFORCED_RESHARD if c.operation != "UpdateShardCount"]
+
+
+def test_the_calls_of_an_enforced_reshard_are_covered():
+    # Given the calls of an enforced reshard of 'orders', whose policy enables reshard
+    # When they are checked against the stack's grants
+    problems = uncovered(ENFORCED_RESHARD, deployed(orders={}), STACK)
+    # Then every one is covered
+    assert problems == []
+
+
+def test_reading_the_policy_of_a_stream_with_none_deployed_is_tolerated_but_nothing_else_is():
+    # Given no policy is deployed for 'legacy' (AWS denies the read; the handler treats it as no policy)
+    read = call("ssm", "GetParameter", Name="/kinesis-remediator/policies/legacy", WithDecryption=False)
+    write = call("ssm", "PutParameter", Name="/kinesis-remediator/policies/legacy", Value="{}")
+    # When the read and a write of that parameter are checked
+    problems = uncovered([read, write], deployed(orders={}), STACK)
+    # Then only the write is reported
+    assert problems == [
+        "ssm:PutParameter on arn:aws:ssm:us-east-1:123456789012:parameter/kinesis-remediator/policies/legacy: "
+        "not a deployed policy parameter, and not a read"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("calls", "deployment", "reported"),
+    [
+        pytest.param(
+            [reshard(STREAM)],
+            deployed(orders=NO_RESHARD, payments=NO_RESHARD),
+            [
+                f"kinesis:UpdateShardCount on {ARN}: not granted by the deployed policies' permissions",
+                f"kinesis:UpdateShardCount on {ARN}: a mutating call that the policy of stream 'orders' does not grant",
+            ],
+            id="reshard-disabled-in-every-policy",
+        ),
+        pytest.param(
+            [reshard("legacy")],
+            deployed(orders={}),
+            [
+                f"kinesis:UpdateShardCount on {fakes.stream_arn('legacy')}: "
+                "a mutating call for stream 'legacy', which has no valid policy"
+            ],
+            id="account-wide-grant-but-stream-without-policy",
+        ),
+        pytest.param(
+            [reshard(STREAM)],
+            deployed(orders=NO_RESHARD, payments={}),
+            [f"kinesis:UpdateShardCount on {ARN}: a mutating call that the policy of stream 'orders' does not grant"],
+            id="granted-for-another-stream-only",
+        ),
+        pytest.param(
+            [call("kinesis", "DescribeStreamSummary", StreamName="legacy")],
+            deployed(orders={}),
+            [
+                f"kinesis:DescribeStreamSummary on {fakes.stream_arn('legacy')}: "
+                "not granted by the deployed policies' permissions"
+            ],
+            id="describe-a-stream-in-no-policy",
+        ),
+        pytest.param(
+            [call("sqs", "SendMessage", QueueUrl="https://sqs/q", MessageBody="-")],
+            deployed(orders={}),
+            [
+                "sqs:SendMessage: unmapped call (service 'sqs' has no resource mapping); "
+                "map it in tests/integration/contract.py"
+            ],
+            id="unmapped-service",
+        ),
+        pytest.param(
+            [call("cloudwatch", "PutMetricAlarm", AlarmName="x")],
+            deployed(orders={}),
+            [
+                "cloudwatch:PutMetricAlarm: unmapped call (cloudwatch:PutMetricAlarm: only GetMetricData is "
+                "mapped); map it in tests/integration/contract.py"
+            ],
+            id="unmapped-operation",
+        ),
+        pytest.param(
+            [call("kinesis", "ListStreams")],
+            deployed(orders={}),
+            [
+                "kinesis:ListStreams: unmapped call (kinesis:ListStreams: no StreamARN, StreamName or "
+                "ConsumerARN); map it in tests/integration/contract.py"
+            ],
+            id="call-without-a-resource",
+        ),
+        pytest.param(
+            [call("ssm", "GetParameter", Name="/prod/database-password")],
+            deployed(orders={}),
+            [
+                "ssm:GetParameter on arn:aws:ssm:us-east-1:123456789012:parameter/prod/database-password: "
+                "not granted by the deployed policies' permissions"
+            ],
+            id="parameter-of-someone-else",
+        ),
+        pytest.param(
+            [call("ssm", "PutParameter", Name="/kinesis-remediator/kill-switch", Value="off")],
+            deployed(orders={}),
+            [
+                "ssm:PutParameter on arn:aws:ssm:us-east-1:123456789012:parameter/kinesis-remediator/kill-switch: "
+                "the stack grants only ['ssm:GetParameter'] on it"
+            ],
+            id="turning-the-kill-switch-off",
+        ),
+        pytest.param(
+            [call("dynamodb", "DeleteItem", TableName="audit", Key={})],
+            deployed(orders={}),
+            [
+                "dynamodb:DeleteItem on arn:aws:dynamodb:us-east-1:123456789012:table/audit: "
+                "the stack grants only ['dynamodb:PutItem', 'dynamodb:Query'] on it"
+            ],
+            id="erasing-the-audit",
+        ),
+        pytest.param(
+            [call("dynamodb", "PutItem", TableName="orders-lease", Item={})],
+            deployed(orders={}),
+            [
+                "dynamodb:PutItem on arn:aws:dynamodb:us-east-1:123456789012:table/orders-lease: "
+                "not granted by the deployed policies' permissions"
+            ],
+            id="table-of-someone-else",
+        ),
+        pytest.param(
+            [call("sns", "Publish", TopicArn=TOPIC + "-other", Message="-")],
+            deployed(orders={}),
+            [f"sns:Publish on {TOPIC}-other: not granted by the deployed policies' permissions"],
+            id="another-topic",
+        ),
+    ],
+)
+def test_a_call_the_stack_does_not_grant_is_reported(calls, deployment, reported):
+    # Given a recorded call the stack's IAM does not cover, next to the covered calls of a real trigger
+    # When the calls are checked
+    problems = uncovered([*READS_AND_RECORDS, *calls], deployment, STACK)
+    # Then exactly that call is reported, with why
+    assert problems == reported
+
+
+def test_mutations_leave_out_the_remediators_own_records_only():
+    # Given the calls of an enforced reshard, a write to a lease table and an unmapped write
+    lease = call("dynamodb", "PutItem", TableName="orders-lease", Item={})
+    unmapped = call("sqs", "SendMessage", QueueUrl="https://sqs/q", MessageBody="-")
+    # When the mutating calls are picked out
+    changes = mutations([*ENFORCED_RESHARD, lease, unmapped], STACK)
+    # Then the reshard and the two foreign writes count; audit, idempotency and the e-mail do not
+    assert changes == [reshard(STREAM), lease, unmapped]
+
+
+# --- Dry-run makes zero mutating calls, for every registered action --------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A registered symptom and the evidence that make it propose an action that every guardrail allows."""
+
+    symptom: str
+    shards: int
+    traffic: dict[str, float]
+    policy: dict[str, Any] = field(default_factory=dict)
+
+    def set_up(self, aws: Any, mode: str) -> None:
+        aws.create_stream(STREAM, self.shards)
+        aws.put_policy(policy(mode=mode) | self.policy)
+        aws.push_traffic(STREAM, **self.traffic)
+
+
+# One entry per registered action. Keep it small: the symptom, the stream and the evidence that propose it.
+SCENARIOS: dict[str, Scenario] = {
+    # Producers throttled on a 2-shard stream at 95 % of its capacity: reshard 2 -> 4.
+    "reshard": Scenario(symptom="write-throttling", shards=2, traffic=SATURATED),
+}
+
+
+def scenario_for(action: str) -> Scenario:
+    scenario = SCENARIOS.get(action)
+    if scenario is None:
+        pytest.fail(
+            f"action '{action}' has no dry-run scenario: add a symptom and the evidence that make it propose "
+            f"'{action}' to SCENARIOS in {__name__.replace('.', '/')}.py, so that its dry-run is proven to make "
+            "no mutating call",
+            pytrace=False,
+        )
+    assert scenario.symptom in REGISTRY.symptoms, f"scenario for '{action}': unknown symptom '{scenario.symptom}'"
+    return scenario
+
+
+@pytest.mark.parametrize("action", sorted(REGISTRY.actions))
+def test_dry_run_of_every_action_makes_no_mutating_call(aws, handler, invoke, api_calls, action):
+    # Given a stream in dry-run whose evidence makes a registered symptom propose the action
+    scenario = scenario_for(action)
+    scenario.set_up(aws, mode="dry-run")
+
+    # When the symptom's alarm fires
+    result = invoke(alarm_event(alarm(STREAM, scenario.symptom)))
+
+    # Then the action was planned and passed every guardrail: only the mode kept it from AWS
+    assert only([s for s in result["steps"] if s["action"] == action])["outcome"] == "dry-run"
+    # And no call changed anything but the remediator's own records: it did audit and e-mail the plan
+    assert mutations(api_calls.calls, StackResources.of(handler.settings)) == []
+    assert {"dynamodb:PutItem", "sns:Publish"} <= {c.iam_action for c in api_calls.calls}
+
+
+@pytest.mark.parametrize("action", sorted(REGISTRY.actions))
+def test_the_same_scenario_in_enforce_makes_the_actions_mutating_calls(aws, handler, invoke, api_calls, action):
+    # Given the dry-run scenario of the action, in enforce mode (so the dry-run test above can fail)
+    scenario = scenario_for(action)
+    scenario.set_up(aws, mode="enforce")
+
+    # When the symptom's alarm fires
+    result = invoke(alarm_event(alarm(STREAM, scenario.symptom)))
+
+    # Then the action is applied, and its calls are mutating ones the dry-run check would have caught
+    assert only([s for s in result["steps"] if s["action"] == action])["outcome"] == "applied"
+    changed = {c.iam_action for c in mutations(api_calls.calls, StackResources.of(handler.settings))}
+    assert changed
+    assert changed <= REGISTRY.actions[action].iam_actions
