@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,10 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from aws_cdk import App
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
+from remediator.core.iam import Permission, permissions
+from remediator.core.metrics import Metric, MetricMath
+from remediator.core.policy import StreamPolicy
+from remediator.core.symptoms.base import AlarmSpec
 from remediator.policy_files import PolicySet, load_policies
 
 from stacks.app_builder import PROJECT_ROOT, build_app
@@ -64,6 +70,26 @@ class Synth:
         return found
 
 
+def run_app(context: dict[str, object], outdir: Path, *python_args: str) -> subprocess.CompletedProcess[str]:
+    """Run app.py the way the CDK CLI does: context in CDK_CONTEXT_JSON, output directory in CDK_OUTDIR.
+    `python_args` replace the interpreter's arguments (by default, the script app.py)."""
+    environment = {
+        **os.environ,
+        "CDK_CONTEXT_JSON": json.dumps(context),
+        "CDK_OUTDIR": str(outdir),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    return subprocess.run(
+        [sys.executable, *(python_args or ("app.py",))],
+        cwd=PROJECT_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
 def write_policies(directory: Path, files: Mapping[str, str]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -97,6 +123,22 @@ PSEUDO = {
 
 def stream_arn(name: str) -> str:
     return f"arn:{PARTITION}:kinesis:{REGION}:{ACCOUNT}:stream/{name}"
+
+
+def arn(*, service: str, resource: str, resource_name: str, arn_format: str = "slash") -> str:
+    """An ArnFormatter (remediator.core.grants) writing ARNs as `resolve` renders the stack's format_arn."""
+    separator = ":" if arn_format == "colon" else "/"
+    return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT}:{resource}{separator}{resource_name}"
+
+
+def declared_permissions(policies: PolicySet | Iterable[StreamPolicy]) -> list[Permission]:
+    """What the registries declare for these policies (remediator.core.iam.permissions), with resolved ARNs."""
+    return permissions(policies.streams.values() if isinstance(policies, PolicySet) else policies, arn)
+
+
+def declared_pairs(policies: PolicySet | Iterable[StreamPolicy]) -> set[tuple[str, str]]:
+    """The declared permissions flattened to (action, resource) pairs, as `permission_pairs` flattens the role."""
+    return {(a, r) for p in declared_permissions(policies) for a in p.actions for r in p.resources}
 
 
 def parameter_arn(name: str) -> str:
@@ -187,6 +229,104 @@ def permission_pairs(synth: Synth, statements: list[dict[str, Any]] | None = Non
 
 def resources_for(pairs: set[tuple[str, str]], action: str) -> set[str]:
     return {resource for granted, resource in pairs if granted == action}
+
+
+# --- Alarms -----------------------------------------------------------------------------------------------------
+
+
+def alarms_by_name(synth: Synth) -> dict[str, dict[str, Any]]:
+    return {a["Properties"]["AlarmName"]: a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()}
+
+
+def dimension_list(metric: Metric) -> list[dict[str, str]]:
+    return [{"Name": name, "Value": value} for name, value in sorted(metric.dimension_map.items())]
+
+
+def alarm_metric_properties(properties: dict[str, Any]) -> dict[str, Any]:
+    """What an AWS::CloudWatch::Alarm watches: its single metric, or its metric-math queries (dimensions sorted,
+    the expression's generated query id dropped), in one comparable shape."""
+    if "Metrics" not in properties:
+        return {
+            "Namespace": properties.get("Namespace"),
+            "MetricName": properties.get("MetricName"),
+            "Statistic": properties.get("Statistic"),
+            "Dimensions": sorted(properties.get("Dimensions", []), key=lambda d: d["Name"]),
+            "Period": properties.get("Period"),
+        }
+    expressions, inputs = [], {}
+    for query in properties["Metrics"]:
+        if "Expression" in query:
+            expressions.append({k: v for k, v in query.items() if k != "Id"})
+        else:
+            stat = query["MetricStat"]
+            inputs[query["Id"]] = {
+                "Namespace": stat["Metric"]["Namespace"],
+                "MetricName": stat["Metric"]["MetricName"],
+                "Statistic": stat["Stat"],
+                "Dimensions": sorted(stat["Metric"].get("Dimensions", []), key=lambda d: d["Name"]),
+                "Period": stat["Period"],
+                "ReturnData": query.get("ReturnData"),
+            }
+    return {"Expressions": expressions, "Inputs": inputs}
+
+
+def expected_metric_properties(source: Metric | MetricMath) -> dict[str, Any]:
+    """`alarm_metric_properties` of the alarm a symptom's AlarmSpec declares, built from the declaration."""
+    if isinstance(source, Metric):
+        return {
+            "Namespace": source.namespace,
+            "MetricName": source.name,
+            "Statistic": source.statistic,
+            "Dimensions": dimension_list(source),
+            "Period": source.period_seconds,
+        }
+    expression: dict[str, Any] = {"Expression": source.expression, "ReturnData": True}
+    if source.label:
+        expression["Label"] = source.label
+    return {
+        "Expressions": [expression],
+        "Inputs": {
+            key: {
+                "Namespace": metric.namespace,
+                "MetricName": metric.name,
+                "Statistic": metric.statistic,
+                "Dimensions": dimension_list(metric),
+                # As declared. (CDK's MathExpression overrides its inputs' periods with its own, so an input declared
+                # with another period than its expression's is not built as declared, and this fails.)
+                "Period": metric.period_seconds,
+                "ReturnData": False,
+            }
+            for key, metric in source.inputs.items()
+        },
+    }
+
+
+ALARM_SETTINGS = (
+    "Threshold",
+    "ComparisonOperator",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "TreatMissingData",
+    "AlarmDescription",
+)
+
+
+def alarm_as_built(properties: dict[str, Any]) -> dict[str, Any]:
+    """A synthesized alarm's metric and settings, comparable with `alarm_as_declared`."""
+    return {"metric": alarm_metric_properties(properties), **{k: properties.get(k) for k in ALARM_SETTINGS}}
+
+
+def alarm_as_declared(spec: AlarmSpec) -> dict[str, Any]:
+    """What the stack must build from a symptom's AlarmSpec."""
+    return {
+        "metric": expected_metric_properties(spec.metric),
+        "Threshold": spec.threshold,
+        "ComparisonOperator": spec.comparison.value,
+        "EvaluationPeriods": spec.evaluation_periods,
+        "DatapointsToAlarm": spec.datapoints_to_alarm,
+        "TreatMissingData": spec.missing_data.value,
+        "AlarmDescription": spec.description,
+    }
 
 
 def newest_python_runtime() -> lambda_.Runtime:

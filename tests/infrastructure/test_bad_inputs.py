@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from aws_cdk import App
 from remediator.policy_files import PolicyValidationError
 
-from stacks.app_builder import PROJECT_ROOT, LayerNotBuilt, build_app
-from tests.infrastructure.support import cli_context, write_policies
+from stacks.app_builder import LayerNotBuilt, build_app
+from tests.infrastructure.support import cli_context, run_app, write_policies
 
 pytestmark = pytest.mark.xdist_group("infrastructure")
 
@@ -24,25 +20,6 @@ streams:
     actions:
       reshard: {max_shards: 0}
 """
-
-
-def run_app(context: dict[str, object], outdir: Path) -> subprocess.CompletedProcess[str]:
-    """Run app.py the way the CDK CLI does: context in CDK_CONTEXT_JSON, output directory in CDK_OUTDIR."""
-    environment = {
-        **os.environ,
-        "CDK_CONTEXT_JSON": json.dumps(context),
-        "CDK_OUTDIR": str(outdir),
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-    }
-    return subprocess.run(
-        [sys.executable, "app.py"],
-        cwd=PROJECT_ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_bad_policy_fails_synth_naming_file_stream_and_field(tmp_path: Path) -> None:

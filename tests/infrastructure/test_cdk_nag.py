@@ -9,11 +9,9 @@ from typing import Any
 import pytest
 from aws_cdk import App
 from aws_cdk import aws_sqs as sqs
-from remediator.core.actions import REGISTRY
-from remediator.core.evidence import READ_GRANTS
 
 from stacks.app_builder import build_app
-from tests.infrastructure.support import Synth, as_list, assembly_metadata, cli_context
+from tests.infrastructure.support import Synth, as_list, assembly_metadata, cli_context, declared_permissions
 
 pytestmark = pytest.mark.xdist_group("infrastructure")
 
@@ -101,13 +99,13 @@ def test_wildcard_acknowledgement_names_every_wildcard_action_and_why(synth: Syn
         for action in as_list(statement["Action"])
     }
     assert wildcard_actions
-    # Then the reason names each of them, and carries each account-scoped grant's justification
+    # Then the reason names each of them, and carries each account-wide grant's justification
     for action in wildcard_actions:
         assert action in reason
-    grants = [*READ_GRANTS, *(g for action in REGISTRY.values() for g in action.iam_grants)]
-    for grant in grants:
-        if grant.scope == "account":
-            assert grant.why in reason
+    account_wide = [p for p in declared_permissions(synth.policies) if p.account_wide]
+    assert account_wide
+    for permission in account_wide:
+        assert permission.why in reason
 
 
 def test_xray_acknowledgement_names_the_xray_actions(synth: Synth) -> None:

@@ -7,12 +7,14 @@ so the assertions hold however CDK merges statements (cdk.json sets @aws-cdk/aws
 from __future__ import annotations
 
 import pytest
-from remediator.core.actions import REGISTRY
-from remediator.core.evidence import READ_GRANTS
-from remediator.core.grants import IamGrant
+from remediator.core.iam import grants_for
+from remediator.policy_files import PolicySet
 
 from tests.infrastructure.support import (
     Synth,
+    arn,
+    declared_pairs,
+    declared_permissions,
     get_att,
     parameter_arn,
     permission_pairs,
@@ -25,28 +27,31 @@ from tests.infrastructure.support import (
 pytestmark = pytest.mark.xdist_group("infrastructure")
 
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+# Scopes whose resolved ARNs end in a wildcard because the resource's id is unknown at synth time
+# (remediator.core.grants: a consumer's ARN ends in its creation time, a mapping's in its UUID).
+SUFFIX_WILDCARD_SCOPES = {"stream-consumer", "event-source-mapping"}
 
 
-def registry_grants() -> list[IamGrant]:
-    """The declarations, read from the registries directly (not through the stack's own helper)."""
-    grants = list(READ_GRANTS)
-    for action in REGISTRY.values():
-        grants.extend(action.iam_grants)
-    return grants
+def account_wide_actions(policies: PolicySet) -> set[str]:
+    return {action for p in declared_permissions(policies) if p.account_wide for action in p.actions}
 
 
-def scoped_actions(scope: str) -> set[str]:
-    return {action for grant in registry_grants() if grant.scope == scope for action in grant.actions}
+def stream_scoped_actions(policies: PolicySet) -> set[str]:
+    return {action for p in declared_permissions(policies) if p.scope == "stream" for action in p.actions}
 
 
 def policy_stream_arns(synth: Synth) -> set[str]:
     return {stream_arn(name) for name in synth.policies.streams}
 
 
-def test_registries_declare_both_scopes() -> None:
-    # Given the registries, the tests below are meaningful only if both scopes are in use
-    assert scoped_actions("stream") == {"kinesis:DescribeStreamSummary"}
-    assert scoped_actions("account") == {"kinesis:UpdateShardCount", "cloudwatch:GetMetricData"}
+def test_declarations_use_both_a_resource_scope_and_the_account_scope(synth: Synth) -> None:
+    # Given what the registries declare for the test policies
+    declared = declared_permissions(synth.policies)
+    # Then some grants name resources and some are account-wide, so the tests below check both kinds
+    assert {p.scope for p in declared if not p.account_wide}
+    assert account_wide_actions(synth.policies)
+    # And every account-wide grant says why no resource can be named
+    assert all(p.why.strip() for p in declared if p.account_wide)
 
 
 def test_role_is_assumable_by_lambda_only_and_has_no_managed_policies(synth: Synth) -> None:
@@ -62,8 +67,7 @@ def test_role_is_assumable_by_lambda_only_and_has_no_managed_policies(synth: Syn
 
 
 def test_role_permissions_are_exactly_the_declared_ones(synth: Synth) -> None:
-    # Given the registries' declarations and the stack's own resources
-    streams = policy_stream_arns(synth)
+    # Given the registries' declarations (remediator.core.iam.permissions) and the stack's own resources
     resource_ids = {
         "audit": synth.logical_id("State/AuditTable"),
         "idempotency": synth.logical_id("State/IdempotencyTable"),
@@ -76,9 +80,9 @@ def test_role_permissions_are_exactly_the_declared_ones(synth: Synth) -> None:
         parameter_arn(f"/kinesis-remediator/policies/{name}") for name in synth.policies.streams
     }
     expected = (
-        {(action, arn) for action in scoped_actions("stream") for arn in streams}
-        | {(action, "*") for action in scoped_actions("account") | XRAY_ACTIONS}
-        | {("ssm:GetParameter", arn) for arn in parameters}
+        declared_pairs(synth.policies)
+        | {(action, "*") for action in XRAY_ACTIONS}
+        | {("ssm:GetParameter", parameter) for parameter in parameters}
         | {(a, get_att(resource_ids["audit"])) for a in ("dynamodb:PutItem", "dynamodb:Query")}
         | {
             (a, get_att(resource_ids["idempotency"]))
@@ -102,33 +106,55 @@ def test_stream_scoped_kinesis_actions_name_exactly_the_policy_streams(
     # Given an app built from a policy set
     synth: Synth = request.getfixturevalue(fixture)
     pairs = permission_pairs(synth)
-    # When the kinesis actions that are scoped to resources are collected
-    scoped = {(action, resource) for action, resource in pairs if action.startswith("kinesis:") and resource != "*"}
-    # Then each of them names exactly the policy streams' ARNs, none a wildcard
-    assert scoped, "no stream-scoped kinesis statement at all"
-    for action in {action for action, _ in scoped}:
-        assert resources_for(scoped, action) == policy_stream_arns(synth), action
-    assert not [resource for _, resource in scoped if "*" in resource]
+    # When the kinesis actions that the registries scope to streams are collected
+    actions = stream_scoped_actions(synth.policies)
+    assert actions, "no stream-scoped kinesis grant at all"
+    # Then each of them names exactly the ARNs of the policy streams whose enabled plugins need it, none a wildcard
+    for action in actions:
+        needing = {
+            stream_arn(name)
+            for name, policy in synth.policies.streams.items()
+            if any(action in grant.actions and grant.scope.name == "stream" for grant in grants_for(policy))
+        }
+        assert needing <= policy_stream_arns(synth), action
+        assert resources_for(pairs, action) == needing, action
+    assert not [r for a in actions for r in resources_for(pairs, a) if "*" in r]
 
 
-def test_only_account_scoped_grants_and_xray_use_a_wildcard_resource(synth: Synth) -> None:
+@pytest.mark.parametrize("fixture", ["synth", "grown_synth", "example_synth"])
+def test_only_account_scoped_grants_and_xray_use_a_wildcard_resource(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
     # Given the role's permissions
+    synth: Synth = request.getfixturevalue(fixture)
     pairs = permission_pairs(synth)
     # Then the actions granted on "*" are exactly the registries' account-scoped ones and X-Ray's
-    assert {action for action, resource in pairs if resource == "*"} == scoped_actions("account") | XRAY_ACTIONS
-    # And no other resource contains a wildcard
-    assert [(a, r) for a, r in pairs if r != "*" and "*" in r] == []
+    assert {action for action, resource in pairs if resource == "*"} == account_wide_actions(
+        synth.policies
+    ) | XRAY_ACTIONS
+    # And no other resource contains a wildcard, but for the ARN suffixes of scopes whose ids are unknown at synth
+    suffix_wildcards = {
+        (a, r)
+        for p in declared_permissions(synth.policies)
+        if p.scope in SUFFIX_WILDCARD_SCOPES
+        for a in p.actions
+        for r in p.resources
+    }
+    assert [(a, r) for a, r in pairs if r != "*" and "*" in r and (a, r) not in suffix_wildcards] == []
+    assert all(r.endswith("/*") or r.endswith(":*") for _, r in suffix_wildcards)
 
 
-def test_every_declared_grant_is_in_the_role_with_its_scope(synth: Synth) -> None:
-    # Given the registries' declarations
+@pytest.mark.parametrize("fixture", ["synth", "grown_synth", "example_synth"])
+def test_every_declared_grant_is_in_the_role_with_its_scope(request: pytest.FixtureRequest, fixture: str) -> None:
+    # Given each stream's grants, read from its enabled plugins (remediator.core.iam.grants_for)
+    synth: Synth = request.getfixturevalue(fixture)
     pairs = permission_pairs(synth)
-    streams = policy_stream_arns(synth)
-    # Then the stack built the role from them: each action is granted, on the streams or on "*" as declared
-    for grant in registry_grants():
-        for action in grant.actions:
-            expected = streams if grant.scope == "stream" else {"*"}
-            assert resources_for(pairs, action) == expected, (action, grant.scope)
+    # Then the stack granted each action on the resources its scope resolves to for that stream ("*" if account-wide)
+    for name, policy in synth.policies.streams.items():
+        for grant in grants_for(policy):
+            for action in grant.actions:
+                for resource in grant.resources(policy, arn):
+                    assert (action, resource) in pairs, (name, action, grant.scope.name, resource)
 
 
 def test_no_dangerous_or_wildcard_actions(synth: Synth) -> None:
@@ -173,15 +199,18 @@ def test_adding_a_stream_adds_exactly_its_arn_to_the_scoped_statements(synth: Sy
     def kinesis_scoped(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
         return {(a, r) for a, r in pairs if a.startswith("kinesis:") and r != "*"}
 
+    # And what the registries declare for clickstream alone, apart from account-wide grants
+    clickstream = grown_synth.policies.streams["clickstream"]
+    scoped_for_clickstream = {(a, r) for a, r in declared_pairs([clickstream]) if r != "*"}
+    assert scoped_for_clickstream
+    assert {r for _, r in scoped_for_clickstream} == {stream_arn("clickstream")}
     # Then the stream-scoped kinesis statements gained exactly clickstream's ARN, and lost nothing
-    assert kinesis_scoped(after) - kinesis_scoped(before) == {
-        (action, stream_arn("clickstream")) for action in scoped_actions("stream")
-    }
+    assert kinesis_scoped(after) - kinesis_scoped(before) == kinesis_scoped(scoped_for_clickstream)
     assert kinesis_scoped(before) <= kinesis_scoped(after)
     # And the wildcard statements did not change
     assert {p for p in after if p[1] == "*"} == {p for p in before if p[1] == "*"}
     # And across the whole role, the only other addition is clickstream's policy parameter
     assert before <= after
-    assert after - before == {(action, stream_arn("clickstream")) for action in scoped_actions("stream")} | {
+    assert after - before == scoped_for_clickstream | {
         ("ssm:GetParameter", parameter_arn("/kinesis-remediator/policies/clickstream"))
     }

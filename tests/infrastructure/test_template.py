@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
-from remediator.core.policy import StreamPolicy
-from remediator.core.symptoms import SYMPTOMS
+from remediator.core.deployment import KILL_SWITCH_OFF
+from remediator.core.registry import REGISTRY
 
 from stacks.constructs.remediator import HANDLER, policy_digest
 from tests.infrastructure.support import (
     Synth,
+    alarm_as_built,
+    alarm_as_declared,
+    alarms_by_name,
     function,
     get_att,
     newest_python_runtime,
@@ -48,10 +50,6 @@ ALARM_KEYS = (
 )
 
 
-def alarms_by_name(synth: Synth) -> dict[str, dict[str, Any]]:
-    return {a["Properties"]["AlarmName"]: a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()}
-
-
 # --- CloudWatch alarms ------------------------------------------------------------------------------------------
 
 
@@ -65,10 +63,10 @@ def test_one_alarm_per_stream_and_enabled_detector(
     synth: Synth = request.getfixturevalue(fixture)
     # When the app is synthesized
     alarms = alarms_by_name(synth)
-    # Then there is exactly one alarm per stream and enabled detector, named <prefix><stream>-<symptom>
-    assert sorted(alarms) == sorted(f"kinesis-remediator-{stream}-{symptom}" for stream, symptom in expected)
+    # Then there is exactly one alarm per stream and enabled detector, named <prefix><stream>/<symptom>
+    assert sorted(alarms) == sorted(f"kinesis-remediator-{stream}/{symptom}" for stream, symptom in expected)
     for (stream, symptom), (metric, statistic, threshold, periods, datapoints) in expected.items():
-        properties = alarms[f"kinesis-remediator-{stream}-{symptom}"]
+        properties = alarms[f"kinesis-remediator-{stream}/{symptom}"]
         # ... on the AWS/Kinesis stream metric, with the policy's threshold and evaluation window
         assert {key: properties.get(key) for key in ALARM_KEYS} == {
             "Namespace": "AWS/Kinesis",
@@ -86,11 +84,12 @@ def test_one_alarm_per_stream_and_enabled_detector(
 
 def test_disabled_detector_has_no_alarm(synth: Synth) -> None:
     # Given payments disables its write-throttling detector
-    assert synth.policies.streams["payments"].detectors.write_throttling.enabled is False
+    assert REGISTRY.symptoms["write-throttling"].detector(synth.policies.streams["payments"]).enabled is False
     # When the app is synthesized
     alarms = alarms_by_name(synth)
     # Then payments has its iterator-age alarm only, and no alarm watches its WriteProvisionedThroughputExceeded
-    assert "kinesis-remediator-payments-write-throttling" not in alarms
+    assert "kinesis-remediator-payments/write-throttling" not in alarms
+    assert "kinesis-remediator-payments/iterator-age" in alarms
     assert [
         name
         for name, p in alarms.items()
@@ -106,26 +105,16 @@ def test_alarms_are_the_symptom_registrys_alarm_specs(request: pytest.FixtureReq
     alarms = alarms_by_name(synth)
     expected_names = set()
     for stream, policy in synth.policies.streams.items():
-        for key, symptom in SYMPTOMS.items():
-            if not symptom.detector(policy).enabled:
+        for key, symptom in REGISTRY.symptoms.items():
+            detector = symptom.detector(policy)
+            if not detector.enabled:
                 continue
-            # Then each enabled detector's AlarmSpec is built as is, on the stream's dimension
-            spec = symptom.alarm_spec(policy)
-            name = alarm_name(DEFAULT_ALARM_PREFIX, stream, key)
-            expected_names.add(name)
-            assert {k: alarms[name].get(k) for k in (*ALARM_KEYS, "AlarmDescription")} == {
-                "Namespace": spec.namespace,
-                "MetricName": spec.metric_name,
-                "Statistic": spec.statistic,
-                "Dimensions": [{"Name": "StreamName", "Value": stream}],
-                "Period": spec.period_seconds,
-                "Threshold": spec.threshold,
-                "EvaluationPeriods": spec.evaluation_periods,
-                "DatapointsToAlarm": spec.datapoints_to_alarm,
-                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-                "TreatMissingData": "notBreaching",
-                "AlarmDescription": spec.description,
-            }, name
+            # Then each enabled detector's AlarmSpecs are built as declared
+            for spec in symptom.alarms(policy, detector):
+                name = alarm_name(DEFAULT_ALARM_PREFIX, stream, key, spec.qualifier)
+                expected_names.add(name)
+                assert name in alarms, name
+                assert alarm_as_built(alarms[name]) == alarm_as_declared(spec), name
     # And there is no other alarm
     assert set(alarms) == expected_names
 
@@ -328,11 +317,12 @@ def test_tables(synth: Synth, construct: str, keys: list[tuple[str, str]], ttl: 
 def test_kill_switch_parameter_starts_off(synth: Synth) -> None:
     # Given the synthesized stack
     kill_switch = synth.template["Resources"][synth.logical_id("State/KillSwitch")]
-    # Then the kill switch exists, as a plain String reading 'off' (remediation allowed)
+    # Then the kill switch exists, as a plain String reading the value the remediator takes for "off"
+    # (remediation allowed; remediator.clients.parameters compares with the same constant)
     assert {k: kill_switch["Properties"][k] for k in ("Name", "Type", "Value")} == {
         "Name": "/kinesis-remediator/kill-switch",
         "Type": "String",
-        "Value": "off",
+        "Value": KILL_SWITCH_OFF,
     }
 
 
@@ -354,9 +344,12 @@ def test_one_policy_parameter_per_stream_holding_the_validated_policy(
     for name, policy in synth.policies.streams.items():
         parameter = parameters[f"/kinesis-remediator/policies/{name}"]
         assert parameter["Type"] == "String"
-        # ... whose value is JSON the Lambda's model accepts, equal to the policy loaded from YAML
-        deployed = StreamPolicy.model_validate(json.loads(parameter["Value"]))
-        assert deployed == policy
+        # ... whose value is JSON the Lambda's model (built from the registry) accepts, equal to the policy
+        # loaded from YAML
+        deployed = REGISTRY.parse_stream_policy(json.loads(parameter["Value"]))
+        # (Compared by value: the registry builds a new model class whenever its plugins change, as tests that
+        # register a toy plugin make them, and pydantic models of different classes are never equal.)
+        assert deployed.model_dump() == policy.model_dump()
         assert deployed.name == name
 
 
