@@ -17,7 +17,8 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction, LayerVersion, lambda_backends
 from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudformation.parsing import get_model_map
-from moto.cloudwatch.models import cloudwatch_backends
+from moto.cloudwatch.models import Dimension, MetricDataQuery, MetricStat, cloudwatch_backends
+from moto.cloudwatch.models import Metric as CloudWatchMetric
 from moto.core.common_models import CloudFormationModel
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Table
@@ -60,6 +61,39 @@ class _AddedResource:
         )
 
 
+def _metric_data_queries(properties: Json) -> list[MetricDataQuery] | None:
+    """A metric-math alarm's `Metrics`, built as moto's own PutMetricAlarm handler builds them (None without)."""
+    if not properties.get("Metrics"):
+        return None
+    queries = []
+    for query in properties["Metrics"]:
+        stat = query.get("MetricStat")
+        metric_stat = None
+        if stat:
+            metric = stat["Metric"]
+            metric_stat = MetricStat(
+                metric=CloudWatchMetric(
+                    metric_name=metric["MetricName"],
+                    namespace=metric.get("Namespace"),
+                    dimensions=[Dimension(d["Name"], d["Value"]) for d in metric.get("Dimensions", [])],
+                ),
+                period=stat.get("Period"),
+                stat=stat.get("Stat"),
+                unit=stat.get("Unit"),
+            )
+        queries.append(
+            MetricDataQuery(
+                query_id=query["Id"],
+                label=query.get("Label"),
+                period=query.get("Period"),
+                return_data=query.get("ReturnData"),
+                expression=query.get("Expression"),
+                metric_stat=metric_stat,
+            )
+        )
+    return queries
+
+
 # CloudFormationModel must be a direct base (moto walks its __subclasses__), and moto's model tracker
 # wants a "moto.<service>" module name.
 class CfnAlarm(_AddedResource, CloudFormationModel):
@@ -84,6 +118,8 @@ class CfnAlarm(_AddedResource, CloudFormationModel):
             name=name,
             namespace=p.get("Namespace"),
             metric_name=p.get("MetricName"),
+            # A metric-math alarm names no MetricName: its Metrics hold the expression and its inputs.
+            metric_data_queries=_metric_data_queries(p),
             comparison_operator=p["ComparisonOperator"],
             evaluation_periods=int(p["EvaluationPeriods"]),
             period=int(p.get("Period", 60)),

@@ -76,6 +76,15 @@ What this demo shows, and what the emulator (moto) cannot:
 """
 
 
+# How the alarm inventory shows CloudWatch's ComparisonOperator.
+COMPARISONS = {
+    "GreaterThanOrEqualToThreshold": ">=",
+    "GreaterThanThreshold": ">",
+    "LessThanThreshold": "<",
+    "LessThanOrEqualToThreshold": "<=",
+}
+
+
 class DemoFailed(Exception):
     pass
 
@@ -265,40 +274,7 @@ class Demo:
         cloudwatch = self.client("cloudwatch")
         cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason)
         alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
-        stamp = alarm["StateUpdatedTimestamp"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
-        return {
-            "version": "0",
-            "id": f"demo-{time.time_ns()}",
-            "detail-type": "CloudWatch Alarm State Change",
-            "source": "aws.cloudwatch",
-            "account": ACCOUNT,
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "region": REGION,
-            "resources": [alarm["AlarmArn"]],
-            "detail": {
-                "alarmName": name,
-                "state": {"value": "ALARM", "reason": reason, "timestamp": stamp},
-                "previousState": {"value": "OK", "reason": "", "timestamp": stamp},
-                "configuration": {
-                    "description": alarm.get("AlarmDescription", ""),
-                    "metrics": [
-                        {
-                            "id": "m1",
-                            "metricStat": {
-                                "metric": {
-                                    "namespace": alarm["Namespace"],
-                                    "name": alarm["MetricName"],
-                                    "dimensions": {d["Name"]: d["Value"] for d in alarm["Dimensions"]},
-                                },
-                                "period": alarm["Period"],
-                                "stat": alarm["Statistic"],
-                            },
-                            "returnData": True,
-                        }
-                    ],
-                },
-            },
-        }
+        return state_change_event(alarm, reason)
 
     def rule_matches(self, event: dict[str, Any]) -> bool:
         """moto's server cannot TestEventPattern; its own matcher checks the deployed rule's pattern."""
@@ -388,16 +364,77 @@ class Demo:
 
     def inventory(self) -> str:
         alarms = self.client("cloudwatch").describe_alarms(AlarmNamePrefix=DEFAULT_ALARM_PREFIX)["MetricAlarms"]
-        rows = [
-            [
-                a["AlarmName"],
-                f"{a['MetricName']} {a['Statistic']}",
-                f">= {a['Threshold']:g}",
-                f"{a.get('DatapointsToAlarm', a['EvaluationPeriods'])} of {a['EvaluationPeriods']} min",
-            ]
-            for a in alarms
+        return alarm_inventory(alarms)
+
+
+def alarm_inventory(alarms: list[dict[str, Any]]) -> str:
+    """The deployed alarms (as DescribeAlarms returns them), one line each: single-metric or metric math."""
+
+    def watched(alarm: dict[str, Any]) -> str:
+        if alarm.get("MetricName"):
+            return f"{alarm['MetricName']} {alarm['Statistic']}"
+        expression = next((q["Expression"] for q in alarm.get("Metrics", []) if q.get("Expression")), "?")
+        return f"metric math: {expression}"
+
+    rows = [
+        [
+            a["AlarmName"],
+            watched(a),
+            f"{COMPARISONS.get(a['ComparisonOperator'], a['ComparisonOperator'])} {a['Threshold']:g}",
+            f"{a.get('DatapointsToAlarm', a['EvaluationPeriods'])} of {a['EvaluationPeriods']} min",
         ]
-        return table(["alarm", "metric", "threshold", "breaching"], rows)
+        for a in alarms
+    ]
+    return table(["alarm", "metric", "threshold", "breaching"], rows)
+
+
+def _metric_queries(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """An alarm's metrics as the state-change event lists them: its one metric, or its metric-math queries."""
+
+    def stat(metric: dict[str, Any], period: int, statistic: str) -> dict[str, Any]:
+        return {
+            "metric": {
+                "namespace": metric["Namespace"],
+                "name": metric["MetricName"],
+                "dimensions": {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])},
+            },
+            "period": period,
+            "stat": statistic,
+        }
+
+    if not alarm.get("Metrics"):
+        return [{"id": "m1", "metricStat": stat(alarm, alarm["Period"], alarm["Statistic"]), "returnData": True}]
+    queries: list[dict[str, Any]] = []
+    for query in alarm["Metrics"]:
+        entry: dict[str, Any] = {"id": query["Id"], "returnData": query.get("ReturnData", True)}
+        if query.get("Expression"):
+            entry |= {"expression": query["Expression"], "label": query.get("Label", "")}
+        else:
+            metric_stat = query["MetricStat"]
+            entry["metricStat"] = stat(metric_stat["Metric"], metric_stat["Period"], metric_stat["Stat"])
+        queries.append(entry)
+    return queries
+
+
+def state_change_event(alarm: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The EventBridge event CloudWatch sends when `alarm` (as DescribeAlarms returns it) goes into ALARM."""
+    stamp = alarm["StateUpdatedTimestamp"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    return {
+        "version": "0",
+        "id": f"demo-{time.time_ns()}",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": ACCOUNT,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [alarm["AlarmArn"]],
+        "detail": {
+            "alarmName": alarm["AlarmName"],
+            "state": {"value": "ALARM", "reason": reason, "timestamp": stamp},
+            "previousState": {"value": "OK", "reason": "", "timestamp": stamp},
+            "configuration": {"description": alarm.get("AlarmDescription", ""), "metrics": _metric_queries(alarm)},
+        },
+    }
 
 
 def _report(demo: Demo, scenarios: list[Scenario], out: TextIO) -> None:

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -37,8 +38,8 @@ def emulator() -> Iterator[Emulator]:
 
 @pytest.fixture(scope="module")
 def saturated_stream(emulator: Emulator) -> str:
-    def client(service: str):  # type: ignore[no-untyped-def]
-        return boto3.client(
+    def client(service: str) -> Any:
+        return boto3.client(  # type: ignore[call-overload]
             service,
             region_name="us-east-1",
             endpoint_url=emulator.endpoint,
@@ -100,6 +101,7 @@ def test_plan_json_names_the_action_its_command_and_guardrails(
     assert plan["diagnosis"]["cause"] == "shards-saturated"
     (action,) = plan["actions"]
     assert action["parameters"] == {"current_shards": 1, "desired_shards": 2, "target_shards": 2}
+    assert action["summary"] == "reshard 1 -> 2 shards"
     assert action["cli_command"] == (
         "aws kinesis update-shard-count --stream-arn arn:aws:kinesis:us-east-1:123456789012:stream/clicks "
         "--target-shard-count 2 --scaling-type UNIFORM_SCALING"

@@ -38,10 +38,11 @@ def test_demo_exits_zero_and_reports_every_step(demo_run: tuple[subprocess.Compl
 
 def test_demo_deploys_the_stack_alarms(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
     completed, workdir = demo_run
-    assert "kinesis-remediator-demo-orders-iterator-age      GetRecords.IteratorAgeMilliseconds Maximum" in (
+    # Named <prefix><stream>/<symptom>, as the stack names them.
+    assert "kinesis-remediator-demo-orders/iterator-age      GetRecords.IteratorAgeMilliseconds Maximum" in (
         completed.stdout
     )
-    assert "kinesis-remediator-demo-orders-write-throttling  WriteProvisionedThroughputExceeded Sum" in completed.stdout
+    assert "kinesis-remediator-demo-orders/write-throttling  WriteProvisionedThroughputExceeded Sum" in completed.stdout
     # Both deploys went through the CDK CLI, and left its logs behind.
     assert "KinesisRemediator" in (workdir / "logs" / "deploy-dry-run.log").read_text()
     assert (workdir / "logs" / "deploy-enforce.log").is_file()
@@ -66,6 +67,8 @@ def test_demo_prints_the_dry_run_email(demo_run: tuple[subprocess.CompletedProce
     completed, _ = demo_run
     out = completed.stdout
     assert "Subject: [DRY-RUN] demo-orders: reshard 2 -> 4 shards (consumers falling behind)" in out
+    # The deployed alarm's name, as the handler read it from the event.
+    assert "Alarm:     kinesis-remediator-demo-orders/iterator-age\n" in out
     assert "Kinesis Remediator, DRY RUN: nothing was changed." in out
     assert (
         "aws kinesis update-shard-count --stream-arn arn:aws:kinesis:us-east-1:123456789012:stream/demo-orders "
@@ -73,6 +76,7 @@ def test_demo_prints_the_dry_run_email(demo_run: tuple[subprocess.CompletedProce
     ) in out
     assert "[pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4" in out
     assert "Subject: [APPLIED] demo-orders: reshard 2 -> 4 shards (producers throttled)" in out
+    assert "Alarm:     kinesis-remediator-demo-orders/write-throttling\n" in out
 
 
 def test_demo_prints_the_audit_rows(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
