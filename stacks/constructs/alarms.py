@@ -42,8 +42,9 @@ class StreamAlarms(Construct):
                 if not detector.enabled:
                     continue
                 for spec in symptom.alarms(policy, detector):
-                    # Named, not numbered: adding a stream or a consumer moves no other alarm.
-                    construct_id_ = f"Stream-{stream}-{key}" + (f"-{spec.qualifier}" if spec.qualifier else "")
+                    # Named, not numbered: adding a stream or a consumer moves no other alarm. ':' appears in
+                    # no stream name, symptom id or qualifier, so two alarms never share an id.
+                    construct_id_ = ":".join(part for part in ("Stream", stream, key, spec.qualifier) if part)
                     self.alarms[(stream, key, spec.qualifier)] = cloudwatch.Alarm(
                         self,
                         construct_id_,

@@ -360,3 +360,54 @@ def test_contract_template_passes_cfn_lint(contract_synth: Synth) -> None:
     on_alarms = [m.rule.id for m in matches if len(m.path) > 1 and m.path[1] in alarm_ids]
     assert errors == []
     assert on_alarms == []
+
+
+class ConsumerToy(Symptom[DetectorPolicy]):
+    """A toy qualified by the bare function name, the shape that once made two construct ids collide."""
+
+    id = "consumer-toy"
+    title = "consumer toy"
+    meaning = "A toy alarm per Lambda consumer."
+    detector_schema = DetectorPolicy
+
+    def alarms(self, policy: StreamPolicy, detector: DetectorPolicy) -> list[AlarmSpec]:
+        return [
+            self.alarm(
+                detector,
+                LAMBDA_ERRORS.on(FunctionName=c.function),
+                1,
+                missing_data=MissingData.NOT_BREACHING,
+                qualifier=c.function,
+            )
+            for c in policy.consumers
+        ]
+
+    def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
+        return Diagnosis(cause=Cause.NOT_REPRODUCED, summary="toy")
+
+
+def test_alarms_whose_parts_join_to_the_same_text_still_synthesize(tmp_path: Any) -> None:
+    # Given stream 'orders' with consumer 'fn-write-throttling' (alarm parts orders, consumer-toy,
+    # fn-write-throttling) next to stream 'orders-consumer-toy-fn' (parts orders-consumer-toy-fn, write-throttling):
+    # joined with '-', both read 'orders-consumer-toy-fn-write-throttling'
+    policies = write_policies(
+        tmp_path / "policies",
+        {
+            "p.yaml": """\
+version: 1
+streams:
+  - name: orders
+    consumers: [{function: fn-write-throttling}]
+    actions: {reshard: {max_shards: 4}}
+  - name: orders-consumer-toy-fn
+    actions: {reshard: {max_shards: 4}}
+"""
+        },
+    )
+    # When the app is synthesized with the toy registered
+    with REGISTRY.registered(ConsumerToy):
+        synth = synthesize([policies], tmp_path / "cdk.out")
+    # Then both alarms exist, each under its own name
+    names = set(alarms_by_name(synth))
+    assert f"{DEFAULT_ALARM_PREFIX}orders/consumer-toy/fn-write-throttling" in names
+    assert f"{DEFAULT_ALARM_PREFIX}orders-consumer-toy-fn/write-throttling" in names

@@ -627,3 +627,12 @@ def test_registered_refuses_an_already_registered_plugin_and_leaves_it_in_place(
         pass
     # Then it is refused, and the plugin is still registered afterwards
     assert "toy-lag" in registry.symptoms
+
+
+def test_metric_math_refuses_inputs_with_another_period() -> None:
+    # Given an input metric with a 5-minute period
+    slow = Metric("AWS/Lambda", "Errors", "Sum", (("FunctionName", "f"),), period_seconds=300)
+    # When it is used in a 1-minute expression
+    # Then the declaration is refused: CloudWatch would silently apply the expression's period
+    with pytest.raises(ValueError, match=r"inputs \['errors'\] have another period"):
+        MetricMath("errors * 2", {"errors": slow})

@@ -79,6 +79,12 @@ class MetricMath:
     label: str = ""
     period_seconds: int = limits.METRIC_PERIOD_SECONDS
 
+    def __post_init__(self) -> None:
+        # CloudWatch applies the expression's period to every input, so a different one would be ignored.
+        mixed = sorted(name for name, metric in self.inputs.items() if metric.period_seconds != self.period_seconds)
+        if mixed:
+            raise ValueError(f"metric math {self.expression!r}: inputs {mixed} have another period than the expression")
+
     def __hash__(self) -> int:
         return hash((self.expression, tuple(sorted(self.inputs.items())), self.label, self.period_seconds))
 
