@@ -17,6 +17,7 @@ from remediator.clients.audit import DynamoAuditLog
 from remediator.clients.aws import client
 from remediator.clients.kinesis import KinesisStreams
 from remediator.clients.metrics import CloudWatchMetrics
+from remediator.clients.services import AwsServices
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, AlarmTrigger, alarm_name
 from remediator.core.history import ActionHistory
 from remediator.core.policy import StreamPolicy
@@ -106,6 +107,7 @@ def plan(args: argparse.Namespace) -> int:
             policy,
             KinesisStreams(client("kinesis", region=region, endpoint_url=endpoint)),
             CloudWatchMetrics(client("cloudwatch", region=region, endpoint_url=endpoint)),
+            AwsServices(lambda service: client(service, region=region, endpoint_url=endpoint)),
             history,
             now,
         )

@@ -52,6 +52,7 @@ def dependencies() -> Dependencies:
     return Dependencies(
         streams=KinesisStreams(client("kinesis", region=settings.region)),
         metrics=CloudWatchMetrics(client("cloudwatch", region=settings.region)),
+        reads=AwsServices(lambda service: client(service, region=settings.region)),
         writes=AwsServices(lambda service: client(service, region=settings.region)),
         audit=DynamoAuditLog(dynamodb, settings.audit_table),
         notifier=SnsNotifier(client("sns", region=settings.region), settings.topic_arn),

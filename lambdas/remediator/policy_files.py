@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from remediator.core.policy import PolicyDocumentBase, StreamPolicy, moved_key_hint
+from remediator.core.policy import CONSUMER_KINDS, PolicyDocumentBase, StreamPolicy, moved_key_hint
 from remediator.core.registry import REGISTRY
 
 POLICY_SUFFIXES = (".yaml", ".yml")
@@ -82,6 +82,9 @@ def _errors_from_validation(file: str, raw: Any, error: ValidationError) -> list
         if stream_level and tuple(item["loc"]) == ("streams",) and item["type"] == "too_short":
             continue  # pydantic's echo of the invalid entries above, not a separate problem
         loc = list(item["loc"])
+        # A consumer's error names its entry and field, not the union tag pydantic adds for its kind.
+        if len(loc) >= 6 and loc[2] == "consumers" and loc[4] in CONSUMER_KINDS:
+            del loc[4]
         stream = None
         if len(loc) >= 2 and loc[0] == "streams" and isinstance(loc[1], int):
             stream = _stream_label(raw, loc[1])

@@ -25,6 +25,7 @@ from remediator.core.ports import (
     MetricsReader,
     Notifier,
     PolicySource,
+    ReadPorts,
     StreamReader,
     WritePorts,
 )
@@ -39,6 +40,7 @@ def utc_now() -> datetime:
 class Dependencies:
     streams: StreamReader
     metrics: MetricsReader
+    reads: ReadPorts
     writes: WritePorts
     audit: AuditLog
     notifier: Notifier
@@ -48,13 +50,14 @@ class Dependencies:
 
 
 def gather_evidence(
-    streams: StreamReader, metrics: MetricsReader, symptom: str, policy: StreamPolicy, now: datetime
+    streams: StreamReader, metrics: MetricsReader, reads: ReadPorts, symptom: str, policy: StreamPolicy, now: datetime
 ) -> Evidence:
-    """The stream's state and exactly the series the symptom declared."""
+    """The stream's state, exactly the series the symptom declared, and the facts its gather reads."""
+    plugin = REGISTRY.symptoms[symptom]
     state = streams.describe(policy.name)
-    queries = REGISTRY.symptoms[symptom].evidence_queries(policy)
-    series = metrics.read(queries, end=now, minutes=EVIDENCE_WINDOW_MINUTES)
-    return Evidence(stream=state, collected_at=now, series=series)
+    series = metrics.read(plugin.evidence_queries(policy), end=now, minutes=EVIDENCE_WINDOW_MINUTES)
+    facts = plugin.gather(policy, state, DeclaredOnly(reads, plugin.read_iam_actions, plugin.id, read_only=True))
+    return Evidence(stream=state, collected_at=now, series=series, facts=facts)
 
 
 def build_plan(
@@ -62,10 +65,11 @@ def build_plan(
     policy: StreamPolicy,
     streams: StreamReader,
     metrics: MetricsReader,
+    reads: ReadPorts,
     history: ActionHistory,
     now: datetime,
 ) -> Plan:
-    evidence = gather_evidence(streams, metrics, trigger.symptom, policy, now)
+    evidence = gather_evidence(streams, metrics, reads, trigger.symptom, policy, now)
     return make_plan(
         alarm_name=trigger.alarm_name,
         symptom=trigger.symptom,
@@ -95,7 +99,7 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
 
     try:
         history = ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
-        plan = build_plan(trigger, policy, deps.streams, deps.metrics, history, now)
+        plan = build_plan(trigger, policy, deps.streams, deps.metrics, deps.reads, history, now)
     except Exception as exc:
         # Audited, then raised: Lambda retries (transient errors pass) and finally hands it to the DLQ.
         _audit(
@@ -110,23 +114,7 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
     report = plan.as_report()
 
     if not plan.steps:
-        _audit(
-            deps,
-            trigger,
-            now,
-            mode=plan.mode,
-            outcome=OutcomeStatus.NO_ACTION,
-            reason=plan.diagnosis.summary,
-            plan=report,
-        )
-        deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
-        return Outcome(
-            status=OutcomeStatus.NO_ACTION,
-            stream=plan.stream,
-            symptom=plan.symptom,
-            detail=plan.diagnosis.summary,
-            plan=report,
-        )
+        return _advise(plan, policy, trigger, deps, now)
 
     steps = []
     for step in plan.steps:
@@ -156,6 +144,33 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         detail=plan.diagnosis.summary,
         steps=steps,
         plan=report,
+    )
+
+
+def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Dependencies, now: datetime) -> Outcome:
+    """No step to take: e-mail the diagnosis and advice, at most once per interval per stream and symptom."""
+    interval = timedelta(minutes=policy.notify.advice_interval_minutes)
+    last = deps.audit.last_advice(plan.stream, plan.symptom, now - interval) if interval else None
+    detail = plan.diagnosis.summary
+    if last is not None:
+        detail += (
+            f" (advice not e-mailed again: sent at {last:%H:%M} UTC, and notify.advice_interval_minutes is "
+            f"{policy.notify.advice_interval_minutes})"
+        )
+    _audit(
+        deps,
+        trigger,
+        now,
+        mode=plan.mode,
+        outcome=OutcomeStatus.NO_ACTION,
+        reason=detail,
+        plan=plan.as_report(),
+        notified=last is None,
+    )
+    if last is None:
+        deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
+    return Outcome(
+        status=OutcomeStatus.NO_ACTION, stream=plan.stream, symptom=plan.symptom, detail=detail, plan=plan.as_report()
     )
 
 

@@ -51,9 +51,31 @@ def registry_permissions(stack: Stack, policies: PolicySet) -> list[Permission]:
 
     def arn(*, service: str, resource: str, resource_name: str, arn_format: str = "slash") -> str:
         separator = ArnFormat.COLON_RESOURCE_NAME if arn_format == "colon" else ArnFormat.SLASH_RESOURCE_NAME
-        return stack.format_arn(service=service, resource=resource, resource_name=resource_name, arn_format=separator)
+        # IAM is global: its ARNs have no region.
+        region = "" if service == "iam" else None
+        return stack.format_arn(
+            service=service, resource=resource, resource_name=resource_name, arn_format=separator, region=region
+        )
 
     return permissions((policy for _, policy in sorted(policies.streams.items())), arn)
+
+
+def nag_resource(*, service: str, resource: str, resource_name: str, arn_format: str = "slash") -> str:
+    """An ARN as cdk-nag spells it in a finding id (pseudo parameters in angle brackets)."""
+    separator = ":" if arn_format == "colon" else "/"
+    region = "" if service == "iam" else "<AWS::Region>"
+    return f"arn:<AWS::Partition>:{service}:{region}:<AWS::AccountId>:{resource}{separator}{resource_name}"
+
+
+def wildcard_findings(policies: PolicySet) -> dict[str, str]:
+    """cdk-nag finding id -> reason, for every registry resource that ends in a wildcard (not '*' alone)."""
+    found: dict[str, str] = {}
+    for permission in permissions((policy for _, policy in sorted(policies.streams.items())), nag_resource):
+        for resource in permission.resources:
+            if resource != "*" and "*" in resource:
+                reason = f"{', '.join(permission.actions)} on {resource}: {permission.why}"
+                found[f"AwsSolutions-IAM5[Resource::{resource}]"] = reason
+    return found
 
 
 class Remediator(Construct):
@@ -87,6 +109,7 @@ class Remediator(Construct):
             description="Kinesis Remediator: may change only the streams named in its policies",
         )
         self._grant(state, notifications)
+        self._policies = policies
 
         self.layer = lambda_.LayerVersion(
             self,
@@ -151,7 +174,8 @@ class Remediator(Construct):
 
     def _grant(self, state: RemediatorState, notifications: Notifications) -> None:
         statements = [
-            iam.PolicyStatement(actions=list(p.actions), resources=list(p.resources)) for p in self.registry_permissions
+            iam.PolicyStatement(actions=list(p.actions), resources=list(p.resources), conditions=p.conditions or None)
+            for p in self.registry_permissions
         ]
         statements += [
             iam.PolicyStatement(
@@ -183,6 +207,8 @@ class Remediator(Construct):
         self.permissions = policy
 
     def _acknowledge_wildcards(self) -> None:
+        for finding, reason in wildcard_findings(self._policies).items():
+            Validations.of(self.permissions).acknowledge(Acknowledgment(id=finding, reason=reason))
         wide = [p for p in self.registry_permissions if p.account_wide]
         account_wide = sorted({a for p in wide for a in p.actions})
         reasons = "; ".join(dict.fromkeys(p.why for p in wide))

@@ -372,7 +372,8 @@ def test_as_report_shape() -> None:
         assert report["advice"] == []
     (action,) = allowed["actions"]
     assert allowed["blocked"] == []
-    assert list(action) == ["action", "summary", "parameters", "reason", "cli_command", "guardrails"]
+    assert list(action) == ["action", "summary", "parameters", "changes", "reason", "cli_command", "guardrails"]
+    assert action["changes"] == [{"setting": "open shards", "before": 2, "after": 4}]
     assert action["action"] == "reshard"
     assert action["summary"] == "reshard 2 -> 4 shards"
     assert action["parameters"] == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
@@ -389,6 +390,7 @@ def test_as_report_shape() -> None:
             "action": "reshard",
             "summary": "reshard 2 -> 4 shards",
             "parameters": {"current_shards": 2, "desired_shards": 4, "target_shards": 4},
+            "changes": [{"setting": "open shards", "before": 2, "after": 4}],
             "cli_command": CLI_2_TO_4,
             "reasons": ["policy-enabled: actions.reshard.enabled is false"],
         }

@@ -182,7 +182,7 @@ def test_policy_model_is_frozen() -> None:
         ),
         pytest.param(
             stream(consumers=[{"function": "f", "batch": 10}]),
-            ("consumers", 0, "batch"),
+            ("consumers", 0, "function", "batch"),  # pydantic names the consumer's kind; files drop it
             id="consumers[0]",
         ),
     ],
@@ -485,7 +485,7 @@ def test_bad_email_is_rejected(email: str) -> None:
 
 def test_bad_consumer_function_name_is_rejected() -> None:
     assert [e[:2] for e in stream_errors(stream(consumers=[{"function": "bad fn"}]))] == [
-        (("consumers", 0, "function"), "string_pattern_mismatch")
+        (("consumers", 0, "function", "function"), "string_pattern_mismatch")
     ]
 
 
@@ -580,6 +580,19 @@ VALID_SECOND = "  - name: payments\n    actions: {reshard: {max_shards: 4}}\n"
             "  - actions: {reshard: {max_shards: 4}}\n",
             "stream '#1': name: Field required",
             id="no name -> index label",
+        ),
+        pytest.param(
+            "  - name: orders\n    consumers: [{kcl: app, lease_table: 'a b'}]\n"
+            "    actions: {reshard: {max_shards: 4}}\n",
+            "stream 'orders': consumers.0.lease_table: String should match pattern '^[a-zA-Z0-9_.-]{3,255}$' "
+            "(got 'a b')",
+            id="consumer field, without pydantic's kind tag",
+        ),
+        pytest.param(
+            "  - name: orders\n    consumers: [{efo: a, function: b}]\n    actions: {reshard: {max_shards: 4}}\n",
+            "stream 'orders': consumers.0: a consumer names exactly one kind: `function` (a Lambda function), "
+            "`efo` (an enhanced fan-out consumer) or `kcl` (a KCL application)",
+            id="consumer of two kinds",
         ),
     ],
 )

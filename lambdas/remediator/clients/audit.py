@@ -24,7 +24,7 @@ class DynamoAuditLog:
 
     def record(self, entry: AuditEntry) -> None:
         at = entry.at
-        item = {
+        item: dict[str, dict[str, Any]] = {
             "pk": {"S": self.partition(entry.stream)},
             "sk": {"S": f"{at.isoformat()}#{uuid.uuid4().hex[:8]}"},
             "at": {"S": at.isoformat()},
@@ -36,6 +36,8 @@ class DynamoAuditLog:
             value = getattr(entry, key)
             if value:
                 item[key] = {"S": str(value)}
+        if entry.notified:
+            item["notified"] = {"BOOL": True}
         for key in ("parameters", "plan"):
             value = getattr(entry, key)
             if value is not None:
@@ -65,6 +67,25 @@ class DynamoAuditLog:
                     )
                 )
         return actions
+
+    def last_advice(self, stream: str, symptom: str, since: datetime) -> datetime | None:
+        paginator = self._dynamodb.get_paginator("query")
+        newest: datetime | None = None
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk >= :since",
+            FilterExpression="symptom = :symptom AND notified = :yes",
+            ExpressionAttributeValues={
+                ":pk": {"S": self.partition(stream)},
+                ":since": {"S": since.isoformat()},
+                ":symptom": {"S": symptom},
+                ":yes": {"BOOL": True},
+            },
+        ):
+            for item in page["Items"]:
+                at = datetime.fromisoformat(item["at"]["S"])
+                newest = at if newest is None or at > newest else newest
+        return newest
 
     def recent(self, stream: str, limit: int = 20) -> list[dict[str, str]]:
         """Newest first, flattened for display."""

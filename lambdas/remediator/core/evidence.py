@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from statistics import fmean
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -78,6 +79,8 @@ class Evidence(BaseModel):
     window_minutes: int = EVIDENCE_WINDOW_MINUTES
     period_seconds: int = limits.METRIC_PERIOD_SECONDS
     series: dict[str, tuple[float, ...]]
+    # What the symptom's gather read beyond metrics (JSON-able), by the keys it chose.
+    facts: dict[str, Any] = {}
 
     def values(self, key: str) -> tuple[float, ...]:
         return self.series.get(key, ())

@@ -7,10 +7,10 @@ handler calls against the same list the stack grants.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from remediator.core.evidence import READ_GRANTS
-from remediator.core.grants import ArnFormatter, IamGrant
+from remediator.core.grants import ArnFormatter, Conditions, IamGrant
 from remediator.core.policy import StreamPolicy
 from remediator.core.registry import REGISTRY
 
@@ -21,6 +21,7 @@ class Permission:
     resources: tuple[str, ...]
     scope: str
     why: str
+    conditions: Conditions = field(default_factory=dict)
 
     @property
     def account_wide(self) -> bool:
@@ -41,15 +42,25 @@ def grants_for(policy: StreamPolicy) -> list[IamGrant]:
 
 def permissions(policies: Iterable[StreamPolicy], arn: ArnFormatter) -> list[Permission]:
     """One permission per declared grant, its resources resolved over every policy that needs it."""
-    merged: dict[tuple[tuple[str, ...], str], tuple[IamGrant, list[str]]] = {}
+    merged: dict[tuple[tuple[str, ...], str], tuple[IamGrant, list[str], Conditions]] = {}
     for policy in policies:
         for grant in grants_for(policy):
             key = (grant.actions, grant.scope.name)
-            _, resources = merged.setdefault(key, (grant, []))
+            _, resources, conditions = merged.setdefault(key, (grant, [], {}))
             resources.extend(r for r in grant.resources(policy, arn) if r not in resources)
+            for operator, keys in grant.conditions(policy, arn).items():
+                for name, values in keys.items():
+                    known = conditions.setdefault(operator, {}).setdefault(name, [])
+                    known.extend(v for v in values if v not in known)
     return [
-        Permission(actions=grant.actions, resources=tuple(resources), scope=grant.scope.name, why=grant.why)
-        for grant, resources in merged.values()
+        Permission(
+            actions=grant.actions,
+            resources=tuple(resources),
+            scope=grant.scope.name,
+            why=grant.why,
+            conditions=conditions,
+        )
+        for grant, resources, conditions in merged.values()
         if resources
     ]
 

@@ -69,3 +69,5 @@ class AuditEntry(BaseModel):
     action: str | None = None
     parameters: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
+    # An advice e-mail went out with this row: the next one for the stream and symptom waits its interval.
+    notified: bool = False

@@ -67,6 +67,17 @@ class GuardrailVerdict(Frozen):
     detail: str
 
 
+class Change(Frozen):
+    """One setting a step changes: `shards 2 -> 4`, `retention_hours 24 -> 48`."""
+
+    setting: str
+    before: Any
+    after: Any
+
+    def render(self) -> str:
+        return f"{self.setting} {self.before} -> {self.after}"
+
+
 class PlannedStep(Frozen):
     action: str
     stream: str
@@ -75,6 +86,7 @@ class PlannedStep(Frozen):
     reason: str
     summary: str  # one line, as e-mails and CLI tables print it: "reshard 2 -> 4 shards"
     cli_command: str
+    changes: tuple[Change, ...] = ()
     guardrails: tuple[GuardrailVerdict, ...] = ()
 
     @computed_field  # type: ignore[prop-decorator]
@@ -122,6 +134,7 @@ class Plan(Frozen):
                     "action": s.action,
                     "summary": s.summary,
                     "parameters": s.parameters,
+                    "changes": [c.model_dump(mode="json") for c in s.changes],
                     "reason": s.reason,
                     "cli_command": s.cli_command,
                     "guardrails": [g.model_dump() for g in s.guardrails],
@@ -133,6 +146,7 @@ class Plan(Frozen):
                     "action": s.action,
                     "summary": s.summary,
                     "parameters": s.parameters,
+                    "changes": [c.model_dump(mode="json") for c in s.changes],
                     "cli_command": s.cli_command,
                     "reasons": s.blocking_reasons,
                 }

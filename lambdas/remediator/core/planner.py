@@ -40,6 +40,7 @@ def make_plan(
             reason=shaped.reason,
             summary=action.summary(shaped.parameters),
             cli_command=action.cli_command(evidence.stream.arn, shaped.parameters),
+            changes=tuple(action.changes(shaped.parameters)),
         )
         steps.append(evaluate(step, context))
     return Plan(

@@ -12,7 +12,16 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    model_validator,
+)
 
 
 class Strict(BaseModel):
@@ -39,6 +48,10 @@ def _stream_name(value: str) -> str:
 
 StreamName = Annotated[str, AfterValidator(_stream_name)]
 FunctionName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9-_]{1,64}$")]
+# RegisterStreamConsumer's ConsumerName; a KCL application name is also its lease table's name.
+ConsumerName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.-]{1,128}$")]
+TableName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.-]{3,255}$")]
+MetricNamespace = Annotated[str, StringConstraints(pattern=r"^[^:\s][^:]{0,254}$")]
 EmailAddress = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
 
 
@@ -46,10 +59,83 @@ class Notify(Strict):
     emails: tuple[EmailAddress, ...] = Field(
         (), description="Who receives the dry-run plans and the reports of applied actions."
     )
+    advice_interval_minutes: int = Field(
+        60,
+        ge=0,
+        le=1440,
+        description="At most one advice e-mail (a plan with no action) per stream and symptom within this time; "
+        "a flapping alarm floods no one. 0 sends every one.",
+    )
 
 
-class Consumer(Strict):
+class LambdaConsumer(Strict):
+    """A Lambda function reading the stream through an event-source mapping (found by the remediator)."""
+
     function: FunctionName = Field(..., description="Name of a Lambda function that reads the stream.")
+
+    @property
+    def name(self) -> str:
+        return self.function
+
+    move_to_efo: bool = Field(
+        False,
+        description="Opt-in: when the remediator registers an enhanced fan-out consumer for this function, move "
+        "its mapping onto it (a new mapping starting where the old one stands, then the old one disabled).",
+    )
+
+
+class EfoConsumer(Strict):
+    """An enhanced fan-out consumer registered on the stream."""
+
+    efo: ConsumerName = Field(..., description="Name of an enhanced fan-out consumer of the stream.")
+
+    @property
+    def name(self) -> str:
+        return self.efo
+
+
+class KclApplication(Strict):
+    """A KCL application reading the stream; its lease table and CloudWatch namespace default to its name."""
+
+    kcl: ConsumerName = Field(..., description="Name of a KCL application that reads the stream.")
+    lease_table: TableName | None = Field(None, description="Its DynamoDB lease table (default: the application name).")
+    namespace: MetricNamespace | None = Field(
+        None, description="Its CloudWatch metrics namespace (default: the application name)."
+    )
+
+    @property
+    def name(self) -> str:
+        return self.kcl
+
+    @property
+    def lease_table_name(self) -> str:
+        return self.lease_table or self.kcl
+
+    @property
+    def metrics_namespace(self) -> str:
+        return self.namespace or self.kcl
+
+
+CONSUMER_KINDS = ("function", "efo", "kcl")
+
+
+def _consumer_kind(value: Any) -> str | None:
+    keys = value.keys() if isinstance(value, dict) else type(value).model_fields
+    kinds = [kind for kind in CONSUMER_KINDS if kind in keys]
+    return kinds[0] if len(kinds) == 1 else None
+
+
+Consumer = Annotated[
+    Annotated[LambdaConsumer, Tag("function")]
+    | Annotated[EfoConsumer, Tag("efo")]
+    | Annotated[KclApplication, Tag("kcl")],
+    Discriminator(
+        _consumer_kind,
+        custom_error_type="consumer_kind",
+        custom_error_message="a consumer names exactly one kind: `function` (a Lambda function), `efo` (an enhanced "
+        "fan-out consumer) or `kcl` (a KCL application)",
+    ),
+]
 
 
 class Capacity(Strict):
@@ -115,10 +201,29 @@ class StreamPolicy(Strict):
     )
     mode: Mode = Field(Mode.DRY_RUN, description="dry-run (the default) emails the plan; enforce acts.")
     notify: Notify = Notify()
-    consumers: tuple[Consumer, ...] = Field((), description="The Lambda functions that read the stream.")
+    consumers: tuple[Consumer, ...] = Field(
+        (), description="Who reads the stream, one entry each: `function: NAME`, `efo: NAME` or `kcl: NAME`."
+    )
     capacity: Capacity = Capacity()
     detectors: Strict = Strict()
     actions: Strict = Strict()
+
+    @property
+    def lambda_consumers(self) -> tuple[LambdaConsumer, ...]:
+        return tuple(c for c in self.consumers if isinstance(c, LambdaConsumer))
+
+    @property
+    def efo_consumers(self) -> tuple[EfoConsumer, ...]:
+        return tuple(c for c in self.consumers if isinstance(c, EfoConsumer))
+
+    @property
+    def kcl_applications(self) -> tuple[KclApplication, ...]:
+        return tuple(c for c in self.consumers if isinstance(c, KclApplication))
+
+    @property
+    def polling_consumers(self) -> int:
+        """Consumers that share each shard's 5 GetRecords calls and 2 MB/s (Lambda mappings and KCL)."""
+        return len(self.lambda_consumers) + len(self.kcl_applications)
 
     def block(self, section: Literal["detectors", "actions"], plugin_id: str, schema: type[BlockT]) -> BlockT:
         """A plugin's block of this policy, typed as the plugin's schema."""

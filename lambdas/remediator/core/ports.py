@@ -7,10 +7,11 @@ Reads are typed, one port per AWS service the evidence comes from:
 - PolicySource, KillSwitch (SSM): the deployed policy of a stream, and the operator's stop.
 - Notifier (SNS): the e-mails.
 
-Writes go through WritePorts: one ServicePort per AWS service, which takes the operation by its API
-name (`UpdateShardCount`) and its parameters. An action's `apply` is handed a view that accepts only
-the IAM actions the action declared in its grants, so what an action may call and what the stack
-grants it are the same list.
+Beyond those, AWS is reached through ServicePorts: one ServicePort per AWS service, which takes the
+operation by its API name (`UpdateShardCount`) and its parameters. A symptom's `gather` gets a read
+view (ReadPorts) and an action's `apply` a write view (WritePorts); each view accepts only the IAM
+actions its plugin declared in its grants (reads only Describe/List/Get/Simulate operations), so what
+a plugin may call and what the stack grants it are the same list.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class AuditLog(Protocol):
 
     def applied_actions(self, stream: str, since: datetime) -> list[PastAction]: ...
 
+    def last_advice(self, stream: str, symptom: str, since: datetime) -> datetime | None:
+        """When advice for this stream and symptom was last e-mailed, if after `since`."""
+        ...
+
 
 class Notifier(Protocol):
     def send(self, stream: str, subject: str, body: str) -> str: ...
@@ -64,10 +69,16 @@ class ServicePort(Protocol):
     def call(self, operation: str, **parameters: Any) -> dict[str, Any]: ...
 
 
-class WritePorts(Protocol):
-    """The mutating side of AWS, one ServicePort per service (`kinesis`, `lambda`, `dynamodb`...)."""
+class ServicePorts(Protocol):
+    """AWS, one ServicePort per service (`kinesis`, `lambda`, `dynamodb`...)."""
 
     def service(self, name: str) -> ServicePort: ...
+
+
+# What a symptom's gather and an action's apply are handed (see DeclaredOnly).
+ReadPorts = ServicePorts
+WritePorts = ServicePorts
+READ_OPERATION_PREFIXES = ("Describe", "List", "Get", "Simulate")
 
 
 # botocore service names whose IAM prefix differs from the name.
@@ -83,11 +94,15 @@ class UndeclaredCall(PermissionError):
 
 
 class _DeclaredService:
-    def __init__(self, name: str, port: Callable[[], ServicePort], allowed: frozenset[str], owner: str) -> None:
-        self._name, self._port, self._allowed, self._owner = name, port, allowed, owner
+    def __init__(
+        self, name: str, port: Callable[[], ServicePort], allowed: frozenset[str], owner: str, read_only: bool
+    ) -> None:
+        self._name, self._port, self._allowed, self._owner, self._read_only = name, port, allowed, owner, read_only
 
     def call(self, operation: str, **parameters: Any) -> dict[str, Any]:
         wanted = iam_action(self._name, operation)
+        if self._read_only and not operation.startswith(READ_OPERATION_PREFIXES):
+            raise UndeclaredCall(f"'{self._owner}' may only read, and {wanted} is not a read")
         if wanted not in self._allowed:
             declared = ", ".join(sorted(self._allowed))
             raise UndeclaredCall(f"action '{self._owner}' called {wanted}, which is not in its grants ({declared})")
@@ -95,10 +110,11 @@ class _DeclaredService:
 
 
 class DeclaredOnly:
-    """WritePorts that let an action call exactly the IAM actions it declared, and nothing else."""
+    """ServicePorts that let a plugin call exactly the IAM actions it declared, and nothing else
+    (and, with read_only, no operation that is not a read)."""
 
-    def __init__(self, ports: WritePorts, allowed: frozenset[str], owner: str) -> None:
-        self._ports, self._allowed, self._owner = ports, allowed, owner
+    def __init__(self, ports: ServicePorts, allowed: frozenset[str], owner: str, *, read_only: bool = False) -> None:
+        self._ports, self._allowed, self._owner, self._read_only = ports, allowed, owner, read_only
 
     def service(self, name: str) -> ServicePort:
-        return _DeclaredService(name, lambda: self._ports.service(name), self._allowed, self._owner)
+        return _DeclaredService(name, lambda: self._ports.service(name), self._allowed, self._owner, self._read_only)

@@ -59,6 +59,7 @@ def plan_text(plan: Plan, results: dict[str, str] | None = None) -> str:
             lines += [
                 f"  {number}. {step.summary} [{state}]",
                 f"     Why:     {step.reason}",
+                *([f"     Changes: {'; '.join(c.render() for c in step.changes)}"] if step.changes else []),
                 f"     Command: {step.cli_command}",
                 "     Guardrails:",
             ]

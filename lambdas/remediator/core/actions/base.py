@@ -10,7 +10,8 @@
 - `checks(step, context)`: its guardrails (AWS's limits for the call, the policy's bounds);
 - `apply(step, aws)`: the change, through the write ports (one per AWS service);
 - `cli_command(step)`: the AWS CLI command a person would type, shell-quoted;
-- `summary(parameters)`: the one line e-mails and CLI tables print;
+- `summary(parameters)`: the one line e-mails and CLI tables print; `changes(parameters)`: each
+  setting it changes, before -> after;
 - `sample_parameters`: a representative step's parameters, for the contract tests and the docs.
 
 It registers itself with `@REGISTRY.action` (remediator.core.registry).
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from remediator.core.evidence import Evidence
 from remediator.core.grants import IamGrant
 from remediator.core.history import ActionHistory
-from remediator.core.plan import GuardrailVerdict, PlannedStep, Proposal
+from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy, StreamPolicy
 
 if TYPE_CHECKING:
@@ -77,6 +78,10 @@ class Action(ABC, Generic[PolicyT]):
     @abstractmethod
     def summary(self, parameters: dict[str, Any]) -> str:
         """One line for e-mail subjects and CLI tables: 'reshard 2 -> 4 shards'."""
+
+    def changes(self, parameters: dict[str, Any]) -> list[Change]:
+        """What the step changes, before -> after, for `plan --json` and the e-mails."""
+        return []
 
     def bounds(self, block: PolicyT) -> str:
         """The policy's bounds for this action, in a few words, for the `validate` table."""

@@ -7,7 +7,10 @@
 - `evidence_queries(policy)`: the metric series its diagnosis reads (the metrics client and `plan` read
   exactly these);
 - `diagnose(evidence, policy)`: the cause, the figures, the proposed actions and the advice;
-- `read_grants`: IAM for any extra reads, on the resources they touch.
+- `gather(policy, stream, aws)`: evidence that is not a metric (an event-source mapping's state, a
+  function's timeout), read through ReadPorts limited to its `read_grants`; JSON-able, kept in
+  `Evidence.facts` so a plan can be replayed;
+- `read_grants`: IAM for those reads, on the resources they touch.
 
 It registers itself with `@REGISTRY.symptom` (remediator.core.registry). Everything else, the policy
 model, the stack's alarms, the role, the CLI and the e-mails, is derived from these declarations.
@@ -17,13 +20,16 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from remediator.core.evidence import Evidence, write_load_queries
+from remediator.core.evidence import Evidence, StreamState, write_load_queries
 from remediator.core.grants import IamGrant
 from remediator.core.metrics import Comparison, Metric, MetricMath, MetricQuery, MissingData
 from remediator.core.plan import Diagnosis
 from remediator.core.policy import DetectorPolicy, StreamPolicy
+
+if TYPE_CHECKING:
+    from remediator.core.ports import ReadPorts
 
 DetectorT = TypeVar("DetectorT", bound=DetectorPolicy)
 
@@ -68,6 +74,14 @@ class Symptom(ABC, Generic[DetectorT]):
     def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
         """The series the diagnosis reads. By default the stream's write load; add your own to it."""
         return write_load_queries(policy.name)
+
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+        """Facts beyond metrics, read through `aws` (only the reads in `read_grants`). None by default."""
+        return {}
+
+    @property
+    def read_iam_actions(self) -> frozenset[str]:
+        return frozenset(action for grant in self.read_grants for action in grant.actions)
 
     @abstractmethod
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis: ...

@@ -51,7 +51,7 @@ class IteratorAge(Symptom[IteratorAgeDetector]):
 
     @staticmethod
     def _consumer_advice(policy: StreamPolicy) -> Advice:
-        consumers = ", ".join(c.function for c in policy.consumers) or "the stream's consumers"
+        consumers = ", ".join(c.name for c in policy.consumers) or "the stream's consumers"
         return Advice(
             title="Speed up the consumer",
             detail=f"Optimise the record processing of {consumers}, or give it more capacity "
