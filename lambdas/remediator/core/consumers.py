@@ -1,0 +1,124 @@
+"""What the remediator reads about a stream's Lambda consumers: each function's event-source mapping on the
+stream, its settings and last result, the function's timeout and concurrency. Shared by the symptoms that
+diagnose consumers; the facts travel in Evidence.facts under LAMBDA_MAPPINGS, so a plan can be replayed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from remediator.core.evidence import Evidence, StreamState
+from remediator.core.grants import ACCOUNT, LAMBDA_FUNCTION, IamGrant
+from remediator.core.policy import StreamPolicy
+from remediator.core.ports import ReadPorts
+
+LAMBDA_MAPPINGS = "lambda_mappings"
+
+MAPPING_READ_GRANTS = (
+    IamGrant(
+        actions=("lambda:ListEventSourceMappings",),
+        scope=ACCOUNT,
+        why="The Service Authorization Reference lists no resource type for lambda:ListEventSourceMappings; "
+        "the remediator lists only the mappings of the functions its policies name.",
+    ),
+    IamGrant(
+        actions=("lambda:GetFunctionConfiguration", "lambda:GetFunctionConcurrency"),
+        scope=LAMBDA_FUNCTION,
+        why="The timeout, role and reserved concurrency of the consumer functions the policies name.",
+    ),
+)
+
+
+class MappingFacts(BaseModel):
+    """One consumer function and its mapping on this stream (mapping fields are None when none was found)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    function: str
+    uuid: str | None = None
+    state: str | None = None  # Creating | Enabling | Enabled | Disabling | Disabled | Updating | Deleting
+    source_arn: str | None = None  # the stream, or one of its enhanced fan-out consumers
+    batch_size: int | None = None
+    parallelization_factor: int | None = None
+    batching_window_seconds: int | None = None
+    bisect_batch_on_error: bool | None = None
+    maximum_retry_attempts: int | None = None
+    maximum_record_age_seconds: int | None = None
+    on_failure_destination: str | None = None
+    last_processing_result: str | None = None
+    function_timeout_seconds: int | None = None
+    function_role_arn: str | None = None
+    reserved_concurrency: int | None = None
+
+    @property
+    def found(self) -> bool:
+        return self.uuid is not None
+
+    @property
+    def on_efo(self) -> bool:
+        return self.source_arn is not None and "/consumer/" in self.source_arn
+
+
+def _mapping_of(function: str, stream_arn: str, mappings: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The function's mapping on this stream: an enabled one first, the stream's own before an EFO one."""
+    ours = [
+        m
+        for m in mappings
+        if m.get("EventSourceArn") == stream_arn
+        or str(m.get("EventSourceArn", "")).startswith(f"{stream_arn}/consumer/")
+    ]
+    ours.sort(key=lambda m: (m.get("State") != "Enabled", "/consumer/" in str(m.get("EventSourceArn", ""))))
+    return ours[0] if ours else None
+
+
+def read_lambda_mappings(policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> list[MappingFacts]:
+    """Facts for each Lambda consumer of the policy (needs MAPPING_READ_GRANTS)."""
+    service = aws.service("lambda")
+    found = []
+    for consumer in policy.lambda_consumers:
+        mappings: list[dict[str, Any]] = []
+        marker: str | None = None
+        while True:
+            page = service.call(
+                "ListEventSourceMappings", FunctionName=consumer.function, **({"Marker": marker} if marker else {})
+            )
+            mappings += page.get("EventSourceMappings", [])
+            marker = page.get("NextMarker")
+            if not marker:
+                break
+        config = service.call("GetFunctionConfiguration", FunctionName=consumer.function)
+        concurrency = service.call("GetFunctionConcurrency", FunctionName=consumer.function)
+        mapping = _mapping_of(consumer.function, stream.arn, mappings) or {}
+        destination = mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+        found.append(
+            MappingFacts(
+                function=consumer.function,
+                uuid=mapping.get("UUID"),
+                state=mapping.get("State"),
+                source_arn=mapping.get("EventSourceArn"),
+                batch_size=mapping.get("BatchSize"),
+                parallelization_factor=mapping.get("ParallelizationFactor"),
+                batching_window_seconds=mapping.get("MaximumBatchingWindowInSeconds"),
+                bisect_batch_on_error=mapping.get("BisectBatchOnFunctionError"),
+                maximum_retry_attempts=mapping.get("MaximumRetryAttempts"),
+                maximum_record_age_seconds=mapping.get("MaximumRecordAgeInSeconds"),
+                on_failure_destination=destination,
+                last_processing_result=mapping.get("LastProcessingResult"),
+                function_timeout_seconds=config.get("Timeout"),
+                function_role_arn=config.get("Role"),
+                reserved_concurrency=concurrency.get("ReservedConcurrentExecutions"),
+            )
+        )
+    return found
+
+
+def lambda_mappings(evidence: Evidence) -> list[MappingFacts]:
+    """The mapping facts a symptom's gather put into the evidence (none if it read none)."""
+    return [MappingFacts.model_validate(item) for item in evidence.facts.get(LAMBDA_MAPPINGS, [])]
+
+
+def gather_lambda_mappings(policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+    """A symptom's `gather` for the mapping facts: `return gather_lambda_mappings(policy, stream, aws)`."""
+    return {LAMBDA_MAPPINGS: [m.model_dump(mode="json") for m in read_lambda_mappings(policy, stream, aws)]}
