@@ -450,6 +450,14 @@ def test_a_healthy_looking_lambda_consumer_is_still_checked() -> None:
             id="reading in every minute",
         ),
         pytest.param(
+            [600.0] * 10 + [0.0] * 5,
+            [600.0] * 10,
+            Cause.NOT_REPRODUCED,
+            "Consumers read 6,000 records in the last 15 minutes, in every minute that records arrived (6,000): "
+            "they read again.",
+            id="no reads only while no records arrived",
+        ),
+        pytest.param(
             [0.0] * 15,
             [],
             Cause.NOT_REPRODUCED,

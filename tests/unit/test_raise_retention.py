@@ -13,14 +13,14 @@ from remediator.core.history import ActionHistory, PastAction
 from remediator.core.plan import Change, PlannedStep, Proposal
 from remediator.core.planner import make_plan
 from remediator.core.policy import StreamPolicy
-from remediator.core.pricing import BYTES_PER_GB, PRICES, monthly_retention_cost, price_note
+from remediator.core.pricing import PRICES, monthly_retention_cost, price_note
 from remediator.core.registry import REGISTRY
 
 from tests.fakes import NOW, evidence, policy, stream_arn
 
 RAISE = REGISTRY.actions["raise-retention"]
 HOUR_MS = 3_600_000
-ONE_GB_AN_HOUR = BYTES_PER_GB / 3600  # bytes per second that store 1 GB per hour of retention
+ONE_GB_AN_HOUR = 1024**3 / 3600  # bytes per second that store 1 GB (AWS: 1,024^3 bytes) per hour of retention
 ARN = stream_arn("orders")
 
 
