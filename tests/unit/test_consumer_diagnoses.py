@@ -172,13 +172,25 @@ def test_lag_with_idle_shards_and_no_lambda_consumer_gets_advice_as_before() -> 
             id="no mapping on the stream",
         ),
         pytest.param(
+            mapping("orders-processor", last_processing_result="PROBLEM: Function call failed"),
+            Advice(
+                title="orders-processor fails its batches",
+                detail="The mapping's last processing result is 'PROBLEM: Function call failed'. A batch that keeps "
+                "failing is retried and holds its shard: read the function's errors (its timeout is 60 s).",
+                cli_command="aws logs tail /aws/lambda/orders-processor --since 30m",
+            ),
+            id="failing batches (more throughput would not help)",
+        ),
+        pytest.param(
             mapping("orders-processor", source_arn=f"{ARN}/consumer/fast:1700000000"),
             None,
             id="mapping on an EFO consumer (not what GetRecords' iterator age measures)",
         ),
     ],
 )
-def test_only_an_enabled_mapping_polling_the_stream_is_tuned(facts: MappingFacts, advice: Advice | None) -> None:
+def test_only_a_mapping_that_reads_normally_from_the_stream_is_tuned(
+    facts: MappingFacts, advice: Advice | None
+) -> None:
     # Given lag on idle shards and a Lambda consumer whose mapping does not poll the stream
     ev = with_mappings(evidence(**IDLE, iterator_age_ms=120_000), facts)
     # When diagnosed
@@ -427,13 +439,14 @@ def test_a_failing_lambda_is_pointed_to_its_logs() -> None:
     )
 
 
-def test_a_healthy_looking_lambda_consumer_is_still_checked() -> None:
-    ev = with_mappings(stalled_evidence(**TEN_THEN_STOP), mapping("orders-processor"))
+@pytest.mark.parametrize("result", ["OK", "No records processed"])
+def test_a_healthy_looking_lambda_consumer_is_still_checked(result: str) -> None:
+    ev = with_mappings(stalled_evidence(**TEN_THEN_STOP), mapping("orders-processor", last_processing_result=result))
     advice = STALLED.diagnose(ev, policy(consumers=LAMBDA)).advice
     assert advice[0] == Advice(
         title="Check orders-processor",
-        detail="Its mapping is Enabled (last processing result: OK). Read the function's errors, throttles and logs: "
-        "a batch that keeps failing is retried and holds its shard.",
+        detail=f"Its mapping is Enabled (last processing result: {result}). Read the function's errors, throttles "
+        "and logs: a batch that keeps failing is retried and holds its shard.",
         cli_command="aws logs tail /aws/lambda/orders-processor --since 30m",
     )
 

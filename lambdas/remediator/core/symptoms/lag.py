@@ -69,10 +69,28 @@ def gather_mappings(policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -
         return {MAPPINGS_UNREADABLE: f"{type(exc).__name__}: {exc}"}
 
 
+def failing(result: str | None) -> bool:
+    """Whether a mapping's LastProcessingResult reports a failure. UNCONFIRMED: the API documents it as free text;
+    the values seen are 'OK', 'No records processed' and 'PROBLEM: ...' (e.g. 'PROBLEM: Function call failed'),
+    so only the last counts as a failure."""
+    return (result or "").strip().upper().startswith("PROBLEM")
+
+
+def reads_normally(mapping: MappingFacts) -> bool:
+    """Nothing in the facts keeps this function from reading (mapping_problems names whatever does)."""
+    return (
+        mapping.found
+        and mapping.state == "Enabled"
+        and mapping.reserved_concurrency != 0
+        and not failing(mapping.last_processing_result)
+    )
+
+
 def polling_mappings(evidence: Evidence) -> list[MappingFacts]:
-    """The Lambda consumers whose mapping is Enabled and polls this stream itself (GetRecords, not an
-    enhanced fan-out consumer): the readers GetRecords.IteratorAgeMilliseconds measures."""
-    return [m for m in lambda_mappings(evidence) if m.state == "Enabled" and m.source_arn == evidence.stream.arn]
+    """The Lambda consumers that read normally and poll this stream itself (GetRecords, not an enhanced fan-out
+    consumer): the readers GetRecords.IteratorAgeMilliseconds measures, and whose throughput tuning can raise.
+    A function that cannot read (mapping_problems says why) is not tuned: more throughput would not help it."""
+    return [m for m in lambda_mappings(evidence) if reads_normally(m) and m.source_arn == evidence.stream.arn]
 
 
 def _setting(value: int | None) -> str:
@@ -96,14 +114,6 @@ def mapping_figures(mappings: list[MappingFacts]) -> list[Figure]:
         if m.parallelization_factor is not None:
             figures.append(Figure(name=f"{m.function}: parallelization factor", value=m.parallelization_factor))
     return figures
-
-
-def reads_normally(mapping: MappingFacts) -> bool:
-    """Nothing in the facts keeps this function from reading (mapping_problems names whatever does)."""
-    result = (mapping.last_processing_result or "OK").strip().upper()
-    return (
-        mapping.found and mapping.state == "Enabled" and mapping.reserved_concurrency != 0 and result.startswith("OK")
-    )
 
 
 def logs_command(function: str) -> str:
@@ -169,7 +179,7 @@ def mapping_problems(evidence: Evidence, policy: StreamPolicy) -> list[Advice]:
                 )
             )
         result = (m.last_processing_result or "").strip()
-        if result and not result.upper().startswith("OK"):
+        if failing(result):
             timeout = "" if m.function_timeout_seconds is None else f" (its timeout is {m.function_timeout_seconds} s)"
             advice.append(
                 Advice(
