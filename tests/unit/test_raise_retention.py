@@ -139,7 +139,15 @@ def test_shape_without_incoming_bytes_says_the_per_gb_part_is_left_out() -> None
     ev = ev.model_copy(update={"series": {}})
     shaped = RAISE.shape(proposal(14), context(ev, policy()))
     assert shaped.parameters["monthly_cost_usd_after"] == 0.0
+    assert "costs about $0.00 -> $0.00 a month on 0.00 MB/s written on average (" in shaped.reason
     assert shaped.reason.endswith("; CloudWatch returned no IncomingBytes, so the per-GB part of the cost is left out")
+
+
+def test_shape_prices_an_on_demand_stream_by_the_data_it_keeps() -> None:
+    ev = evidence(shards=4, bytes_per_second=ONE_GB_AN_HOUR, retention_hours=24, mode="ON_DEMAND")
+    shaped = RAISE.shape(proposal(14), context(ev, policy()))
+    assert shaped.parameters["monthly_cost_usd_after"] == 2.4  # 24 GB in the extended window at $0.10
+    assert "costs about $0.00 -> $2.40 a month on 0.30 MB/s written on average (" in shaped.reason
 
 
 # Checks: AWS's limits and the policy's bounds -------------------------------------------------------------

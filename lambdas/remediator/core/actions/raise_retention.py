@@ -144,9 +144,14 @@ class RaiseRetention(Action[RaiseRetentionPolicy]):
         reason = proposal.reason
         if target.limited_by:
             reason += f"; this call goes to {target.hours} h because " + " and ".join(target.limited_by)
+        basis = (
+            f"{(bytes_per_second or 0.0) / 1e6:,.2f} MB/s written on average"
+            if stream.mode == StreamMode.ON_DEMAND
+            else f"{stream.open_shards} shards"
+        )
         reason += (
             f"; retention {current} -> {target.hours} h costs about ${before:,.2f} -> ${after:,.2f} a month "
-            f"on {stream.open_shards} shards ({price_note()})"
+            f"on {basis} ({price_note()})"
         )
         billed_per_gb = target.hours > EXTENDED_UNTIL_HOURS or stream.mode == StreamMode.ON_DEMAND
         if bytes_per_second is None and billed_per_gb:
