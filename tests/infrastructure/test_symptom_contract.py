@@ -121,6 +121,7 @@ streams:
   - name: write-throttling
     detectors:
       iterator_age: {enabled: false}
+      consumer_stalled: {enabled: false}
       write_throttling: {threshold_records: 10, evaluation_periods: 2, datapoints_to_alarm: 2}
     actions:
       reshard: {max_shards: 4}

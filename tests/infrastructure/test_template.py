@@ -63,8 +63,11 @@ def test_one_alarm_per_stream_and_enabled_detector(
     synth: Synth = request.getfixturevalue(fixture)
     # When the app is synthesized
     alarms = alarms_by_name(synth)
-    # Then there is exactly one alarm per stream and enabled detector, named <prefix><stream>/<symptom>
-    assert sorted(alarms) == sorted(f"kinesis-remediator-{stream}/{symptom}" for stream, symptom in expected)
+    # Then there is exactly one alarm per stream and enabled detector of these symptoms, named
+    # <prefix><stream>/<symptom> (test_alarms_are_the_symptom_registrys_alarm_specs covers every symptom)
+    symptoms = {symptom for _, symptom in expected}
+    shown = [name for name in alarms if name.rsplit("/", 1)[-1] in symptoms]
+    assert sorted(shown) == sorted(f"kinesis-remediator-{stream}/{symptom}" for stream, symptom in expected)
     for (stream, symptom), (metric, statistic, threshold, periods, datapoints) in expected.items():
         properties = alarms[f"kinesis-remediator-{stream}/{symptom}"]
         # ... on the AWS/Kinesis stream metric, with the policy's threshold and evaluation window
@@ -93,8 +96,8 @@ def test_disabled_detector_has_no_alarm(synth: Synth) -> None:
     assert [
         name
         for name, p in alarms.items()
-        if p["Dimensions"] == [{"Name": "StreamName", "Value": "payments"}]
-        and p["MetricName"] == "WriteProvisionedThroughputExceeded"
+        if p.get("Dimensions") == [{"Name": "StreamName", "Value": "payments"}]
+        and p.get("MetricName") == "WriteProvisionedThroughputExceeded"
     ] == []
 
 

@@ -232,6 +232,12 @@ class Scenario:
 SCENARIOS: dict[str, Scenario] = {
     # Producers throttled on a 2-shard stream at 95 % of its capacity: reshard 2 -> 4.
     "reshard": Scenario(symptom="write-throttling", shards=2, traffic=SATURATED),
+    # Consumers 60 % of the way to expiry on a 24 h stream, writes at 10 %: raise retention 24 -> 48 h.
+    "raise-retention": Scenario(
+        symptom="iterator-age",
+        shards=2,
+        traffic={"bytes_per_second": 200_000, "records_per_second": 100, "iterator_age_ms": 0.6 * 24 * 3_600_000},
+    ),
 }
 
 

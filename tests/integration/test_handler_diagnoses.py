@@ -68,9 +68,10 @@ def test_hot_partition_key_gets_advice_not_a_reshard(aws, invoke, api_calls):
 
 
 def test_slow_consumer_gets_advice_not_a_reshard(aws, invoke, api_calls):
-    # Given a stream in enforce mode whose consumer is 5 minutes behind while writes use 10 % of capacity
+    # Given a stream in enforce mode whose consumer (a KCL application: nothing to tune) is 5 minutes behind while
+    # writes use 10 % of capacity
     aws.create_stream(STREAM, 2)
-    aws.put_policy(policy(mode="enforce") | {"consumers": [{"function": "orders-processor"}]})
+    aws.put_policy(policy(mode="enforce") | {"consumers": [{"kcl": "orders-kcl"}]})
     aws.push_traffic(STREAM, bytes_per_second=200_000, records_per_second=100, iterator_age_ms=300_000)
 
     # When its iterator-age alarm fires
@@ -85,7 +86,7 @@ def test_slow_consumer_gets_advice_not_a_reshard(aws, invoke, api_calls):
         "resharding would not help."
     )
     assert advice_titles(result) == ["Speed up the consumer"]
-    assert "orders-processor" in result["plan"]["advice"][0]["detail"]
+    assert "orders-kcl" in result["plan"]["advice"][0]["detail"]
     assert api_calls.kinesis_mutations() == []
     assert aws.shard_count(STREAM) == 2
     email = only(aws.emails())
@@ -99,8 +100,8 @@ def test_slow_consumer_gets_advice_not_a_reshard(aws, invoke, api_calls):
     assert only(aws.audit_rows(STREAM))["outcome"] == "no-action"
 
 
-def test_lagging_consumer_near_expiry_also_gets_the_retention_warning(aws, invoke):
-    # Given the consumer is 18 h behind on a 24 h stream (75 % of the way to expiry)
+def test_lagging_consumer_near_expiry_also_gets_its_retention_raised(aws, invoke, api_calls):
+    # Given the consumer is 18 h behind on a 24 h stream (75 % of the way to expiry), writes at 10 %
     aws.create_stream(STREAM, 2)
     aws.put_policy(policy(mode="enforce"))
     aws.push_traffic(STREAM, bytes_per_second=200_000, records_per_second=100, iterator_age_ms=18 * 3_600_000)
@@ -108,12 +109,13 @@ def test_lagging_consumer_near_expiry_also_gets_the_retention_warning(aws, invok
     # When its iterator-age alarm fires
     result = invoke(alarm_event(AGE_ALARM, metric=ITERATOR_METRIC))
 
-    # Then the first advice is the data-loss warning with the command that doubles retention
+    # Then the retention is doubled (enforce), and the consumer still gets its advice
     assert result["plan"]["diagnosis"]["cause"] == "slow-consumer"
-    assert advice_titles(result) == ["Data-loss risk: raise retention", "Speed up the consumer"]
-    assert result["plan"]["advice"][0]["cli_command"] == (
-        f"aws kinesis increase-stream-retention-period --stream-arn {ARN} --retention-period-hours 48"
-    )
+    assert [(s["action"], s["outcome"]) for s in result["steps"]] == [("raise-retention", "applied")]
+    assert api_calls.params("kinesis", "IncreaseStreamRetentionPeriod") == [
+        {"StreamARN": ARN, "RetentionPeriodHours": 48}
+    ]
+    assert advice_titles(result) == ["Speed up the consumer"]
 
 
 def test_lagging_consumer_on_saturated_shards_is_resharded(aws, invoke, api_calls):

@@ -279,19 +279,16 @@ def test_iterator_age_without_saturation_is_a_slow_consumer(consumers: list, nam
 
 
 @pytest.mark.parametrize(
-    ("retention_hours", "age_hours", "new_retention", "share"),
+    ("retention_hours", "age_hours", "share"),
     [
-        pytest.param(24, 12, 48, "50%", id="exactly half of 24 h -> 48 h"),
-        pytest.param(24, 20, 48, "83%", id="most of 24 h -> 48 h"),
-        pytest.param(168, 100, 336, "60%", id="7 days -> 14 days"),
-        pytest.param(5_000, 2_600, 8_760, "52%", id="doubling capped at 8,760 h"),
-        pytest.param(8_760, 5_000, 8_760, "57%", id="already at the maximum"),
+        pytest.param(24, 12, "50%", id="exactly half of 24 h"),
+        pytest.param(24, 20, "83%", id="most of 24 h"),
+        pytest.param(168, 100, "60%", id="most of 7 days"),
+        pytest.param(8_760, 5_000, "57%", id="already at the maximum: still proposed, the action refuses it"),
     ],
 )
-def test_iterator_age_near_retention_warns_of_data_loss(
-    retention_hours: int, age_hours: int, new_retention: int, share: str
-) -> None:
-    # Given the oldest unread record at or past half of the retention period
+def test_iterator_age_near_retention_proposes_raising_it(retention_hours: int, age_hours: int, share: str) -> None:
+    # Given the oldest unread record at or past half of the retention period, on shards that are not saturated
     ev = evidence(
         shards=2,
         bytes_per_second=200_000,
@@ -300,31 +297,51 @@ def test_iterator_age_near_retention_warns_of_data_loss(
     )
     # When diagnosed
     diagnosis = AGE.diagnose(ev, policy())
-    # Then the first advice is to raise retention, with the exact command
+    # Then raise-retention is proposed with the record's age and why, and the consumer advice stays
     assert diagnosis.cause == Cause.SLOW_CONSUMER
-    assert [a.title for a in diagnosis.advice] == ["Data-loss risk: raise retention", "Speed up the consumer"]
-    loss = diagnosis.advice[0]
-    assert loss.detail == (
-        f"The oldest unread record is {share} of the way to expiry (retention {retention_hours} h). "
-        "AWS warns from 50 %."
+    assert diagnosis.proposals == (
+        Proposal(
+            action="raise-retention",
+            parameters={"oldest_record_age_ms": age_hours * HOUR_MS},
+            reason=f"the oldest unread record is {share} of the way to expiry (retention {retention_hours} h; "
+            "detectors.iterator_age.retention_share is 50%)",
+        ),
     )
-    assert loss.cli_command == (
-        f"aws kinesis increase-stream-retention-period --stream-arn {ARN} --retention-period-hours {new_retention}"
-    )
-
-
-def test_iterator_age_below_half_retention_has_no_data_loss_advice() -> None:
-    ev = evidence(shards=2, bytes_per_second=200_000, iterator_age_ms=11.9 * HOUR_MS, retention_hours=24)
-    diagnosis = AGE.diagnose(ev, policy())
     assert [a.title for a in diagnosis.advice] == ["Speed up the consumer"]
 
 
-def test_iterator_age_saturated_and_near_retention_gives_both() -> None:
-    ev = evidence(shards=2, bytes_per_second=1_800_000, iterator_age_ms=18 * HOUR_MS, retention_hours=24)
+def test_iterator_age_below_half_retention_proposes_nothing() -> None:
+    ev = evidence(shards=2, bytes_per_second=200_000, iterator_age_ms=11.9 * HOUR_MS, retention_hours=24)
     diagnosis = AGE.diagnose(ev, policy())
+    assert diagnosis.proposals == ()
+    assert [a.title for a in diagnosis.advice] == ["Speed up the consumer"]
+
+
+def test_iterator_age_retention_share_comes_from_the_detector() -> None:
+    # Given a lag at 30 % of the retention and a detector that raises from 25 %
+    ev = evidence(shards=2, bytes_per_second=200_000, iterator_age_ms=7.2 * HOUR_MS, retention_hours=24)
+    p = policy(detectors={"iterator_age": {"retention_share": 0.25}})
+    # When diagnosed
+    (proposal,) = AGE.diagnose(ev, p).proposals
+    # Then raise-retention is proposed, the reason naming the detector's setting
+    assert proposal.action == "raise-retention"
+    assert proposal.reason.endswith("(retention 24 h; detectors.iterator_age.retention_share is 25%)")
+    # And with the default share of 50 % it is not
+    assert AGE.diagnose(ev, policy()).proposals == ()
+
+
+def test_iterator_age_saturated_and_near_retention_gives_both() -> None:
+    # Given consumers 18 h behind on 24 h retention while writes run at 90 % of the shards
+    ev = evidence(shards=2, bytes_per_second=1_800_000, iterator_age_ms=18 * HOUR_MS, retention_hours=24)
+    # When diagnosed
+    diagnosis = AGE.diagnose(ev, policy())
+    # Then retention is raised first, then the stream resharded
     assert diagnosis.cause == Cause.SATURATED
-    assert [p.parameters for p in diagnosis.proposals] == [{"desired_shards": 3}]
-    assert [a.title for a in diagnosis.advice] == ["Data-loss risk: raise retention"]
+    assert [(p.action, p.parameters) for p in diagnosis.proposals] == [
+        ("raise-retention", {"oldest_record_age_ms": 18 * HOUR_MS}),
+        ("reshard", {"desired_shards": 3}),
+    ]
+    assert diagnosis.advice == ()
 
 
 def test_iterator_age_figures() -> None:
@@ -340,14 +357,25 @@ def test_figures_leave_out_iterator_age_when_there_is_none() -> None:
     assert "iterator age / retention" not in shown
 
 
-def test_iterator_age_on_demand_still_warns_of_data_loss() -> None:
+def test_iterator_age_on_demand_still_raises_retention() -> None:
     # Given an on-demand stream whose consumers are 20 h behind on 24 h retention
     ev = evidence(shards=2, bytes_per_second=200_000, iterator_age_ms=20 * HOUR_MS, mode="ON_DEMAND")
     # When diagnosed
     diagnosis = AGE.diagnose(ev, policy())
-    # Then it still gets no reshard, but the data-loss advice with its command is there
-    assert diagnosis.proposals == ()
-    assert "Data-loss risk: raise retention" in [a.title for a in diagnosis.advice]
+    # Then it gets no reshard, but raise-retention (retention is not a matter of capacity) and the advice
+    assert diagnosis.cause == Cause.ON_DEMAND
+    assert [p.action for p in diagnosis.proposals] == ["raise-retention"]
+    assert [a.title for a in diagnosis.advice] == ["Speed up the consumer"]
+
+
+def test_iterator_age_without_write_traffic_data_still_raises_retention() -> None:
+    # Given no IncomingBytes/IncomingRecords, but consumers 20 h behind on 24 h retention
+    ev = without_write_traffic(evidence(shards=2, iterator_age_ms=20 * HOUR_MS))
+    # When diagnosed
+    diagnosis = AGE.diagnose(ev, policy())
+    # Then the remediator does not guess about the shards, but protects the data
+    assert diagnosis.cause == Cause.INSUFFICIENT_EVIDENCE
+    assert [p.action for p in diagnosis.proposals] == ["raise-retention"]
 
 
 def test_iterator_age_without_age_data_is_insufficient_evidence() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -14,7 +15,8 @@ class PastAction(BaseModel):
     action: str
     stream: str
     at: datetime
-    parameters: dict[str, int | str] = {}
+    # Whatever the step recorded (JSON): numbers with a fraction, booleans and None included.
+    parameters: dict[str, Any] = {}
 
 
 class ActionHistory:

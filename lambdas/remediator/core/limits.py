@@ -24,3 +24,7 @@ MAX_RETENTION_HOURS: Final = 8_760
 
 # CloudWatch alarm periods we accept (Kinesis stream metrics are 1-minute).
 METRIC_PERIOD_SECONDS: Final = 60
+
+# CloudWatch: metrics one metric-math alarm may read. UNCONFIRMED: not in aws-facts.md; CloudWatch's
+# documentation of metric-math alarms says "up to 10 metrics".
+MAX_ALARM_METRICS: Final = 10

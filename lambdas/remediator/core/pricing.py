@@ -1,0 +1,89 @@
+"""What a stream's retention costs per month: one price table, and the arithmetic the plans show.
+
+The table is AWS's list price for Kinesis Data Streams in us-east-1. Other regions cost more or less;
+a plan's figure is an estimate for a person deciding, never a bill (issue 7 generalises cost).
+
+UNCONFIRMED: ../shared/reference/aws-facts.md does not confirm these prices ("Pricing tiers (extended up
+to 7 days vs. long-term beyond 7 days): see the pricing page"). They were written down on 2026-11-26 from
+https://aws.amazon.com/kinesis/data-streams/pricing/ and were not re-read from the live page; check them
+there before relying on a figure.
+
+How AWS bills retention (same page):
+- the first 24 h are included;
+- extended retention (beyond 24 h, up to 7 days): provisioned streams pay per shard-hour whatever the
+  volume; on-demand streams pay per GB-month of data stored in that window;
+- long-term retention (beyond 7 days, up to 365 days): per GB-month of data stored beyond 7 days, in
+  both modes, on top of the extended retention charge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+HOURS_PER_MONTH: Final = 730  # AWS's pricing pages count a month as 730 hours
+INCLUDED_HOURS: Final = 24
+EXTENDED_UNTIL_HOURS: Final = 7 * 24
+# AWS bills data in GB of 1,024 x 1,024 x 1,024 bytes (the page rounds records to "1 KB (1,024 bytes)").
+BYTES_PER_GB: Final = 1024**3
+
+
+@dataclass(frozen=True)
+class RetentionPrices:
+    """One region's retention prices, in USD, with where and when they were taken."""
+
+    region: str
+    taken_on: str
+    source: str
+    confirmed: bool
+    extended_per_shard_hour: float  # provisioned: 24 h .. 7 days
+    extended_per_gb_month_on_demand: float  # on-demand: 24 h .. 7 days
+    long_term_per_gb_month: float  # beyond 7 days, both modes
+
+
+PRICES: Final = RetentionPrices(
+    region="us-east-1",
+    taken_on="2026-11-26",
+    source="https://aws.amazon.com/kinesis/data-streams/pricing/",
+    confirmed=False,  # UNCONFIRMED: not in aws-facts.md; see the module docstring
+    extended_per_shard_hour=0.020,
+    extended_per_gb_month_on_demand=0.10,
+    long_term_per_gb_month=0.023,
+)
+
+
+def stored_gb(average_bytes_per_second: float, hours: float) -> float:
+    """GB held at any time by `hours` of a stream writing `average_bytes_per_second`."""
+    return max(average_bytes_per_second, 0.0) * 3600 * max(hours, 0.0) / BYTES_PER_GB
+
+
+def monthly_retention_cost(
+    retention_hours: int,
+    *,
+    shards: int,
+    average_bytes_per_second: float,
+    on_demand: bool = False,
+    prices: RetentionPrices = PRICES,
+) -> float:
+    """USD a month for keeping records `retention_hours` (0 up to 24 h, which is included).
+
+    Provisioned: extended retention is shards x 730 h x the shard-hour price; on-demand: the data in the
+    24 h .. 7 days window x the GB-month price. Beyond 7 days, the data in that part of the window x the
+    long-term GB-month price. The data volume is the stream's average IncomingBytes.
+    """
+    if retention_hours <= INCLUDED_HOURS:
+        return 0.0
+    extended_hours = min(retention_hours, EXTENDED_UNTIL_HOURS) - INCLUDED_HOURS
+    if on_demand:
+        extended = stored_gb(average_bytes_per_second, extended_hours) * prices.extended_per_gb_month_on_demand
+    else:
+        extended = max(shards, 0) * HOURS_PER_MONTH * prices.extended_per_shard_hour
+    long_term_hours = max(retention_hours - EXTENDED_UNTIL_HOURS, 0)
+    long_term = stored_gb(average_bytes_per_second, long_term_hours) * prices.long_term_per_gb_month
+    return extended + long_term
+
+
+def price_note(prices: RetentionPrices = PRICES) -> str:
+    """Where a plan's cost figure comes from, in a few words."""
+    status = "" if prices.confirmed else ", UNCONFIRMED"
+    return f"{prices.region} list prices of {prices.taken_on}{status}"
