@@ -214,9 +214,10 @@ class KclConsumerLag(Symptom[KclConsumerLagDetector]):
             ),
             Advice(
                 title="Failover time and ZOMBIE shutdowns",
-                detail="When processRecords takes longer than failoverTimeMillis, another worker takes the lease: two "
-                "workers process one shard and the old one shuts down with reason ZOMBIE. Raise failoverTimeMillis "
-                "above the slowest batch, and never checkpoint in shutdown when the reason is ZOMBIE.",
+                detail="A worker that does not renew its lease within failoverTimeMillis (a long garbage-collection "
+                "pause, a starved host, a throttled lease table) loses it to another worker: for a while two workers "
+                "process one shard (duplicates), then the old one shuts down with reason ZOMBIE. Raise "
+                "failoverTimeMillis above your workers' longest pauses, and never checkpoint in a ZOMBIE shutdown.",
             ),
             Advice(
                 title="Turn on the KCL's debug logs",
