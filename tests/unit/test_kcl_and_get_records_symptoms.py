@@ -457,3 +457,16 @@ def test_get_latency_figures_and_the_efo_command() -> None:
     assert diagnosis.advice[2].cli_command == (
         f"aws kinesis register-stream-consumer --stream-arn {ARN} --consumer-name orders-processor-efo"
     )
+
+
+def test_get_errors_throttled_advice_counts_the_polling_consumers() -> None:
+    # Given failing calls, 2 throttled a minute, and a Lambda and a KCL consumer (an EFO consumer does not poll)
+    ev = with_series(evidence(**IDLE), get_success=0.9, read_throttled=2)
+    p = policy(consumers=[{"function": "orders-processor"}, {"kcl": APP}, {"efo": "analytics"}])
+    # When diagnosed
+    (throttled,) = [a for a in ERRORS.diagnose(ev, p).advice if a.title == "GetRecords throttled"]
+    # Then the advice counts the throttled calls and the consumers that share each shard's reads
+    assert throttled.detail == (
+        "30 GetRecords calls were throttled: each shard serves 5 GetRecords calls and 2 MB per second, shared by "
+        "every polling consumer (2 in the policy). See the read-throttling alarm."
+    )

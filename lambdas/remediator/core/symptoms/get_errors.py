@@ -111,8 +111,8 @@ class GetErrors(Symptom[GetErrorsDetector]):
                 Advice(
                     title="GetRecords throttled",
                     detail=f"{throttled:,.0f} GetRecords calls were throttled: each shard serves 5 GetRecords calls "
-                    f"and 2 MB per second, shared by the {policy.polling_consumers or 'polling'} polling consumers. "
-                    "See the read-throttling alarm.",
+                    f"and 2 MB per second, shared by every polling consumer ({policy.polling_consumers} in the "
+                    "policy). See the read-throttling alarm.",
                 )
             )
         early = on_demand(evidence, figures, tuple(advice)) or insufficient(evidence, figures)
