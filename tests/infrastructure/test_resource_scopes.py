@@ -88,6 +88,8 @@ def statement(synth: Synth, action: str) -> dict[str, Any]:
         resolve(s, synth.template)
         for r in synth.resources("AWS::IAM::Policy").values()
         for s in r["Properties"]["PolicyDocument"]["Statement"]
+        # Statements with the same resources are merged (CDK's minimizePolicies): the built-in lease table grants
+        # share the toy's resources
         if action in as_list(s["Action"])
     ]
     assert len(found) == 1, f"{action}: {json.dumps(found)}"

@@ -59,7 +59,7 @@ class ConsumerErrorRate(Symptom[ConsumerErrorRateDetector]):
 
     def alarms(self, policy: StreamPolicy, detector: ConsumerErrorRateDetector) -> list[AlarmSpec]:
         specs = []
-        for consumer in policy.consumers:
+        for consumer in policy.lambda_consumers:
             error_rate = MetricMath(
                 "100 * errors / invocations",
                 {
@@ -104,17 +104,26 @@ streams:
     consumers:
       - function: orders-processor
       - function: orders_audit
+      - kcl: orders-indexer
+      - {kcl: orders.search_v2, lease_table: orders-search-leases, namespace: Orders/Search}
     detectors:
       iterator_age: {threshold_ms: 90000, evaluation_periods: 6, datapoints_to_alarm: 4}
       consumer_error_rate: {threshold_percent: 2.5, evaluation_periods: 10, datapoints_to_alarm: 5}
+      kcl_consumer_lag: {threshold_ms: 120000, operation: ProcessTask}
+      lease_table_throttling: {threshold_events: 5}
     actions:
       reshard: {max_shards: 8}
   - name: a.b_c
     consumers:
       - function: abc-reader
+      - kcl: abc-app
     detectors:
       write_throttling: {enabled: false}
       consumer_error_rate: {enabled: false}
+      get_errors: {enabled: false}
+      get_latency: {enabled: false}
+      kcl_consumer_lag: {enabled: false}
+      lease_table_throttling: {enabled: false}
     actions:
       reshard: {max_shards: 4}
   # Named like a symptom.

@@ -140,6 +140,40 @@ class AwsEnv:
             )
         )
 
+    def create_table(self, name: str, *, read: int = 10, write: int = 10, on_demand: bool = False) -> None:
+        """A DynamoDB table shaped like a KCL lease table (hash key leaseKey), provisioned or on-demand."""
+        capacity: dict[str, Any] = (
+            {"BillingMode": "PAY_PER_REQUEST"}
+            if on_demand
+            else {"ProvisionedThroughput": {"ReadCapacityUnits": read, "WriteCapacityUnits": write}}
+        )
+        self.client("dynamodb").create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+            **capacity,
+        )
+
+    def table(self, name: str) -> dict[str, Any]:
+        table: dict[str, Any] = self.client("dynamodb").describe_table(TableName=name)["Table"]
+        return table
+
+    def put_metric(
+        self, namespace: str, metric: str, dimensions: dict[str, str], value: float, minutes: int = 10
+    ) -> None:
+        """One datapoint a minute for the last `minutes` minutes, in any namespace (AWS/DynamoDB, a KCL app's)."""
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        data = [
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                "Timestamp": now - timedelta(minutes=minute),
+                "Value": value,
+            }
+            for minute in range(1, minutes + 1)
+        ]
+        self.client("cloudwatch").put_metric_data(Namespace=namespace, MetricData=data)
+
     def put_series(self, stream: str, metric: str, values_oldest_first: list[float]) -> datetime:
         """One datapoint a minute, the newest a minute before `now` (truncated to the minute); returns now."""
         now = datetime.now(UTC).replace(second=0, microsecond=0)

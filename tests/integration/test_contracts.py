@@ -3,6 +3,7 @@ action a dry-run makes zero mutating calls (while the same scenario in enforce d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,25 @@ def test_the_calls_of_an_enforced_reshard_are_covered():
     problems = uncovered(ENFORCED_RESHARD, deployed(orders={}), STACK)
     # Then every one is covered
     assert problems == []
+
+
+def test_the_lease_table_calls_are_covered_on_the_tables_the_policy_names():
+    # Given a policy naming two KCL applications, one with its own lease table name
+    apps = {"consumers": [{"kcl": "orders-indexer"}, {"kcl": "orders-search", "lease_table": "search-leases"}]}
+    lease_calls = [
+        call("dynamodb", operation, TableName=table)
+        for table in ("orders-indexer", "search-leases")
+        for operation in ("DescribeTable", "UpdateTable")
+    ]
+    # When the symptom's reads and the action's updates of both tables are checked
+    problems = uncovered([*READS_AND_RECORDS, *lease_calls], deployed(orders=apps), STACK)
+    # Then every one is covered (the table of the second is its lease_table, not its name)
+    assert problems == []
+    wrong = call("dynamodb", "UpdateTable", TableName="orders-search")
+    assert uncovered([wrong], deployed(orders=apps), STACK) == [
+        "dynamodb:UpdateTable on arn:aws:dynamodb:us-east-1:123456789012:table/orders-search: "
+        "not granted by the deployed policies' permissions"
+    ]
 
 
 def test_reading_the_policy_of_a_stream_with_none_deployed_is_tolerated_but_nothing_else_is():
@@ -185,6 +205,15 @@ def test_reading_the_policy_of_a_stream_with_none_deployed_is_tolerated_but_noth
             id="table-of-someone-else",
         ),
         pytest.param(
+            [call("dynamodb", "UpdateTable", TableName="orders-lease", BillingMode="PAY_PER_REQUEST")],
+            deployed(orders={"consumers": [{"kcl": "orders-indexer"}]}),
+            [
+                "dynamodb:UpdateTable on arn:aws:dynamodb:us-east-1:123456789012:table/orders-lease: "
+                "not granted by the deployed policies' permissions"
+            ],
+            id="lease-table-no-policy-names",
+        ),
+        pytest.param(
             [call("sns", "Publish", TopicArn=TOPIC + "-other", Message="-")],
             deployed(orders={}),
             [f"sns:Publish on {TOPIC}-other: not granted by the deployed policies' permissions"],
@@ -221,11 +250,21 @@ class Scenario:
     shards: int
     traffic: dict[str, float]
     policy: dict[str, Any] = field(default_factory=dict)
+    # Anything else the scenario needs in AWS besides the stream (a lease table, its metrics).
+    prepare: Callable[[Any], None] | None = None
 
     def set_up(self, aws: Any, mode: str) -> None:
         aws.create_stream(STREAM, self.shards)
         aws.put_policy(policy(mode=mode) | self.policy)
         aws.push_traffic(STREAM, **self.traffic)
+        if self.prepare is not None:
+            self.prepare(aws)
+
+
+def throttled_lease_table(aws: Any) -> None:
+    """The lease table of KCL application 'orders-indexer' at 10 WCU, 30 throttled writes a minute."""
+    aws.create_table("orders-indexer", read=10, write=10)
+    aws.put_metric("AWS/DynamoDB", "WriteThrottleEvents", {"TableName": "orders-indexer"}, 30)
 
 
 # One entry per registered action. Keep it small: the symptom, the stream and the evidence that propose it.
@@ -237,6 +276,14 @@ SCENARIOS: dict[str, Scenario] = {
         symptom="iterator-age",
         shards=2,
         traffic={"bytes_per_second": 200_000, "records_per_second": 100, "iterator_age_ms": 0.6 * 24 * 3_600_000},
+    ),
+    # A KCL application's lease table throttled on writes: raise its write capacity 10 -> 20 WCU.
+    "lease-table-capacity": Scenario(
+        symptom="lease-table-throttling",
+        shards=2,
+        traffic={"bytes_per_second": 100_000, "records_per_second": 100},
+        policy={"consumers": [{"kcl": "orders-indexer"}]},
+        prepare=throttled_lease_table,
     ),
 }
 

@@ -42,14 +42,15 @@ ACTIONS = sorted(REGISTRY.actions.items())
 SYMPTOM_IDS = [key for key, _ in SYMPTOMS]
 ACTION_IDS = [key for key, _ in ACTIONS]
 
-# A stream whose name no plugin could hard-code, with a consumer so that per-consumer plugins have
-# something to alarm on and act upon.
+# A stream whose name no plugin could hard-code, with a consumer of each kind so that per-consumer plugins
+# have something to alarm on and act upon.
 STREAM = "clicks.v2_1"
 CONSUMER = "clicks-reader"
+KCL_APPLICATION = "clicks_indexer.v2"
 
 
 def sample_policy(**overrides: Any) -> StreamPolicy:
-    return policy(STREAM, consumers=[{"function": CONSUMER}], **overrides)
+    return policy(STREAM, consumers=[{"function": CONSUMER}, {"kcl": KCL_APPLICATION}], **overrides)
 
 
 def policy_strings(p: StreamPolicy) -> set[str]:

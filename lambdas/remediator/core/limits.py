@@ -28,3 +28,13 @@ METRIC_PERIOD_SECONDS: Final = 60
 # CloudWatch: metrics one metric-math alarm may read. UNCONFIRMED: not in aws-facts.md; CloudWatch's
 # documentation of metric-math alarms says "up to 10 metrics".
 MAX_ALARM_METRICS: Final = 10
+
+# DynamoDB (KCL lease tables). Not in ../shared/reference/aws-facts.md: UNCONFIRMED there, so enforced on the
+# conservative side. Read from the DynamoDB developer guide (switching.capacitymode.html, ServiceQuotas.html).
+# - Provisioned throughput may be raised as often as needed; decreases are limited per day, and the remediator
+#   never decreases.
+# - Switching a table from provisioned to on-demand: the guide now says up to four times per rolling 24 h, older
+#   editions said once per 24 h. [UNCONFIRMED] We allow one switch per table per rolling 24 h.
+DYNAMODB_MIN_CAPACITY_UNITS: Final = 1
+DYNAMODB_MAX_TABLE_WRITE_CAPACITY: Final = 40_000  # default per-table quota (adjustable) [UNCONFIRMED]
+DYNAMODB_BILLING_MODE_SWITCHES_PER_24H: Final = 1  # to on-demand, per table [UNCONFIRMED: AWS may allow 4]
