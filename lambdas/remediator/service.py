@@ -135,7 +135,7 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
     if plan.mode == Mode.DRY_RUN:
         deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
     else:
-        results = {s.action: f"{s.outcome}: {s.detail}" for s in steps}
+        results = [f"{s.outcome}: {s.detail}" for s in steps]
         deps.notifier.send(plan.stream, render.subject(plan, status), render.body(plan, status, results))
     return Outcome(
         status=status,

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from remediator.core.actions.base import ValidationContext
+from pydantic import Field
+from remediator.core.actions.base import Action, ValidationContext
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
 from remediator.core.evidence import Evidence
+from remediator.core.grants import STREAM, IamGrant
 from remediator.core.guardrails import evaluate
 from remediator.core.history import ActionHistory, PastAction
 from remediator.core.metrics import MissingData
 from remediator.core.plan import Cause, Diagnosis, GuardrailVerdict, Plan, PlannedStep, Proposal
 from remediator.core.planner import make_plan
-from remediator.core.policy import DetectorPolicy, Mode, StreamPolicy
+from remediator.core.policy import ActionPolicy, DetectorPolicy, Mode, StreamPolicy
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
 from remediator.core.symptoms.write_throttling import WRITE_THROTTLED
@@ -462,3 +464,58 @@ def test_history_is_ordered_by_time_whatever_the_input_order() -> None:
         NOW - timedelta(minutes=60),
         NOW - timedelta(minutes=10),
     ]
+
+
+def test_steps_of_one_plan_spend_the_daily_budget_in_turn() -> None:
+    # Given an action with one application left in its daily budget, and a symptom proposing it twice
+
+    class TwiceBudget(ActionPolicy):
+        daily_budget: int = Field(1, ge=0, le=10, description="One a day.")
+
+    class Twice(Action[TwiceBudget]):
+        id = "twice"
+        title = "twice"
+        policy_schema = TwiceBudget
+        grants = (IamGrant(("kinesis:AddTagsToStream",), STREAM, "toy"),)
+        sample_parameters: ClassVar[dict[str, Any]] = {"n": 1}
+
+        def checks(self, step: PlannedStep, context: ValidationContext) -> list[GuardrailVerdict]:
+            return []
+
+        def apply(self, step: PlannedStep, aws: Any) -> dict[str, Any]:
+            return {}
+
+        def cli_command(self, stream_arn: str, parameters: dict[str, Any]) -> str:
+            return "aws kinesis add-tags-to-stream"
+
+        def summary(self, parameters: dict[str, Any]) -> str:
+            return f"step {parameters['n']}"
+
+    class ProposesTwice(Symptom[DetectorPolicy]):
+        id = "proposes-twice"
+        title = "proposes twice"
+        meaning = "A toy."
+        detector_schema = DetectorPolicy
+
+        def alarms(self, policy: Any, detector: DetectorPolicy) -> list[Any]:
+            return []
+
+        def diagnose(self, evidence: Any, policy: Any) -> Diagnosis:
+            steps = tuple(Proposal(action="twice", parameters={"n": n}, reason="toy") for n in (1, 2))
+            return Diagnosis(cause="toy", summary="toy", proposals=steps)
+
+    with REGISTRY.registered(ProposesTwice, Twice):
+        # When the plan is made
+        plan = make_plan(
+            alarm_name="a",
+            symptom="proposes-twice",
+            policy=policy(),
+            evidence=evidence(),
+            history=ActionHistory(),
+            now=NOW,
+        )
+    # Then the first step spends the budget and the second is blocked by it, not by a cooldown
+    first, second = plan.steps
+    assert first.allowed
+    assert not second.allowed
+    assert second.blocking_reasons == ["daily-budget: 1 of 1 twice actions used in the last 24 h"]

@@ -136,7 +136,7 @@ def test_blocked_step_shows_stop_lines() -> None:
 
 def test_enforce_body_reports_outcome_and_results() -> None:
     plan = make(mode="enforce")
-    text = render.body(plan, "applied", results={"reshard": "UpdateShardCount accepted: 2 -> 4"})
+    text = render.body(plan, "applied", results=["UpdateShardCount accepted: 2 -> 4"])
     lines = text.splitlines()
     assert lines[0] == "Kinesis Remediator, ENFORCE: applied."
     assert "     Result:  UpdateShardCount accepted: 2 -> 4" in lines

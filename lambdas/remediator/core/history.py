@@ -22,8 +22,14 @@ class PastAction(BaseModel):
 class ActionHistory:
     """Applied actions only: dry-runs and blocked steps cost no budget and start no cooldown."""
 
-    def __init__(self, applied: Iterable[PastAction] = ()) -> None:
+    def __init__(self, applied: Iterable[PastAction] = (), planned: Iterable[PastAction] = ()) -> None:
         self._applied = sorted(applied, key=lambda a: a.at)
+        # Allowed steps earlier in the plan being made: they spend budget, but start no cooldown for their
+        # siblings (the steps of one plan are one decision).
+        self._planned = tuple(planned)
+
+    def with_planned(self, step: PastAction) -> ActionHistory:
+        return ActionHistory(self._applied, (*self._planned, step))
 
     def applied_since(self, action: str, stream: str, since: datetime) -> list[PastAction]:
         return [a for a in self._applied if a.action == action and a.stream == stream and a.at >= since]
@@ -33,4 +39,5 @@ class ActionHistory:
         return matching[-1] if matching else None
 
     def count_in_rolling_day(self, action: str, stream: str, now: datetime) -> int:
-        return len(self.applied_since(action, stream, now - timedelta(hours=24)))
+        planned = [a for a in self._planned if a.action == action and a.stream == stream]
+        return len(self.applied_since(action, stream, now - timedelta(hours=24))) + len(planned)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from remediator.core.actions.base import ValidationContext
 from remediator.core.evidence import Evidence
 from remediator.core.guardrails import evaluate
-from remediator.core.history import ActionHistory
+from remediator.core.history import ActionHistory, PastAction
 from remediator.core.plan import Plan, PlannedStep
 from remediator.core.policy import StreamPolicy
 from remediator.core.registry import REGISTRY
@@ -42,7 +43,11 @@ def make_plan(
             cli_command=action.cli_command(evidence.stream.arn, shaped.parameters),
             changes=tuple(action.changes(shaped.parameters)),
         )
-        steps.append(evaluate(step, context))
+        evaluated = evaluate(step, context)
+        steps.append(evaluated)
+        if evaluated.allowed:
+            spent = PastAction(action=action.id, stream=policy.name, at=now, parameters=shaped.parameters)
+            context = replace(context, history=context.history.with_planned(spent))
     return Plan(
         stream=policy.name,
         symptom=symptom,

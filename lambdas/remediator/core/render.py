@@ -21,7 +21,7 @@ def figures_table(plan: Plan) -> list[str]:
     return [f"  {f.name.ljust(width)}  {f.render()}" for f in plan.diagnosis.figures]
 
 
-def body(plan: Plan, outcome: str, results: dict[str, str] | None = None) -> str:
+def body(plan: Plan, outcome: str, results: list[str] | None = None) -> str:
     """The e-mail: what happened (or would have), then the plan itself."""
     if plan.mode == Mode.DRY_RUN:
         preamble = "Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do."
@@ -35,7 +35,8 @@ def body(plan: Plan, outcome: str, results: dict[str, str] | None = None) -> str
     return text
 
 
-def plan_text(plan: Plan, results: dict[str, str] | None = None) -> str:
+def plan_text(plan: Plan, results: list[str] | None = None) -> str:
+    """`results`, when given, has one entry per step, in the plan's order."""
     """The plan as people read it: alarm, diagnosis, evidence table, steps with guardrails, advice."""
     symptom = REGISTRY.symptoms[plan.symptom]
     lines = [
@@ -64,8 +65,8 @@ def plan_text(plan: Plan, results: dict[str, str] | None = None) -> str:
                 "     Guardrails:",
             ]
             lines += [f"       [{'pass' if g.passed else 'STOP'}] {g.name}: {g.detail}" for g in step.guardrails]
-            if results and step.action in results:
-                lines.append(f"     Result:  {results[step.action]}")
+            if results and number <= len(results):
+                lines.append(f"     Result:  {results[number - 1]}")
         lines.append("")
     else:
         lines += ["Plan", "  No automatic action: see the diagnosis and the advice.", ""]
