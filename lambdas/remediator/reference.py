@@ -19,7 +19,10 @@ from remediator.core.metrics import Metric, MetricMath
 from remediator.core.registry import REGISTRY
 
 SAMPLE_STREAM = "orders"
-SAMPLE_POLICY: dict[str, Any] = {"name": SAMPLE_STREAM, "consumers": [{"function": "orders-processor"}]}
+SAMPLE_POLICY: dict[str, Any] = {
+    "name": SAMPLE_STREAM,
+    "consumers": [{"function": "orders-processor"}, {"efo": "orders-analytics"}],
+}
 
 
 def _default(info: FieldInfo) -> str:

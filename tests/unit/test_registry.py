@@ -42,14 +42,15 @@ ACTIONS = sorted(REGISTRY.actions.items())
 SYMPTOM_IDS = [key for key, _ in SYMPTOMS]
 ACTION_IDS = [key for key, _ in ACTIONS]
 
-# A stream whose name no plugin could hard-code, with a consumer so that per-consumer plugins have
-# something to alarm on and act upon.
+# A stream whose name no plugin could hard-code, with consumers (a Lambda function, an enhanced fan-out consumer)
+# so that per-consumer plugins have something to alarm on and act upon.
 STREAM = "clicks.v2_1"
 CONSUMER = "clicks-reader"
+EFO_CONSUMER = "clicks-analytics"
 
 
 def sample_policy(**overrides: Any) -> StreamPolicy:
-    return policy(STREAM, consumers=[{"function": CONSUMER}], **overrides)
+    return policy(STREAM, consumers=[{"function": CONSUMER}, {"efo": EFO_CONSUMER}], **overrides)
 
 
 def policy_strings(p: StreamPolicy) -> set[str]:
@@ -156,7 +157,7 @@ def test_detector_block_defaults_are_documented(key: str, symptom: Symptom[Any])
 
 @pytest.mark.parametrize(("key", "symptom"), SYMPTOMS, ids=SYMPTOM_IDS)
 def test_alarms_are_valid_cloudwatch_alarms(key: str, symptom: Symptom[Any]) -> None:
-    # Given a policy with every default and one consumer
+    # Given a policy with every default and its consumers
     p = sample_policy()
     detector = symptom.detector(p)
     # When the symptom declares its alarms

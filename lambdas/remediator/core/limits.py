@@ -24,3 +24,13 @@ MAX_RETENTION_HOURS: Final = 8_760
 
 # CloudWatch alarm periods we accept (Kinesis stream metrics are 1-minute).
 METRIC_PERIOD_SECONDS: Final = 60
+
+# Reads through GetRecords (shared by every polling consumer of a shard): 2 MB/s and 5 calls/s per shard.
+# As for writes, the decimal reading of "2 MB/s" errs towards calling the shards saturated.
+SHARD_READ_BYTES_PER_SECOND: Final = 2_000_000
+SHARD_GET_RECORDS_PER_SECOND: Final = 5
+
+# Enhanced fan-out (RegisterStreamConsumer): 20 consumers per stream (Provisioned and On-demand Standard;
+# On-demand Advantage allows 50, in some Regions only: we keep to 20), at most 5 in CREATING at once.
+MAX_EFO_CONSUMERS_PER_STREAM: Final = 20
+MAX_EFO_CONSUMERS_CREATING: Final = 5
