@@ -87,7 +87,7 @@ def statement(synth: Synth, action: str) -> dict[str, Any]:
         resolve(s, synth.template)
         for r in synth.resources("AWS::IAM::Policy").values()
         for s in r["Properties"]["PolicyDocument"]["Statement"]
-        if s["Action"] == action
+        if action in as_list(s["Action"])
     ]
     assert len(found) == 1, f"{action}: {json.dumps(found)}"
     return found[0]

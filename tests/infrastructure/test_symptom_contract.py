@@ -59,7 +59,7 @@ class ConsumerErrorRate(Symptom[ConsumerErrorRateDetector]):
 
     def alarms(self, policy: StreamPolicy, detector: ConsumerErrorRateDetector) -> list[AlarmSpec]:
         specs = []
-        for consumer in policy.consumers:
+        for consumer in policy.lambda_consumers:
             error_rate = MetricMath(
                 "100 * errors / invocations",
                 {
@@ -104,6 +104,7 @@ streams:
     consumers:
       - function: orders-processor
       - function: orders_audit
+      - efo: orders-analytics
     detectors:
       iterator_age: {threshold_ms: 90000, evaluation_periods: 6, datapoints_to_alarm: 4}
       consumer_error_rate: {threshold_percent: 2.5, evaluation_periods: 10, datapoints_to_alarm: 5}
@@ -112,15 +113,18 @@ streams:
   - name: a.b_c
     consumers:
       - function: abc-reader
+      - efo: abc.search
     detectors:
       write_throttling: {enabled: false}
       consumer_error_rate: {enabled: false}
+      efo_consumer_lag: {enabled: false}
     actions:
       reshard: {max_shards: 4}
   # Named like a symptom.
   - name: write-throttling
     detectors:
       iterator_age: {enabled: false}
+      read_throttling: {enabled: false}
       write_throttling: {threshold_records: 10, evaluation_periods: 2, datapoints_to_alarm: 2}
     actions:
       reshard: {max_shards: 4}

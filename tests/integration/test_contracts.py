@@ -221,17 +221,32 @@ class Scenario:
     shards: int
     traffic: dict[str, float]
     policy: dict[str, Any] = field(default_factory=dict)
+    # Further AWS/Kinesis stream metrics, one value a minute for the last 10 minutes.
+    series: dict[str, float] = field(default_factory=dict)
 
     def set_up(self, aws: Any, mode: str) -> None:
         aws.create_stream(STREAM, self.shards)
         aws.put_policy(policy(mode=mode) | self.policy)
         aws.push_traffic(STREAM, **self.traffic)
+        for metric, value in self.series.items():
+            aws.put_series(STREAM, metric, [value] * 10)
 
 
 # One entry per registered action. Keep it small: the symptom, the stream and the evidence that propose it.
 SCENARIOS: dict[str, Scenario] = {
     # Producers throttled on a 2-shard stream at 95 % of its capacity: reshard 2 -> 4.
     "reshard": Scenario(symptom="write-throttling", shards=2, traffic=SATURATED),
+    # Two KCL applications throttle each other's reads; the policy names a consumer to register for a reader.
+    "enhanced-fan-out": Scenario(
+        symptom="read-throttling",
+        shards=2,
+        traffic={"bytes_per_second": 200_000, "records_per_second": 100},
+        policy={
+            "consumers": [{"kcl": "orders-kcl"}, {"kcl": "orders-reports"}],
+            "actions": {"reshard": {"max_shards": 16}, "enhanced_fan_out": {"consumer_name": "orders-analytics"}},
+        },
+        series={"ReadProvisionedThroughputExceeded": 80},
+    ),
 }
 
 

@@ -53,7 +53,7 @@ class ToyConsumerErrors(Symptom[ToyErrorsDetector]):
 
     def alarms(self, policy: StreamPolicy, detector: ToyErrorsDetector) -> list[AlarmSpec]:
         specs = []
-        for consumer in policy.consumers:
+        for consumer in policy.lambda_consumers:
             errors = LAMBDA_ERRORS.on(FunctionName=consumer.function)
             calls = LAMBDA_INVOCATIONS.on(FunctionName=consumer.function)
             rate = MetricMath("100 * errors / MAX([calls, 1])", {"errors": errors, "calls": calls}, "error rate %")
@@ -72,11 +72,11 @@ class ToyConsumerErrors(Symptom[ToyErrorsDetector]):
     def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
         return tuple(
             MetricQuery(f"errors_{index}", LAMBDA_ERRORS.on(FunctionName=consumer.function))
-            for index, consumer in enumerate(policy.consumers)
+            for index, consumer in enumerate(policy.lambda_consumers)
         )
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
-        errors = {c.function: evidence.total(f"errors_{i}") for i, c in enumerate(policy.consumers)}
+        errors = {c.function: evidence.total(f"errors_{i}") for i, c in enumerate(policy.lambda_consumers)}
         figures = tuple(Figure(name=f"errors of {name}", value=value) for name, value in errors.items())
         failing = [name for name, value in errors.items() if value > 0]
         if not failing:
@@ -116,7 +116,7 @@ class ToyReserveConcurrency(Action[ToyReservePolicy]):
         return proposal.model_copy(update={"parameters": {**proposal.parameters, "reserved_executions": reserved}})
 
     def checks(self, step: PlannedStep, context: ValidationContext) -> list[GuardrailVerdict]:
-        consumers = {c.function for c in context.policy.consumers}
+        consumers = {c.function for c in context.policy.lambda_consumers}
         ours = step.parameters["function"] in consumers
         return [GuardrailVerdict(name="policy-consumer", passed=ours, detail=f"consumers: {sorted(consumers)}")]
 

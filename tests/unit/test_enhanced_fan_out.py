@@ -680,7 +680,8 @@ def test_summary_and_changes_of_a_move() -> None:
     assert [c.render() for c in EFO.changes(MOVE)] == [
         "registered consumers 2 -> 3",
         "consumer efo-processor none -> registered",
-        f"processor reads the stream (GetRecords, mapping old-1) -> consumer efo-processor (a new mapping from {START})",
+        "processor reads the stream (GetRecords, mapping old-1) -> consumer efo-processor "
+        f"(a new mapping from {START})",
         "mapping old-1 Enabled -> Disabled",
     ]
 

@@ -197,8 +197,8 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
         IamGrant(
             actions=("kinesis:DescribeStreamConsumer",),
             scope=STREAM_CONSUMER,
-            why="Wait (a bounded number of polls) until a registered consumer is ACTIVE before mapping a function "
-            "onto it.",
+            why="The stream's consumers that the action registers: polled (a bounded number of times) until ACTIVE "
+            "before a function is mapped onto one.",
         ),
         IamGrant(
             actions=("lambda:GetEventSourceMapping", "lambda:UpdateEventSourceMapping"),
@@ -285,7 +285,8 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
         lookback = math.ceil(age_ms / 1000) + evidence.window_minutes * 60
         if lookback >= evidence.stream.retention_hours * 3600:
             return {"starting_position": TRIM_HORIZON, "lookback_seconds": lookback}
-        start = evidence.collected_at - timedelta(seconds=lookback)
+        # Whole seconds, rounded down: earlier is safe (a few more duplicates), later could skip records.
+        start = (evidence.collected_at - timedelta(seconds=lookback)).replace(microsecond=0)
         return {
             "starting_position": AT_TIMESTAMP,
             "starting_timestamp": start.isoformat(),

@@ -273,10 +273,11 @@ class ReadThrottling(Symptom[ReadThrottlingDetector]):
         kcl = [name for kind, name in polling if kind == "KCL application"]
         advice = []
         if stay:
+            verb = "keeps" if len(stay) == 1 else "keep"
             advice.append(
                 Advice(
                     title="Opt Lambda consumers in to enhanced fan-out",
-                    detail=f"{', '.join(stay)} keep polling: with `move_to_efo: true` on a consumer's entry, the "
+                    detail=f"{', '.join(stay)} {verb} polling: with `move_to_efo: true` on a consumer's entry, the "
                     "remediator moves its mapping onto a consumer of its own (at-least-once: records near the move "
                     "are processed twice).",
                 )
