@@ -180,3 +180,11 @@ def test_lag_without_write_traffic_data_does_not_guess() -> None:
     ev = ev.model_copy(update={"series": {k: v for k, v in ev.series.items() if not k.startswith("incoming")}})
     diagnosis = LAG.diagnose(ev, efo_policy("a"))
     assert (diagnosis.cause, diagnosis.proposals) == (Cause.INSUFFICIENT_EVIDENCE, ())
+
+
+def test_a_single_refused_subscription_counts() -> None:
+    # Given one refused subscription in the whole window, and no lag
+    ev = lag_evidence([1_000])
+    ev = ev.model_copy(update={"series": ev.series | {"efo_rate_exceeded_0": (1.0,)}})
+    # Then it is diagnosed, not dismissed
+    assert LAG.diagnose(ev, efo_policy("a")).cause == "efo-subscription-conflict"

@@ -710,3 +710,59 @@ def test_cli_of_a_move_is_one_quoted_command_per_call() -> None:
 
 def test_cli_of_nothing_to_do_lists_the_consumers() -> None:
     assert EFO.cli_command(ARN, {"register": "", "move": ""}) == f"aws kinesis list-stream-consumers --stream-arn {ARN}"
+
+
+def test_the_start_is_rounded_down_to_a_whole_second() -> None:
+    # Given evidence collected a hair before the next second: earlier is safe, later could skip a record
+    ev = efo_evidence(registered=[], mappings=[mapping_fact("p")])
+    ev = ev.model_copy(update={"collected_at": NOW + timedelta(microseconds=999_999)})
+    # Then the start keeps the whole second, never the fraction
+    assert shaped(efo_policy(p=True), ev).parameters["starting_timestamp"] == START
+
+
+def test_a_register_that_failed_after_aws_took_it_is_resolved_by_re_reading(sleeps: list[float]) -> None:
+    # Given RegisterStreamConsumer fails (a timeout), but the consumer turns out registered when re-read
+    active = {"ConsumerName": "efo-processor", "ConsumerARN": CONSUMER_ARN, "ConsumerStatus": "ACTIVE"}
+    aws = ScriptedAws(
+        {
+            "ListStreamConsumers": [{"Consumers": []}, {"Consumers": [active]}],
+            "RegisterStreamConsumer": TimeoutError("read timeout"),
+            "GetEventSourceMapping": OLD,
+            "ListEventSourceMappings": {"EventSourceMappings": []},
+            "CreateEventSourceMapping": {"UUID": "new-1"},
+        }
+    )
+    # When applied
+    result = apply(aws)
+    # Then it was registered once, never again, and the move went on
+    assert aws.operations().count("RegisterStreamConsumer") == 1
+    assert result["moved"] == {"processor": "old-1 -> new-1"}
+
+
+def test_a_register_that_failed_and_left_nothing_stops_the_step(sleeps: list[float]) -> None:
+    aws = ScriptedAws({"ListStreamConsumers": {"Consumers": []}, "RegisterStreamConsumer": RuntimeError("Throttled")})
+    with pytest.raises(MoveIncomplete, match="^nothing changed: registering efo-processor failed: Throttled$"):
+        apply(aws)
+    assert aws.operations() == ["ListStreamConsumers", "RegisterStreamConsumer", "ListStreamConsumers"]
+
+
+def test_a_create_that_failed_after_aws_took_it_still_disables_the_old_mapping(sleeps: list[float]) -> None:
+    # Given CreateEventSourceMapping times out, but the mapping is there when re-read
+    aws = ScriptedAws(
+        {
+            "ListStreamConsumers": {"Consumers": []},
+            "RegisterStreamConsumer": registered("ACTIVE"),
+            "GetEventSourceMapping": OLD,
+            "ListEventSourceMappings": [
+                {"EventSourceMappings": []},
+                {"EventSourceMappings": [{"UUID": "new-1", "State": "Creating"}]},
+            ],
+            "CreateEventSourceMapping": TimeoutError("read timeout"),
+        }
+    )
+    # When applied
+    result = apply(aws)
+    # Then no second mapping was created, and the old one is disabled: the move is complete
+    assert aws.operations().count("CreateEventSourceMapping") == 1
+    assert dict(aws.calls)["UpdateEventSourceMapping"] == {"UUID": "old-1", "Enabled": False}
+    assert result["moved"] == {"processor": "old-1 -> new-1"}

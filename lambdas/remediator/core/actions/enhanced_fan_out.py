@@ -41,22 +41,30 @@ The move, one function at a time, losing no record:
    enabling it again and deleting the new one; it would resume from its own checkpoint).
 If step 3 fails, the old mapping still reads the stream: nothing was lost or duplicated. If step 4 fails, both
 mappings read: nothing is lost but every record is processed twice until the old one is disabled; the failure
-names the exact command. Neither is retried blindly.
+names the exact command. No call is retried: a failed RegisterStreamConsumer or CreateEventSourceMapping is
+resolved by re-reading (ListStreamConsumers, ListEventSourceMappings), so a consumer or mapping that AWS took in
+spite of the error (a timeout, a 5xx) is used, never created twice.
 
 Starting position. Lambda does not report when the old mapping processed its last batch, so the new mapping
 starts at AT_TIMESTAMP = the time the evidence was collected, minus the highest
 GetRecords.IteratorAgeMilliseconds of the evidence window, minus the window's length (15 min). The iterator
 age is the stream's, the maximum over every shard and every polling consumer, so it is never younger than the
-moved function's own; the window's length covers a batch read at the window's start that had not been
-checkpointed yet. The start is therefore never after the old mapping's checkpoint: no record is skipped. Where
-that reaches back beyond the retention period, the new mapping starts at TRIM_HORIZON (the oldest record there
-is). Without an iterator age in the evidence the move is not planned (guardrail `move-start-known`).
+moved function's own; the window's length covers a datapoint up to 15 minutes old, and a batch whose oldest
+records arrived before the one the metric measured (its newest) and that was not checkpointed yet. Unless one
+batch spans more than 15 minutes of arrivals, the start is therefore never after the old mapping's checkpoint:
+no record is skipped. Where that reaches back beyond the retention period, the new mapping starts at TRIM_HORIZON
+(the oldest record there is). Without an iterator age in the evidence the step is blocked (`move-start-known`).
+
+The new mapping targets the old mapping's FunctionArn, so a mapping on an alias or version stays on it. The
+grant's lambda:FunctionArn condition names the unqualified functions; whether IAM matches a qualified ARN against
+it is UNCONFIRMED: if it does not, step 3 is denied and nothing is lost.
 
 Duplicates a consumer may see (delivery is at least once, as always with Lambda and Kinesis). During a move:
 - every record that arrived between the new mapping's AT_TIMESTAMP start and the old mapping's last
   checkpoint before it was disabled is processed twice, once by each mapping: with the start above, that is
-  at least the iterator age plus 15 minutes of records, plus whatever the old mapping still processed between
-  the new mapping's creation and its disabling (a few seconds, and a batch in flight when it was disabled);
+  the records of the stream's highest iterator age plus 15 minutes, less the function's own iterator age
+  (about 15 minutes of records for a function that is caught up), plus whatever the old mapping still
+  processed between the new mapping's creation and its disabling (seconds, and a batch in flight);
 - while both mappings run, the two copies of a record may be processed in either order and concurrently, so
   per-shard ordering holds within each mapping, not across them;
 - functions must therefore be idempotent (for example, keyed on the record's sequence number).
@@ -379,7 +387,14 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
             try:
                 response = kinesis.call("RegisterStreamConsumer", StreamARN=step.stream_arn, ConsumerName=name)
             except Exception as exc:
-                raise MoveIncomplete(self._so_far(done) + f"registering {name} failed: {exc}") from exc
+                # Never retried: re-read. A call that failed after AWS took it (a timeout, a 5xx, or the SDK's own
+                # retry answered ResourceInUseException) left the consumer registered, and that is what we wanted.
+                found = {c.name: c for c in read_stream_consumers(step.stream_arn, kinesis)}.get(name)
+                if found is None:
+                    raise MoveIncomplete(self._so_far(done) + f"registering {name} failed: {exc}") from exc
+                consumers[name] = found
+                done.append(f"registered {name} (found registered after: {exc})")
+                continue
             described = response.get("Consumer", {})
             consumers[name] = StreamConsumerFacts(
                 name=name, arn=str(described.get("ConsumerARN", "")), status=str(described.get("ConsumerStatus", ""))
@@ -440,9 +455,7 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
         if old.get("State") != "Enabled" or old.get("EventSourceArn") != step.stream_arn:
             return False, f"mapping {old_uuid} is {old.get('State')} on {old.get('EventSourceArn')} now"
         target = str(old.get("FunctionArn") or function)
-        present = lam.call("ListEventSourceMappings", FunctionName=target, EventSourceArn=consumer.arn).get(
-            "EventSourceMappings", []
-        )
+        present = self._mappings_on(lam, target, consumer)
         if present:
             state = present[0].get("State")
             if state not in READING_STATES:
@@ -469,10 +482,14 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
                     **settings,
                 )
             except Exception as exc:
-                raise MoveIncomplete(
-                    self._so_far(done) + f"mapping {function} onto {consumer.name} failed: {exc}; mapping "
-                    f"{old_uuid} still reads the stream (nothing lost)"
-                ) from exc
+                # Never retried: re-read. None was there a moment ago, so a mapping there now is this call's.
+                appeared = self._mappings_on(lam, target, consumer)
+                if not appeared:
+                    raise MoveIncomplete(
+                        self._so_far(done) + f"mapping {function} onto {consumer.name} failed: {exc}; mapping "
+                        f"{old_uuid} still reads the stream (nothing lost)"
+                    ) from exc
+                created = appeared[0]
             new_uuid = str(created.get("UUID"))
         try:
             lam.call("UpdateEventSourceMapping", UUID=old_uuid, Enabled=False)
@@ -483,6 +500,12 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
                 + shlex.join(["aws", "lambda", "update-event-source-mapping", "--uuid", old_uuid, "--no-enabled"])
             ) from exc
         return True, f"{old_uuid} -> {new_uuid}"
+
+    @staticmethod
+    def _mappings_on(lam: ServicePort, function: str, consumer: StreamConsumerFacts) -> list[dict[str, Any]]:
+        """The function's mappings on the consumer (one page: a function has at most one per source)."""
+        response = lam.call("ListEventSourceMappings", FunctionName=function, EventSourceArn=consumer.arn)
+        return list(response.get("EventSourceMappings", []))
 
     # --- how people read it -----------------------------------------------------------------------------
 
