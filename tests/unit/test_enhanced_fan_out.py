@@ -741,7 +741,7 @@ def test_a_register_that_failed_after_aws_took_it_is_resolved_by_re_reading(slee
 
 def test_a_register_that_failed_and_left_nothing_stops_the_step(sleeps: list[float]) -> None:
     aws = ScriptedAws({"ListStreamConsumers": {"Consumers": []}, "RegisterStreamConsumer": RuntimeError("Throttled")})
-    with pytest.raises(MoveIncomplete, match="^nothing changed: registering efo-processor failed: Throttled$"):
+    with pytest.raises(MoveIncomplete, match=r"^nothing changed: registering efo-processor failed: Throttled$"):
         apply(aws)
     assert aws.operations() == ["ListStreamConsumers", "RegisterStreamConsumer", "ListStreamConsumers"]
 
