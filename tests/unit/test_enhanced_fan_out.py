@@ -16,6 +16,7 @@ from remediator.core.actions.enhanced_fan_out import MoveIncomplete
 from remediator.core.consumers import LAMBDA_MAPPINGS
 from remediator.core.evidence import Evidence
 from remediator.core.history import ActionHistory
+from remediator.core.iam import permissions
 from remediator.core.plan import PlannedStep, Proposal
 from remediator.core.policy import StreamPolicy
 from remediator.core.ports import DeclaredOnly
@@ -23,6 +24,7 @@ from remediator.core.registry import REGISTRY
 from remediator.core.stream_consumers import STREAM_CONSUMERS, read_stream_consumers
 
 from tests.fakes import NOW, evidence, policy, stream_arn
+from tests.integration.contract import arn
 
 EFO = REGISTRY.actions["enhanced-fan-out"]
 ARN = stream_arn("orders")
@@ -766,3 +768,33 @@ def test_a_create_that_failed_after_aws_took_it_still_disables_the_old_mapping(s
     assert aws.operations().count("CreateEventSourceMapping") == 1
     assert dict(aws.calls)["UpdateEventSourceMapping"] == {"UUID": "old-1", "Enabled": False}
     assert result["moved"] == {"processor": "old-1 -> new-1"}
+
+
+# --- IAM ----------------------------------------------------------------------------------------------------------
+
+
+def granted(p: StreamPolicy) -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
+    return {a: (perm.resources, perm.conditions) for perm in permissions([p], arn) for a in perm.actions}
+
+
+def test_mapping_grants_name_only_the_policys_consumer_functions() -> None:
+    # Given a policy with a Lambda consumer
+    found = granted(efo_policy(processor=True))
+    function = "arn:aws:lambda:us-east-1:123456789012:function:processor"
+    # Then creating a mapping is account-wide (no resource type) but narrowed to that function, and the mapping
+    # calls name mappings of that function only
+    assert found["lambda:CreateEventSourceMapping"] == (("*",), {"StringEquals": {"lambda:FunctionArn": [function]}})
+    assert found["lambda:UpdateEventSourceMapping"] == (
+        ("arn:aws:lambda:us-east-1:123456789012:event-source-mapping:*",),
+        {"StringEquals": {"lambda:FunctionArn": [function]}},
+    )
+    assert found["kinesis:RegisterStreamConsumer"] == ((ARN,), {})
+    assert found["kinesis:DescribeStreamConsumer"] == ((f"{ARN}/consumer/*",), {})
+
+
+def test_a_policy_without_a_lambda_consumer_gets_no_mapping_grant() -> None:
+    # Given a stream read by a KCL application only: no mapping can move, and '*' must not carry an empty condition
+    found = granted(policy(consumers=[{"kcl": "orders-kcl"}]))
+    assert "lambda:CreateEventSourceMapping" not in found
+    assert "lambda:UpdateEventSourceMapping" not in found
+    assert "kinesis:RegisterStreamConsumer" in found
