@@ -8,6 +8,8 @@ cross-helper contract: a proposal `{"function": NAME, "goal": G}` becomes a step
 from __future__ import annotations
 
 import shlex
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from remediator.core.actions.base import Action, ValidationContext
@@ -16,6 +18,7 @@ from remediator.core.grants import EVENT_SOURCE_MAPPING, IamGrant
 from remediator.core.plan import GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy
 from remediator.core.ports import WritePorts
+from remediator.core.registry import REGISTRY
 
 
 class TuneEventSourceStandInPolicy(ActionPolicy):
@@ -45,3 +48,16 @@ class TuneEventSourceStandIn(Action[TuneEventSourceStandInPolicy]):
 
     def summary(self, parameters: dict[str, Any]) -> str:
         return f"tune {parameters['function']} for {parameters['goal']}"
+
+
+TUNE_EVENT_SOURCE = "tune-event-source"
+
+
+@contextmanager
+def tune_event_source() -> Iterator[None]:
+    """`tune-event-source` is registered inside the block: the real one if merged, else the stand-in."""
+    if TUNE_EVENT_SOURCE in REGISTRY.actions:
+        yield
+        return
+    with REGISTRY.registered(TuneEventSourceStandIn):
+        yield

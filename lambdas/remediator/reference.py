@@ -21,7 +21,7 @@ from remediator.core.registry import REGISTRY
 SAMPLE_STREAM = "orders"
 SAMPLE_POLICY: dict[str, Any] = {
     "name": SAMPLE_STREAM,
-    "consumers": [{"function": "orders-processor"}, {"kcl": "orders-indexer"}],
+    "consumers": [{"function": "orders-processor"}, {"efo": "orders-analytics"}, {"kcl": "orders-indexer"}],
 }
 
 

@@ -215,12 +215,19 @@ def role_statements(synth: Synth) -> list[dict[str, Any]]:
 
 
 def permission_pairs(synth: Synth, statements: list[dict[str, Any]] | None = None) -> set[tuple[str, str]]:
-    """The role's Allow statements flattened to (action, resolved resource) pairs."""
+    """The role's Allow statements flattened to (action, resolved resource) pairs.
+
+    The only condition a statement may carry narrows event-source mappings to the policies' consumer functions
+    (lambda:FunctionArn, StringEquals); tests/infrastructure/test_resource_scopes.py checks its values."""
     pairs: set[tuple[str, str]] = set()
     for statement in role_statements(synth) if statements is None else statements:
         assert statement["Effect"] == "Allow", statement
         assert "NotAction" not in statement and "NotResource" not in statement, statement
-        assert "Condition" not in statement, statement
+        condition = statement.get("Condition")
+        if condition is not None:
+            assert list(condition) == ["StringEquals"], statement
+            assert list(condition["StringEquals"]) == ["lambda:FunctionArn"], statement
+            assert all(str(a).startswith("lambda:") for a in as_list(statement["Action"])), statement
         for action in as_list(statement["Action"]):
             for resource in as_list(resolve(statement["Resource"], synth.template)):
                 pairs.add((action, resource))

@@ -203,7 +203,10 @@ def test_adding_a_stream_adds_exactly_its_arn_to_the_scoped_statements(synth: Sy
     clickstream = grown_synth.policies.streams["clickstream"]
     scoped_for_clickstream = {(a, r) for a, r in declared_pairs([clickstream]) if r != "*"}
     assert scoped_for_clickstream
-    assert {r for _, r in scoped_for_clickstream} == {stream_arn("clickstream")}
+    assert {r for _, r in scoped_for_clickstream} == {
+        stream_arn("clickstream"),
+        f"{stream_arn('clickstream')}/consumer/*",
+    }
     # Then the stream-scoped kinesis statements gained exactly clickstream's ARN, and lost nothing
     assert kinesis_scoped(after) - kinesis_scoped(before) == kinesis_scoped(scoped_for_clickstream)
     assert kinesis_scoped(before) <= kinesis_scoped(after)

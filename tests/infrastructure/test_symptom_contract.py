@@ -106,6 +106,7 @@ streams:
       - function: orders_audit
       - kcl: orders-indexer
       - {kcl: orders.search_v2, lease_table: orders-search-leases, namespace: Orders/Search}
+      - efo: orders-analytics
     detectors:
       iterator_age: {threshold_ms: 90000, evaluation_periods: 6, datapoints_to_alarm: 4}
       consumer_error_rate: {threshold_percent: 2.5, evaluation_periods: 10, datapoints_to_alarm: 5}
@@ -117,6 +118,7 @@ streams:
     consumers:
       - function: abc-reader
       - kcl: abc-app
+      - efo: abc.search
     detectors:
       write_throttling: {enabled: false}
       consumer_error_rate: {enabled: false}
@@ -124,6 +126,7 @@ streams:
       get_latency: {enabled: false}
       kcl_consumer_lag: {enabled: false}
       lease_table_throttling: {enabled: false}
+      efo_consumer_lag: {enabled: false}
     actions:
       reshard: {max_shards: 4}
   # Named like a symptom.
@@ -131,6 +134,7 @@ streams:
     detectors:
       iterator_age: {enabled: false}
       consumer_stalled: {enabled: false}
+      read_throttling: {enabled: false}
       write_throttling: {threshold_records: 10, evaluation_periods: 2, datapoints_to_alarm: 2}
     actions:
       reshard: {max_shards: 4}

@@ -25,16 +25,21 @@ from tests.infrastructure.support import (
 pytestmark = pytest.mark.xdist_group("infrastructure")
 
 # (stream, symptom) -> MetricName, Statistic, Threshold, EvaluationPeriods, DatapointsToAlarm, as written in the
-# test policies (conftest.py). payments' write-throttling detector is disabled: no alarm.
+# test policies (conftest.py). payments' write-throttling detector is disabled: no alarm. read-throttling keeps its
+# defaults everywhere; no stream lists an enhanced fan-out consumer, so efo-consumer-lag has no alarm.
+READ_THROTTLING_DEFAULTS = ("ReadProvisionedThroughputExceeded", "Sum", 10, 5, 3)
 EXPECTED_ALARMS = {
     ("orders", "iterator-age"): ("GetRecords.IteratorAgeMilliseconds", "Maximum", 120000, 10, 4),
+    ("orders", "read-throttling"): READ_THROTTLING_DEFAULTS,
     ("orders", "write-throttling"): ("WriteProvisionedThroughputExceeded", "Sum", 5, 3, 2),
     ("orders", "get-latency"): ("GetRecords.Latency", "Average", 1000, 5, 3),
     ("payments", "iterator-age"): ("GetRecords.IteratorAgeMilliseconds", "Maximum", 30000, 4, 4),
     ("payments", "get-latency"): ("GetRecords.Latency", "Average", 1000, 5, 3),
+    ("payments", "read-throttling"): READ_THROTTLING_DEFAULTS,
 }
 EXAMPLE_ALARMS = {
     ("orders", "iterator-age"): ("GetRecords.IteratorAgeMilliseconds", "Maximum", 60000, 5, 3),
+    ("orders", "read-throttling"): READ_THROTTLING_DEFAULTS,
     ("orders", "write-throttling"): ("WriteProvisionedThroughputExceeded", "Sum", 1, 5, 2),
     ("orders", "get-latency"): ("GetRecords.Latency", "Average", 1000, 5, 3),
 }

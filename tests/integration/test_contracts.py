@@ -252,11 +252,15 @@ class Scenario:
     policy: dict[str, Any] = field(default_factory=dict)
     # Anything else the scenario needs in AWS besides the stream (a lease table, its metrics).
     prepare: Callable[[Any], None] | None = None
+    # Further AWS/Kinesis stream metrics, one value a minute for the last 10 minutes.
+    series: dict[str, float] = field(default_factory=dict)
 
     def set_up(self, aws: Any, mode: str) -> None:
         aws.create_stream(STREAM, self.shards)
         aws.put_policy(policy(mode=mode) | self.policy)
         aws.push_traffic(STREAM, **self.traffic)
+        for metric, value in self.series.items():
+            aws.put_series(STREAM, metric, [value] * 10)
         if self.prepare is not None:
             self.prepare(aws)
 
@@ -284,6 +288,17 @@ SCENARIOS: dict[str, Scenario] = {
         traffic={"bytes_per_second": 100_000, "records_per_second": 100},
         policy={"consumers": [{"kcl": "orders-indexer"}]},
         prepare=throttled_lease_table,
+    ),
+    # Two KCL applications throttle each other's reads; the policy names a consumer to register for a reader.
+    "enhanced-fan-out": Scenario(
+        symptom="read-throttling",
+        shards=2,
+        traffic={"bytes_per_second": 200_000, "records_per_second": 100},
+        policy={
+            "consumers": [{"kcl": "orders-kcl"}, {"kcl": "orders-reports"}],
+            "actions": {"reshard": {"max_shards": 16}, "enhanced_fan_out": {"consumer_name": "orders-analytics"}},
+        },
+        series={"ReadProvisionedThroughputExceeded": 80},
     ),
 }
 

@@ -146,8 +146,8 @@ def test_events_that_are_not_alarm_state_changes_are_ignored(aws, invoke, api_ca
             id="previous-alarm",
         ),
         pytest.param(
-            alarm_event("kinesis-remediator-orders/read-throttling"),
-            "alarm 'kinesis-remediator-orders/read-throttling' names no known symptom ('read-throttling')",
+            alarm_event("kinesis-remediator-orders/no-such-symptom"),
+            "alarm 'kinesis-remediator-orders/no-such-symptom' names no known symptom ('no-such-symptom')",
             id="unknown-symptom",
         ),
         pytest.param(

@@ -152,15 +152,15 @@ NOT_NAMED = "is not named <prefix><stream>/<symptom>[/<qualifier>]"
             id="previous state ALARM",
         ),
         pytest.param(
-            f"{PREFIX}orders/read-throttling",
+            f"{PREFIX}orders/no-such-symptom",
             {},
-            f"alarm '{PREFIX}orders/read-throttling' names no known symptom ('read-throttling')",
+            f"alarm '{PREFIX}orders/no-such-symptom' names no known symptom ('no-such-symptom')",
             id="unknown symptom",
         ),
         pytest.param(
-            f"{PREFIX}orders/read-throttling/orders-reader",
+            f"{PREFIX}orders/no-such-symptom/orders-reader",
             {},
-            f"alarm '{PREFIX}orders/read-throttling/orders-reader' names no known symptom ('read-throttling')",
+            f"alarm '{PREFIX}orders/no-such-symptom/orders-reader' names no known symptom ('no-such-symptom')",
             id="unknown symptom with a qualifier",
         ),
         pytest.param(
@@ -305,8 +305,8 @@ def test_long_qualifiers_become_distinct_digests() -> None:
 
 
 def test_alarm_name_rejects_unknown_symptom() -> None:
-    with pytest.raises(ValueError, match=r"^unknown symptom 'read-throttling'$"):
-        alarm_name(PREFIX, "orders", "read-throttling")
+    with pytest.raises(ValueError, match=r"^unknown symptom 'no-such-symptom'$"):
+        alarm_name(PREFIX, "orders", "no-such-symptom")
 
 
 def test_alarm_name_rejects_a_prefix_with_the_separator() -> None:

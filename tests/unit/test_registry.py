@@ -46,11 +46,14 @@ ACTION_IDS = [key for key, _ in ACTIONS]
 # have something to alarm on and act upon.
 STREAM = "clicks.v2_1"
 CONSUMER = "clicks-reader"
+EFO_CONSUMER = "clicks-analytics"
 KCL_APPLICATION = "clicks_indexer.v2"
 
 
 def sample_policy(**overrides: Any) -> StreamPolicy:
-    return policy(STREAM, consumers=[{"function": CONSUMER}, {"kcl": KCL_APPLICATION}], **overrides)
+    return policy(
+        STREAM, consumers=[{"function": CONSUMER}, {"efo": EFO_CONSUMER}, {"kcl": KCL_APPLICATION}], **overrides
+    )
 
 
 def policy_strings(p: StreamPolicy) -> set[str]:
@@ -157,7 +160,7 @@ def test_detector_block_defaults_are_documented(key: str, symptom: Symptom[Any])
 
 @pytest.mark.parametrize(("key", "symptom"), SYMPTOMS, ids=SYMPTOM_IDS)
 def test_alarms_are_valid_cloudwatch_alarms(key: str, symptom: Symptom[Any]) -> None:
-    # Given a policy with every default and one consumer
+    # Given a policy with every default and its consumers
     p = sample_policy()
     detector = symptom.detector(p)
     # When the symptom declares its alarms

@@ -95,8 +95,11 @@ STREAM = ResourceScope("stream", _streams)
 STREAM_CONSUMER = ResourceScope("stream-consumer", _stream_consumers)
 LAMBDA_FUNCTION = ResourceScope("lambda-function", _function_arns)
 EVENT_SOURCE_MAPPING = ResourceScope("event-source-mapping", _event_source_mappings, _mapping_functions)
-# CreateEventSourceMapping has no resource type; the condition keeps it to the consumer functions.
-CONSUMER_FUNCTION_MAPPINGS = ResourceScope("account", lambda policy, arn: ("*",), _mapping_functions)
+# CreateEventSourceMapping has no resource type; the condition keeps it to the consumer functions. A policy
+# without a Lambda consumer needs none (else '*' would carry an empty condition list).
+CONSUMER_FUNCTION_MAPPINGS = ResourceScope(
+    "account", lambda policy, arn: ("*",) if policy.lambda_consumers else (), _mapping_functions
+)
 LEASE_TABLE = ResourceScope("lease-table", _lease_tables)
 CONSUMER_ROLES = ResourceScope("iam-role", _roles)
 ACCOUNT = ResourceScope("account", lambda policy, arn: ("*",))

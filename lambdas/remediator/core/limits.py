@@ -38,3 +38,13 @@ MAX_ALARM_METRICS: Final = 10
 DYNAMODB_MIN_CAPACITY_UNITS: Final = 1
 DYNAMODB_MAX_TABLE_WRITE_CAPACITY: Final = 40_000  # default per-table quota (adjustable) [UNCONFIRMED]
 DYNAMODB_BILLING_MODE_SWITCHES_PER_24H: Final = 1  # to on-demand, per table [UNCONFIRMED: AWS may allow 4]
+
+# Reads through GetRecords (shared by every polling consumer of a shard): 2 MB/s and 5 calls/s per shard.
+# As for writes, the decimal reading of "2 MB/s" errs towards calling the shards saturated.
+SHARD_READ_BYTES_PER_SECOND: Final = 2_000_000
+SHARD_GET_RECORDS_PER_SECOND: Final = 5
+
+# Enhanced fan-out (RegisterStreamConsumer): 20 consumers per stream (Provisioned and On-demand Standard;
+# On-demand Advantage allows 50, in some Regions only: we keep to 20), at most 5 in CREATING at once.
+MAX_EFO_CONSUMERS_PER_STREAM: Final = 20
+MAX_EFO_CONSUMERS_CREATING: Final = 5
