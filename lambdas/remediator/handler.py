@@ -53,7 +53,7 @@ def dependencies() -> Dependencies:
         streams=KinesisStreams(client("kinesis", region=settings.region)),
         metrics=CloudWatchMetrics(client("cloudwatch", region=settings.region)),
         reads=AwsServices(lambda service: client(service, region=settings.region)),
-        writes=AwsServices(lambda service: client(service, region=settings.region)),
+        writes=AwsServices(lambda service: client(service, region=settings.region, writes=True)),
         audit=DynamoAuditLog(dynamodb, settings.audit_table),
         notifier=SnsNotifier(client("sns", region=settings.region), settings.topic_arn),
         kill_switch=SsmKillSwitch(ssm, settings.kill_switch_parameter),

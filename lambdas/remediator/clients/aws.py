@@ -14,6 +14,9 @@ import boto3
 from botocore.config import Config
 
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=5, read_timeout=20)
+# Mutating calls are made once: a retry after a timeout or a 5xx could make a second change. A failure is
+# audited and resolved by re-reading the resource, never by sending the change again.
+WRITE_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=5, read_timeout=20)
 
 
 @cache
@@ -22,5 +25,7 @@ def _session() -> boto3.session.Session:
     return boto3.session.Session()
 
 
-def client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    return _session().client(service, region_name=region, endpoint_url=endpoint_url, config=RETRY_CONFIG)  # type: ignore[call-overload]
+def client(service: str, *, region: str | None = None, endpoint_url: str | None = None, writes: bool = False) -> Any:
+    """A client for reads (adaptive retries), or with `writes=True` for the write ports (no SDK retry)."""
+    config = WRITE_CONFIG if writes else RETRY_CONFIG
+    return _session().client(service, region_name=region, endpoint_url=endpoint_url, config=config)  # type: ignore[call-overload]

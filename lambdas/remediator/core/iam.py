@@ -42,11 +42,13 @@ def grants_for(policy: StreamPolicy) -> list[IamGrant]:
 
 def permissions(policies: Iterable[StreamPolicy], arn: ArnFormatter) -> list[Permission]:
     """One permission per declared grant, its resources resolved over every policy that needs it."""
-    merged: dict[tuple[tuple[str, ...], str], tuple[IamGrant, list[str], Conditions]] = {}
+    merged: dict[tuple[tuple[str, ...], str], tuple[IamGrant, list[str], Conditions, list[str]]] = {}
     for policy in policies:
         for grant in grants_for(policy):
             key = (grant.actions, grant.scope.name)
-            _, resources, conditions = merged.setdefault(key, (grant, [], {}))
+            _, resources, conditions, whys = merged.setdefault(key, (grant, [], {}, []))
+            if grant.why not in whys:
+                whys.append(grant.why)
             resources.extend(r for r in grant.resources(policy, arn) if r not in resources)
             for operator, keys in grant.conditions(policy, arn).items():
                 for name, values in keys.items():
@@ -57,10 +59,10 @@ def permissions(policies: Iterable[StreamPolicy], arn: ArnFormatter) -> list[Per
             actions=grant.actions,
             resources=tuple(resources),
             scope=grant.scope.name,
-            why=grant.why,
+            why="; ".join(whys),
             conditions=conditions,
         )
-        for grant, resources, conditions in merged.values()
+        for grant, resources, conditions, whys in merged.values()
         if resources
     ]
 
