@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -14,7 +15,8 @@ class PastAction(BaseModel):
     action: str
     stream: str
     at: datetime
-    parameters: dict[str, int | str] = {}
+    # As the action recorded them (JSON): nested settings, booleans and nulls included.
+    parameters: dict[str, Any] = {}
 
 
 class ActionHistory:
