@@ -296,7 +296,7 @@ class LambdaConsumerErrors(Symptom[LambdaConsumerErrorsDetector]):
         proposals: list[Proposal] = []
         for f in failing:
             mapping = mappings.get(f.function)
-            found = self._findings(f, mapping, [c for c in checks if c.function == f.function], evidence.stream)
+            found = self._findings(f, mapping, [c for c in checks if c.function == f.function], evidence)
             findings += found
             keeps_failing = f.error_minutes >= detector.datapoints_to_alarm or bool(
                 mapping and (mapping.last_processing_result or "").startswith("PROBLEM")
@@ -334,10 +334,10 @@ class LambdaConsumerErrors(Symptom[LambdaConsumerErrorsDetector]):
         return figures
 
     def _findings(
-        self, f: FunctionEvidence, mapping: MappingFacts | None, checks: list[RoleCheck], stream: StreamState
+        self, f: FunctionEvidence, mapping: MappingFacts | None, checks: list[RoleCheck], evidence: Evidence
     ) -> list[Finding]:
         """Each cause the evidence shows for this function, and only those."""
-        function = f.function
+        function, stream, window = f.function, evidence.stream, evidence.window_minutes
         if mapping is None or not mapping.found:
             return [
                 Finding(
@@ -438,8 +438,8 @@ class LambdaConsumerErrors(Symptom[LambdaConsumerErrorsDetector]):
             found.append(
                 Finding(
                     cause="function-errors",
-                    text=f"{function} failed {f.errors:,.0f} times in {f.error_minutes} of the last minutes, within "
-                    "its timeout: its own code raises on some records.",
+                    text=f"{function} failed {f.errors:,.0f} times in {f.error_minutes} of the last {window} minutes, "
+                    "its runs ending before the timeout: its own code raises on some records.",
                     advice=(
                         Advice(
                             title=f"Read {function}'s errors",
