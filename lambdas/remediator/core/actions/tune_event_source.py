@@ -511,7 +511,7 @@ class TuneEventSource(Action[TuneEventSourcePolicy]):
         return shlex.join(words + cli_words(dict(parameters.get("after") or {})))
 
     def summary(self, parameters: dict[str, Any]) -> str:
-        what = f"tune {parameters['function']}'s event-source mapping"
+        what = f"tune {parameters['function']}"
         after, before = dict(parameters.get("after") or {}), dict(parameters.get("before") or {})
         if not parameters.get("uuid"):
             return f"{what} ({parameters['goal']}): no mapping on the stream"

@@ -47,7 +47,7 @@ class LambdaConsumerLagDetector(DetectorPolicy):
 @REGISTRY.symptom
 class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
     id = "lambda-consumer-lag"
-    title = "Lambda consumer falling behind"
+    title = "Lambda consumer lagging"
     meaning = (
         f"A consumer function's {LAMBDA_ITERATOR_AGE.name} ({LAMBDA_ITERATOR_AGE.statistic}) is high: the last record "
         "of its batches was that old when the batch finished. Past the retention period, unread records are lost."
