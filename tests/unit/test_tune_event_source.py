@@ -266,7 +266,7 @@ def test_shape_turns_a_goal_into_concrete_settings_before_and_after():
         "after": {PARALLELIZATION: 2},
     }
     assert [c.render() for c in step.changes] == [f"{FUNCTION} ParallelizationFactor 1 -> 2"]
-    assert step.summary == f"tune {FUNCTION}'s event-source mapping: ParallelizationFactor 1 -> 2"
+    assert step.summary == f"tune {FUNCTION}: ParallelizationFactor 1 -> 2"
     assert step.cli_command == f"aws lambda update-event-source-mapping --uuid {UUID} --parallelization-factor 2"
     # And every guardrail passes
     assert step.allowed, step.blocking_reasons
@@ -307,7 +307,7 @@ def test_no_mapping_on_the_stream_blocks_the_step_and_the_command_finds_it():
     step = plan_step("throughput", with_mappings(MappingFacts(function=FUNCTION)))
     # Then the step is blocked, and its command is the one that lists the function's mappings
     assert verdicts(step)["mapping-found"][0] is False
-    assert step.summary == f"tune {FUNCTION}'s event-source mapping (throughput): no mapping on the stream"
+    assert step.summary == f"tune {FUNCTION} (throughput): no mapping on the stream"
     assert step.cli_command == (
         f"aws lambda list-event-source-mappings --function-name {FUNCTION} --event-source-arn {stream_arn('orders')}"
     )
