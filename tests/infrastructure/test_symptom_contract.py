@@ -115,6 +115,8 @@ streams:
     detectors:
       write_throttling: {enabled: false}
       consumer_error_rate: {enabled: false}
+      lambda_consumer_lag: {enabled: false}
+      lambda_consumer_errors: {enabled: false}
     actions:
       reshard: {max_shards: 4}
   # Named like a symptom.
