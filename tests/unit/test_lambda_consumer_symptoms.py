@@ -334,9 +334,9 @@ FAILURE_HANDLING = [("tune-event-source", {"function": FUNCTION, "goal": "failur
             id="throttled-by-its-reserved-concurrency",
         ),
         pytest.param(
-            errors_evidence(throttles=FAILING, mappings=[mapping(reserved_concurrency=10)]),
+            errors_evidence(throttles=FAILING, mappings=[mapping(reserved_concurrency=2)]),
             "reserved-concurrency",
-            "although its reserved concurrency (10) covers the 2 batches",
+            "although its reserved concurrency (2) covers the 2 batches",
             ("batches time out", "denied"),
             [],
             id="throttled-although-reserved-concurrency-covers-the-mapping",
