@@ -462,3 +462,57 @@ def test_several_causes_are_each_named_and_the_first_in_precedence_names_the_dia
 def test_errors_without_any_data_are_insufficient_evidence():
     ev = with_facts(evidence(), [mapping()])
     assert ERRORS.diagnose(ev, consumers_policy()).cause == "insufficient-evidence"
+
+
+class AwsError(Exception):
+    """What botocore raises for an AWS error: a ClientError whose `response` carries the error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"An error occurred ({code}): {message}")
+        self.response = {"Error": {"Code": code, "Message": message}}
+
+
+class MissingFunction(FakeAws):
+    """Lambda answers that one function does not exist, or fails for another reason."""
+
+    def __init__(self, missing: str, code: str = "ResourceNotFoundException") -> None:
+        super().__init__(esm(), {})
+        self.missing, self.code = missing, code
+
+    def answer(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("FunctionName") == self.missing and operation == "GetFunctionConfiguration":
+            raise AwsError(self.code, f"Function not found: {function_arn_of(self.missing)}")
+        return super().answer(operation, params)
+
+
+def function_arn_of(name: str) -> str:
+    return f"arn:aws:lambda:us-east-1:123456789012:function:{name}"
+
+
+def test_a_consumer_function_that_does_not_exist_does_not_keep_the_others_from_being_read():
+    # Given a policy naming a function that does not exist (a typo), next to a real one
+    p = consumers_policy("orders-procesor", FUNCTION)
+    aws = MissingFunction("orders-procesor")
+    # When the mapping facts are gathered
+    facts = LAG.gather(p, evidence().stream, DeclaredOnly(aws, LAG.read_iam_actions, LAG.id, read_only=True))
+    # Then the missing one has no mapping and says why, and the real one is read in full
+    typo, real = [MappingFacts.model_validate(m) for m in facts[LAMBDA_MAPPINGS]]
+    assert (typo.found, typo.read_error) == (
+        False,
+        f"ResourceNotFoundException: Function not found: {function_arn_of('orders-procesor')}",
+    )
+    assert (real.found, real.function_role_arn) == (True, ROLE)
+    # And a lag diagnosis names it
+    ev = lag_evidence(IDLE, {0: AGE, 1: AGE}, [typo, real])
+    diagnosis = LAG.diagnose(ev, p)
+    assert [x.parameters["function"] for x in diagnosis.proposals] == [FUNCTION]
+    assert any("orders-procesor could not be read (ResourceNotFoundException" in a.detail for a in diagnosis.advice)
+
+
+def test_any_other_error_reading_a_consumer_fails_the_gathering():
+    # An error that says nothing about the function's existence (throttling, access denied) is not guessed around
+    aws = MissingFunction(FUNCTION, code="AccessDeniedException")
+    with pytest.raises(AwsError, match="AccessDeniedException"):
+        LAG.gather(
+            consumers_policy(), evidence().stream, DeclaredOnly(aws, LAG.read_iam_actions, LAG.id, read_only=True)
+        )

@@ -342,7 +342,9 @@ class LambdaConsumerErrors(Symptom[LambdaConsumerErrorsDetector]):
             return [
                 Finding(
                     cause="mapping-missing",
-                    text=f"{function} has no event-source mapping on stream {stream.name}: its failures come from "
+                    text=f"{function} could not be read ({mapping.read_error}): check its name in the policy."
+                    if mapping is not None and mapping.read_error
+                    else f"{function} has no event-source mapping on stream {stream.name}: its failures come from "
                     "another event source, or its mapping was deleted.",
                     advice=(
                         Advice(

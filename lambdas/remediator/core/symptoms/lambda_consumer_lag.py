@@ -181,6 +181,8 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
 
     @staticmethod
     def _mapping_problem(function: str, mapping: MappingFacts | None) -> str:
+        if mapping is not None and mapping.read_error:
+            return f"{function} could not be read ({mapping.read_error})"
         if mapping is None or not mapping.found:
             return f"{function} has no event-source mapping on the stream"
         return f"mapping {mapping.uuid} of {function} is {mapping.state}"
@@ -188,10 +190,15 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
     @staticmethod
     def _mapping_advice(function: str, mapping: MappingFacts | None, stream: StreamState) -> Advice:
         if mapping is None or not mapping.found:
+            why = (
+                f"{function} could not be read ({mapping.read_error}): check its name in the policy's consumers."
+                if mapping is not None and mapping.read_error
+                else f"{function} has no event-source mapping on stream {stream.name}, so its IteratorAge comes "
+                "from another source, or its mapping was deleted. List its mappings and check the policy's consumers."
+            )
             return Advice(
                 title=f"Mapping of {function} not found",
-                detail=f"{function} has no event-source mapping on stream {stream.name}, so its IteratorAge comes "
-                "from another source, or its mapping was deleted. List its mappings and check the policy's consumers.",
+                detail=why,
                 cli_command=shlex.join(["aws", "lambda", "list-event-source-mappings", "--function-name", function]),
             )
         return Advice(
