@@ -228,6 +228,23 @@ def test_a_mapping_that_is_updating_when_planned_is_left_for_a_later_alarm(aws, 
     assert parallelization(aws, uuid) == 1
 
 
+def test_a_consumer_that_does_not_exist_is_named_and_the_others_are_still_tuned(aws, invoke, api_calls):
+    # Given the policy also names a function that does not exist (a typo), in dry-run
+    lagging_consumer(aws, "dry-run")
+    raw = consumer_policy("dry-run")
+    raw["consumers"] = [{"function": "orders-procesor"}, {"function": FUNCTION}]
+    aws.put_policy(raw)
+
+    # When the real function's lag alarm fires
+    result = invoke(lag_event())
+
+    # Then AWS's ResourceNotFoundException for the typo is a fact, the real function is still tuned
+    assert only(result["steps"])["action"] == "tune-event-source"
+    report = plan_of(only(aws.audit_rows(STREAM)))
+    assert only(report["actions"])["parameters"]["function"] == FUNCTION
+    assert any("orders-procesor could not be read (ResourceNotFoundException" in a["detail"] for a in report["advice"])
+
+
 # --- lambda-consumer-errors ------------------------------------------------------------------------------------
 
 

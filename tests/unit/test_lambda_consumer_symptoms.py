@@ -502,11 +502,17 @@ def test_a_consumer_function_that_does_not_exist_does_not_keep_the_others_from_b
         f"ResourceNotFoundException: Function not found: {function_arn_of('orders-procesor')}",
     )
     assert (real.found, real.function_role_arn) == (True, ROLE)
-    # And a lag diagnosis names it
-    ev = lag_evidence(IDLE, {0: AGE, 1: AGE}, [typo, real])
-    diagnosis = LAG.diagnose(ev, p)
-    assert [x.parameters["function"] for x in diagnosis.proposals] == [FUNCTION]
-    assert any("orders-procesor could not be read (ResourceNotFoundException" in a.detail for a in diagnosis.advice)
+    # And a lag diagnosis names it, whether its IteratorAge is reported (a deleted function's) or not (a typo)
+    for ages in ({0: AGE, 1: AGE}, {1: AGE}):
+        diagnosis = LAG.diagnose(lag_evidence(IDLE, ages, [typo, real]), p)
+        assert [x.parameters["function"] for x in diagnosis.proposals] == [FUNCTION]
+        named = [a.detail for a in diagnosis.advice if "orders-procesor could not be read" in a.detail]
+        assert len(named) == 1, diagnosis.advice
+    # And so does an errors diagnosis of the real function
+    ev = errors_evidence(errors=FAILING, mappings=[real, typo])  # the first consumer's metrics: the real one's
+    diagnosis = ERRORS.diagnose(ev, consumers_policy(FUNCTION, "orders-procesor"))
+    assert diagnosis.cause == "function-errors"
+    assert any("orders-procesor could not be read" in a.detail for a in diagnosis.advice)
 
 
 def test_any_other_error_reading_a_consumer_fails_the_gathering():

@@ -5,12 +5,14 @@ diagnose consumers; the facts travel in Evidence.facts under LAMBDA_MAPPINGS, so
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from remediator.core.evidence import Evidence, StreamState
 from remediator.core.grants import ACCOUNT, LAMBDA_FUNCTION, IamGrant
+from remediator.core.plan import Advice
 from remediator.core.policy import StreamPolicy
 from remediator.core.ports import ReadPorts
 
@@ -134,6 +136,20 @@ def _read_consumer(function: str, stream: StreamState, aws: ReadPorts) -> Mappin
 def lambda_mappings(evidence: Evidence) -> list[MappingFacts]:
     """The mapping facts a symptom's gather put into the evidence (none if it read none)."""
     return [MappingFacts.model_validate(item) for item in evidence.facts.get(LAMBDA_MAPPINGS, [])]
+
+
+def unreadable_consumers(evidence: Evidence, named: Collection[str] = ()) -> list[Advice]:
+    """Advice naming each consumer function of the policy that could not be read (does not exist), but for the
+    functions a diagnosis already `named`."""
+    return [
+        Advice(
+            title=f"Consumer {m.function} not found",
+            detail=f"The policy names Lambda function {m.function}, but {m.function} could not be read "
+            f"({m.read_error}): correct the name in the policy's consumers, or remove it.",
+        )
+        for m in lambda_mappings(evidence)
+        if m.read_error and m.function not in named
+    ]
 
 
 def gather_lambda_mappings(policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:

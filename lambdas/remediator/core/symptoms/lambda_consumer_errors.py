@@ -23,6 +23,7 @@ from remediator.core.consumers import (
     MappingFacts,
     gather_lambda_mappings,
     lambda_mappings,
+    unreadable_consumers,
 )
 from remediator.core.evidence import Evidence, StreamState
 from remediator.core.grants import CONSUMER_ROLES, IamGrant
@@ -312,7 +313,10 @@ class LambdaConsumerErrors(Symptom[LambdaConsumerErrorsDetector]):
             summary=" ".join(x.text for x in named),
             figures=tuple(figures),
             proposals=tuple(proposals),
-            advice=tuple(a for x in findings for a in x.advice),
+            advice=(
+                *(a for x in findings for a in x.advice),
+                *unreadable_consumers(evidence, named={f.function for f in failing}),
+            ),
         )
 
     @staticmethod

@@ -13,7 +13,13 @@ from typing import Any
 from pydantic import Field
 
 from remediator.core import limits
-from remediator.core.consumers import MAPPING_READ_GRANTS, MappingFacts, gather_lambda_mappings, lambda_mappings
+from remediator.core.consumers import (
+    MAPPING_READ_GRANTS,
+    MappingFacts,
+    gather_lambda_mappings,
+    lambda_mappings,
+    unreadable_consumers,
+)
 from remediator.core.evidence import Evidence, StreamMode, StreamState
 from remediator.core.metrics import MetricName, MetricQuery, MissingData
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
@@ -122,6 +128,7 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
         mappings = {m.function: m for m in lambda_mappings(evidence)}
         stuck = [(function, mappings.get(function)) for function, _ in lagging if not self._tunable(mappings, function)]
         advice += [self._mapping_advice(function, mapping, evidence.stream) for function, mapping in stuck]
+        advice += unreadable_consumers(evidence, named={function for function, _ in lagging})
         tunable = [(function, age) for function, age in lagging if self._tunable(mappings, function)]
         names = ", ".join(f"{function} ({age / 1000:,.0f} s)" for function, age in lagging)
 
