@@ -19,6 +19,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 from aws_cdk import App
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
+from remediator.core.grants import ArnFormatter
 from remediator.core.iam import Permission, permissions
 from remediator.core.metrics import Metric, MetricMath
 from remediator.core.policy import StreamPolicy
@@ -126,14 +127,19 @@ def stream_arn(name: str) -> str:
 
 
 def arn(*, service: str, resource: str, resource_name: str, arn_format: str = "slash") -> str:
-    """An ArnFormatter (remediator.core.grants) writing ARNs as `resolve` renders the stack's format_arn."""
+    """An ArnFormatter (remediator.core.grants) writing ARNs as `resolve` renders the stack's format_arn (IAM is
+    global: the stack leaves its ARNs without a region)."""
     separator = ":" if arn_format == "colon" else "/"
-    return f"arn:{PARTITION}:{service}:{REGION}:{ACCOUNT}:{resource}{separator}{resource_name}"
+    region = "" if service == "iam" else REGION
+    return f"arn:{PARTITION}:{service}:{region}:{ACCOUNT}:{resource}{separator}{resource_name}"
 
 
-def declared_permissions(policies: PolicySet | Iterable[StreamPolicy]) -> list[Permission]:
-    """What the registries declare for these policies (remediator.core.iam.permissions), with resolved ARNs."""
-    return permissions(policies.streams.values() if isinstance(policies, PolicySet) else policies, arn)
+def declared_permissions(
+    policies: PolicySet | Iterable[StreamPolicy], arn_formatter: ArnFormatter | None = None
+) -> list[Permission]:
+    """What the registries declare for these policies (remediator.core.iam.permissions), with resolved ARNs (or
+    as `arn_formatter` writes them)."""
+    return permissions(policies.streams.values() if isinstance(policies, PolicySet) else policies, arn_formatter or arn)
 
 
 def declared_pairs(policies: PolicySet | Iterable[StreamPolicy]) -> set[tuple[str, str]]:
@@ -214,24 +220,41 @@ def role_statements(synth: Synth) -> list[dict[str, Any]]:
     return statements
 
 
-def permission_pairs(synth: Synth, statements: list[dict[str, Any]] | None = None) -> set[tuple[str, str]]:
-    """The role's Allow statements flattened to (action, resolved resource) pairs.
+# The only condition a registry grant may carry: an event-source mapping's function (remediator.core.grants).
+CONDITION_KEYS = {("StringEquals", "lambda:FunctionArn")}
 
-    The only condition a statement may carry narrows event-source mappings to the policies' consumer functions
-    (lambda:FunctionArn, StringEquals); tests/infrastructure/test_resource_scopes.py checks its values."""
+
+def permission_pairs(synth: Synth, statements: list[dict[str, Any]] | None = None) -> set[tuple[str, str]]:
+    """The role's Allow statements flattened to (action, resolved resource) pairs; their conditions are read by
+    `permission_conditions`."""
     pairs: set[tuple[str, str]] = set()
     for statement in role_statements(synth) if statements is None else statements:
         assert statement["Effect"] == "Allow", statement
         assert "NotAction" not in statement and "NotResource" not in statement, statement
-        condition = statement.get("Condition")
-        if condition is not None:
-            assert list(condition) == ["StringEquals"], statement
-            assert list(condition["StringEquals"]) == ["lambda:FunctionArn"], statement
-            assert all(str(a).startswith("lambda:") for a in as_list(statement["Action"])), statement
+        conditions = statement.get("Condition", {})
+        assert {(op, key) for op, keys in conditions.items() for key in keys} <= CONDITION_KEYS, statement
         for action in as_list(statement["Action"]):
             for resource in as_list(resolve(statement["Resource"], synth.template)):
                 pairs.add((action, resource))
     return pairs
+
+
+def permission_conditions(synth: Synth) -> dict[tuple[str, str], dict[str, dict[str, set[str]]]]:
+    """(action, resource) -> the conditions of the role's statement that grants it, values resolved, for the
+    statements that carry any."""
+    found: dict[tuple[str, str], dict[str, dict[str, set[str]]]] = {}
+    for statement in role_statements(synth):
+        if "Condition" not in statement:
+            continue
+        conditions = {
+            operator: {key: set(as_list(resolve(values, synth.template))) for key, values in keys.items()}
+            for operator, keys in statement["Condition"].items()
+        }
+        for action in as_list(statement["Action"]):
+            for resource in as_list(resolve(statement["Resource"], synth.template)):
+                assert (action, resource) not in found, (action, resource)
+                found[(action, resource)] = conditions
+    return found
 
 
 def resources_for(pairs: set[tuple[str, str]], action: str) -> set[str]:

@@ -17,6 +17,7 @@ from tests.infrastructure.support import (
     declared_permissions,
     get_att,
     parameter_arn,
+    permission_conditions,
     permission_pairs,
     ref,
     resources_for,
@@ -28,8 +29,9 @@ pytestmark = pytest.mark.xdist_group("infrastructure")
 
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 # Scopes whose resolved ARNs end in a wildcard because the resource's id is unknown at synth time
-# (remediator.core.grants: a consumer's ARN ends in its creation time, a mapping's in its UUID).
-SUFFIX_WILDCARD_SCOPES = {"stream-consumer", "event-source-mapping"}
+# (remediator.core.grants: a consumer's ARN ends in its creation time, a mapping's in its UUID, and a consumer
+# function's role is only known from its configuration at run time).
+SUFFIX_WILDCARD_SCOPES = {"stream-consumer", "event-source-mapping", "iam-role"}
 
 
 def account_wide_actions(policies: PolicySet) -> set[str]:
@@ -157,12 +159,34 @@ def test_every_declared_grant_is_in_the_role_with_its_scope(request: pytest.Fixt
                     assert (action, resource) in pairs, (name, action, grant.scope.name, resource)
 
 
+@pytest.mark.parametrize("fixture", ["synth", "grown_synth", "example_synth"])
+def test_every_declared_condition_is_on_the_role(request: pytest.FixtureRequest, fixture: str) -> None:
+    # Given the grants the registries narrow by a condition (an event-source mapping's function)
+    synth: Synth = request.getfixturevalue(fixture)
+    declared = {
+        (action, resource): {
+            op: {key: set(values) for key, values in keys.items()} for op, keys in p.conditions.items()
+        }
+        for p in declared_permissions(synth.policies)
+        if p.conditions
+        for action in p.actions
+        for resource in p.resources
+    }
+    assert declared, "no conditioned grant for these policies"
+    # Then the role grants each of them with exactly those conditions, and no other statement has one
+    assert permission_conditions(synth) == declared
+
+
 def test_no_dangerous_or_wildcard_actions(synth: Synth) -> None:
     # Given the role's permissions
     actions = {action for action, _ in permission_pairs(synth)}
-    # Then no action is a wildcard, none touches IAM, none deletes a stream, none writes a parameter
+    # Then no action is a wildcard, none touches IAM (simulating a role's policies reads them, on roles only),
+    # none deletes a stream, none writes a parameter
     assert [a for a in actions if "*" in a] == []
-    assert [a for a in actions if a.lower().startswith("iam:")] == []
+    assert [a for a in actions if a.lower().startswith("iam:")] == ["iam:SimulatePrincipalPolicy"]
+    assert {r for a, r in permission_pairs(synth) if a.startswith("iam:")} == {
+        arn(service="iam", resource="role", resource_name="*")
+    }
     assert "kinesis:DeleteStream" not in actions
     assert "ssm:PutParameter" not in actions
     assert [a for a in actions if a.startswith("ssm:")] == ["ssm:GetParameter"]

@@ -60,15 +60,18 @@ class EveryScope(Action[ScopesPolicy]):
         return "every scope"
 
 
+# The built-in consumer plugins are disabled, so that each scope's statement is the toy's alone.
 POLICY = """\
 version: 1
 streams:
   - name: orders
     consumers: [{function: orders-processor}, {kcl: orders-kcl}, {efo: analytics}]
-    actions: {reshard: {max_shards: 4}}
+    detectors: {lambda_consumer_lag: {enabled: false}, lambda_consumer_errors: {enabled: false}}
+    actions: {reshard: {max_shards: 4}, tune_event_source: {enabled: false}}
   - name: clicks
     consumers: [{function: clicks-reader}, {kcl: clicks-app, lease_table: clicks-leases}]
-    actions: {reshard: {max_shards: 4}}
+    detectors: {lambda_consumer_lag: {enabled: false}, lambda_consumer_errors: {enabled: false}}
+    actions: {reshard: {max_shards: 4}, tune_event_source: {enabled: false}}
   - name: quiet
     actions: {reshard: {max_shards: 4}}
 """

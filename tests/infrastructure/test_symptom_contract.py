@@ -127,6 +127,8 @@ streams:
       kcl_consumer_lag: {enabled: false}
       lease_table_throttling: {enabled: false}
       efo_consumer_lag: {enabled: false}
+      lambda_consumer_lag: {enabled: false}
+      lambda_consumer_errors: {enabled: false}
     actions:
       reshard: {max_shards: 4}
   # Named like a symptom.

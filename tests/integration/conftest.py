@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import io
 import json
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -192,6 +194,81 @@ class AwsEnv:
             cloudwatch.put_metric_data(Namespace="AWS/Kinesis", MetricData=data[start : start + 20])
         return now
 
+    # --- Lambda consumers -------------------------------------------------------------------------------
+
+    def create_consumer(
+        self,
+        function: str,
+        stream: str,
+        *,
+        enabled: bool = True,
+        timeout: int = 60,
+        reserved: int | None = None,
+        batch_size: int = 100,
+    ) -> str:
+        """A Lambda consumer of the stream: its execution role, the function, and its event-source mapping (the
+        mapping's UUID is returned). moto stores the function without running it."""
+        role = self.client("iam").create_role(
+            RoleName=f"{function}-role",
+            Path="/service-role/",
+            AssumeRolePolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+        )["Role"]["Arn"]
+        code = io.BytesIO()
+        with zipfile.ZipFile(code, "w") as archive:
+            archive.writestr("index.py", "def handler(event, context):\n    return None\n")
+        lambda_ = self.client("lambda")
+        lambda_.create_function(
+            FunctionName=function,
+            Runtime="python3.12",
+            Role=role,
+            Handler="index.handler",
+            Code={"ZipFile": code.getvalue()},
+            Timeout=timeout,
+        )
+        if reserved is not None:
+            lambda_.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=reserved)
+        arn = self.client("kinesis").describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+        mapping = lambda_.create_event_source_mapping(
+            EventSourceArn=arn, FunctionName=function, StartingPosition="LATEST", BatchSize=batch_size, Enabled=enabled
+        )
+        return str(mapping["UUID"])
+
+    def mapping(self, uuid: str) -> dict[str, Any]:
+        return dict(self.client("lambda").get_event_source_mapping(UUID=uuid))
+
+    def mapping_functions(self) -> dict[str, str]:
+        """Mapping UUID -> its function's ARN, for every mapping moto holds."""
+        mappings = self.client("lambda").list_event_source_mappings().get("EventSourceMappings", [])
+        return {m["UUID"]: m["FunctionArn"] for m in mappings}
+
+    def put_function_series(self, function: str, metric: str, values_oldest_first: list[float]) -> None:
+        """An AWS/Lambda metric of one function, one datapoint a minute, the newest a minute before now."""
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        count = len(values_oldest_first)
+        data = [
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": "FunctionName", "Value": function}],
+                "Timestamp": now - timedelta(minutes=count - index),
+                "Value": value,
+            }
+            for index, value in enumerate(values_oldest_first)
+        ]
+        cloudwatch = self.client("cloudwatch")
+        for start in range(0, len(data), 20):
+            cloudwatch.put_metric_data(Namespace="AWS/Lambda", MetricData=data[start : start + 20])
+
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
@@ -341,7 +418,7 @@ def invoke(
             with api_calls.recording():
                 result: dict[str, Any] = handler.lambda_handler(event, context)
         finally:
-            problems.extend(uncovered(api_calls.calls[first:], deployment, stack))
+            problems.extend(uncovered(api_calls.calls[first:], deployment, stack, aws.mapping_functions()))
         return result
 
     yield _invoke

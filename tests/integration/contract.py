@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from remediator.core.iam import allows, permissions
+from remediator.core.iam import Permission, allows, permissions
 from remediator.core.policy import StreamPolicy
 from remediator.core.ports import iam_action
 from remediator.core.registry import REGISTRY
 
 from tests.fakes import ACCOUNT, REGION
 
-READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan")
+# "Simulate": iam:SimulatePrincipalPolicy evaluates policies and changes nothing (remediator.core.ports reads).
+READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Simulate")
 
 
 @dataclass(frozen=True)
@@ -47,9 +48,11 @@ def is_read(operation: str) -> bool:
 
 
 def arn(*, service: str, resource: str, resource_name: str, arn_format: str = "slash") -> str:
-    """An ArnFormatter for the test account and region, as the stack's Stack.format_arn builds them."""
+    """An ArnFormatter for the test account and region, as the stack's Stack.format_arn builds them (IAM is
+    global: its ARNs have no region)."""
     separator = ":" if arn_format == "colon" else "/"
-    return f"arn:aws:{service}:{REGION}:{ACCOUNT}:{resource}{separator}{resource_name}"
+    region = "" if service == "iam" else REGION
+    return f"arn:aws:{service}:{region}:{ACCOUNT}:{resource}{separator}{resource_name}"
 
 
 def parameter_arn(name: str) -> str:
@@ -94,11 +97,21 @@ def lambda_arn(resource: str, name: str) -> str:
 
 def _lambda(call: ApiCall) -> str:
     params = call.params
+    # Get/Update/DeleteEventSourceMapping act on the mapping (UpdateEventSourceMapping's FunctionName would
+    # retarget it), so the UUID decides before any FunctionName.
+    if call.operation.endswith("EventSourceMapping") and "UUID" in params:
+        return lambda_arn("event-source-mapping", str(params["UUID"]))
     if "FunctionName" in params:
         return lambda_arn("function", str(params["FunctionName"]))
     if "UUID" in params:
         return lambda_arn("event-source-mapping", str(params["UUID"]))
     raise UnmappedCall("no FunctionName or UUID")
+
+
+def mapping_uuid(resource: str) -> str | None:
+    """The UUID in an event-source mapping ARN."""
+    prefix = lambda_arn("event-source-mapping", "")
+    return resource[len(prefix) :] if resource.startswith(prefix) else None
 
 
 def _one(key: str, to_arn: Callable[[str], str] = str) -> Callable[[ApiCall], str]:
@@ -117,6 +130,8 @@ RESOURCE_OF: dict[str, Callable[[ApiCall], str]] = {
     "ssm": _one("Name", parameter_arn),
     "sns": _one("TopicArn"),
     "lambda": _lambda,
+    # SimulatePrincipalPolicy acts on the principal whose policies it evaluates (a role).
+    "iam": _one("PolicySourceArn"),
 }
 
 
@@ -206,8 +221,31 @@ class Deployment:
         return cls(parameters=frozenset(parameters), policies=policies)
 
 
-def uncovered(calls: Iterable[ApiCall], deployment: Deployment, stack: StackResources) -> list[str]:
-    """Every call the stack's IAM would not allow, one line each (empty: all covered)."""
+def function_condition_problem(
+    granted: Iterable[Permission], action: str, resource: str, function_arn: str
+) -> str | None:
+    """Why no permission allowing `action` on a mapping also allows it for the mapping's function, or None.
+
+    A grant on event-source mappings is narrowed by the lambda:FunctionArn condition (the mapping's function)."""
+    for permission in granted:
+        if not allows([permission], action, resource):
+            continue
+        functions = permission.conditions.get("StringEquals", {}).get("lambda:FunctionArn")
+        if functions is None or function_arn in functions:
+            return None
+    return f"the mapping's function {function_arn} is not in the grant's lambda:FunctionArn condition"
+
+
+def uncovered(
+    calls: Iterable[ApiCall],
+    deployment: Deployment,
+    stack: StackResources,
+    mapping_functions: Mapping[str, str] | None = None,
+) -> list[str]:
+    """Every call the stack's IAM would not allow, one line each (empty: all covered).
+
+    `mapping_functions` (mapping UUID -> its function's ARN, where known) lets the check also apply the
+    lambda:FunctionArn condition that narrows the grants on event-source mappings."""
     own = stack.grants(deployment.parameters)
     granted = permissions(deployment.policies.values(), arn)
     problems = []
@@ -229,6 +267,12 @@ def uncovered(calls: Iterable[ApiCall], deployment: Deployment, stack: StackReso
                 problems.append(f"{where}: not a deployed policy parameter, and not a read")
         elif not allows(granted, action, resource):
             problems.append(f"{where}: not granted by the deployed policies' permissions")
+        else:
+            uuid = mapping_uuid(resource)
+            function = (mapping_functions or {}).get(uuid) if uuid else None
+            problem = function_condition_problem(granted, action, resource, function) if function else None
+            if problem:
+                problems.append(f"{where}: {problem}")
         stream = stream_of(resource)
         if stream is not None and not is_read(call.operation):
             policy = deployment.policies.get(stream)

@@ -257,18 +257,24 @@ class Scenario:
 
     def set_up(self, aws: Any, mode: str) -> None:
         aws.create_stream(STREAM, self.shards)
+        if self.prepare is not None:
+            self.prepare(aws)
         aws.put_policy(policy(mode=mode) | self.policy)
         aws.push_traffic(STREAM, **self.traffic)
         for metric, value in self.series.items():
             aws.put_series(STREAM, metric, [value] * 10)
-        if self.prepare is not None:
-            self.prepare(aws)
 
 
 def throttled_lease_table(aws: Any) -> None:
     """The lease table of KCL application 'orders-indexer' at 10 WCU, 30 throttled writes a minute."""
     aws.create_table("orders-indexer", read=10, write=10)
     aws.put_metric("AWS/DynamoDB", "WriteThrottleEvents", {"TableName": "orders-indexer"}, 30)
+
+
+def lagging_consumer(aws: Any) -> None:
+    """A Lambda consumer of the stream, 10 minutes behind (AWS/Lambda IteratorAge) for the last 10 minutes."""
+    aws.create_consumer("orders-processor", STREAM)
+    aws.put_function_series("orders-processor", "IteratorAge", [600_000.0] * 10)
 
 
 # One entry per registered action. Keep it small: the symptom, the stream and the evidence that propose it.
@@ -299,6 +305,14 @@ SCENARIOS: dict[str, Scenario] = {
             "actions": {"reshard": {"max_shards": 16}, "enhanced_fan_out": {"consumer_name": "orders-analytics"}},
         },
         series={"ReadProvisionedThroughputExceeded": 80},
+    ),
+    # A Lambda consumer 10 minutes behind on 2 shards at 5 % of their capacity: its mapping's parallelization 1 -> 2.
+    "tune-event-source": Scenario(
+        symptom="lambda-consumer-lag",
+        shards=2,
+        traffic={"bytes_per_second": 100_000, "records_per_second": 100},
+        policy={"consumers": [{"function": "orders-processor"}]},
+        prepare=lagging_consumer,
     ),
 }
 
@@ -346,3 +360,78 @@ def test_the_same_scenario_in_enforce_makes_the_actions_mutating_calls(aws, hand
     changed = {c.iam_action for c in mutations(api_calls.calls, StackResources.of(handler.settings))}
     assert changed
     assert changed <= REGISTRY.actions[action].iam_actions
+
+
+# --- Lambda consumers: the mapping's function condition, and IAM's policy simulation --------------------------
+
+CONSUMER = "orders-processor"
+WITH_CONSUMER = {"consumers": [{"function": CONSUMER}]}
+MAPPING_ARN = f"arn:aws:lambda:{fakes.REGION}:{fakes.ACCOUNT}:event-source-mapping:u-1"
+
+
+def lambda_function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{fakes.REGION}:{fakes.ACCOUNT}:function:{name}"
+
+
+@pytest.mark.parametrize(
+    ("calls", "functions", "reported"),
+    [
+        pytest.param(
+            [
+                call("lambda", "GetEventSourceMapping", UUID="u-1"),
+                call("lambda", "UpdateEventSourceMapping", UUID="u-1"),
+            ],
+            {"u-1": lambda_function_arn(CONSUMER)},
+            [],
+            id="mapping-of-a-consumer-function",
+        ),
+        pytest.param(
+            [call("lambda", "UpdateEventSourceMapping", UUID="u-1", BatchSize=50)],
+            {"u-1": lambda_function_arn("payroll")},
+            [
+                f"lambda:UpdateEventSourceMapping on {MAPPING_ARN}: the mapping's function "
+                f"{lambda_function_arn('payroll')} is not in the grant's lambda:FunctionArn condition"
+            ],
+            id="mapping-of-a-function-no-policy-names",
+        ),
+        pytest.param(
+            # UpdateEventSourceMapping's FunctionName would retarget the mapping: the call is still on the mapping.
+            [call("lambda", "UpdateEventSourceMapping", UUID="u-1", FunctionName=CONSUMER)],
+            {"u-1": lambda_function_arn("payroll")},
+            [
+                f"lambda:UpdateEventSourceMapping on {MAPPING_ARN}: the mapping's function "
+                f"{lambda_function_arn('payroll')} is not in the grant's lambda:FunctionArn condition"
+            ],
+            id="a-function-name-does-not-hide-the-mapping",
+        ),
+        pytest.param(
+            [
+                call(
+                    "iam",
+                    "SimulatePrincipalPolicy",
+                    PolicySourceArn=f"arn:aws:iam::{fakes.ACCOUNT}:role/service-role/orders-processor-role",
+                    ActionNames=["kinesis:GetRecords"],
+                )
+            ],
+            {},
+            [],
+            id="simulating-a-consumer-role",
+        ),
+    ],
+)
+def test_calls_on_consumer_mappings_and_roles_are_checked(calls, functions, reported):
+    # Given 'orders' has a Lambda consumer, and the functions the mappings belong to
+    # When the calls are checked against the grants (and the mappings' lambda:FunctionArn condition)
+    problems = uncovered(calls, deployed(orders=WITH_CONSUMER), STACK, functions)
+    # Then only a call for a function no policy names is reported
+    assert problems == reported
+
+
+def test_simulating_a_role_is_not_granted_without_a_lambda_consumer():
+    simulate = call("iam", "SimulatePrincipalPolicy", PolicySourceArn=f"arn:aws:iam::{fakes.ACCOUNT}:role/x")
+    assert uncovered([simulate], deployed(orders={}), STACK) == [
+        f"iam:SimulatePrincipalPolicy on arn:aws:iam::{fakes.ACCOUNT}:role/x: not granted by the deployed "
+        "policies' permissions"
+    ]
+    # And it is a read: it changes nothing
+    assert mutations([simulate], STACK) == []

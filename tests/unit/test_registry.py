@@ -344,8 +344,28 @@ def test_cli_command_quotes_values_that_need_it(key: str, action: Action[Any]) -
         assert arn in words
 
 
+# AWS's answers to the reads an action makes right before its change (in AWS's documented shapes), showing the
+# resource as the action's sample step planned it; every other call is answered with an empty response.
+READ_RESPONSES: dict[tuple[str, str], dict[str, Any]] = {
+    # tune-event-source re-reads the mapping: it must still be Enabled, on the planned function and settings.
+    ("lambda", "GetEventSourceMapping"): {
+        "UUID": "14e0db71-5d35-4eb5-b481-8945cf9d10c2",
+        "State": "Enabled",
+        "FunctionArn": "arn:aws:lambda:us-east-1:123456789012:function:orders-processor",
+        "EventSourceArn": stream_arn(STREAM),
+        "BatchSize": 100,
+        "ParallelizationFactor": 1,
+        "MaximumBatchingWindowInSeconds": 0,
+        "MaximumRetryAttempts": -1,
+        "MaximumRecordAgeInSeconds": -1,
+        "BisectBatchOnFunctionError": False,
+        "DestinationConfig": {"OnFailure": {}},
+    },
+}
+
+
 class RecordingPorts:
-    """WritePorts that record (service, operation) and answer every call with an empty response."""
+    """WritePorts that record (service, operation) and answer with READ_RESPONSES, or else an empty response."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
@@ -356,7 +376,7 @@ class RecordingPorts:
         class Port:
             def call(self, operation: str, **parameters: Any) -> dict[str, Any]:
                 ports.calls.append((name, operation, parameters))
-                return {}
+                return dict(READ_RESPONSES.get((name, operation), {}))
 
         return Port()
 

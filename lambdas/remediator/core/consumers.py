@@ -5,12 +5,14 @@ diagnose consumers; the facts travel in Evidence.facts under LAMBDA_MAPPINGS, so
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from remediator.core.evidence import Evidence, StreamState
 from remediator.core.grants import ACCOUNT, LAMBDA_FUNCTION, IamGrant
+from remediator.core.plan import Advice
 from remediator.core.policy import StreamPolicy
 from remediator.core.ports import ReadPorts
 
@@ -51,6 +53,8 @@ class MappingFacts(BaseModel):
     function_timeout_seconds: int | None = None
     function_role_arn: str | None = None
     reserved_concurrency: int | None = None
+    # Why nothing could be read about the function (it does not exist: a typo in the policy, or deleted).
+    read_error: str | None = None
 
     @property
     def found(self) -> bool:
@@ -73,50 +77,79 @@ def _mapping_of(function: str, stream_arn: str, mappings: list[dict[str, Any]]) 
     return ours[0] if ours else None
 
 
+def _not_found(exc: Exception) -> str | None:
+    """AWS's ResourceNotFoundException (a botocore ClientError, recognised by its error code), as text."""
+    error = (getattr(exc, "response", None) or {}).get("Error", {})
+    if error.get("Code") != "ResourceNotFoundException":
+        return None
+    return f"ResourceNotFoundException: {error.get('Message', '')}".rstrip(": ")
+
+
 def read_lambda_mappings(policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> list[MappingFacts]:
-    """Facts for each Lambda consumer of the policy (needs MAPPING_READ_GRANTS)."""
-    service = aws.service("lambda")
+    """Facts for each Lambda consumer of the policy (needs MAPPING_READ_GRANTS). A function that does not exist
+    gets facts with no mapping and the reason, so one wrong name does not keep the others from being read."""
     found = []
     for consumer in policy.lambda_consumers:
-        mappings: list[dict[str, Any]] = []
-        marker: str | None = None
-        while True:
-            page = service.call(
-                "ListEventSourceMappings", FunctionName=consumer.function, **({"Marker": marker} if marker else {})
-            )
-            mappings += page.get("EventSourceMappings", [])
-            marker = page.get("NextMarker")
-            if not marker:
-                break
-        config = service.call("GetFunctionConfiguration", FunctionName=consumer.function)
-        concurrency = service.call("GetFunctionConcurrency", FunctionName=consumer.function)
-        mapping = _mapping_of(consumer.function, stream.arn, mappings) or {}
-        destination = mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
-        found.append(
-            MappingFacts(
-                function=consumer.function,
-                uuid=mapping.get("UUID"),
-                state=mapping.get("State"),
-                source_arn=mapping.get("EventSourceArn"),
-                batch_size=mapping.get("BatchSize"),
-                parallelization_factor=mapping.get("ParallelizationFactor"),
-                batching_window_seconds=mapping.get("MaximumBatchingWindowInSeconds"),
-                bisect_batch_on_error=mapping.get("BisectBatchOnFunctionError"),
-                maximum_retry_attempts=mapping.get("MaximumRetryAttempts"),
-                maximum_record_age_seconds=mapping.get("MaximumRecordAgeInSeconds"),
-                on_failure_destination=destination,
-                last_processing_result=mapping.get("LastProcessingResult"),
-                function_timeout_seconds=config.get("Timeout"),
-                function_role_arn=config.get("Role"),
-                reserved_concurrency=concurrency.get("ReservedConcurrentExecutions"),
-            )
-        )
+        try:
+            found.append(_read_consumer(consumer.function, stream, aws))
+        except Exception as exc:
+            missing = _not_found(exc)
+            if missing is None:
+                raise
+            found.append(MappingFacts(function=consumer.function, read_error=missing))
     return found
+
+
+def _read_consumer(function: str, stream: StreamState, aws: ReadPorts) -> MappingFacts:
+    service = aws.service("lambda")
+    mappings: list[dict[str, Any]] = []
+    marker: str | None = None
+    while True:
+        page = service.call("ListEventSourceMappings", FunctionName=function, **({"Marker": marker} if marker else {}))
+        mappings += page.get("EventSourceMappings", [])
+        marker = page.get("NextMarker")
+        if not marker:
+            break
+    config = service.call("GetFunctionConfiguration", FunctionName=function)
+    concurrency = service.call("GetFunctionConcurrency", FunctionName=function)
+    mapping = _mapping_of(function, stream.arn, mappings) or {}
+    destination = mapping.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+    return MappingFacts(
+        function=function,
+        uuid=mapping.get("UUID"),
+        state=mapping.get("State"),
+        source_arn=mapping.get("EventSourceArn"),
+        batch_size=mapping.get("BatchSize"),
+        parallelization_factor=mapping.get("ParallelizationFactor"),
+        batching_window_seconds=mapping.get("MaximumBatchingWindowInSeconds"),
+        bisect_batch_on_error=mapping.get("BisectBatchOnFunctionError"),
+        maximum_retry_attempts=mapping.get("MaximumRetryAttempts"),
+        maximum_record_age_seconds=mapping.get("MaximumRecordAgeInSeconds"),
+        on_failure_destination=destination,
+        last_processing_result=mapping.get("LastProcessingResult"),
+        function_timeout_seconds=config.get("Timeout"),
+        function_role_arn=config.get("Role"),
+        reserved_concurrency=concurrency.get("ReservedConcurrentExecutions"),
+    )
 
 
 def lambda_mappings(evidence: Evidence) -> list[MappingFacts]:
     """The mapping facts a symptom's gather put into the evidence (none if it read none)."""
     return [MappingFacts.model_validate(item) for item in evidence.facts.get(LAMBDA_MAPPINGS, [])]
+
+
+def unreadable_consumers(evidence: Evidence, named: Collection[str] = ()) -> list[Advice]:
+    """Advice naming each consumer function of the policy that could not be read (does not exist), but for the
+    functions a diagnosis already `named`."""
+    return [
+        Advice(
+            title=f"Consumer {m.function} not found",
+            detail=f"The policy names Lambda function {m.function}, but {m.function} could not be read "
+            f"({m.read_error}): correct the name in the policy's consumers, or remove it.",
+        )
+        for m in lambda_mappings(evidence)
+        if m.read_error and m.function not in named
+    ]
 
 
 def gather_lambda_mappings(policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:

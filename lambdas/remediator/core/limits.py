@@ -48,3 +48,20 @@ SHARD_GET_RECORDS_PER_SECOND: Final = 5
 # On-demand Advantage allows 50, in some Regions only: we keep to 20), at most 5 in CREATING at once.
 MAX_EFO_CONSUMERS_PER_STREAM: Final = 20
 MAX_EFO_CONSUMERS_CREATING: Final = 5
+
+# Lambda UpdateEventSourceMapping on a Kinesis source (aws-facts.md §4, from the botocore Lambda model).
+MIN_ESM_BATCH_SIZE: Final = 1
+MAX_ESM_BATCH_SIZE: Final = 10_000
+MIN_PARALLELIZATION_FACTOR: Final = 1
+MAX_PARALLELIZATION_FACTOR: Final = 10
+MAX_BATCHING_WINDOW_SECONDS: Final = 300  # 0..300 whole seconds
+MIN_RETRY_ATTEMPTS: Final = -1  # -1: retry until the record expires (AWS's default)
+MAX_RETRY_ATTEMPTS: Final = 10_000
+RECORD_AGE_UNLIMITED: Final = -1  # AWS's default; otherwise 60..604,800 s (0..59 are rejected)
+MIN_RECORD_AGE_SECONDS: Final = 60
+MAX_RECORD_AGE_SECONDS: Final = 604_800
+# What a Kinesis mapping has when the API leaves a setting out (aws-facts.md §4 defaults).
+ESM_DEFAULT_BATCH_SIZE: Final = 100
+# Lambda's function timeout quota: 900 s (15 min). UNCONFIRMED here: aws-facts.md does not list it (Lambda
+# quotas page); used only to cap the timeout an advice suggests, never sent by an action.
+MAX_FUNCTION_TIMEOUT_SECONDS: Final = 900

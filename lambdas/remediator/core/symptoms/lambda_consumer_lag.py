@@ -1,0 +1,239 @@
+"""lambda-consumer-lag: a Lambda consumer falls behind (AWS/Lambda IteratorAge, Maximum, per consumer function).
+
+The diagnosis decides between remedies from the evidence: saturated shards -> reshard (more shards, more
+parallel work); shards that are not saturated -> tune the lagging function's mapping for throughput; a mapping
+that is disabled or missing -> advice naming it (the remediator never re-enables a mapping someone stopped).
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from pydantic import Field
+
+from remediator.core import limits
+from remediator.core.consumers import (
+    MAPPING_READ_GRANTS,
+    MappingFacts,
+    gather_lambda_mappings,
+    lambda_mappings,
+    unreadable_consumers,
+)
+from remediator.core.evidence import Evidence, StreamMode, StreamState
+from remediator.core.metrics import MetricName, MetricQuery, MissingData
+from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
+from remediator.core.policy import DetectorPolicy, StreamPolicy
+from remediator.core.ports import ReadPorts
+from remediator.core.registry import REGISTRY
+from remediator.core.symptoms.base import AlarmSpec, Symptom
+from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, reshard_up
+
+LAMBDA_ITERATOR_AGE = MetricName("AWS/Lambda", "IteratorAge", "Maximum")
+# AWS: past half the retention period, unread records are at risk of expiring.
+DATA_LOSS_SHARE = 0.5
+DISABLED = ("Disabled", "Disabling")
+
+
+def age_key(index: int) -> str:
+    """The evidence key of the index-th Lambda consumer's IteratorAge (function names may hold '-')."""
+    return f"lambda_iterator_age_{index}"
+
+
+class LambdaConsumerLagDetector(DetectorPolicy):
+    threshold_ms: int = Field(
+        60_000,
+        ge=1_000,
+        le=limits.MAX_RETENTION_HOURS * 3_600_000,
+        description=f"Alarm when a consumer function's {LAMBDA_ITERATOR_AGE.name} ({LAMBDA_ITERATOR_AGE.statistic}) "
+        "reaches this.",
+    )
+
+
+@REGISTRY.symptom
+class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
+    id = "lambda-consumer-lag"
+    title = "Lambda consumer lagging"
+    meaning = (
+        f"A consumer function's {LAMBDA_ITERATOR_AGE.name} ({LAMBDA_ITERATOR_AGE.statistic}) is high: the last record "
+        "of its batches was that old when the batch finished. Past the retention period, unread records are lost."
+    )
+    detector_schema = LambdaConsumerLagDetector
+    read_grants = MAPPING_READ_GRANTS
+
+    def alarms(self, policy: StreamPolicy, detector: LambdaConsumerLagDetector) -> list[AlarmSpec]:
+        # IteratorAge is emitted only when a batch finishes: an idle stream invokes nothing, and a slow batch
+        # reports minutes later. A minute without a datapoint says nothing about lag, so the alarm keeps its
+        # state (ignore): neither a quiet stream nor the gap between two slow batches flips it. A consumer that
+        # stops altogether is consumer-stalled's to detect.
+        return [
+            self.alarm(
+                detector,
+                LAMBDA_ITERATOR_AGE.on(FunctionName=consumer.function),
+                detector.threshold_ms,
+                missing_data=MissingData.IGNORE,
+                qualifier=consumer.function,
+            )
+            for consumer in policy.lambda_consumers
+        ]
+
+    def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
+        own = tuple(
+            MetricQuery(age_key(index), LAMBDA_ITERATOR_AGE.on(FunctionName=consumer.function))
+            for index, consumer in enumerate(policy.lambda_consumers)
+        )
+        return (*super().evidence_queries(policy), *own)
+
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+        return gather_lambda_mappings(policy, stream, aws)
+
+    def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
+        threshold = self.detector(policy).threshold_ms
+        figures = capacity_figures(evidence)
+        ages = {
+            consumer.function: evidence.maximum(age_key(index))
+            for index, consumer in enumerate(policy.lambda_consumers)
+        }
+        figures += [
+            Figure(name=f"max IteratorAge of {function}", value=age / 1000, unit="s")
+            for function, age in ages.items()
+            if age is not None
+        ]
+        if not policy.lambda_consumers:
+            return Diagnosis(
+                cause=Cause.NOT_REPRODUCED,
+                summary="The stream's policy lists no Lambda consumer; nothing to diagnose.",
+                figures=tuple(figures),
+            )
+        if all(age is None for age in ages.values()):
+            early = insufficient(evidence, figures, missing=f"{LAMBDA_ITERATOR_AGE.name} of the consumer functions")
+            assert early is not None
+            return early
+        lagging = sorted(
+            ((function, age) for function, age in ages.items() if age is not None and age >= threshold),
+            key=lambda item: -item[1],
+        )
+        if not lagging:
+            return Diagnosis(
+                cause=Cause.NOT_REPRODUCED,
+                summary=f"No consumer function's {LAMBDA_ITERATOR_AGE.name} reached {threshold / 1000:,.0f} s in "
+                f"the last {evidence.window_minutes} minutes; nothing to change.",
+                figures=tuple(figures),
+            )
+        worst = lagging[0][1]
+        retention = evidence.stream.retention_hours
+        share = worst / (retention * 3.6e6)
+        figures.append(Figure(name="worst IteratorAge / retention", value=100 * share, unit="%"))
+        advice = [self._retention_advice(evidence, share)] if share >= DATA_LOSS_SHARE else []
+        mappings = {m.function: m for m in lambda_mappings(evidence)}
+        stuck = [(function, mappings.get(function)) for function, _ in lagging if not self._tunable(mappings, function)]
+        advice += [self._mapping_advice(function, mapping, evidence.stream) for function, mapping in stuck]
+        advice += unreadable_consumers(evidence, named={function for function, _ in lagging})
+        tunable = [(function, age) for function, age in lagging if self._tunable(mappings, function)]
+        names = ", ".join(f"{function} ({age / 1000:,.0f} s)" for function, age in lagging)
+
+        provisioned = evidence.stream.mode == StreamMode.PROVISIONED
+        if provisioned and not evidence.has_write_traffic_data():
+            early = insufficient(evidence, figures, advice=tuple(advice))
+            assert early is not None
+            return early
+        if provisioned and is_saturated(evidence, policy):
+            peak = evidence.write_utilisation(peak=True)
+            return Diagnosis(
+                cause=Cause.SATURATED,
+                summary=f"Lambda consumers fall behind ({names}) while the shards are saturated (writes peaked at "
+                f"{peak:.0%} of capacity): more shards give each function more batches to run in parallel; tuning "
+                "the mappings would not get past the shards' own limits.",
+                figures=tuple(figures),
+                proposals=(reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}"),),
+                advice=tuple(advice),
+            )
+        load = (
+            f"although writes peaked at only {evidence.write_utilisation(peak=True):.0%} of the shards' capacity"
+            if provisioned
+            else "on an on-demand stream, whose shards AWS scales"
+        )
+        proposals = tuple(
+            Proposal(
+                action="tune-event-source",
+                parameters={"function": function, "goal": "throughput"},
+                reason=f"{function}'s {LAMBDA_ITERATOR_AGE.name} peaked at {age / 1000:,.0f} s {load}: the function, "
+                "not the stream, is the bottleneck",
+            )
+            for function, age in tunable
+        )
+        if not proposals:
+            first_mapping = stuck[0][1]
+            return Diagnosis(
+                cause="mapping-missing" if first_mapping is None or not first_mapping.found else "mapping-disabled",
+                summary=f"Lambda consumers fall behind ({names}), and no mapping of theirs on this stream can be "
+                "tuned: " + "; ".join(self._mapping_problem(function, mapping) for function, mapping in stuck) + ".",
+                figures=tuple(figures),
+                advice=tuple(advice),
+            )
+        return Diagnosis(
+            cause=Cause.SLOW_CONSUMER,
+            summary=f"Lambda consumers fall behind ({names}) {load}: resharding would not help; their mappings can "
+            "run more batches in parallel.",
+            figures=tuple(figures),
+            proposals=proposals,
+            advice=tuple(advice),
+        )
+
+    @staticmethod
+    def _tunable(mappings: dict[str, MappingFacts], function: str) -> bool:
+        """A mapping on this stream that is not disabled (one that is Updating is proposed, and the action waits)."""
+        mapping = mappings.get(function)
+        return mapping is not None and mapping.found and mapping.state not in DISABLED
+
+    @staticmethod
+    def _mapping_problem(function: str, mapping: MappingFacts | None) -> str:
+        if mapping is not None and mapping.read_error:
+            return f"{function} could not be read ({mapping.read_error})"
+        if mapping is None or not mapping.found:
+            return f"{function} has no event-source mapping on the stream"
+        return f"mapping {mapping.uuid} of {function} is {mapping.state}"
+
+    @staticmethod
+    def _mapping_advice(function: str, mapping: MappingFacts | None, stream: StreamState) -> Advice:
+        if mapping is None or not mapping.found:
+            why = (
+                f"{function} could not be read ({mapping.read_error}): check its name in the policy's consumers."
+                if mapping is not None and mapping.read_error
+                else f"{function} has no event-source mapping on stream {stream.name}, so its IteratorAge comes "
+                "from another source, or its mapping was deleted. List its mappings and check the policy's consumers."
+            )
+            return Advice(
+                title=f"Mapping of {function} not found",
+                detail=why,
+                cli_command=shlex.join(["aws", "lambda", "list-event-source-mappings", "--function-name", function]),
+            )
+        return Advice(
+            title=f"Mapping of {function} is {mapping.state}",
+            detail=f"Mapping {mapping.uuid} of {function} on stream {stream.name} is {mapping.state}: records wait "
+            "in the stream until it is enabled again (the remediator never re-enables a mapping someone stopped). "
+            "Enable it when the function is fixed.",
+            cli_command=shlex.join(
+                ["aws", "lambda", "update-event-source-mapping", "--uuid", str(mapping.uuid), "--enabled"]
+            ),
+        )
+
+    @staticmethod
+    def _retention_advice(evidence: Evidence, share: float) -> Advice:
+        retention = evidence.stream.retention_hours
+        return Advice(
+            title="Data-loss risk: raise retention",
+            detail=f"The oldest record a consumer function read was {share:.0%} of the way to expiry (retention "
+            f"{retention} h). AWS warns from 50 %.",
+            cli_command=shlex.join(
+                [
+                    "aws",
+                    "kinesis",
+                    "increase-stream-retention-period",
+                    "--stream-arn",
+                    evidence.stream.arn,
+                    "--retention-period-hours",
+                    str(min(retention * 2, limits.MAX_RETENTION_HOURS)),
+                ]
+            ),
+        )
