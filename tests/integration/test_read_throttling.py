@@ -6,7 +6,6 @@ from __future__ import annotations
 from tests.fakes import alarm_event
 from tests.integration.efo_support import READ_ALARM, READ_METRIC, efo_policy, lambda_consumer, read_throttled
 from tests.integration.support import ARN, STREAM, only
-from tests.stand_ins import tune_event_source
 
 
 def test_several_polling_consumers_are_proposed_enhanced_fan_out(aws, invoke, api_calls):
@@ -47,9 +46,8 @@ def test_one_lambda_consumer_gets_smaller_batches_and_backoff_advice(aws, invoke
     aws.put_policy(efo_policy("dry-run", [{"function": "orders-processor"}]))
     read_throttled(aws, throttled=4)
 
-    # When the read-throttling alarm fires (tune-event-source registered: a stand-in until it is merged)
-    with tune_event_source():
-        result = invoke(alarm_event(READ_ALARM, metric=READ_METRIC))
+    # When the read-throttling alarm fires
+    result = invoke(alarm_event(READ_ALARM, metric=READ_METRIC))
 
     # Then the mapping is to get smaller batches, with backoff advice
     assert result["plan"]["diagnosis"]["cause"] == "single-consumer-throttled"

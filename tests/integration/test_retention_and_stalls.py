@@ -2,8 +2,7 @@
 consumer-stalled through the handler.
 
 moto keeps IncreaseStreamRetentionPeriod's range and its refusal of a decrease, so the tests that prove our own
-checks refuse them also show that no such call reached moto. tune-event-source is built on another branch: the
-test that plans it registers the stand-in from tests/stand_ins.py (drop it once the real action is merged).
+checks refuse them also show that no such call reached moto.
 """
 
 from __future__ import annotations
@@ -16,12 +15,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from remediator.core.actions import raise_retention
 from remediator.core.actions.raise_retention import RetentionTarget
-from remediator.core.registry import REGISTRY
 
 from tests.fakes import alarm_event
 from tests.integration.contract import StackResources, mutations
 from tests.integration.support import AGE_ALARM, ARN, STREAM, alarm, only, parameters_of, plan_of, policy
-from tests.stand_ins import TuneEventSourceStandIn
 
 HOUR_MS = 3_600_000
 ITERATOR_METRIC = "GetRecords.IteratorAgeMilliseconds"
@@ -198,15 +195,15 @@ def test_lagging_lambda_consumer_on_idle_shards_is_tuned_not_resharded(aws, invo
     aws.put_policy(policy(mode="dry-run") | {"consumers": [{"function": "orders-processor"}]})
     aws.push_traffic(STREAM, **IDLE, iterator_age_ms=300_000)
 
-    # When its iterator-age alarm fires (tune-event-source: the stand-in until the real action merges)
-    with REGISTRY.registered(TuneEventSourceStandIn):
-        result = invoke(alarm_event(AGE_ALARM, metric=ITERATOR_METRIC))
+    # When its iterator-age alarm fires
+    result = invoke(alarm_event(AGE_ALARM, metric=ITERATOR_METRIC))
 
     # Then the plan tunes that function's mapping, and proposes no reshard
     step = only(result["steps"])
     assert (step["action"], step["outcome"]) == ("tune-event-source", "dry-run")
     (entry,) = result["plan"]["actions"]
-    assert entry["parameters"] == {"function": "orders-processor", "goal": "throughput", "uuid": uuid}
+    assert (entry["parameters"]["function"], entry["parameters"]["goal"]) == ("orders-processor", "throughput")
+    assert entry["parameters"]["uuid"] == uuid
     assert result["plan"]["diagnosis"]["cause"] == "slow-consumer"
     # And the mapping facts were read through the symptom's declared reads (the invoke fixture checks the IAM)
     assert api_calls.operations("lambda") == [

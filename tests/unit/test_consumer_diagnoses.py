@@ -2,14 +2,10 @@
 
 The issue's examples: lag with idle shards and a Lambda consumer -> tune-event-source, not a reshard; lag
 with saturated shards -> reshard; lag at half the retention -> raise-retention as well as the fix for the lag.
-
-tune-event-source is built on another branch: the tests that plan its proposals register the stand-in
-from tests/stand_ins.py (drop it once the real action is merged).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,7 +22,6 @@ from remediator.core.symptoms.consumer_stalled import MAX_EFO_IN_ALARM
 from remediator.core.symptoms.lag import MAPPINGS_UNREADABLE, gather_mappings
 
 from tests.fakes import NOW, evidence, policy, stream_arn
-from tests.stand_ins import TuneEventSourceStandIn
 
 AGE = REGISTRY.symptoms["iterator-age"]
 STALLED = REGISTRY.symptoms["consumer-stalled"]
@@ -34,12 +29,6 @@ ARN = stream_arn("orders")
 HOUR_MS = 3_600_000
 IDLE = {"shards": 2, "bytes_per_second": 200_000}  # 10 % of 2 shards
 SATURATED = {"shards": 2, "bytes_per_second": 1_800_000}  # 90 % of 2 shards
-
-
-@pytest.fixture
-def tune_stand_in() -> Iterator[None]:
-    with REGISTRY.registered(TuneEventSourceStandIn):
-        yield
 
 
 def mapping(function: str, **fields: Any) -> MappingFacts:
@@ -72,7 +61,6 @@ LAMBDA = [{"function": "orders-processor"}]
 
 
 # iterator-age: the issue's examples ------------------------------------------------------------------------
-@pytest.mark.usefixtures("tune_stand_in")
 def test_lag_with_idle_shards_and_a_lambda_consumer_tunes_the_mapping_not_a_reshard() -> None:
     # Given consumers 2 minutes behind on shards at 10 %, read by a Lambda function whose mapping is Enabled
     ev = with_mappings(evidence(**IDLE, iterator_age_ms=120_000), mapping("orders-processor"))
@@ -111,7 +99,6 @@ def test_lag_with_saturated_shards_reshards_even_with_a_lambda_consumer() -> Non
     assert proposed(diagnosis) == [("reshard", {"desired_shards": 3})]
 
 
-@pytest.mark.usefixtures("tune_stand_in")
 @pytest.mark.parametrize(
     ("load", "fix"),
     [
@@ -205,7 +192,6 @@ def test_only_a_mapping_that_reads_normally_from_the_stream_is_tuned(
     assert list(diagnosis.advice) == [*([advice] if advice else []), speed_up]
 
 
-@pytest.mark.usefixtures("tune_stand_in")
 def test_every_lagging_function_is_tuned_and_a_kcl_application_is_named() -> None:
     # Given two Lambda consumers polling the stream, and a KCL application (the iterator age is the oldest of all)
     ev = with_mappings(

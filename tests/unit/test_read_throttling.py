@@ -16,7 +16,6 @@ from remediator.core.registry import REGISTRY
 from remediator.core.stream_consumers import STREAM_CONSUMERS
 
 from tests.fakes import NOW, evidence, policy, stream_arn
-from tests.stand_ins import tune_event_source
 
 READ = REGISTRY.symptoms["read-throttling"]
 ARN = stream_arn("orders")
@@ -156,15 +155,11 @@ def test_read_throttling_with_one_lambda_consumer_asks_for_smaller_batches_and_b
 
 
 def test_one_lambda_consumer_is_planned_as_a_tune_step() -> None:
-    # Given the one-Lambda-consumer diagnosis, and tune-event-source registered (a stand-in until it is merged)
-    p_raw = {"consumers": [{"function": "orders-processor"}]}
+    # Given the one-Lambda-consumer diagnosis
+    p = policy(consumers=[{"function": "orders-processor"}])
     ev = read_evidence(throttled_per_minute=4)
-    with tune_event_source():
-        p = policy(**p_raw)
-        # When it is planned
-        plan = make_plan(
-            alarm_name="a", symptom="read-throttling", policy=p, evidence=ev, history=ActionHistory(), now=NOW
-        )
+    # When it is planned
+    plan = make_plan(alarm_name="a", symptom="read-throttling", policy=p, evidence=ev, history=ActionHistory(), now=NOW)
     # Then the one step is a tune-event-source step for the function
     (step,) = plan.steps
     assert step.action == "tune-event-source"
