@@ -71,3 +71,24 @@ def test_refused_subscriptions_get_subscription_advice(aws, invoke, api_calls):
     assert result["plan"]["diagnosis"]["cause"] == "efo-subscription-conflict"
     assert [a["title"] for a in result["plan"]["advice"]] == ["Fix subscription handling"]
     assert api_calls.kinesis_mutations() == []
+
+
+def test_a_consumer_near_the_retention_gets_raise_retention_as_well_as_the_reshard(aws, invoke, api_calls):
+    # Given 'analytics' 13 h behind on a 24 h stream (54 % of the retention) while writes use 95 % of the shards
+    lagging(aws, "enforce", lag_ms=13 * 3_600_000, traffic=SATURATED)
+
+    # When its lag alarm fires
+    result = invoke(alarm_event(LAG_ALARM, metric=MILLIS_BEHIND))
+
+    # Then the retention is raised 24 -> 48 h first, and the stream resharded 2 -> 4
+    assert [(s["action"], s["outcome"]) for s in result["steps"]] == [
+        ("raise-retention", "applied"),
+        ("reshard", "applied"),
+    ]
+    assert api_calls.kinesis_mutations() == ["IncreaseStreamRetentionPeriod", "UpdateShardCount"]
+    summary = aws.client("kinesis").describe_stream_summary(StreamName=STREAM)["StreamDescriptionSummary"]
+    assert summary["RetentionPeriodHours"] == 48
+    assert aws.shard_count(STREAM) == 4
+    # And the reason names the detector's setting and the consumer
+    retention = result["plan"]["actions"][0]
+    assert "detectors.efo_consumer_lag.retention_share is 50%); furthest behind: analytics" in retention["reason"]

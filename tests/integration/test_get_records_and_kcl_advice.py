@@ -193,18 +193,26 @@ def test_kcl_lag_with_a_throttled_lease_table_points_to_it(aws, invoke):
     assert advice_titles(result)[0] == "Lease table throttled"
 
 
-def test_kcl_lag_near_retention_warns_of_data_loss_with_the_command(aws, invoke):
-    # Given a KCL application 14 h behind on a 24 h stream
+def test_kcl_lag_near_retention_raises_it_and_still_emails_the_kcl_steps(aws, invoke, api_calls):
+    # Given a KCL application 14 h behind on a 24 h stream (58 % of the retention), on shards at 10 % capacity
     set_up(aws, consumers=[{"kcl": APP}])
     kcl_lag(aws, 14 * 3_600_000)
     # When the alarm fires
     result = invoke(alarm_event(f"{alarm(STREAM, 'kcl-consumer-lag')}/{APP}", stream=None))
-    # Then the first advice is the retention warning with its command
-    first = result["plan"]["advice"][0]
-    assert first["title"] == "Data-loss risk: raise retention"
-    assert first["cli_command"] == (
+    # Then the retention is raised 24 -> 48 h, by ARN, through raise-retention
+    assert result["status"] == "applied"
+    assert [(s["action"], s["outcome"]) for s in result["steps"]] == [("raise-retention", "applied")]
+    assert api_calls.params("kinesis", "IncreaseStreamRetentionPeriod") == [
+        {"StreamARN": ARN, "RetentionPeriodHours": 48}
+    ]
+    (step,) = result["plan"]["actions"]
+    assert step["cli_command"] == (
         f"aws kinesis increase-stream-retention-period --stream-arn {ARN} --retention-period-hours 48"
     )
+    assert "detectors.kcl_consumer_lag.retention_share is 50%); furthest behind: orders-indexer" in step["reason"]
+    # And the fix for the lag is still the KCL steps
+    assert result["plan"]["diagnosis"]["cause"] == "slow-kcl-application"
+    assert advice_titles(result)[0] == "Look for exceptions in processRecords"
 
 
 def test_kcl_lag_on_saturated_shards_reshards(aws, invoke, api_calls):

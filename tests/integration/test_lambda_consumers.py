@@ -46,13 +46,14 @@ def consumer_policy(mode: str, **tune: Any) -> dict[str, Any]:
     return raw
 
 
-def lagging_consumer(aws: Any, mode: str, *, enabled: bool = True, **tune: Any) -> str:
-    """A 2-shard stream at 5 % of its capacity whose Lambda consumer is 10 minutes behind; the mapping's UUID."""
+def lagging_consumer(aws: Any, mode: str, *, enabled: bool = True, behind: list[float] = BEHIND, **tune: Any) -> str:
+    """A 2-shard stream at 5 % of its capacity whose Lambda consumer is 10 minutes (or `behind`) behind; the
+    mapping's UUID."""
     aws.create_stream(STREAM, 2)
     uuid: str = aws.create_consumer(FUNCTION, STREAM, enabled=enabled)
     aws.put_policy(consumer_policy(mode, **tune))
     aws.push_traffic(STREAM, **IDLE)
-    aws.put_function_series(FUNCTION, "IteratorAge", BEHIND)
+    aws.put_function_series(FUNCTION, "IteratorAge", behind)
     return uuid
 
 
@@ -158,6 +159,31 @@ def test_a_second_alarm_within_the_cooldown_reads_the_history_and_changes_nothin
     assert "cooldown:" in step["detail"]
     assert api_calls.operations("lambda").count("UpdateEventSourceMapping") == 1
     assert parallelization(aws, uuid) == 2
+
+
+def test_a_consumer_near_the_retention_gets_raise_retention_ahead_of_the_tuning(aws, handler, invoke, api_calls):
+    # Given a Lambda consumer 13 h behind on a 24 h stream (54 % of the retention), in dry-run
+    uuid = lagging_consumer(aws, "dry-run", behind=[13 * 3_600_000.0] * 10)
+
+    # When its lag alarm fires
+    result = invoke(lag_event())
+
+    # Then the plan raises the retention 24 -> 48 h first, then tunes the mapping, both rehearsed only
+    assert [(s["action"], s["outcome"]) for s in result["steps"]] == [
+        ("raise-retention", "dry-run"),
+        ("tune-event-source", "dry-run"),
+    ]
+    retention, tuning = result["plan"]["actions"]
+    assert retention["cli_command"] == (
+        f"aws kinesis increase-stream-retention-period --stream-arn {ARN} --retention-period-hours 48"
+    )
+    assert (
+        f"detectors.lambda_consumer_lag.retention_share is 50%); furthest behind: {FUNCTION}" in (retention["reason"])
+    )
+    assert tuning["cli_command"] == f"aws lambda update-event-source-mapping --uuid {uuid} --parallelization-factor 2"
+    # And nothing changed but the remediator's own records
+    assert mutations(api_calls.calls, StackResources.of(handler.settings)) == []
+    assert parallelization(aws, uuid) == 1
 
 
 def test_a_disabled_mapping_is_never_changed(aws, invoke, api_calls):

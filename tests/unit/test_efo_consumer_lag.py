@@ -13,6 +13,7 @@ from remediator.core.registry import REGISTRY
 from tests.fakes import evidence, policy
 
 LAG = REGISTRY.symptoms["efo-consumer-lag"]
+HOUR_MS = 3_600_000
 
 
 def efo_policy(*names: str, **detector: int) -> StreamPolicy:
@@ -159,13 +160,76 @@ def test_lag_and_refusals_together_get_both_pieces_of_advice() -> None:
 
 
 @pytest.mark.parametrize(
-    ("lag_hours", "warned"),
+    ("lag_hours", "raised"),
     [pytest.param(11.9, False, id="49.6 % of 24 h"), pytest.param(12, True, id="50 % of 24 h")],
 )
-def test_lag_at_half_the_retention_warns_of_data_loss(lag_hours: float, warned: bool) -> None:
-    diagnosis = LAG.diagnose(lag_evidence([lag_hours * 3_600_000]), efo_policy("a"))
-    titles = [a.title for a in diagnosis.advice]
-    assert ("Data-loss risk: raise retention" in titles) is warned
+def test_lag_at_half_the_retention_proposes_raise_retention_and_keeps_the_advice(
+    lag_hours: float, raised: bool
+) -> None:
+    # Given consumer 'a' this far behind on idle shards (the fix for the lag: advice to speed up the consumer)
+    age = int(lag_hours * HOUR_MS)
+    # When diagnosed
+    diagnosis = LAG.diagnose(lag_evidence([age]), efo_policy("a"))
+    # Then from half the retention raise-retention is proposed with its age; the advice for the lag stays either way
+    assert [(p.action, p.parameters) for p in diagnosis.proposals] == (
+        [("raise-retention", {"oldest_record_age_ms": age})] if raised else []
+    )
+    assert (diagnosis.cause, [a.title for a in diagnosis.advice]) == (Cause.SLOW_CONSUMER, ["Speed up the consumer"])
+
+
+@pytest.mark.parametrize(
+    ("lag_hours", "retention_hours", "raised"),
+    [
+        pytest.param(11.9, 24, False, id="49.6 % of 24 h: the reshard only"),
+        pytest.param(12, 24, True, id="50 % of 24 h: raise-retention ahead of the reshard"),
+        pytest.param(23.9, 48, False, id="49.8 % of 48 h"),
+        pytest.param(30, 48, True, id="62.5 % of 48 h"),
+    ],
+)
+def test_lag_at_the_retention_share_raises_retention_as_well_as_the_reshard(
+    lag_hours: float, retention_hours: int, raised: bool
+) -> None:
+    # Given consumer 'b' this far behind ('a' a little) on saturated shards (the fix for the lag: reshard)
+    age = int(lag_hours * HOUR_MS)
+    ev = lag_evidence([120_000, age], bytes_per_second=1_900_000, retention_hours=retention_hours)
+    # When diagnosed
+    diagnosis = LAG.diagnose(ev, efo_policy("a", "b"))
+    # Then raise-retention for the furthest-behind consumer comes first from the share on; the reshard stays
+    retention = [("raise-retention", {"oldest_record_age_ms": age})] if raised else []
+    assert [(p.action, p.parameters) for p in diagnosis.proposals] == [
+        *retention,
+        ("reshard", {"desired_shards": 4}),
+    ]
+
+
+def test_retention_share_comes_from_its_own_detector() -> None:
+    # Given a detector that proposes raise-retention from a quarter of the retention, and 'a' 7 h behind (29 %)
+    p = policy(consumers=[{"efo": "a"}], detectors={"efo_consumer_lag": {"retention_share": 0.25}})
+    # When diagnosed
+    (proposal,) = LAG.diagnose(lag_evidence([7 * HOUR_MS]), p).proposals
+    # Then raise-retention is proposed, the reason naming the detector's setting and the consumer
+    assert proposal == Proposal(
+        action="raise-retention",
+        parameters={"oldest_record_age_ms": 7 * HOUR_MS},
+        reason="the oldest unread record is 29% of the way to expiry (retention 24 h; "
+        "detectors.efo_consumer_lag.retention_share is 25%); furthest behind: a",
+    )
+    # And the default detector does not propose it at 29 %
+    assert LAG.diagnose(lag_evidence([7 * HOUR_MS]), efo_policy("a")).proposals == ()
+
+
+def test_retention_share_is_the_one_iterator_age_has() -> None:
+    # The field is shared (symptoms.lag.retention_share_field): same default, bounds and description
+    ours = LAG.detector_schema.model_fields["retention_share"]
+    theirs = REGISTRY.symptoms["iterator-age"].detector_schema.model_fields["retention_share"]
+    assert (ours.default, ours.metadata, ours.description) == (theirs.default, theirs.metadata, theirs.description)
+
+
+def test_refusals_alone_never_raise_retention() -> None:
+    # Given subscriptions refused and no consumer behind the threshold
+    diagnosis = LAG.diagnose(lag_evidence([1_000], refused=[3]), efo_policy("a"))
+    # Then there is no lag to protect the data from: nothing is proposed
+    assert (diagnosis.cause, diagnosis.proposals) == ("efo-subscription-conflict", ())
 
 
 def test_on_demand_stream_is_never_resharded() -> None:
@@ -173,6 +237,9 @@ def test_on_demand_stream_is_never_resharded() -> None:
     diagnosis = LAG.diagnose(ev, efo_policy("a"))
     assert (diagnosis.cause, diagnosis.proposals) == (Cause.ON_DEMAND, ())
     assert [a.title for a in diagnosis.advice] == ["Speed up the consumer"]
+    # And past half the retention, its retention is raised all the same (retention is not a matter of capacity)
+    ev = lag_evidence([13 * HOUR_MS], bytes_per_second=1_900_000, mode="ON_DEMAND")
+    assert [p.action for p in LAG.diagnose(ev, efo_policy("a")).proposals] == ["raise-retention"]
 
 
 def test_lag_without_write_traffic_data_does_not_guess() -> None:
@@ -180,6 +247,13 @@ def test_lag_without_write_traffic_data_does_not_guess() -> None:
     ev = ev.model_copy(update={"series": {k: v for k, v in ev.series.items() if not k.startswith("incoming")}})
     diagnosis = LAG.diagnose(ev, efo_policy("a"))
     assert (diagnosis.cause, diagnosis.proposals) == (Cause.INSUFFICIENT_EVIDENCE, ())
+    # And past half the retention, the one proposal that needs no write figures is still made
+    ev = ev.model_copy(update={"series": ev.series | {"efo_lag_0": (13.0 * HOUR_MS,) * ev.window_minutes}})
+    diagnosis = LAG.diagnose(ev, efo_policy("a"))
+    assert (diagnosis.cause, [p.action for p in diagnosis.proposals]) == (
+        Cause.INSUFFICIENT_EVIDENCE,
+        ["raise-retention"],
+    )
 
 
 def test_a_single_refused_subscription_counts() -> None:

@@ -22,6 +22,7 @@ ERRORS = REGISTRY.symptoms["get-errors"]
 LATENCY = REGISTRY.symptoms["get-latency"]
 APP = "orders-indexer"
 ARN = stream_arn("orders")
+HOUR_MS = 3_600_000
 IDLE = {"bytes_per_second": 200_000}  # 10 % of 2 shards
 SATURATED = {"bytes_per_second": 1_900_000}  # 95 % of 2 shards
 
@@ -269,16 +270,23 @@ KCL_STEPS = [
         pytest.param(
             kcl_evidence(300_000, **SATURATED),
             Cause.SATURATED,
-            [{"desired_shards": 4}],
+            [("reshard", {"desired_shards": 4})],
             [],
             id="saturated shards: reshard",
         ),
         pytest.param(
-            kcl_evidence(18 * 3_600_000),
+            kcl_evidence(18 * HOUR_MS),
             "slow-kcl-application",
-            [],
-            ["Data-loss risk: raise retention", *KCL_STEPS],
-            id="75 % of the retention: warn of data loss",
+            [("raise-retention", {"oldest_record_age_ms": 18 * HOUR_MS})],
+            KCL_STEPS,
+            id="75 % of the retention: raise it, and the KCL steps",
+        ),
+        pytest.param(
+            kcl_evidence(18 * HOUR_MS, mode="ON_DEMAND"),
+            Cause.ON_DEMAND,
+            [("raise-retention", {"oldest_record_age_ms": 18 * HOUR_MS})],
+            KCL_STEPS,
+            id="75 % of the retention on demand: raise it all the same",
         ),
         pytest.param(
             kcl_evidence(300_000, mode="ON_DEMAND"),
@@ -296,14 +304,66 @@ KCL_STEPS = [
         ),
     ],
 )
-def test_kcl_lag_diagnosis(ev: Evidence, cause: str, proposals: list[dict[str, Any]], advice: list[str]) -> None:
+def test_kcl_lag_diagnosis(
+    ev: Evidence, cause: str, proposals: list[tuple[str, dict[str, Any]]], advice: list[str]
+) -> None:
     # Given a KCL application's lag, its lease table's throttles and the stream's load
     # When diagnosed
     diagnosis = KCL.diagnose(ev, policy(consumers=[{"kcl": APP}]))
     # Then the cause, the proposals and the advice follow
     assert diagnosis.cause == cause
-    assert [p.parameters for p in diagnosis.proposals] == proposals
+    assert [(p.action, p.parameters) for p in diagnosis.proposals] == proposals
     assert titles(diagnosis) == advice
+
+
+@pytest.mark.parametrize(
+    ("lag_hours", "retention_hours", "raised"),
+    [
+        pytest.param(11.9, 24, False, id="49.6 % of 24 h: the fix for the lag only"),
+        pytest.param(12, 24, True, id="50 % of 24 h: raise-retention ahead of the reshard"),
+        pytest.param(30, 48, True, id="62.5 % of 48 h"),
+        pytest.param(23.9, 48, False, id="49.8 % of 48 h"),
+    ],
+)
+def test_kcl_lag_at_the_retention_share_raises_retention_as_well_as_the_fix(
+    lag_hours: float, retention_hours: int, raised: bool
+) -> None:
+    # Given the KCL application this far behind, on saturated shards (the fix for the lag: reshard), and a second
+    # application further ahead
+    age = int(lag_hours * HOUR_MS)
+    ev = with_series(kcl_evidence(age, retention_hours=retention_hours, **SATURATED), kcl_lag_ms_1=1_000)
+    # When diagnosed
+    diagnosis = KCL.diagnose(ev, policy(consumers=[{"kcl": APP}, {"kcl": "search"}]))
+    # Then from half the retention, raise-retention with the age of the worst application comes first, and the
+    # reshard stays; below it, the reshard alone
+    retention = [("raise-retention", {"oldest_record_age_ms": age})] if raised else []
+    assert [(p.action, p.parameters) for p in diagnosis.proposals] == [
+        *retention,
+        ("reshard", {"desired_shards": 4}),
+    ]
+
+
+def test_kcl_lag_retention_share_comes_from_its_own_detector() -> None:
+    # Given a detector that proposes raise-retention from a quarter of the retention, and an application 7 h behind
+    p = policy(consumers=[{"kcl": APP}], detectors={"kcl_consumer_lag": {"retention_share": 0.25}})
+    # When diagnosed (7 h is 29 % of 24 h)
+    (proposal,) = KCL.diagnose(kcl_evidence(7 * HOUR_MS), p).proposals
+    # Then raise-retention is proposed, the reason naming the detector's setting and the application
+    assert proposal == Proposal(
+        action="raise-retention",
+        parameters={"oldest_record_age_ms": 7 * HOUR_MS},
+        reason="the oldest unread record is 29% of the way to expiry (retention 24 h; "
+        f"detectors.kcl_consumer_lag.retention_share is 25%); furthest behind: {APP}",
+    )
+    # And the default detector does not propose it at 29 %
+    assert KCL.diagnose(kcl_evidence(7 * HOUR_MS), policy(consumers=[{"kcl": APP}])).proposals == ()
+
+
+def test_kcl_lag_retention_share_is_the_one_iterator_age_has() -> None:
+    # The field is shared (symptoms.lag.retention_share_field): same default, bounds and description
+    ours = KCL.detector_schema.model_fields["retention_share"]
+    theirs = REGISTRY.symptoms["iterator-age"].detector_schema.model_fields["retention_share"]
+    assert (ours.default, ours.metadata, ours.description) == (theirs.default, theirs.metadata, theirs.description)
 
 
 def test_kcl_lag_figures_and_summary() -> None:

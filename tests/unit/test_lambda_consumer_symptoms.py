@@ -74,6 +74,7 @@ def test_lag_alarms_once_per_consumer_function_and_keeps_its_state_without_data(
 IDLE = {"bytes_per_second": 100_000, "records_per_second": 100}  # 5 % of 2 shards
 SATURATED = {"bytes_per_second": 1_900_000, "records_per_second": 500}  # 95 % of 2 shards
 AGE = 600_000.0  # 10 minutes, above the default 60 s threshold
+HOUR_MS = 3_600_000
 
 
 def lag_evidence(
@@ -162,14 +163,112 @@ def test_lag_proposes_for_each_lagging_function_only_worst_first():
     assert [x.parameters["function"] for x in LAG.diagnose(ev, p).proposals] == [OTHER, FUNCTION]
 
 
-def test_lag_near_the_retention_warns_of_data_loss():
+def test_lag_near_the_retention_proposes_raise_retention_ahead_of_the_tuning():
     # Given a function 13 h behind on a 24 h stream (over half the retention)
-    ev = lag_evidence(IDLE, {0: 13 * 3_600_000.0}, [mapping()])
+    ev = lag_evidence(IDLE, {0: 13 * HOUR_MS}, [mapping()])
     diagnosis = LAG.diagnose(ev, consumers_policy())
-    # Then the diagnosis still tunes the mapping, and advises raising retention with the command
-    assert [x.action for x in diagnosis.proposals] == ["tune-event-source"]
-    assert [a.title for a in diagnosis.advice] == ["Data-loss risk: raise retention"]
-    assert diagnosis.advice[0].cli_command.endswith("--retention-period-hours 48")
+    # Then the diagnosis proposes raise-retention first, with the age, and still tunes the mapping; no advice
+    assert [(x.action, x.parameters) for x in diagnosis.proposals] == [
+        ("raise-retention", {"oldest_record_age_ms": 13 * HOUR_MS}),
+        ("tune-event-source", {"function": FUNCTION, "goal": "throughput"}),
+    ]
+    assert diagnosis.proposals[0].reason == (
+        "the oldest unread record is 54% of the way to expiry (retention 24 h; "
+        f"detectors.lambda_consumer_lag.retention_share is 50%); furthest behind: {FUNCTION}"
+    )
+    assert diagnosis.advice == ()
+
+
+def retention(hours: float) -> tuple[str, dict[str, Any]]:
+    return ("raise-retention", {"oldest_record_age_ms": int(hours * HOUR_MS)})
+
+
+def tune(function: str) -> tuple[str, dict[str, Any]]:
+    return ("tune-event-source", {"function": function, "goal": "throughput"})
+
+
+@pytest.mark.parametrize(
+    ("hours", "traffic", "mappings", "proposals", "advice"),
+    [
+        pytest.param(
+            {0: 11.9, 1: 0.5},
+            IDLE,
+            [mapping(), mapping(OTHER)],
+            [tune(FUNCTION), tune(OTHER)],
+            [],
+            id="49.6 % of 24 h: the tunings only",
+        ),
+        pytest.param(
+            {0: 12, 1: 0.5},
+            IDLE,
+            [mapping(), mapping(OTHER)],
+            [retention(12), tune(FUNCTION), tune(OTHER)],
+            [],
+            id="50 % of 24 h: raise-retention ahead of the tunings",
+        ),
+        pytest.param(
+            {0: 0.5, 1: 18},
+            SATURATED,
+            [mapping(), mapping(OTHER)],
+            [retention(18), ("reshard", {"desired_shards": 4})],
+            [],
+            id="75 % on saturated shards: raise-retention ahead of the reshard",
+        ),
+        pytest.param(
+            {0: 11.9, 1: 0.5},
+            SATURATED,
+            [mapping(), mapping(OTHER)],
+            [("reshard", {"desired_shards": 4})],
+            [],
+            id="49.6 % on saturated shards: the reshard only",
+        ),
+        pytest.param(
+            {0: 12, 1: None},
+            IDLE,
+            [mapping(state="Disabled"), mapping(OTHER)],
+            [retention(12)],
+            [f"Mapping of {FUNCTION} is Disabled"],
+            id="50 % with the mapping disabled: raise-retention, and the advice to enable it",
+        ),
+        pytest.param(
+            {0: 11.9, 1: None},
+            IDLE,
+            [mapping(state="Disabled"), mapping(OTHER)],
+            [],
+            [f"Mapping of {FUNCTION} is Disabled"],
+            id="49.6 % with the mapping disabled: the advice only",
+        ),
+    ],
+)
+def test_lag_at_the_retention_share_raises_retention_as_well_as_the_fix(hours, traffic, mappings, proposals, advice):
+    # Given two consumer functions this many hours behind on a 24 h stream, its write load and the mappings' facts
+    ages = {index: None if h is None else h * HOUR_MS for index, h in hours.items()}
+    ev = lag_evidence(traffic, ages, mappings)
+    # When the lag is diagnosed
+    diagnosis = LAG.diagnose(ev, consumers_policy(FUNCTION, OTHER, actions={"reshard": {"max_shards": 16}}))
+    # Then from half the retention raise-retention comes first, with the worst function's age, ahead of the fix for
+    # the lag (tune, reshard or the advice on the mapping); below it, the fix alone
+    assert [(x.action, x.parameters) for x in diagnosis.proposals] == proposals
+    assert [a.title for a in diagnosis.advice] == advice
+
+
+def test_lag_retention_share_comes_from_its_own_detector():
+    # Given a detector that proposes raise-retention from a quarter of the retention, and a function 7 h behind
+    p = consumers_policy(detectors={"lambda_consumer_lag": {"retention_share": 0.25}})
+    ev = lag_evidence(IDLE, {0: 7 * HOUR_MS}, [mapping()])
+    # When diagnosed (7 h is 29 % of 24 h)
+    proposals = LAG.diagnose(ev, p).proposals
+    # Then raise-retention is proposed, naming the detector's setting; the default detector waits for 50 %
+    assert [x.action for x in proposals] == ["raise-retention", "tune-event-source"]
+    assert "detectors.lambda_consumer_lag.retention_share is 25%" in proposals[0].reason
+    assert [x.action for x in LAG.diagnose(ev, consumers_policy()).proposals] == ["tune-event-source"]
+
+
+def test_lag_retention_share_is_the_one_iterator_age_has():
+    # The field is shared (symptoms.lag.retention_share_field): same default, bounds and description
+    ours = LAG.detector_schema.model_fields["retention_share"]
+    theirs = REGISTRY.symptoms["iterator-age"].detector_schema.model_fields["retention_share"]
+    assert (ours.default, ours.metadata, ours.description) == (theirs.default, theirs.metadata, theirs.description)
 
 
 # --- lambda-consumer-errors: alarms and gather ------------------------------------------------------------------

@@ -6,12 +6,11 @@ dimensions StreamName and ConsumerName; their qualifiers are `lag-<consumer>` an
 An enhanced fan-out consumer has 2 MB/s per shard of its own, pushed to it, so its lag is not competition with
 other readers: with saturated shards, more shards spread the work (reshard); otherwise the consumer's own code is
 slow, which no automatic action fixes (advice). RateExceeded means the consumer subscribed to a shard while a
-subscription was active, or more than once per second: subscription handling (advice).
+subscription was active, or more than once per second: subscription handling (advice). Once the furthest-behind
+consumer has used `retention_share` of the retention period, raise-retention as well, ahead of the fix for the lag.
 """
 
 from __future__ import annotations
-
-import shlex
 
 from pydantic import Field
 
@@ -23,13 +22,12 @@ from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
 from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, reshard_up
+from remediator.core.symptoms.lag import protect_data, retention_share_field
 
 MILLIS_BEHIND = MetricName(KINESIS_NAMESPACE, "SubscribeToShardEvent.MillisBehindLatest", "Maximum")
 # aws-facts lists no statistic for RateExceeded (UNCONFIRMED): Sum counts the refused subscriptions per minute,
 # and reads as "at least one" whatever the metric's unit turns out to be, so the default threshold of 1 holds.
 RATE_EXCEEDED = MetricName(KINESIS_NAMESPACE, "SubscribeToShard.RateExceeded", "Sum")
-# AWS: past half the retention period, unread records are at risk of expiring.
-DATA_LOSS_SHARE = 0.5
 
 SUBSCRIPTION_CONFLICT = "efo-subscription-conflict"
 
@@ -47,6 +45,7 @@ class EfoConsumerLagDetector(DetectorPolicy):
         description=f"Alarm when a consumer's {RATE_EXCEEDED.name} ({RATE_EXCEEDED.statistic} per minute) reaches "
         "this many refused subscriptions.",
     )
+    retention_share: float = retention_share_field()
 
 
 def lag_key(index: int) -> str:
@@ -135,19 +134,10 @@ class EfoConsumerLag(Symptom[EfoConsumerLagDetector]):
                     + SUBSCRIPTION_ADVICE,
                 )
             )
-        worst = max((lag for _, lag in lagging), default=0.0)
-        retention = evidence.stream.retention_hours
-        if lagging and worst / (retention * 3.6e6) >= DATA_LOSS_SHARE:
-            advice.append(
-                Advice(
-                    title="Data-loss risk: raise retention",
-                    detail=f"The furthest-behind consumer is {worst / (retention * 3.6e6):.0%} of the way to expiry "
-                    f"(retention {retention} h). AWS warns from 50 %.",
-                    cli_command="aws kinesis increase-stream-retention-period --stream-arn "
-                    f"{shlex.quote(evidence.stream.arn)} --retention-period-hours "
-                    f"{min(retention * 2, limits.MAX_RETENTION_HOURS)}",
-                )
-            )
+        # Protecting the data comes first: it is the one step that cannot wait for the lag to be fixed. A consumer's
+        # MillisBehindLatest is how old the records pushed to it are: the oldest record it has not read.
+        worst_name, worst = max(lagging, key=lambda item: item[1], default=("", None))
+        protect = protect_data(evidence, worst, detector.retention_share, self.id, reader=worst_name)
         if not lagging and not refused:
             return Diagnosis(
                 cause=Cause.NOT_REPRODUCED,
@@ -180,11 +170,12 @@ class EfoConsumerLag(Symptom[EfoConsumerLagDetector]):
                 summary=f"Enhanced fan-out consumers fall behind ({behind}) on an on-demand stream: AWS scales its "
                 "capacity, so it is never resharded.",
                 figures=tuple(figures),
+                proposals=protect,
                 advice=(*advice, consumer_advice),
             )
         early = insufficient(evidence, figures, advice=(*advice, consumer_advice))
         if early:
-            return early
+            return early.model_copy(update={"proposals": protect})
         peak = evidence.write_utilisation(peak=True)
         if is_saturated(evidence, policy):
             return Diagnosis(
@@ -192,7 +183,7 @@ class EfoConsumerLag(Symptom[EfoConsumerLagDetector]):
                 summary=f"Enhanced fan-out consumers fall behind ({behind}) while the shards are saturated (writes "
                 f"peaked at {peak:.0%} of capacity): more shards spread the work over more subscriptions.",
                 figures=tuple(figures),
-                proposals=(reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}"),),
+                proposals=(*protect, reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}")),
                 advice=tuple(advice),
             )
         return Diagnosis(
@@ -201,6 +192,7 @@ class EfoConsumerLag(Symptom[EfoConsumerLagDetector]):
             "of capacity: each has its own read throughput, so the consumer's processing is slow; resharding would "
             "not help.",
             figures=tuple(figures),
+            proposals=protect,
             advice=(*advice, consumer_advice),
         )
 

@@ -9,6 +9,9 @@ The alarm watches that application-level series, so one alarm covers every shard
 [UNCONFIRMED] aws-facts.md does not cover the KCL's metrics: the dimension set above was read from the KCL's
 source (ProcessTask.java, MetricsConfig.java), not from AWS's documentation. The Operation value is a detector
 setting, and an alarm that never gets data shows INSUFFICIENT_DATA (see the missing-data choice below).
+
+Once the furthest-behind application has used `retention_share` of the retention period, the diagnosis proposes
+raise-retention as well, ahead of its fix for the lag (reshard, or the advice for the application).
 """
 
 from __future__ import annotations
@@ -28,14 +31,13 @@ from remediator.core.policy import DetectorPolicy, KclApplication, StreamPolicy
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
 from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, on_demand, reshard_up
+from remediator.core.symptoms.lag import protect_data, retention_share, retention_share_field
 
 
 def millis_behind_latest(app: KclApplication) -> MetricName:
     return MetricName(app.metrics_namespace, "MillisBehindLatest", "Maximum")
 
 
-# AWS: past half the retention period, unread records are at risk of expiring.
-DATA_LOSS_SHARE = 0.5
 DIMENSION_NOTE = (
     "UNCONFIRMED: the dimension set (Operation={operation}, no ShardId) is the KCL's application-level series, "
     "read from the KCL's source, not from AWS's documentation; if this alarm stays in INSUFFICIENT_DATA, list "
@@ -56,6 +58,7 @@ class KclConsumerLagDetector(DetectorPolicy):
         description="The Operation dimension of the application-level MillisBehindLatest (KCL 2.x: "
         "ApplicationTracker; UNCONFIRMED). Set ProcessTask if your KCL publishes Operation without ShardId.",
     )
+    retention_share: float = retention_share_field()
 
 
 @REGISTRY.symptom
@@ -91,17 +94,17 @@ class KclConsumerLag(Symptom[KclConsumerLagDetector]):
         return (*super().evidence_queries(policy), *lags, *lease_throttle_queries(policy))
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
+        detector = self.detector(policy)
         figures = capacity_figures(evidence)
         apps = policy.kcl_applications
         lags = {app.name: evidence.maximum(f"kcl_lag_ms_{index}") for index, app in enumerate(apps)}
         known = {name: lag for name, lag in lags.items() if lag is not None}
         if not known:
             return self._no_lag_data(evidence, policy, figures)
-        retention_ms = evidence.stream.retention_hours * 3_600_000
         for name, lag in known.items():
             figures += [
                 Figure(name=f"{name}: max MillisBehindLatest", value=lag / 1000, unit="s"),
-                Figure(name=f"{name}: behind / retention", value=100 * lag / retention_ms, unit="%"),
+                Figure(name=f"{name}: behind / retention", value=100 * retention_share(evidence, lag), unit="%"),
             ]
         throttled = []
         for index, app in enumerate(apps):
@@ -110,14 +113,15 @@ class KclConsumerLag(Symptom[KclConsumerLagDetector]):
             if writes + reads > 0:
                 throttled.append(app)
         worst_name, worst = max(known.items(), key=lambda item: item[1])
-        advice = self._retention_advice(evidence, worst_name, worst)
-        if throttled:
-            advice.append(self._lease_table_advice(throttled))
+        # Protecting the data comes first: it is the one step that cannot wait for the lag to be fixed. The worst
+        # application's MillisBehindLatest is how old the records it reads are: the oldest unread record.
+        protect = protect_data(evidence, worst, detector.retention_share, self.id, reader=worst_name)
+        advice = [self._lease_table_advice(throttled)] if throttled else []
         steps = self._kcl_steps(evidence, policy)
         everything = (*advice, *steps)
         early = on_demand(evidence, figures, everything) or insufficient(evidence, figures, advice=everything)
         if early:
-            return early
+            return early.model_copy(update={"proposals": protect})
         peak = evidence.write_utilisation(peak=True)
         if is_saturated(evidence, policy):
             return Diagnosis(
@@ -125,7 +129,7 @@ class KclConsumerLag(Symptom[KclConsumerLagDetector]):
                 summary=f"{worst_name} is {worst / 1000:,.0f} s behind while the shards are saturated (writes peaked "
                 f"at {peak:.0%} of capacity): more shards give its workers more parallel work.",
                 figures=tuple(figures),
-                proposals=(reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}"),),
+                proposals=(*protect, reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}")),
                 advice=tuple(advice),
             )
         if throttled:
@@ -141,6 +145,7 @@ class KclConsumerLag(Symptom[KclConsumerLagDetector]):
             cause=cause,
             summary=f"{worst_name} is {worst / 1000:,.0f} s behind (writes peaked at {peak:.0%} of capacity) {why}",
             figures=tuple(figures),
+            proposals=protect,
             advice=(*advice, *steps),
         )
 
@@ -168,23 +173,6 @@ class KclConsumerLag(Symptom[KclConsumerLagDetector]):
         )
         assert found is not None
         return found
-
-    @staticmethod
-    def _retention_advice(evidence: Evidence, name: str, lag: float) -> list[Advice]:
-        retention = evidence.stream.retention_hours
-        share = lag / (retention * 3_600_000)
-        if share < DATA_LOSS_SHARE:
-            return []
-        hours = str(min(retention * 2, limits.MAX_RETENTION_HOURS))
-        command = ["aws", "kinesis", "increase-stream-retention-period", "--stream-arn", evidence.stream.arn]
-        return [
-            Advice(
-                title="Data-loss risk: raise retention",
-                detail=f"{name} reads records {share:.0%} of the way to expiry (retention {retention} h). "
-                "AWS warns from 50 %.",
-                cli_command=shlex.join([*command, "--retention-period-hours", hours]),
-            )
-        ]
 
     @staticmethod
     def _lease_table_advice(throttled: list[KclApplication]) -> Advice:

@@ -1,8 +1,10 @@
-"""Judgements about consumers that fall behind or stop, shared by iterator-age and consumer-stalled (not a
-symptom): the data-loss risk against the retention period, and the Lambda consumers' mapping facts.
+"""Judgements about consumers that fall behind or stop, shared by iterator-age, consumer-stalled and the
+per-consumer lag symptoms (kcl-, efo- and lambda-consumer-lag) (not a symptom): the data-loss risk against the
+retention period, and the Lambda consumers' mapping facts.
 
-A symptom reads the retention share from its own detector block, never from the raise-retention action's
-block: the detector says when the risk is worth a proposal, the action's policy whether and how far to act.
+A symptom reads the retention share from its own detector block (`retention_share`, see retention_share_field),
+never from the raise-retention action's block: the detector says when the risk is worth a proposal, the action's
+policy whether and how far to act.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from pydantic import Field
+
 from remediator.core.consumers import MappingFacts, gather_lambda_mappings, lambda_mappings
 from remediator.core.evidence import Evidence, StreamState
 from remediator.core.plan import Advice, Figure, Proposal
-from remediator.core.policy import StreamPolicy
+from remediator.core.policy import StreamPolicy, field_name
 from remediator.core.ports import ReadPorts, UndeclaredCall
 
 HOUR_MS = 3_600_000
@@ -24,6 +28,18 @@ MAPPINGS_UNREADABLE = "lambda_mappings_error"
 
 
 # --- retention --------------------------------------------------------------------------------------
+
+RETENTION_SHARE_DESCRIPTION = (
+    "Propose raise-retention once the oldest unread record has used this share of the retention "
+    "period (AWS warns of data loss from 0.5), as well as the fix for the lag."
+)
+
+
+def retention_share_field() -> Any:
+    """The `retention_share` field of a lag symptom's detector (`retention_share: float = retention_share_field()`):
+    one default, range and description for every symptom that proposes raise-retention ahead of its fix for the lag.
+    """
+    return Field(0.5, gt=0.0, lt=1.0, description=RETENTION_SHARE_DESCRIPTION)
 
 
 def retention_share(evidence: Evidence, oldest_unread_ms: float) -> float:
@@ -47,6 +63,23 @@ def raise_retention(evidence: Evidence, oldest_unread_ms: float, at_share: float
         reason=f"the oldest unread record is {share:.0%} of the way to expiry (retention "
         f"{evidence.stream.retention_hours} h; {setting} is {at_share:.0%})",
     )
+
+
+def protect_data(
+    evidence: Evidence, oldest_unread_ms: float | None, at_share: float, symptom_id: str, reader: str = ""
+) -> tuple[Proposal, ...]:
+    """The raise-retention proposal of `symptom_id` (its detector's `retention_share` is `at_share`), as the
+    proposals to put ahead of the fix for the lag: empty below the share, or when the lag is unknown. `reader`
+    names the consumer furthest behind, for the reason, when the symptom knows it."""
+    if oldest_unread_ms is None:
+        return ()
+    setting = f"detectors.{field_name(symptom_id)}.retention_share"
+    proposal = raise_retention(evidence, oldest_unread_ms, at_share, setting)
+    if proposal is None:
+        return ()
+    if reader:
+        proposal = proposal.model_copy(update={"reason": f"{proposal.reason}; furthest behind: {reader}"})
+    return (proposal,)
 
 
 # --- Lambda consumers -------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 The diagnosis decides between remedies from the evidence: saturated shards -> reshard (more shards, more
 parallel work); shards that are not saturated -> tune the lagging function's mapping for throughput; a mapping
 that is disabled or missing -> advice naming it (the remediator never re-enables a mapping someone stopped).
+In every case, once the worst lagging function's IteratorAge has used `retention_share` of the retention period:
+raise-retention as well, ahead of the fix for the lag.
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ from remediator.core.ports import ReadPorts
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
 from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, reshard_up
+from remediator.core.symptoms.lag import protect_data, retention_share, retention_share_field
 
 LAMBDA_ITERATOR_AGE = MetricName("AWS/Lambda", "IteratorAge", "Maximum")
-# AWS: past half the retention period, unread records are at risk of expiring.
-DATA_LOSS_SHARE = 0.5
 DISABLED = ("Disabled", "Disabling")
 
 
@@ -48,6 +49,7 @@ class LambdaConsumerLagDetector(DetectorPolicy):
         description=f"Alarm when a consumer function's {LAMBDA_ITERATOR_AGE.name} ({LAMBDA_ITERATOR_AGE.statistic}) "
         "reaches this.",
     )
+    retention_share: float = retention_share_field()
 
 
 @REGISTRY.symptom
@@ -88,7 +90,8 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
         return gather_lambda_mappings(policy, stream, aws)
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
-        threshold = self.detector(policy).threshold_ms
+        detector = self.detector(policy)
+        threshold = detector.threshold_ms
         figures = capacity_figures(evidence)
         ages = {
             consumer.function: evidence.maximum(age_key(index))
@@ -120,14 +123,17 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
                 f"the last {evidence.window_minutes} minutes; nothing to change.",
                 figures=tuple(figures),
             )
-        worst = lagging[0][1]
-        retention = evidence.stream.retention_hours
-        share = worst / (retention * 3.6e6)
-        figures.append(Figure(name="worst IteratorAge / retention", value=100 * share, unit="%"))
-        advice = [self._retention_advice(evidence, share)] if share >= DATA_LOSS_SHARE else []
+        worst_function, worst = lagging[0]
+        figures.append(
+            Figure(name="worst IteratorAge / retention", value=100 * retention_share(evidence, worst), unit="%")
+        )
+        # Protecting the data comes first: it is the one step that cannot wait for the lag to be fixed. IteratorAge
+        # (the age of a batch's last record when the batch finished) is how old the records the function has yet
+        # to read are, as near as the metric says: the age of the oldest unread record.
+        protect = protect_data(evidence, worst, detector.retention_share, self.id, reader=worst_function)
         mappings = {m.function: m for m in lambda_mappings(evidence)}
         stuck = [(function, mappings.get(function)) for function, _ in lagging if not self._tunable(mappings, function)]
-        advice += [self._mapping_advice(function, mapping, evidence.stream) for function, mapping in stuck]
+        advice = [self._mapping_advice(function, mapping, evidence.stream) for function, mapping in stuck]
         advice += unreadable_consumers(evidence, named={function for function, _ in lagging})
         tunable = [(function, age) for function, age in lagging if self._tunable(mappings, function)]
         names = ", ".join(f"{function} ({age / 1000:,.0f} s)" for function, age in lagging)
@@ -136,7 +142,7 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
         if provisioned and not evidence.has_write_traffic_data():
             early = insufficient(evidence, figures, advice=tuple(advice))
             assert early is not None
-            return early
+            return early.model_copy(update={"proposals": protect})
         if provisioned and is_saturated(evidence, policy):
             peak = evidence.write_utilisation(peak=True)
             return Diagnosis(
@@ -145,7 +151,7 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
                 f"{peak:.0%} of capacity): more shards give each function more batches to run in parallel; tuning "
                 "the mappings would not get past the shards' own limits.",
                 figures=tuple(figures),
-                proposals=(reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}"),),
+                proposals=(*protect, reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}")),
                 advice=tuple(advice),
             )
         load = (
@@ -153,7 +159,7 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
             if provisioned
             else "on an on-demand stream, whose shards AWS scales"
         )
-        proposals = tuple(
+        tunings = tuple(
             Proposal(
                 action="tune-event-source",
                 parameters={"function": function, "goal": "throughput"},
@@ -162,13 +168,14 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
             )
             for function, age in tunable
         )
-        if not proposals:
+        if not tunings:
             first_mapping = stuck[0][1]
             return Diagnosis(
                 cause="mapping-missing" if first_mapping is None or not first_mapping.found else "mapping-disabled",
                 summary=f"Lambda consumers fall behind ({names}), and no mapping of theirs on this stream can be "
                 "tuned: " + "; ".join(self._mapping_problem(function, mapping) for function, mapping in stuck) + ".",
                 figures=tuple(figures),
+                proposals=protect,
                 advice=tuple(advice),
             )
         return Diagnosis(
@@ -176,7 +183,7 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
             summary=f"Lambda consumers fall behind ({names}) {load}: resharding would not help; their mappings can "
             "run more batches in parallel.",
             figures=tuple(figures),
-            proposals=proposals,
+            proposals=(*protect, *tunings),
             advice=tuple(advice),
         )
 
@@ -215,25 +222,5 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
             "Enable it when the function is fixed.",
             cli_command=shlex.join(
                 ["aws", "lambda", "update-event-source-mapping", "--uuid", str(mapping.uuid), "--enabled"]
-            ),
-        )
-
-    @staticmethod
-    def _retention_advice(evidence: Evidence, share: float) -> Advice:
-        retention = evidence.stream.retention_hours
-        return Advice(
-            title="Data-loss risk: raise retention",
-            detail=f"The oldest record a consumer function read was {share:.0%} of the way to expiry (retention "
-            f"{retention} h). AWS warns from 50 %.",
-            cli_command=shlex.join(
-                [
-                    "aws",
-                    "kinesis",
-                    "increase-stream-retention-period",
-                    "--stream-arn",
-                    evidence.stream.arn,
-                    "--retention-period-hours",
-                    str(min(retention * 2, limits.MAX_RETENTION_HOURS)),
-                ]
             ),
         )
