@@ -39,6 +39,7 @@ from remediator.core.symptoms.lag import (
     raise_retention,
     reads_normally,
     retention_share,
+    retention_share_field,
 )
 
 POLLING_READS = kinesis_stream_metric("GetRecords.Records", "Sum")
@@ -61,13 +62,7 @@ class ConsumerStalledDetector(DetectorPolicy):
         description="Minutes with records arriving and none read needed to alarm (by default every minute looked "
         "at: a consumer that pauses for a minute, say while restarting, has not stalled).",
     )
-    retention_share: float = Field(
-        0.5,
-        gt=0.0,
-        lt=1.0,
-        description="Propose raise-retention once the oldest unread record has used this share of the retention "
-        "period (AWS warns of data loss from 0.5).",
-    )
+    retention_share: float = retention_share_field()
 
 
 def _positive_minutes(values: tuple[float, ...]) -> int:

@@ -33,6 +33,7 @@ from remediator.core.symptoms.lag import (
     polling_mappings,
     raise_retention,
     retention_share,
+    retention_share_field,
     tune_for_throughput,
 )
 
@@ -46,13 +47,7 @@ class IteratorAgeDetector(DetectorPolicy):
         le=limits.MAX_RETENTION_HOURS * 3_600_000,
         description=f"Alarm when {ITERATOR_AGE.name} ({ITERATOR_AGE.statistic}) reaches this.",
     )
-    retention_share: float = Field(
-        0.5,
-        gt=0.0,
-        lt=1.0,
-        description="Propose raise-retention once the oldest unread record has used this share of the retention "
-        "period (AWS warns of data loss from 0.5), as well as the fix for the lag.",
-    )
+    retention_share: float = retention_share_field()
 
 
 @REGISTRY.symptom
