@@ -1,8 +1,11 @@
-"""The local demo: the real CDK app deployed into an emulator, then two incidents, reported plainly.
+"""The local demo: the real CDK app deployed into an emulator, then five incidents, reported plainly.
 
-Steps: start moto's server -> `cdk bootstrap` -> create a stream and its consumer -> `cdk deploy` the
-stack with a dry-run policy -> incident 1 (consumer falling behind) -> switch the policy to enforce and
-`cdk deploy` again -> incident 2 (producers throttled) -> report.
+Steps: start moto's server -> `cdk bootstrap` -> create two streams and their consumer functions -> `cdk deploy`
+the stack with a dry-run policy -> incident 1 (consumers falling behind on saturated shards) -> switch demo-orders
+to enforce and `cdk deploy` again -> incident 2 (producers throttled: reshard) -> incident 3 (a Lambda consumer
+falling behind on shards that are not saturated: tune its mapping) -> incident 4 (three polling consumers throttle
+each other on demo-clicks, still in dry-run: enhanced fan-out planned) -> incident 5 (the oldest unread record at
+60 % of the retention: raise it) -> report.
 """
 
 from __future__ import annotations
@@ -13,13 +16,15 @@ import importlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import textwrap
 import time
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -35,44 +40,78 @@ from demo.emulator import Emulator
 from demo.plot import utilisation_plot
 
 ROOT = Path(__file__).resolve().parents[1]
-# Where the demo writes its policies, CDK outputs and logs (tests point it at a temporary directory).
+# Where the demo writes its policies, CDK outputs, logs and report (tests point it at a temporary directory).
 WORK = Path(os.environ.get("KINESIS_REMEDIATOR_DEMO_DIR", ROOT / ".demo")).resolve()
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 ACCOUNT, REGION = "123456789012", "us-east-1"
-STREAM = "demo-orders"
-CONSUMER = "demo-orders-consumer"
 STACK = "KinesisRemediator"
 START_SHARDS = 2
+HOUR_MS = 3_600_000
+
+# demo-orders: one Lambda consumer. Dry-run first, then enforce.
+STREAM = "demo-orders"
+CONSUMER = "demo-orders-consumer"
 # Producers write 1.9 MB/s into 2 shards (1 MB/s each): 95 % of capacity, saturated from 80 %.
 BYTES_PER_SECOND = 1_900_000
 RECORDS_PER_SECOND = 950
 
+# demo-clicks: three polling consumers (a Lambda function that may move to enhanced fan-out, two KCL
+# applications). Its policy stays in dry-run throughout.
+CLICKS = "demo-clicks"
+CLICKS_CONSUMER = "demo-clicks-consumer"
+CLICKS_KCL = ("clicks-sessionizer", "clicks-fraud-scorer")
+CLICKS_BYTES_PER_SECOND = 600_000
+CLICKS_RECORDS_PER_SECOND = 600
+
+# The Lambda consumers the demo creates, by stream.
+FUNCTIONS = {STREAM: (CONSUMER,), CLICKS: (CLICKS_CONSUMER,)}
+
 POLICY = """\
 version: 1
 streams:
-  - name: {stream}
+  - name: {orders}
     mode: {mode}
     notify:
       emails: [sre-oncall@example.com]
     consumers:
-      - function: {consumer}
+      - function: {orders_consumer}
     detectors:
-      iterator_age: {{threshold_ms: 60000, evaluation_periods: 5, datapoints_to_alarm: 3}}
+      iterator_age: {{threshold_ms: 60000, retention_share: 0.5, evaluation_periods: 5, datapoints_to_alarm: 3}}
       write_throttling: {{threshold_records: 1, evaluation_periods: 5, datapoints_to_alarm: 2}}
+      lambda_consumer_lag: {{threshold_ms: 60000, evaluation_periods: 5, datapoints_to_alarm: 3}}
     actions:
       reshard: {{min_shards: 1, max_shards: 8, cooldown_minutes: 30, daily_budget: 4}}
+      tune_event_source: {{max_parallelization_factor: 4, max_batch_size: 1000, cooldown_minutes: 30}}
+      raise_retention: {{at_share: 0.5, max_hours: 168, cooldown_minutes: 60}}
+  - name: {clicks}
+    mode: dry-run
+    notify:
+      emails: [clicks-team@example.com]
+    consumers:
+      - function: {clicks_consumer}
+        move_to_efo: true
+      - kcl: {kcl_first}
+      - kcl: {kcl_second}
+    detectors:
+      read_throttling: {{threshold_calls: 10, evaluation_periods: 5, datapoints_to_alarm: 3}}
+    actions:
+      reshard: {{min_shards: 1, max_shards: 8}}
+      enhanced_fan_out: {{max_consumers: 5, cooldown_minutes: 60, daily_budget: 2}}
 """
 
 EMULATOR_LIMITS = """\
 What this demo shows, and what the emulator (moto) cannot:
   - Real: the CDK app is synthesized (cdk-nag included), bootstrapped and deployed with the pinned
     CDK CLI; the remediator runs the deployed function's handler with the deployed configuration,
-    against the deployed tables, topic, parameters and alarms.
+    against the deployed tables, topic, parameters and alarms. Every change it makes (shard count,
+    event-source mapping, retention) is made in the emulator and read back from it for this report.
   - Not real: CloudWatch does not evaluate alarms here, so the demo pushes metrics and sets the alarm
     state itself; EventBridge does not invoke Lambda, so the demo checks the event against the deployed
     rule's pattern and calls the handler in-process; SNS sends no e-mail, so the demo reads the e-mails
-    from a queue it subscribed to the topic; moto applies UpdateShardCount at once and enforces none of
-    AWS's limits (our code enforces them, and the tests prove it).
+    from a queue it subscribed to the topic; moto applies UpdateShardCount, UpdateEventSourceMapping and
+    IncreaseStreamRetentionPeriod at once and enforces none of AWS's limits (our code enforces them, and
+    the tests prove it). The emulator's clock does not move on between incidents: every incident sees
+    the traffic of the ten minutes before it, and the cooldowns count real seconds.
 """
 
 
@@ -83,6 +122,27 @@ COMPARISONS = {
     "LessThanThreshold": "<",
     "LessThanOrEqualToThreshold": "<=",
 }
+
+UUID = re.compile(r"\b([0-9a-f]{8})-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+
+
+def short(text: object) -> str:
+    """A table cell: UUIDs cut to their first 8 digits (the e-mails keep them whole)."""
+    return UUID.sub(r"\1…", str(text))
+
+
+def wrapped(rows: list[list[str]], widths: dict[int, int]) -> list[list[str]]:
+    """Rows whose long cells (column index -> width) go on over the next lines, the other cells blank there."""
+    out = []
+    for row in rows:
+        lines = [
+            textwrap.wrap(cell, widths[i], subsequent_indent="  ", break_long_words=False) or [""]
+            if i in widths
+            else [cell]
+            for i, cell in enumerate(row)
+        ]
+        out += [[cell[n] if n < len(cell) else "" for cell in lines] for n in range(max(map(len, lines)))]
+    return out
 
 
 class DemoFailed(Exception):
@@ -108,17 +168,59 @@ class Progress:
         self.out.flush()
 
 
+@dataclass(frozen=True)
+class Datapoints:
+    """Per-minute values of some metrics with the same namespace and dimensions."""
+
+    namespace: str
+    dimensions: dict[str, str]
+    values: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Incident:
+    title: str
+    stream: str
+    symptom: str
+    metrics: tuple[Datapoints, ...]
+    reason: str
+    qualifier: str = ""
+
+
+@dataclass
+class ChangeReport:
+    """One setting a planned step changes: as planned, and as the emulator holds it before and after."""
+
+    setting: str
+    planned_before: Any
+    planned_after: Any
+    emulator_before: str
+    emulator_after: str
+
+
+@dataclass
+class StepReport:
+    action: str
+    outcome: str
+    summary: str
+    changes: list[ChangeReport] = field(default_factory=list)
+
+
 @dataclass
 class Scenario:
+    number: int
     title: str
+    stream: str
     alarm: str
     mode: str
-    shards_before: int
-    shards_after: int
-    result: dict[str, Any]
+    status: str
     rule_matched: bool
+    steps: list[StepReport]
     email_subject: str
     email_body: str
+    # The emulator's state of the stream (shards, retention, consumers, mappings) before and after.
+    before: dict[str, str]
+    after: dict[str, str]
 
 
 class DemoContext:
@@ -133,6 +235,74 @@ class DemoContext:
     @staticmethod
     def get_remaining_time_in_millis() -> int:
         return 60_000
+
+
+def kinesis_metrics(stream: str, values: dict[str, float]) -> Datapoints:
+    return Datapoints("AWS/Kinesis", {"StreamName": stream}, values)
+
+
+INCIDENTS = {
+    1: Incident(
+        title="consumer falling behind",
+        stream=STREAM,
+        symptom="iterator-age",
+        metrics=(
+            kinesis_metrics(
+                STREAM,
+                {
+                    "IncomingBytes": BYTES_PER_SECOND * 60,
+                    "IncomingRecords": RECORDS_PER_SECOND * 60,
+                    "GetRecords.IteratorAgeMilliseconds": 900_000,
+                },
+            ),
+        ),
+        reason="Threshold Crossed: 3 datapoints were greater than or equal to the threshold (60000.0).",
+    ),
+    2: Incident(
+        title="producers throttled",
+        stream=STREAM,
+        symptom="write-throttling",
+        metrics=(kinesis_metrics(STREAM, {"WriteProvisionedThroughputExceeded": 120}),),
+        reason="Threshold Crossed: 2 datapoints were greater than or equal to the threshold (1.0).",
+    ),
+    # The same producers (1.9 MB/s) now fill 4 shards to 48 %: the function, not the stream, is the bottleneck.
+    3: Incident(
+        title="Lambda consumer lagging",
+        stream=STREAM,
+        symptom="lambda-consumer-lag",
+        qualifier=CONSUMER,
+        metrics=(Datapoints("AWS/Lambda", {"FunctionName": CONSUMER}, {"IteratorAge": 600_000}),),
+        reason="Threshold Crossed: 3 datapoints were greater than or equal to the threshold (60000.0).",
+    ),
+    4: Incident(
+        title="read throttling, 3 pollers",
+        stream=CLICKS,
+        symptom="read-throttling",
+        metrics=(
+            kinesis_metrics(
+                CLICKS,
+                {
+                    "IncomingBytes": CLICKS_BYTES_PER_SECOND * 60,
+                    "IncomingRecords": CLICKS_RECORDS_PER_SECOND * 60,
+                    # Three readers each read everything: 1.8 MB/s of the 2 shards' 4 MB/s.
+                    "GetRecords.Bytes": 3 * CLICKS_BYTES_PER_SECOND * 60,
+                    "ReadProvisionedThroughputExceeded": 45,
+                    # Throttled readers fall a little behind, under the iterator-age alarm's 60 s.
+                    "GetRecords.IteratorAgeMilliseconds": 20_000,
+                },
+            ),
+        ),
+        reason="Threshold Crossed: 3 datapoints were greater than or equal to the threshold (10.0).",
+    ),
+    # 60 % of the 24 h retention: 14.4 h. The shards are still at 48 %; demo-orders-consumer is the reader.
+    5: Incident(
+        title="lag at 60 % of retention",
+        stream=STREAM,
+        symptom="iterator-age",
+        metrics=(kinesis_metrics(STREAM, {"GetRecords.IteratorAgeMilliseconds": 0.6 * 24 * HOUR_MS}),),
+        reason="Threshold Crossed: 3 datapoints were greater than or equal to the threshold (60000.0).",
+    ),
+}
 
 
 class Demo:
@@ -168,53 +338,96 @@ class Demo:
             tail = "\n".join(log.read_text(encoding="utf-8").splitlines()[-25:])
             raise DemoFailed(f"`cdk {' '.join(args)}` failed (exit {completed.returncode}); see {log}:\n{tail}")
 
-    def shard_count(self) -> int:
-        summary = self.client("kinesis").describe_stream_summary(StreamName=STREAM)["StreamDescriptionSummary"]
-        return int(summary["OpenShardCount"])
+    def observe(self, stream: str) -> dict[str, str]:
+        """What the emulator holds for the stream, keyed as the plans name their changes (Change.setting)."""
+        kinesis = self.client("kinesis")
+        summary = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+        arn = summary["StreamARN"]
+        state = {
+            "open shards": str(summary["OpenShardCount"]),
+            "retention hours": str(summary["RetentionPeriodHours"]),
+        }
+        consumers = kinesis.list_stream_consumers(StreamARN=arn).get("Consumers", [])
+        state["registered consumers"] = str(len(consumers))
+        names = {c["ConsumerARN"]: c["ConsumerName"] for c in consumers}
+        for consumer in consumers:
+            state[f"consumer {consumer['ConsumerName']}"] = "registered"
+        for function in FUNCTIONS[stream]:
+            mappings = self.client("lambda").list_event_source_mappings(FunctionName=function)["EventSourceMappings"]
+            for mapping in mappings:
+                source = mapping["EventSourceArn"]
+                state[f"mapping {mapping['UUID']}"] = mapping["State"]
+                if source == arn:
+                    for key in ("BatchSize", "ParallelizationFactor"):
+                        if key in mapping:
+                            state[f"{function} {key}"] = str(mapping[key])
+                if mapping["State"] == "Enabled":
+                    state[f"{function} reads"] = (
+                        f"the stream (GetRecords, mapping {mapping['UUID']})"
+                        if source == arn
+                        else f"consumer {names.get(source, source)} (mapping {mapping['UUID']})"
+                    )
+        return state
 
     # -- steps --------------------------------------------------------------------------------------
     def write_policy(self, mode: str) -> None:
         directory = WORK / "policies"
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "demo.yaml").write_text(
-            POLICY.format(stream=STREAM, mode=mode, consumer=CONSUMER), encoding="utf-8"
+            POLICY.format(
+                orders=STREAM,
+                mode=mode,
+                orders_consumer=CONSUMER,
+                clicks=CLICKS,
+                clicks_consumer=CLICKS_CONSUMER,
+                kcl_first=CLICKS_KCL[0],
+                kcl_second=CLICKS_KCL[1],
+            ),
+            encoding="utf-8",
         )
 
-    def create_stream_and_consumer(self) -> None:
+    def create_streams_and_consumers(self) -> None:
         kinesis = self.client("kinesis")
-        kinesis.create_stream(StreamName=STREAM, ShardCount=START_SHARDS)
-        kinesis.get_waiter("stream_exists").wait(StreamName=STREAM, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        for stream in (STREAM, CLICKS):
+            kinesis.create_stream(StreamName=stream, ShardCount=START_SHARDS)
+            kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         iam = self.client("iam")
-        role = iam.create_role(
-            RoleName=f"{CONSUMER}-role",
-            AssumeRolePolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "lambda.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
-        )["Role"]["Arn"]
         code = io.BytesIO()
         with zipfile.ZipFile(code, "w") as archive:
             archive.writestr("consumer.py", "def handler(event, context):\n    return len(event['Records'])\n")
         lambda_ = self.client("lambda")
-        lambda_.create_function(
-            FunctionName=CONSUMER,
-            Runtime="python3.12",
-            Role=role,
-            Handler="consumer.handler",
-            Code={"ZipFile": code.getvalue()},
-        )
-        stream_arn = kinesis.describe_stream_summary(StreamName=STREAM)["StreamDescriptionSummary"]["StreamARN"]
-        lambda_.create_event_source_mapping(
-            EventSourceArn=stream_arn, FunctionName=CONSUMER, StartingPosition="LATEST", BatchSize=100
-        )
+        for stream, functions in FUNCTIONS.items():
+            stream_arn = kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamARN"]
+            for function in functions:
+                role = iam.create_role(
+                    RoleName=f"{function}-role",
+                    AssumeRolePolicyDocument=json.dumps(
+                        {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {
+                                    "Effect": "Allow",
+                                    "Principal": {"Service": "lambda.amazonaws.com"},
+                                    "Action": "sts:AssumeRole",
+                                }
+                            ],
+                        }
+                    ),
+                )["Role"]["Arn"]
+                lambda_.create_function(
+                    FunctionName=function,
+                    Runtime="python3.12",
+                    Role=role,
+                    Handler="consumer.handler",
+                    Code={"ZipFile": code.getvalue()},
+                )
+                lambda_.create_event_source_mapping(
+                    EventSourceArn=stream_arn,
+                    FunctionName=function,
+                    StartingPosition="LATEST",
+                    BatchSize=100,
+                    ParallelizationFactor=1,
+                )
 
     def deploy(self, name: str) -> None:
         outputs = WORK / "outputs.json"
@@ -246,35 +459,43 @@ class Demo:
             self.client("sqs").delete_message(QueueUrl=self.mailbox_url, ReceiptHandle=message["ReceiptHandle"])
         return received
 
-    def push_metrics(self, values: dict[str, float], minutes: int = 10) -> None:
+    def push_metrics(self, batch: Datapoints, minutes: int = 10) -> None:
         """Per-minute datapoints for the last `minutes`; traffic ramps up to its peak in the last minutes."""
         now = datetime.now(UTC).replace(second=0, microsecond=0)
 
         def at(metric: str, value: float, minute: int) -> float:
-            if metric not in ("IncomingBytes", "IncomingRecords"):
+            if metric not in ("IncomingBytes", "IncomingRecords", "GetRecords.Bytes"):
                 return value
             return value * min(1.0, 0.5 + 0.5 * (minutes - minute) / (minutes - 3))
 
         data = [
             {
                 "MetricName": metric,
-                "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
+                "Dimensions": [{"Name": name, "Value": value} for name, value in batch.dimensions.items()],
                 "Timestamp": now - timedelta(minutes=minute),
                 "Value": at(metric, value, minute),
             }
             for minute in range(1, minutes + 1)
-            for metric, value in values.items()
+            for metric, value in batch.values.items()
         ]
         cloudwatch = self.client("cloudwatch")
         for start in range(0, len(data), 20):
-            cloudwatch.put_metric_data(Namespace="AWS/Kinesis", MetricData=data[start : start + 20])
+            cloudwatch.put_metric_data(Namespace=batch.namespace, MetricData=data[start : start + 20])
 
     def alarm_event(self, name: str, reason: str) -> dict[str, Any]:
         """Set the alarm to ALARM and build the EventBridge event CloudWatch would send for it."""
         cloudwatch = self.client("cloudwatch")
+        previous = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"]
+        if not previous:
+            raise DemoFailed(f"alarm {name} is not deployed")
+        state = previous[0]["StateValue"]
+        if state == "ALARM":
+            # It went off in an earlier incident, and went back to OK once that one was dealt with.
+            cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="Threshold Crossed: recovered.")
+            state = "OK"
         cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=reason)
         alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
-        return state_change_event(alarm, reason)
+        return state_change_event(alarm, reason, previous=state)
 
     def rule_matches(self, event: dict[str, Any]) -> bool:
         """moto's server cannot TestEventPattern; its own matcher checks the deployed rule's pattern."""
@@ -294,51 +515,61 @@ class Demo:
         self.handler_log.flush()
         return result
 
-    def play(self, title: str, symptom: str, mode: str, metrics: dict[str, float], reason: str) -> Scenario:
-        before = self.shard_count()
-        self.push_metrics(metrics)
-        name = alarm_name(DEFAULT_ALARM_PREFIX, STREAM, symptom)
-        event = self.alarm_event(name, reason)
+    def play(self, number: int) -> Scenario:
+        incident = INCIDENTS[number]
+        before = self.observe(incident.stream)
+        for batch in incident.metrics:
+            self.push_metrics(batch)
+        name = alarm_name(DEFAULT_ALARM_PREFIX, incident.stream, incident.symptom, incident.qualifier)
+        event = self.alarm_event(name, incident.reason)
         matched = self.rule_matches(event)
         if not matched:
             raise DemoFailed(f"the deployed EventBridge rule does not match the state change of {name}")
         result = self.invoke(event)
+        after = self.observe(incident.stream)
         mail = self.read_mailbox()
+        if len(mail) != 1:
+            raise DemoFailed(f"incident {number} sent {len(mail)} e-mails, not one: {[m['Subject'] for m in mail]}")
+        plan = result.get("plan") or {}
         return Scenario(
-            title=title,
+            number=number,
+            title=incident.title,
+            stream=incident.stream,
             alarm=name,
-            mode=mode,
-            shards_before=before,
-            shards_after=self.shard_count(),
-            result=result,
+            mode=str(plan.get("mode", "-")),
+            status=str(result["status"]),
             rule_matched=matched,
-            email_subject=mail[0]["Subject"] if mail else "(no e-mail)",
-            email_body=mail[0]["Message"] if mail else "",
+            steps=step_reports(result, before, after),
+            email_subject=mail[0]["Subject"],
+            email_body=mail[0]["Message"],
+            before=before,
+            after=after,
         )
 
     def audit_rows(self) -> list[list[str]]:
+        """Both streams' audit rows, oldest first; a step that changes several settings takes one line each."""
         audit = DynamoAuditLog(self.client("dynamodb"), self.outputs["AuditTableName"])
+        items = [(flat, *planned_step(flat)) for stream in FUNCTIONS for flat in audit.recent(stream)]
+        # The steps of one trigger share its time: allowed steps first, then blocked ones, as the plan lists them.
+        items.sort(key=lambda item: (item[0]["at"], item[1]))
         rows = []
-        for flat in reversed(audit.recent(STREAM)):  # oldest first, as the incidents happened
-            parameters = json.loads(flat.get("parameters", "{}"))
-            change = (
-                f"{parameters['current_shards']} -> {parameters['target_shards']}"
-                if "target_shards" in parameters
-                else "-"
-            )
+        for flat, _, changes in items:
+            first, *more = changes or ["-"]
             rows.append(
                 [
                     flat["at"][11:19],
+                    flat.get("stream", "-"),
                     flat.get("symptom", "-"),
                     flat.get("mode", "-"),
                     flat.get("action", "-"),
-                    change,
+                    short(first),
                     flat["outcome"],
                 ]
             )
-        return rows
+            rows += [["", "", "", "", "", short(change), ""] for change in more]
+        return wrapped(rows, {5: 72})
 
-    def incoming_bytes(self) -> list[float]:
+    def incoming_bytes(self, stream: str) -> list[float]:
         """IncomingBytes per minute, oldest first, as CloudWatch holds it for the stream."""
         end = datetime.now(UTC)
         result = self.client("cloudwatch").get_metric_data(
@@ -349,7 +580,7 @@ class Demo:
                         "Metric": {
                             "Namespace": "AWS/Kinesis",
                             "MetricName": "IncomingBytes",
-                            "Dimensions": [{"Name": "StreamName", "Value": STREAM}],
+                            "Dimensions": [{"Name": "StreamName", "Value": stream}],
                         },
                         "Period": 60,
                         "Stat": "Sum",
@@ -365,6 +596,63 @@ class Demo:
     def inventory(self) -> str:
         alarms = self.client("cloudwatch").describe_alarms(AlarmNamePrefix=DEFAULT_ALARM_PREFIX)["MetricAlarms"]
         return alarm_inventory(alarms)
+
+
+def _render(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def step_reports(result: dict[str, Any], before: dict[str, str], after: dict[str, str]) -> list[StepReport]:
+    """Each step of the outcome, in the plan's order, with the changes its plan lists (from the plan report:
+    allowed steps under `actions`, blocked ones under `blocked`) and what the emulator held for each setting."""
+    plan = result.get("plan") or {}
+    pending = {"actions": list(plan.get("actions", [])), "blocked": list(plan.get("blocked", []))}
+    reports = []
+    for step in result.get("steps", []):
+        listed = pending["blocked" if step["outcome"] == "blocked" else "actions"]
+        planned = next((s for s in listed if s["action"] == step["action"]), None)
+        if planned is None:
+            reports.append(StepReport(action=step["action"], outcome=step["outcome"], summary="-"))
+            continue
+        listed.remove(planned)
+        reports.append(
+            StepReport(
+                action=step["action"],
+                outcome=step["outcome"],
+                summary=planned["summary"],
+                changes=[
+                    ChangeReport(
+                        setting=c["setting"],
+                        planned_before=c["before"],
+                        planned_after=c["after"],
+                        emulator_before=observed(before, c["setting"]),
+                        emulator_after=observed(after, c["setting"]),
+                    )
+                    for c in planned["changes"]
+                ],
+            )
+        )
+    return reports
+
+
+def observed(state: dict[str, str], setting: str) -> str:
+    """The emulator's value of a planned change's setting; a consumer that is not registered is 'none'."""
+    if setting in state:
+        return state[setting]
+    return "none" if setting.startswith("consumer ") else "-"
+
+
+def planned_step(flat: dict[str, str]) -> tuple[int, list[str]]:
+    """An audit row's step in its plan (stored with the row): its place in the plan report, and its changes."""
+    if "action" not in flat or "plan" not in flat:
+        return 0, []
+    plan = json.loads(flat["plan"])
+    parameters = json.loads(flat.get("parameters", "{}"))
+    steps = [*plan.get("actions", []), *plan.get("blocked", [])]
+    for index, step in enumerate(steps):
+        if step["action"] == flat["action"] and step["parameters"] == parameters:
+            return index, [f"{c['setting']} {_render(c['before'])} -> {_render(c['after'])}" for c in step["changes"]]
+    return len(steps), []
 
 
 def alarm_inventory(alarms: list[dict[str, Any]]) -> str:
@@ -416,7 +704,7 @@ def _metric_queries(alarm: dict[str, Any]) -> list[dict[str, Any]]:
     return queries
 
 
-def state_change_event(alarm: dict[str, Any], reason: str) -> dict[str, Any]:
+def state_change_event(alarm: dict[str, Any], reason: str, previous: str = "OK") -> dict[str, Any]:
     """The EventBridge event CloudWatch sends when `alarm` (as DescribeAlarms returns it) goes into ALARM."""
     stamp = alarm["StateUpdatedTimestamp"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
     return {
@@ -431,45 +719,80 @@ def state_change_event(alarm: dict[str, Any], reason: str) -> dict[str, Any]:
         "detail": {
             "alarmName": alarm["AlarmName"],
             "state": {"value": "ALARM", "reason": reason, "timestamp": stamp},
-            "previousState": {"value": "OK", "reason": "", "timestamp": stamp},
+            "previousState": {"value": previous, "reason": "", "timestamp": stamp},
             "configuration": {"description": alarm.get("AlarmDescription", ""), "metrics": _metric_queries(alarm)},
         },
     }
 
 
-def _report(demo: Demo, scenarios: list[Scenario], out: TextIO) -> None:
+def summary_rows(scenarios: list[Scenario]) -> list[list[str]]:
+    """One line per planned change: what the plan says (before -> after) and what the emulator held."""
+    rows = []
+    for scenario in scenarios:
+        lead = [f"{scenario.number}. {scenario.title}", scenario.stream, scenario.mode]
+        blank = ["", "", ""]
+        if not scenario.steps:
+            rows.append([*lead, "-", "no action", scenario.status, "-", "-"])
+        for step in scenario.steps:
+            for index, change in enumerate(step.changes or [None]):
+                head = [step.action, step.outcome] if index == 0 else ["", ""]
+                if change is None:
+                    cells = [step.summary, "-"]
+                else:
+                    cells = [
+                        f"{change.setting} {_render(change.planned_before)} -> {_render(change.planned_after)}",
+                        emulator_cell(change.emulator_before, change.emulator_after),
+                    ]
+                rows.append([*lead, head[0], short(cells[0]), head[1], short(cells[1])])
+                lead = blank
+    return wrapped(rows, {4: 64, 6: 44})
+
+
+def emulator_cell(before: str, after: str) -> str:
+    """`before -> after`; a long value that did not change is said once."""
+    if before == after and len(before) > 12:
+        return f"unchanged: {before}"
+    return f"{before} -> {after}"
+
+
+def _report(scenarios: list[Scenario], audit: list[list[str]], picture: Path, out: TextIO) -> None:
     write = out.write
     write("\n" + "=" * 100 + "\nReport\n" + "=" * 100 + "\n\n")
-    rows = [
-        [
-            s.title,
-            s.mode,
-            str(s.shards_before),
-            str(s.shards_after),
-            s.result["status"],
-            "yes" if s.rule_matched else "no",
-        ]
-        for s in scenarios
-    ]
-    write(table(["incident", "mode", "shards before", "shards after", "outcome", "rule matched"], rows) + "\n\n")
+    write(
+        table(
+            ["incident", "stream", "mode", "step", "planned change", "step outcome", "emulator: before -> after"],
+            summary_rows(scenarios),
+        )
+        + "\n\n"
+    )
+    write(
+        table(
+            ["incident", "alarm", "outcome", "rule matched"],
+            [[f"{s.number}. {s.title}", s.alarm, s.status, "yes" if s.rule_matched else "no"] for s in scenarios],
+        )
+        + "\n\n"
+    )
     for scenario in scenarios:
-        write(f"--- E-mail for '{scenario.title}' " + "-" * 40 + "\n")
+        write(f"--- E-mail for incident {scenario.number}, '{scenario.title}' " + "-" * 40 + "\n")
         write(f"Subject: {scenario.email_subject}\n\n{scenario.email_body}\n\n")
-    enforced = scenarios[-1]
+    write(f"--- Write utilisation before and after the reshard: {picture}\n\n")
+    write("--- Audit table (newest last) " + "-" * 40 + "\n")
+    write(table(["time (UTC)", "stream", "symptom", "mode", "action", "change", "outcome"], audit) + "\n\n")
+    write(EMULATOR_LIMITS)
+
+
+def _draw(demo: Demo, reshard: Scenario) -> Path:
+    """The reshard's picture: the traffic of incidents 1 and 2 against the shards before and after."""
     capacity = load_policies([WORK / "policies"]).streams[STREAM].capacity
-    picture = utilisation_plot(
+    return utilisation_plot(
         WORK / "utilisation.png",
         stream=STREAM,
-        bytes_per_minute=demo.incoming_bytes(),
-        shards_before=enforced.shards_before,
-        shards_after=enforced.shards_after,
+        bytes_per_minute=demo.incoming_bytes(STREAM),
+        shards_before=int(reshard.before["open shards"]),
+        shards_after=int(reshard.after["open shards"]),
         saturated_at=capacity.saturated_at,
         target=capacity.target_utilisation,
     )
-    write(f"--- Write utilisation before and after the reshard: {picture}\n\n")
-    write("--- Audit table (newest last) " + "-" * 40 + "\n")
-    write(table(["time (UTC)", "symptom", "mode", "action", "shards", "outcome"], demo.audit_rows()) + "\n\n")
-    write(EMULATOR_LIMITS)
 
 
 def run(out: TextIO) -> int:
@@ -477,8 +800,8 @@ def run(out: TextIO) -> int:
         raise DemoFailed(f"{CDK} is missing: run `make demo`, which installs the pinned CDK CLI first")
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "logs").mkdir(parents=True)
-    out.write("Kinesis Remediator demo: the real stack in a local AWS emulator, two incidents.\n\n")
-    progress = Progress(total=8, out=out)
+    out.write("Kinesis Remediator demo: the real stack in a local AWS emulator, five incidents.\n\n")
+    progress = Progress(total=11, out=out)
     with Emulator() as emulator:
         # This process talks to the emulator only: fake credentials, local endpoint.
         os.environ.update(emulator.environment())
@@ -489,8 +812,11 @@ def run(out: TextIO) -> int:
                 pass
             with progress.step("Bootstrapping the CDK toolkit in the emulator (cdk bootstrap)"):
                 demo.cdk("bootstrap", "bootstrap", f"aws://{ACCOUNT}/{REGION}")
-            with progress.step(f"Creating stream '{STREAM}' ({START_SHARDS} shards) and its consumer '{CONSUMER}'"):
-                demo.create_stream_and_consumer()
+            with progress.step(
+                f"Creating streams '{STREAM}' and '{CLICKS}' ({START_SHARDS} shards each) and their consumer "
+                f"functions '{CONSUMER}' and '{CLICKS_CONSUMER}'"
+            ):
+                demo.create_streams_and_consumers()
             with progress.step("Deploying Kinesis Remediator with a new, dry-run policy (cdk deploy)"):
                 demo.write_policy("dry-run")
                 demo.deploy("deploy-dry-run")
@@ -498,38 +824,36 @@ def run(out: TextIO) -> int:
             out.write("\nDeployed alarms:\n" + demo.inventory() + "\n\n")
             scenarios = []
             with progress.step("Incident 1: consumers fall behind while producers saturate the shards"):
-                scenarios.append(
-                    demo.play(
-                        "consumer falling behind",
-                        "iterator-age",
-                        "dry-run",
-                        {
-                            "IncomingBytes": BYTES_PER_SECOND * 60,
-                            "IncomingRecords": RECORDS_PER_SECOND * 60,
-                            "GetRecords.IteratorAgeMilliseconds": 900_000,
-                        },
-                        "Threshold Crossed: 3 datapoints were greater than or equal to the threshold (60000.0).",
-                    )
-                )
-            with progress.step("The team reads the dry-run e-mail and switches the stream to enforce (cdk deploy)"):
+                scenarios.append(demo.play(1))
+            with progress.step(
+                f"The team reads the dry-run e-mail and switches '{STREAM}' to enforce (cdk deploy); "
+                f"'{CLICKS}' stays in dry-run"
+            ):
                 demo.write_policy("enforce")
                 demo.deploy("deploy-enforce")
             with progress.step("Incident 2: producers throttled"):
-                scenarios.append(
-                    demo.play(
-                        "producers throttled",
-                        "write-throttling",
-                        "enforce",
-                        {"WriteProvisionedThroughputExceeded": 120},
-                        "Threshold Crossed: 2 datapoints were greater than or equal to the threshold (1.0).",
-                    )
+                scenarios.append(demo.play(2))
+            with progress.step(f"Incident 3: '{CONSUMER}' falls behind on shards that are not saturated"):
+                scenarios.append(demo.play(3))
+            with progress.step(
+                f"Incident 4: three polling consumers throttle each other's reads on '{CLICKS}' (dry-run)"
+            ):
+                scenarios.append(demo.play(4))
+            with progress.step(f"Incident 5: the oldest unread record of '{STREAM}' is at 60 % of its retention"):
+                scenarios.append(demo.play(5))
+            with progress.step("Reading the audit table and drawing the reshard"):
+                audit = demo.audit_rows()
+                picture = _draw(demo, next(s for s in scenarios if s.number == 2))
+                (WORK / "report.json").write_text(
+                    json.dumps([asdict(s) for s in scenarios], indent=2, default=str), encoding="utf-8"
                 )
-            with progress.step("Reading the audit table and the e-mails"):
-                pass
-            _report(demo, scenarios, out)
+            _report(scenarios, audit, picture, out)
         finally:
             demo.handler_log.close()
-    out.write(f"\nLogs (CDK CLI, remediator): {WORK / 'logs'}\nThe emulator has stopped; nothing is left running.\n")
+    out.write(
+        f"\nLogs (CDK CLI, remediator): {WORK / 'logs'}\nThe report as JSON: {WORK / 'report.json'}\n"
+        "The emulator has stopped; nothing is left running.\n"
+    )
     return 0
 
 

@@ -1,23 +1,32 @@
-"""The demo path, as `make demo` runs it: real CDK CLI, real deploys into the emulator, two incidents."""
+"""The demo path, as `make demo` runs it: real CDK CLI, real deploys into the emulator, five incidents.
+
+The demo runs once for this module; the tests read its output and the report it writes (report.json: per
+incident, each planned change with the emulator's value of that setting before and after the handler ran).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+ALARM_PREFIX = "kinesis-remediator-"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
+DemoRun = tuple[subprocess.CompletedProcess[str], Path]
+
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     workdir = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
         "KINESIS_REMEDIATOR_DEMO_DIR": str(workdir)
@@ -28,42 +37,167 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
     return completed, workdir
 
 
-def test_demo_exits_zero_and_reports_every_step(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def incidents(workdir: Path) -> dict[int, dict[str, Any]]:
+    """The demo's report.json, by incident number."""
+    return {s["number"]: s for s in json.loads((workdir / "report.json").read_text(encoding="utf-8"))}
+
+
+def changes(step: dict[str, Any]) -> dict[str, tuple[Any, Any, str, str]]:
+    """A step's changes by setting: (planned before, planned after, emulator before, emulator after)."""
+    return {
+        c["setting"]: (c["planned_before"], c["planned_after"], c["emulator_before"], c["emulator_after"])
+        for c in step["changes"]
+    }
+
+
+def email(out: str, number: int) -> str:
+    """The e-mail the demo printed for incident `number` (subject and body)."""
+    return out.split(f"--- E-mail for incident {number}, ")[1].split("\n--- ")[0]
+
+
+def alarm_rows(out: str) -> dict[str, list[str]]:
+    """The 'Deployed alarms' inventory, alarm name -> [metric, threshold, breaching], however it is padded."""
+    section = out.split("Deployed alarms:\n")[1].split("\n\n")[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith(ALARM_PREFIX):
+            name, *cells = re.split(r"\s{2,}", line.strip())
+            rows[name] = cells
+    return rows
+
+
+def test_demo_exits_zero_and_reports_every_step(demo_run: DemoRun) -> None:
     completed, _ = demo_run
     assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-3000:]
-    for step in range(1, 9):
-        assert re.search(rf"^\[{step}/8\] .* \.\.\. done \(\d+\.\d s\)$", completed.stdout, re.MULTILINE), step
+    # Eleven steps: emulator, bootstrap, streams, deploy, incident 1, enforce deploy, incidents 2 to 5, report.
+    steps = re.findall(r"^\[(\d+)/(\d+)\] .* \.\.\. done \(\d+\.\d s\)$", completed.stdout, re.MULTILINE)
+    assert steps == [(str(n), "11") for n in range(1, 12)]
     assert completed.stderr == ""
 
 
-def test_demo_deploys_the_stack_alarms(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_demo_deploys_the_stack_alarms(demo_run: DemoRun) -> None:
     completed, workdir = demo_run
-    # Named <prefix><stream>/<symptom>, as the stack names them.
-    assert "kinesis-remediator-demo-orders/iterator-age      GetRecords.IteratorAgeMilliseconds Maximum" in (
-        completed.stdout
-    )
-    assert "kinesis-remediator-demo-orders/write-throttling  WriteProvisionedThroughputExceeded Sum" in completed.stdout
+    rows = alarm_rows(completed.stdout)
+    # Named <prefix><stream>/<symptom>[/<qualifier>], as the stack names them, for both streams of the policy.
+    assert rows[f"{ALARM_PREFIX}demo-orders/iterator-age"] == [
+        "GetRecords.IteratorAgeMilliseconds Maximum",
+        ">= 60000",
+        "3 of 5 min",
+    ]
+    assert rows[f"{ALARM_PREFIX}demo-orders/write-throttling"] == [
+        "WriteProvisionedThroughputExceeded Sum",
+        ">= 1",
+        "2 of 5 min",
+    ]
+    assert rows[f"{ALARM_PREFIX}demo-orders/lambda-consumer-lag/demo-orders-consumer"] == [
+        "IteratorAge Maximum",
+        ">= 60000",
+        "3 of 5 min",
+    ]
+    assert rows[f"{ALARM_PREFIX}demo-clicks/read-throttling"] == [
+        "ReadProvisionedThroughputExceeded Sum",
+        ">= 10",
+        "3 of 5 min",
+    ]
+    # One alarm per KCL application of demo-clicks, on its own MillisBehindLatest.
+    for application in ("clicks-sessionizer", "clicks-fraud-scorer"):
+        assert rows[f"{ALARM_PREFIX}demo-clicks/kcl-consumer-lag/{application}"][0] == "MillisBehindLatest Maximum"
     # Both deploys went through the CDK CLI, and left its logs behind.
     assert "KinesisRemediator" in (workdir / "logs" / "deploy-dry-run.log").read_text()
     assert (workdir / "logs" / "deploy-enforce.log").is_file()
 
 
-def test_demo_dry_run_changes_nothing_and_enforce_reshards(
-    demo_run: tuple[subprocess.CompletedProcess[str], Path],
-) -> None:
-    completed, _ = demo_run
+def test_demo_dry_run_changes_nothing_and_enforce_reshards(demo_run: DemoRun) -> None:
+    completed, workdir = demo_run
+    report = incidents(workdir)
+    assert [(report[n]["alarm"], report[n]["mode"], report[n]["status"]) for n in (1, 2)] == [
+        (f"{ALARM_PREFIX}demo-orders/iterator-age", "dry-run", "dry-run"),
+        (f"{ALARM_PREFIX}demo-orders/write-throttling", "enforce", "applied"),
+    ]
+    # Planned 2 -> 4 both times; the emulator's stream kept 2 shards in dry-run and has 4 after enforce.
+    assert changes(report[1]["steps"][0])["open shards"] == (2, 4, "2", "2")
+    assert changes(report[2]["steps"][0])["open shards"] == (2, 4, "2", "4")
     rows = re.findall(
-        r"^(consumer falling behind|producers throttled)\s+(\S+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)$",
+        r"^(\d\. [a-zA-Z0-9 ,%]+?)\s{2,}(demo-\w+)\s+(\S+)\s+(reshard)\s+(open shards 2 -> 4)\s+(\S+)\s+(.+)$",
         completed.stdout,
         re.MULTILINE,
     )
     assert rows == [
-        ("consumer falling behind", "dry-run", "2", "2", "dry-run", "yes"),
-        ("producers throttled", "enforce", "2", "4", "applied", "yes"),
+        ("1. consumer falling behind", "demo-orders", "dry-run", "reshard", "open shards 2 -> 4", "dry-run", "2 -> 2"),
+        ("2. producers throttled", "demo-orders", "enforce", "reshard", "open shards 2 -> 4", "applied", "2 -> 4"),
     ]
 
 
-def test_demo_prints_the_dry_run_email(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_demo_tunes_the_lagging_lambda_consumer(demo_run: DemoRun) -> None:
+    # Given the demo ran; When incident 3's lambda-consumer-lag alarm went off on demo-orders, in enforce
+    completed, workdir = demo_run
+    incident = incidents(workdir)[3]
+    # Then the mapping's ParallelizationFactor went from 1 to 2 in the emulator
+    assert incident["alarm"] == f"{ALARM_PREFIX}demo-orders/lambda-consumer-lag/demo-orders-consumer"
+    assert (incident["mode"], incident["status"]) == ("enforce", "applied")
+    # The shards are not saturated after the reshard: the mapping is tuned, the stream is not resharded again.
+    [step] = incident["steps"]
+    assert (step["action"], step["outcome"]) == ("tune-event-source", "applied")
+    assert changes(step) == {"demo-orders-consumer ParallelizationFactor": (1, 2, "1", "2")}
+    assert incident["after"]["open shards"] == incident["before"]["open shards"] == "4"
+    mail = email(completed.stdout, 3)
+    assert "Subject: [APPLIED] demo-orders: tune demo-orders-consumer: ParallelizationFactor 1 -> 2" in mail
+    assert "although writes peaked at only 48% of the shards' capacity: resharding would not help" in mail
+    assert re.search(r"Command: aws lambda update-event-source-mapping --uuid \S+ --parallelization-factor 2\n", mail)
+
+
+def test_demo_plans_enhanced_fan_out_in_dry_run_and_registers_nothing(demo_run: DemoRun) -> None:
+    # Given the demo ran; When incident 4's read-throttling alarm went off on demo-clicks, still in dry-run
+    completed, workdir = demo_run
+    incident = incidents(workdir)[4]
+    # Then the e-mail plans enhanced fan-out, and the emulator has no new consumer nor moved mapping
+    assert incident["alarm"] == f"{ALARM_PREFIX}demo-clicks/read-throttling"
+    assert (incident["stream"], incident["mode"], incident["status"]) == ("demo-clicks", "dry-run", "dry-run")
+    [step] = incident["steps"]
+    assert (step["action"], step["outcome"]) == ("enhanced-fan-out", "dry-run")
+    planned = changes(step)
+    # Planned: one consumer registered for the opted-in function, and its mapping moved onto it ...
+    assert planned["registered consumers"] == (0, 1, "0", "0")
+    assert planned["consumer efo-demo-clicks-consumer"] == ("none", "registered", "none", "none")
+    [old_mapping] = [setting for setting in planned if setting.startswith("mapping ")]
+    assert planned[old_mapping] == ("Enabled", "Disabled", "Enabled", "Enabled")
+    # ... and nothing of it happened in the emulator: no consumer, the function still reads the stream.
+    assert incident["after"]["registered consumers"] == "0"
+    assert incident["after"]["demo-clicks-consumer reads"].startswith("the stream (GetRecords, mapping ")
+    mail = email(completed.stdout, 4)
+    assert "Kinesis Remediator, DRY RUN: nothing was changed." in mail
+    assert (
+        "3 polling consumers (Lambda function demo-clicks-consumer, KCL application clicks-sessionizer, "
+        "KCL application clicks-fraud-scorer)"
+    ) in mail
+    assert (
+        "aws kinesis register-stream-consumer --stream-arn arn:aws:kinesis:us-east-1:123456789012:stream/demo-clicks "
+        "--consumer-name efo-demo-clicks-consumer"
+    ) in mail
+    assert "--starting-position AT_TIMESTAMP" in mail
+    assert "[pass] move-start-known: new mappings start at " in mail
+
+
+def test_demo_raises_retention_at_60_percent_and_waits_out_the_tuning_cooldown(demo_run: DemoRun) -> None:
+    # Given the demo ran; When incident 5's iterator age reached 60 % of demo-orders' 24 h retention, in enforce
+    completed, workdir = demo_run
+    incident = incidents(workdir)[5]
+    # Then the retention went from 24 to 48 h in the emulator
+    assert incident["alarm"] == f"{ALARM_PREFIX}demo-orders/iterator-age"
+    assert (incident["mode"], incident["status"]) == ("enforce", "applied")
+    steps = {step["action"]: step for step in incident["steps"]}
+    assert steps["raise-retention"]["outcome"] == "applied"
+    assert changes(steps["raise-retention"]) == {"retention hours": (24, 48, "24", "48")}
+    # The lag's own fix is planned too, and held back by the cooldown of incident 3's tuning.
+    assert steps["tune-event-source"]["outcome"] == "blocked"
+    assert changes(steps["tune-event-source"]) == {"demo-orders-consumer ParallelizationFactor": (2, 4, "2", "2")}
+    mail = email(completed.stdout, 5)
+    assert "Subject: [APPLIED] demo-orders: raise retention 24 -> 48 h" in mail
+    assert re.search(r"iterator age / retention\s+60\.00 %\n", mail)
+    assert "[STOP] cooldown: last tune-event-source at " in mail
+
+
+def test_demo_prints_the_dry_run_email(demo_run: DemoRun) -> None:
     completed, _ = demo_run
     out = completed.stdout
     assert "Subject: [DRY-RUN] demo-orders: reshard 2 -> 4 shards (consumers falling behind)" in out
@@ -77,29 +211,47 @@ def test_demo_prints_the_dry_run_email(demo_run: tuple[subprocess.CompletedProce
     assert "[pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4" in out
     assert "Subject: [APPLIED] demo-orders: reshard 2 -> 4 shards (producers throttled)" in out
     assert "Alarm:     kinesis-remediator-demo-orders/write-throttling\n" in out
+    # One e-mail per incident.
+    assert len(re.findall(r"^Subject: ", out, re.MULTILINE)) == 5
 
 
-def test_demo_prints_the_audit_rows(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_demo_prints_the_audit_rows(demo_run: DemoRun) -> None:
     completed, _ = demo_run
     audit = completed.stdout.split("--- Audit table")[1].split("What this demo shows")[0]
-    assert re.search(r"iterator-age\s+dry-run\s+reshard\s+2 -> 4\s+dry-run", audit)
-    assert re.search(r"write-throttling\s+enforce\s+reshard\s+2 -> 4\s+applied", audit)
+    assert re.search(r"demo-orders\s+iterator-age\s+dry-run\s+reshard\s+open shards 2 -> 4\s+dry-run", audit)
+    assert re.search(r"demo-orders\s+write-throttling\s+enforce\s+reshard\s+open shards 2 -> 4\s+applied", audit)
+    assert re.search(
+        r"demo-orders\s+lambda-consumer-lag\s+enforce\s+tune-event-source\s+"
+        r"demo-orders-consumer ParallelizationFactor 1 -> 2\s+applied",
+        audit,
+    )
+    assert re.search(
+        r"demo-clicks\s+read-throttling\s+dry-run\s+enhanced-fan-out\s+registered consumers 0 -> 1\s+dry-run", audit
+    )
+    assert re.search(
+        r"demo-orders\s+iterator-age\s+enforce\s+raise-retention\s+retention hours 24 -> 48\s+applied", audit
+    )
+    assert re.search(
+        r"demo-orders\s+iterator-age\s+enforce\s+tune-event-source\s+"
+        r"demo-orders-consumer ParallelizationFactor 2 -> 4\s+blocked",
+        audit,
+    )
 
 
-def test_demo_says_what_the_emulator_cannot_do(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_demo_says_what_the_emulator_cannot_do(demo_run: DemoRun) -> None:
     completed, _ = demo_run
     assert "CloudWatch does not evaluate alarms here" in completed.stdout
     assert "EventBridge does not invoke Lambda" in completed.stdout
 
 
-def test_demo_leaves_no_emulator_running(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_demo_leaves_no_emulator_running(demo_run: DemoRun) -> None:
     completed, _ = demo_run
     port = int(re.search(r"on http://127\.0\.0\.1:(\d+)", completed.stdout).group(1))  # type: ignore[union-attr]
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_demo_draws_utilisation_before_and_after(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+def test_demo_draws_utilisation_before_and_after(demo_run: DemoRun) -> None:
     completed, workdir = demo_run
     picture = workdir / "utilisation.png"
     assert f"--- Write utilisation before and after the reshard: {picture}" in completed.stdout
