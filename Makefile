@@ -76,7 +76,7 @@ test: bootstrap ## The whole test suite (unit, integration, infrastructure, e2e)
 test-fast: $(VENV)/.installed ## Unit and integration tests only
 	@$(PY) -m pytest tests/unit tests/integration -q
 
-demo: bootstrap ## Deploy into a local AWS emulator and play two incidents
+demo: bootstrap ## Deploy into a local AWS emulator and play five incidents
 	@$(PY) -m demo
 
 clean: ## Remove build outputs (keeps .venv and node_modules)

@@ -71,7 +71,8 @@ def test_subject(plan: Plan, outcome: str, expected: str) -> None:
 )
 def test_subject_is_under_100_chars_on_one_line(name: str, outcome: str) -> None:
     text = render.subject(make(name), outcome)
-    assert len(text) == 99
+    assert len(text) <= 99
+    assert text.endswith("…")
     assert "\n" not in text
     assert "\r" not in text
     assert text.startswith(f"[{outcome.upper().split()[0]}")
@@ -177,3 +178,17 @@ def test_plan_without_advice_has_no_advice_section() -> None:
 )
 def test_figure_render(value: float, unit: str, shown: str) -> None:
     assert Figure(name="x", value=value, unit=unit).render() == shown
+
+
+def test_a_long_step_summary_gives_way_to_the_symptom_title() -> None:
+    # Given a plan whose first step has a summary far longer than a subject allows
+    plan = make()
+    long_step = plan.steps[0].model_copy(update={"summary": "move " + " ".join(f"function-{n}" for n in range(30))})
+    plan = plan.model_copy(update={"steps": (long_step,)})
+    # When the subject is rendered
+    text = render.subject(plan, "dry-run")
+    # Then it fits, the summary is cut at a word with an ellipsis, and the symptom title is whole
+    assert len(text) <= 99
+    assert text.endswith("… (producers throttled)")
+    assert text.startswith("[DRY-RUN] orders: move function-0 function-1")
+    assert text.count("…") == 1

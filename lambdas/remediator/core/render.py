@@ -9,11 +9,26 @@ from remediator.core.registry import REGISTRY
 SUBJECT_LIMIT = 99  # SNS: under 100 characters, no line breaks
 
 
+def _clip(text: str, room: int) -> str:
+    """`text` in at most `room` characters, cut at a word and marked with an ellipsis when shortened."""
+    if len(text) <= room:
+        return text
+    cut = text[: max(room - 1, 0)]
+    if " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut + "…"
+
+
 def subject(plan: Plan, outcome: str) -> str:
+    """One line under SNS's 100 characters; the step's summary gives way first, so the symptom stays readable."""
     first = plan.steps[0] if plan.steps else None
-    what = first.summary if first else plan.diagnosis.cause
-    text = f"[{outcome.upper()}] {plan.stream}: {what} ({REGISTRY.symptoms[plan.symptom].title})"
-    return " ".join(text.split())[:SUBJECT_LIMIT]
+    what = " ".join((first.summary if first else plan.diagnosis.cause).split())
+    head = " ".join(f"[{outcome.upper()}] {plan.stream}:".split())
+    tail = f"({REGISTRY.symptoms[plan.symptom].title})"
+    room = SUBJECT_LIMIT - len(head) - len(tail) - 2
+    if room < 12:  # a very long stream name or outcome: keep the start, clip the whole line
+        return _clip(f"{head} {what} {tail}", SUBJECT_LIMIT)
+    return f"{head} {_clip(what, room)} {tail}"
 
 
 def figures_table(plan: Plan) -> list[str]:
