@@ -192,3 +192,14 @@ def test_a_long_step_summary_gives_way_to_the_symptom_title() -> None:
     assert text.endswith("… (producers throttled)")
     assert text.startswith("[DRY-RUN] orders: move function-0 function-1")
     assert text.count("…") == 1
+
+
+def test_a_summary_that_fits_only_alone_drops_the_title_rather_than_its_end() -> None:
+    # Given a step summary that fits a subject only without the symptom's title
+    plan = make()
+    summary = "tune orders-consumer: ParallelizationFactor 1 -> 2 and BatchSize 100 -> 200 now"
+    plan = plan.model_copy(update={"steps": (plan.steps[0].model_copy(update={"summary": summary}),)})
+    # When the subject is rendered
+    text = render.subject(plan, "applied")
+    # Then the summary is whole, and the title is left out
+    assert text == f"[APPLIED] orders: {summary}"

@@ -20,11 +20,15 @@ def _clip(text: str, room: int) -> str:
 
 
 def subject(plan: Plan, outcome: str) -> str:
-    """One line under SNS's 100 characters; the step's summary gives way first, so the symptom stays readable."""
+    """One line under SNS's 100 characters: the whole step summary, with the symptom's title when it fits;
+    a summary too long for both is cut at a word, and the title kept."""
     first = plan.steps[0] if plan.steps else None
     what = " ".join((first.summary if first else plan.diagnosis.cause).split())
     head = " ".join(f"[{outcome.upper()}] {plan.stream}:".split())
     tail = f"({REGISTRY.symptoms[plan.symptom].title})"
+    for text in (f"{head} {what} {tail}", f"{head} {what}"):
+        if len(text) <= SUBJECT_LIMIT:
+            return text
     room = SUBJECT_LIMIT - len(head) - len(tail) - 2
     if room < 12:  # a very long stream name or outcome: keep the start, clip the whole line
         return _clip(f"{head} {what} {tail}", SUBJECT_LIMIT)
