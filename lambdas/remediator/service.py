@@ -22,6 +22,8 @@ from remediator.core.ports import (
     AuditLog,
     DeclaredOnly,
     KillSwitch,
+    KillSwitchEngaged,
+    KillSwitchGuard,
     MetricsReader,
     Notifier,
     PolicySource,
@@ -185,8 +187,12 @@ def _carry_out(step: PlannedStep, mode: Mode, deps: Dependencies) -> StepOutcome
         detail = "kill-switch: engaged; no change made"
         return StepOutcome(action=step.action, outcome=StepResult.BLOCKED, detail=detail)
     action = REGISTRY.actions[step.action]
+    guarded = KillSwitchGuard(deps.writes, deps.kill_switch)
     try:
-        response = action.apply(step, DeclaredOnly(deps.writes, action.iam_actions, action.id))
+        response = action.apply(step, DeclaredOnly(guarded, action.iam_actions, action.id))
+    except KillSwitchEngaged as stop:
+        outcome = StepResult.FAILED if stop.made else StepResult.BLOCKED  # a step left half done is a failure
+        return StepOutcome(action=step.action, outcome=outcome, detail=str(stop))
     except Exception as exc:  # audited and e-mailed by the caller, never retried blindly
         return StepOutcome(action=step.action, outcome=StepResult.FAILED, detail=f"{type(exc).__name__}: {exc}")
     return StepOutcome(action=step.action, outcome=StepResult.APPLIED, detail=f"accepted by AWS: {response}")

@@ -65,14 +65,17 @@ POLICY = """\
 version: 1
 streams:
   - name: orders
+    mode: enforce
     consumers: [{function: orders-processor}, {kcl: orders-kcl}, {efo: analytics}]
     detectors: {lambda_consumer_lag: {enabled: false}, lambda_consumer_errors: {enabled: false}}
     actions: {reshard: {max_shards: 4}, tune_event_source: {enabled: false}}
   - name: clicks
+    mode: enforce
     consumers: [{function: clicks-reader}, {kcl: clicks-app, lease_table: clicks-leases}]
     detectors: {lambda_consumer_lag: {enabled: false}, lambda_consumer_errors: {enabled: false}}
     actions: {reshard: {max_shards: 4}, tune_event_source: {enabled: false}}
   - name: quiet
+    mode: enforce
     actions: {reshard: {max_shards: 4}}
 """
 ARN = "arn:aws:{service}:us-east-1:123456789012:{resource}"

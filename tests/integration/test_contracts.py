@@ -30,7 +30,8 @@ def deployed(**streams: dict[str, Any]) -> Deployment:
     """Valid policies deployed for the given streams (keyword: stream, value: overrides for fakes.policy)."""
     return Deployment(
         parameters=frozenset(f"{STACK.policy_prefix}/{name}" for name in streams),
-        policies={name: fakes.policy(name, **overrides) for name, overrides in streams.items()},
+        # Deployed in enforce unless a test says otherwise: only enforce policies are granted their actions.
+        policies={name: fakes.policy(name, **({"mode": "enforce"} | overrides)) for name, overrides in streams.items()},
     )
 
 

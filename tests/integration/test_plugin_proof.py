@@ -185,7 +185,8 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 def template(toy_plugins: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from tests.infrastructure.support import synthesize
 
-    policies = write_policy(tmp_path_factory.mktemp("toy-policies"), policy_yaml())
+    # Enforce: a dry-run policy's role has no write grants.
+    policies = write_policy(tmp_path_factory.mktemp("toy-policies"), policy_yaml(mode="enforce"))
     return synthesize([policies], tmp_path_factory.mktemp("toy-cdk.out")).template
 
 

@@ -774,7 +774,9 @@ def test_a_create_that_failed_after_aws_took_it_still_disables_the_old_mapping(s
 
 
 def granted(p: StreamPolicy) -> dict[str, tuple[tuple[str, ...], dict[str, Any]]]:
-    return {a: (perm.resources, perm.conditions) for perm in permissions([p], arn) for a in perm.actions}
+    """What an enforce policy like `p` is granted (dry-run policies get no write grants)."""
+    enforced = p.model_copy(update={"mode": "enforce"})
+    return {a: (perm.resources, perm.conditions) for perm in permissions([enforced], arn) for a in perm.actions}
 
 
 def test_mapping_grants_name_only_the_policys_consumer_functions() -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from remediator.core.evidence import READ_GRANTS
 from remediator.core.grants import ArnFormatter, Conditions, IamGrant
-from remediator.core.policy import StreamPolicy
+from remediator.core.policy import Mode, StreamPolicy
 from remediator.core.registry import REGISTRY
 
 
@@ -29,14 +29,18 @@ class Permission:
 
 
 def grants_for(policy: StreamPolicy) -> list[IamGrant]:
-    """What one stream's policy needs: evidence reads, its enabled symptoms' reads, its enabled actions."""
+    """What one stream's policy needs: evidence reads, its enabled symptoms' reads, and, in enforce mode, its
+    enabled actions."""
     grants = list(READ_GRANTS)
     for symptom in REGISTRY.symptoms.values():
         if symptom.detector(policy).enabled:
             grants.extend(symptom.read_grants)
-    for action in REGISTRY.actions.values():
-        if action.block(policy).enabled:
-            grants.extend(action.grants)
+    # Dry-run never changes anything: a policy's write grants come with enforce (a redeploy, which
+    # `cdk deploy --require-approval broadening` shows as widening IAM).
+    if policy.mode == Mode.ENFORCE:
+        for action in REGISTRY.actions.values():
+            if action.block(policy).enabled:
+                grants.extend(action.grants)
     return grants
 
 

@@ -103,6 +103,15 @@ class KclApplication(Strict):
         None, description="Its CloudWatch metrics namespace (default: the application name)."
     )
 
+    @model_validator(mode="after")
+    def _lease_table_is_a_table_name(self) -> KclApplication:
+        if self.lease_table is None and len(self.kcl) < 3:
+            raise ValueError(
+                f"'{self.kcl}' is also the lease table's name, and DynamoDB table names have 3 to 255 characters: "
+                "give `lease_table`"
+            )
+        return self
+
     @property
     def name(self) -> str:
         return self.kcl

@@ -109,6 +109,42 @@ class _DeclaredService:
         return self._port().call(operation, **parameters)
 
 
+class KillSwitchEngaged(RuntimeError):
+    """The kill switch was found engaged between two mutating calls of one step."""
+
+    def __init__(self, operation: str, made: list[str]) -> None:
+        self.operation, self.made = operation, made
+        done = f"{len(made)} change(s) already made: {', '.join(made)}" if made else "no change made"
+        super().__init__(f"kill-switch: engaged before {operation}; {done}")
+
+
+class _GuardedService:
+    def __init__(self, name: str, port: ServicePort, guard: KillSwitchGuard) -> None:
+        self._name, self._port, self._guard = name, port, guard
+
+    def call(self, operation: str, **parameters: Any) -> dict[str, Any]:
+        if not operation.startswith(READ_OPERATION_PREFIXES):
+            self._guard.before_change(iam_action(self._name, operation))
+        return self._port.call(operation, **parameters)
+
+
+class KillSwitchGuard:
+    """ServicePorts that read the kill switch right before every mutating call after the first (which the
+    caller has just checked): a step that makes several changes stops at the first one the switch forbids."""
+
+    def __init__(self, ports: ServicePorts, kill_switch: KillSwitch) -> None:
+        self._ports, self._kill_switch = ports, kill_switch
+        self.made: list[str] = []
+
+    def before_change(self, operation: str) -> None:
+        if self.made and self._kill_switch.engaged():
+            raise KillSwitchEngaged(operation, list(self.made))
+        self.made.append(operation)
+
+    def service(self, name: str) -> ServicePort:
+        return _GuardedService(name, self._ports.service(name), self)
+
+
 class DeclaredOnly:
     """ServicePorts that let a plugin call exactly the IAM actions it declared, and nothing else
     (and, with read_only, no operation that is not a read)."""

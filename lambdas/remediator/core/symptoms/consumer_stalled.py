@@ -258,7 +258,6 @@ class ConsumerStalled(Symptom[ConsumerStalledDetector]):
         return steps
 
     @staticmethod
-    @staticmethod
     def _before_expiry(evidence: Evidence, left_hours: float) -> Advice:
         current = evidence.stream.retention_hours
         command = [
