@@ -80,3 +80,16 @@ def test_consumers_are_read_by_kind() -> None:
     # And the polling consumers (sharing each shard's GetRecords) are the Lambda and KCL ones, not EFO
     assert stream.polling_consumers == 3
     assert stream.lambda_consumers[0].move_to_efo is False
+
+
+def test_a_short_kcl_name_needs_its_lease_table() -> None:
+    # Given a KCL application whose name is too short to be a DynamoDB table name
+    from pydantic import ValidationError
+
+    # When it names no lease table, Then the policy is refused with the reason
+    with pytest.raises(ValidationError, match="DynamoDB table names have 3 to 255 characters: give `lease_table`"):
+        policy(consumers=[{"kcl": "ab"}])
+    # And with its lease table named, it is accepted
+    assert policy(consumers=[{"kcl": "ab", "lease_table": "ab-leases"}]).kcl_applications[0].lease_table_name == (
+        "ab-leases"
+    )
