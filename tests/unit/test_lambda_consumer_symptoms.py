@@ -614,10 +614,14 @@ def test_a_consumer_function_that_does_not_exist_does_not_keep_the_others_from_b
     assert any("orders-procesor could not be read" in a.detail for a in diagnosis.advice)
 
 
-def test_any_other_error_reading_a_consumer_fails_the_gathering():
-    # An error that says nothing about the function's existence (throttling, access denied) is not guessed around
+def test_any_other_error_reading_a_consumer_is_a_fact_not_a_guess():
+    # Given a read that says nothing about the function's existence (access denied)
     aws = MissingFunction(FUNCTION, code="AccessDeniedException")
-    with pytest.raises(AwsError, match="AccessDeniedException"):
-        LAG.gather(
-            consumers_policy(), evidence().stream, DeclaredOnly(aws, LAG.read_iam_actions, LAG.id, read_only=True)
-        )
+    # When the mapping facts are gathered
+    facts = LAG.gather(
+        consumers_policy(), evidence().stream, DeclaredOnly(aws, LAG.read_iam_actions, LAG.id, read_only=True)
+    )
+    # Then no mapping is guessed (neither found nor missing): the failure is kept for the diagnosis to name
+    assert LAMBDA_MAPPINGS not in facts
+    error = f"AccessDeniedException: Function not found: {function_arn_of(FUNCTION)}"
+    assert facts == {f"{LAMBDA_MAPPINGS}_error": error}

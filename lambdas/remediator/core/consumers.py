@@ -5,7 +5,7 @@ diagnose consumers; the facts travel in Evidence.facts under LAMBDA_MAPPINGS, so
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -14,7 +14,7 @@ from remediator.core.evidence import Evidence, StreamState
 from remediator.core.grants import ACCOUNT, LAMBDA_FUNCTION, IamGrant
 from remediator.core.plan import Advice
 from remediator.core.policy import StreamPolicy
-from remediator.core.ports import ReadPorts
+from remediator.core.ports import ReadPorts, UndeclaredCall
 
 LAMBDA_MAPPINGS = "lambda_mappings"
 
@@ -150,6 +150,72 @@ def unreadable_consumers(evidence: Evidence, named: Collection[str] = ()) -> lis
         for m in lambda_mappings(evidence)
         if m.read_error and m.function not in named
     ]
+
+
+# --- reads that may fail ----------------------------------------------------------------------------------
+# A denied (AccessDeniedException), throttled or invalid (ValidationException) read must not stop a diagnosis:
+# it becomes a fact under `unreadable_key(key)`, the diagnosis proposes what the rest of the evidence supports and
+# its advice names the read that failed (read_failure_advice). A call outside the symptom's declared grants
+# (UndeclaredCall) is a bug, and is raised.
+
+
+def unreadable_key(key: str) -> str:
+    """The Evidence.facts key saying why the facts under `key` could not be read."""
+    return f"{key}_error"
+
+
+def read_failure(exc: Exception) -> str:
+    """A failed read as text for the facts; raises an UndeclaredCall again (a bug, not a fact)."""
+    if isinstance(exc, UndeclaredCall):
+        raise exc
+    error = (getattr(exc, "response", None) or {}).get("Error", {})
+    if error.get("Code"):  # a botocore ClientError: AWS's error code says what went wrong
+        return f"{error['Code']}: {error.get('Message', '')}".rstrip(": ")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def gather_or_error(key: str, gather: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`gather()`, or, when a read fails, `{unreadable_key(key): why}` (see read_failure)."""
+    try:
+        return gather()
+    except Exception as exc:
+        return {unreadable_key(key): read_failure(exc)}
+
+
+def read_error(evidence: Evidence, key: str) -> str | None:
+    """Why the facts under `key` could not be read, or None when they were (or were not asked for)."""
+    error = evidence.facts.get(unreadable_key(key))
+    return str(error) if error else None
+
+
+def what_to_check(error: str, actions: Collection[str]) -> str:
+    """What to check for a failed read, from its error code (read_failure's text starts with it)."""
+    code = error.split(":", 1)[0]
+    if "AccessDenied" in code or "Unauthorized" in code:
+        return (
+            f"check that the remediator's role is allowed {', '.join(actions)} (redeploy the stack if the policy "
+            "names consumers it was not deployed with)"
+        )
+    if "Throttl" in code or "TooManyRequests" in code or "LimitExceeded" in code:
+        return "AWS throttled the read; it passes by itself, and the next alarm reads again"
+    return "check the names in the stream's policy (consumers, lease tables) against what exists in the account"
+
+
+def read_failure_advice(evidence: Evidence, key: str, what: str, actions: Collection[str]) -> list[Advice]:
+    """One piece of advice naming the read of `what` that failed (none when it did not fail)."""
+    error = read_error(evidence, key)
+    if error is None:
+        return []
+    return [
+        Advice(
+            title=f"Could not read {what}",
+            detail=f"Reading {what} ({', '.join(actions)}) failed: {error}. The diagnosis went on without it; "
+            f"{what_to_check(error, actions)}.",
+        )
+    ]
+
+
+MAPPING_READ_ACTIONS = tuple(action for grant in MAPPING_READ_GRANTS for action in grant.actions)
 
 
 def gather_lambda_mappings(policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:

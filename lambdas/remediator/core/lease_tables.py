@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from remediator.core.consumers import read_failure, unreadable_key
 from remediator.core.evidence import Evidence
 from remediator.core.grants import LEASE_TABLE, IamGrant
 from remediator.core.metrics import MetricName, MetricQuery
@@ -18,6 +19,7 @@ from remediator.core.policy import KclApplication, StreamPolicy
 from remediator.core.ports import ReadPorts
 
 LEASE_TABLES = "lease_tables"
+LEASE_TABLES_UNREADABLE = unreadable_key(LEASE_TABLES)
 DYNAMODB_NAMESPACE = "AWS/DynamoDB"
 # Throttled requests on a table, per minute. Assumed [UNCONFIRMED, not in aws-facts.md]: DynamoDB publishes
 # these only for minutes with a throttled request, so no datapoint means no throttling.
@@ -103,9 +105,13 @@ def _facts(app: KclApplication, table: dict[str, Any]) -> LeaseTableFacts:
     )
 
 
-def read_lease_tables(policy: StreamPolicy, aws: ReadPorts) -> list[LeaseTableFacts]:
+def read_lease_tables(
+    policy: StreamPolicy, aws: ReadPorts, failed: dict[str, str] | None = None
+) -> list[LeaseTableFacts]:
     """DescribeTable for each KCL application's lease table (needs LEASE_TABLE_READ_GRANTS). A table that does not
-    exist is a fact (a policy naming the wrong table); any other error is raised (the evidence is incomplete)."""
+    exist is a fact (a policy naming the wrong table). A table whose read failed otherwise (denied, throttled, an
+    invalid name) has no facts: why goes into `failed` (table -> error, core.consumers.read_failure), so one
+    failed read does not keep the other tables from being read nor stop the diagnosis."""
     dynamodb = aws.service("dynamodb")
     found = []
     for app in policy.kcl_applications:
@@ -113,7 +119,11 @@ def read_lease_tables(policy: StreamPolicy, aws: ReadPorts) -> list[LeaseTableFa
             table = dynamodb.call("DescribeTable", TableName=app.lease_table_name).get("Table", {})
         except Exception as exc:
             if _error_code(exc) != "ResourceNotFoundException":
-                raise
+                error = read_failure(exc)  # raises an UndeclaredCall (a bug) again
+                if failed is None:
+                    raise
+                failed[app.lease_table_name] = error
+                continue
             found.append(LeaseTableFacts(application=app.name, table=app.lease_table_name))
             continue
         found.append(_facts(app, table))
@@ -121,8 +131,13 @@ def read_lease_tables(policy: StreamPolicy, aws: ReadPorts) -> list[LeaseTableFa
 
 
 def gather_lease_tables(policy: StreamPolicy, aws: ReadPorts) -> dict[str, Any]:
-    """A symptom's `gather` for the lease table facts."""
-    return {LEASE_TABLES: [t.model_dump(mode="json") for t in read_lease_tables(policy, aws)]}
+    """A symptom's `gather` for the lease table facts, and (under LEASE_TABLES_UNREADABLE) the tables whose
+    DescribeTable failed and why."""
+    failed: dict[str, str] = {}
+    facts: dict[str, Any] = {LEASE_TABLES: [t.model_dump(mode="json") for t in read_lease_tables(policy, aws, failed)]}
+    if failed:
+        facts[LEASE_TABLES_UNREADABLE] = "; ".join(f"DescribeTable {table}: {error}" for table, error in failed.items())
+    return facts
 
 
 def lease_tables(evidence: Evidence) -> dict[str, LeaseTableFacts]:

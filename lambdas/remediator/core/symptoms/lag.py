@@ -14,17 +14,24 @@ from typing import Any
 
 from pydantic import Field
 
-from remediator.core.consumers import MappingFacts, gather_lambda_mappings, lambda_mappings
+from remediator.core.consumers import (
+    LAMBDA_MAPPINGS,
+    MappingFacts,
+    gather_lambda_mappings,
+    gather_or_error,
+    lambda_mappings,
+    unreadable_key,
+)
 from remediator.core.evidence import Evidence, StreamState
 from remediator.core.plan import Advice, Figure, Proposal
 from remediator.core.policy import StreamPolicy, field_name
-from remediator.core.ports import ReadPorts, UndeclaredCall
+from remediator.core.ports import ReadPorts
 
 HOUR_MS = 3_600_000
 RAISE_RETENTION = "raise-retention"
 TUNE_EVENT_SOURCE = "tune-event-source"
 # Why the mapping facts could not be read, when they could not (Evidence.facts key).
-MAPPINGS_UNREADABLE = "lambda_mappings_error"
+MAPPINGS_UNREADABLE = unreadable_key(LAMBDA_MAPPINGS)
 
 
 # --- retention --------------------------------------------------------------------------------------
@@ -94,12 +101,7 @@ def gather_mappings(policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -
     """
     if not policy.lambda_consumers:
         return {}
-    try:
-        return gather_lambda_mappings(policy, stream, aws)
-    except UndeclaredCall:
-        raise
-    except Exception as exc:
-        return {MAPPINGS_UNREADABLE: f"{type(exc).__name__}: {exc}"}
+    return gather_or_error(LAMBDA_MAPPINGS, lambda: gather_lambda_mappings(policy, stream, aws))
 
 
 def failing(result: str | None) -> bool:

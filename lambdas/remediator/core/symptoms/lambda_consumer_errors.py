@@ -19,10 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from remediator.core import limits
 from remediator.core.consumers import (
     LAMBDA_MAPPINGS,
+    MAPPING_READ_ACTIONS,
     MAPPING_READ_GRANTS,
     MappingFacts,
-    gather_lambda_mappings,
     lambda_mappings,
+    read_error,
+    read_failure_advice,
     unreadable_consumers,
 )
 from remediator.core.evidence import Evidence, StreamState
@@ -34,6 +36,7 @@ from remediator.core.ports import ReadPorts, UndeclaredCall
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
 from remediator.core.symptoms.capacity import insufficient
+from remediator.core.symptoms.lag import gather_mappings
 
 LAMBDA_ERRORS = MetricName("AWS/Lambda", "Errors", "Sum")
 LAMBDA_THROTTLES = MetricName("AWS/Lambda", "Throttles", "Sum")
@@ -153,6 +156,7 @@ PRECEDENCE = (
     "account-concurrency",
     "mapping-problem",
     "function-errors",
+    "function-throttled",
 )
 
 
@@ -234,8 +238,9 @@ class LambdaConsumerErrors(Symptom[LambdaConsumerErrorsDetector]):
         return (*super().evidence_queries(policy), *own)
 
     def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
-        facts = gather_lambda_mappings(policy, stream, aws)
-        mappings = [MappingFacts.model_validate(item) for item in facts[LAMBDA_MAPPINGS]]
+        # A denied or throttled read of the mappings becomes a fact (the diagnosis names it); no role to check then.
+        facts = gather_mappings(policy, stream, aws)
+        mappings = [MappingFacts.model_validate(item) for item in facts.get(LAMBDA_MAPPINGS, [])]
         facts[ROLE_PERMISSIONS] = [
             check.model_dump(mode="json")
             for mapping in mappings
@@ -295,8 +300,12 @@ class LambdaConsumerErrors(Symptom[LambdaConsumerErrorsDetector]):
         checks = role_checks(evidence)
         findings: list[Finding] = []
         proposals: list[Proposal] = []
+        unread = read_error(evidence, LAMBDA_MAPPINGS)
         for f in failing:
             mapping = mappings.get(f.function)
+            if unread:
+                findings.append(self._metrics_only(f, evidence.window_minutes))
+                continue
             found = self._findings(f, mapping, [c for c in checks if c.function == f.function], evidence)
             findings += found
             keeps_failing = f.error_minutes >= detector.datapoints_to_alarm or bool(
@@ -314,9 +323,37 @@ class LambdaConsumerErrors(Symptom[LambdaConsumerErrorsDetector]):
             figures=tuple(figures),
             proposals=tuple(proposals),
             advice=(
+                *read_failure_advice(
+                    evidence,
+                    LAMBDA_MAPPINGS,
+                    "the consumer functions' event-source mappings and configuration",
+                    MAPPING_READ_ACTIONS,
+                ),
                 *(a for x in findings for a in x.advice),
                 *unreadable_consumers(evidence, named={f.function for f in failing}),
             ),
+        )
+
+    @staticmethod
+    def _metrics_only(f: FunctionEvidence, window: int) -> Finding:
+        """What the metrics alone say of a failing function whose mapping and configuration could not be read."""
+        if f.errors > 0:
+            return Finding(
+                cause="function-errors",
+                text=f"{f.function} failed {f.errors:,.0f} times in {f.error_minutes} of the last {window} minutes "
+                "(its mapping, timeout, concurrency and role could not be read, so they were not checked).",
+                advice=(
+                    Advice(
+                        title=f"Read {f.function}'s errors",
+                        detail="Find the exception in the function's logs.",
+                        cli_command=shlex.join(["aws", "logs", "tail", f"/aws/lambda/{f.function}", "--since", "15m"]),
+                    ),
+                ),
+            )
+        return Finding(
+            cause="function-throttled",
+            text=f"{f.function} was throttled {f.throttles:,.0f} times (its reserved concurrency could not be read, "
+            "so whether it or the account's concurrency ran out is unknown).",
         )
 
     @staticmethod

@@ -16,10 +16,13 @@ from pydantic import Field
 
 from remediator.core import limits
 from remediator.core.consumers import (
+    LAMBDA_MAPPINGS,
+    MAPPING_READ_ACTIONS,
     MAPPING_READ_GRANTS,
     MappingFacts,
-    gather_lambda_mappings,
     lambda_mappings,
+    read_error,
+    read_failure_advice,
     unreadable_consumers,
 )
 from remediator.core.evidence import Evidence, StreamMode, StreamState
@@ -30,10 +33,12 @@ from remediator.core.ports import ReadPorts
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
 from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, reshard_up
-from remediator.core.symptoms.lag import protect_data, retention_share, retention_share_field
+from remediator.core.symptoms.lag import gather_mappings, protect_data, retention_share, retention_share_field
 
 LAMBDA_ITERATOR_AGE = MetricName("AWS/Lambda", "IteratorAge", "Maximum")
 DISABLED = ("Disabled", "Disabling")
+# The cause when the lag is not on saturated shards and the mappings could not be read.
+MAPPINGS_UNREADABLE = "mappings-unreadable"
 
 
 def age_key(index: int) -> str:
@@ -87,7 +92,8 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
         return (*super().evidence_queries(policy), *own)
 
     def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
-        return gather_lambda_mappings(policy, stream, aws)
+        # A denied or throttled read becomes a fact: the diagnosis still protects the data and reshards.
+        return gather_mappings(policy, stream, aws)
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
         detector = self.detector(policy)
@@ -132,9 +138,18 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
         # to read are, as near as the metric says: the age of the oldest unread record.
         protect = protect_data(evidence, worst, detector.retention_share, self.id, reader=worst_function)
         mappings = {m.function: m for m in lambda_mappings(evidence)}
-        stuck = [(function, mappings.get(function)) for function, _ in lagging if not self._tunable(mappings, function)]
+        unread = read_error(evidence, LAMBDA_MAPPINGS)
+        # Mappings that could not be read are neither stuck nor tunable: the advice names the failed read.
+        stuck = [
+            (function, mappings.get(function))
+            for function, _ in lagging
+            if not unread and not self._tunable(mappings, function)
+        ]
         advice = [self._mapping_advice(function, mapping, evidence.stream) for function, mapping in stuck]
         advice += unreadable_consumers(evidence, named={function for function, _ in lagging})
+        advice += read_failure_advice(
+            evidence, LAMBDA_MAPPINGS, "the consumer functions' event-source mappings", MAPPING_READ_ACTIONS
+        )
         tunable = [(function, age) for function, age in lagging if self._tunable(mappings, function)]
         names = ", ".join(f"{function} ({age / 1000:,.0f} s)" for function, age in lagging)
 
@@ -168,6 +183,15 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
             )
             for function, age in tunable
         )
+        if unread:
+            return Diagnosis(
+                cause=MAPPINGS_UNREADABLE,
+                summary=f"Lambda consumers fall behind ({names}) {load}, but their event-source mappings could not "
+                f"be read ({unread}): without their settings the remediator proposes no tuning.",
+                figures=tuple(figures),
+                proposals=protect,
+                advice=tuple(advice),
+            )
         if not tunings:
             first_mapping = stuck[0][1]
             return Diagnosis(

@@ -22,7 +22,14 @@ from typing import Any
 from pydantic import Field
 
 from remediator.core import limits
-from remediator.core.consumers import LAMBDA_MAPPINGS, MAPPING_READ_GRANTS, gather_lambda_mappings, lambda_mappings
+from remediator.core.consumers import (
+    LAMBDA_MAPPINGS,
+    MAPPING_READ_ACTIONS,
+    MAPPING_READ_GRANTS,
+    gather_or_error,
+    lambda_mappings,
+    read_failure_advice,
+)
 from remediator.core.evidence import Evidence, StreamMode, StreamState
 from remediator.core.metrics import MetricQuery, MissingData, kinesis_stream_metric
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
@@ -30,9 +37,15 @@ from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.ports import ReadPorts
 from remediator.core.registry import REGISTRY
 from remediator.core.reshard import required_shards
-from remediator.core.stream_consumers import STREAM_CONSUMER_READ_GRANTS, gather_stream_consumers, stream_consumers
+from remediator.core.stream_consumers import (
+    STREAM_CONSUMER_READ_GRANTS,
+    STREAM_CONSUMERS,
+    gather_stream_consumers,
+    stream_consumers,
+)
 from remediator.core.symptoms.base import AlarmSpec, Symptom
 from remediator.core.symptoms.iterator_age import ITERATOR_AGE
+from remediator.core.symptoms.lag import gather_mappings
 
 READ_THROTTLED = kinesis_stream_metric("ReadProvisionedThroughputExceeded", "Sum")
 READ_BYTES = kinesis_stream_metric("GetRecords.Bytes", "Sum")
@@ -126,7 +139,11 @@ class ReadThrottling(Symptom[ReadThrottlingDetector]):
         return (*super().evidence_queries(policy), *own)
 
     def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
-        return gather_lambda_mappings(policy, stream, aws) | gather_stream_consumers(policy, stream, aws)
+        # A denied or throttled read becomes a fact: who polls is then read from the policy alone (polling_consumers),
+        # and the advice names the read that failed.
+        return gather_mappings(policy, stream, aws) | gather_or_error(
+            STREAM_CONSUMERS, lambda: gather_stream_consumers(policy, stream, aws)
+        )
 
     @staticmethod
     def _figures(evidence: Evidence, throttled: float, polling: int, utilisation: float | None) -> list[Figure]:
@@ -150,6 +167,23 @@ class ReadThrottling(Symptom[ReadThrottlingDetector]):
         return figures
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
+        diagnosis = self._diagnose(evidence, policy)
+        unread = [
+            *read_failure_advice(
+                evidence, LAMBDA_MAPPINGS, "the Lambda consumers' event-source mappings", MAPPING_READ_ACTIONS
+            ),
+            *read_failure_advice(
+                evidence,
+                STREAM_CONSUMERS,
+                "the stream's registered consumers",
+                [a for g in STREAM_CONSUMER_READ_GRANTS for a in g.actions],
+            ),
+        ]
+        if not unread:
+            return diagnosis
+        return diagnosis.model_copy(update={"advice": (*unread, *diagnosis.advice)})
+
+    def _diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
         throttled = evidence.total("read_throttled")
         polling = polling_consumers(evidence, policy)
         utilisation = read_utilisation(evidence)
