@@ -278,7 +278,8 @@ def test_a_consumer_still_creating_leaves_the_function_on_the_stream(aws, handle
     stubber.add_response(
         "register_stream_consumer", {"Consumer": described}, {"StreamARN": ARN, "ConsumerName": CONSUMER}
     )
-    for _ in range(enhanced_fan_out.EnhancedFanOut.ACTIVE_POLLS):
+    efo = enhanced_fan_out.EnhancedFanOut
+    for _ in range(int(efo.MAX_WAIT_SECONDS / efo.POLL_SECONDS)):
         stubber.add_response(
             "describe_stream_consumer",
             {"ConsumerDescription": described | {"StreamARN": ARN}},

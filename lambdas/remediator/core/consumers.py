@@ -53,6 +53,12 @@ class MappingFacts(BaseModel):
     function_timeout_seconds: int | None = None
     function_role_arn: str | None = None
     reserved_concurrency: int | None = None
+    # Filters the mapping keeps, and whether the remediator could read them: AWS returns FilterCriteria only to a
+    # caller allowed kms:Decrypt on KMSKeyArn, and FilterCriteriaError instead. UNCONFIRMED that
+    # ListEventSourceMappings answers like GetEventSourceMapping here (both return EventSourceMappingConfiguration).
+    kms_key_arn: str | None = None
+    has_filter_criteria: bool = False
+    filter_criteria_error: str | None = None
     # Why nothing could be read about the function (it does not exist: a typo in the policy, or deleted).
     read_error: str | None = None
 
@@ -130,7 +136,17 @@ def _read_consumer(function: str, stream: StreamState, aws: ReadPorts) -> Mappin
         function_timeout_seconds=config.get("Timeout"),
         function_role_arn=config.get("Role"),
         reserved_concurrency=concurrency.get("ReservedConcurrentExecutions"),
+        kms_key_arn=mapping.get("KMSKeyArn"),
+        has_filter_criteria=bool(mapping.get("FilterCriteria")),
+        filter_criteria_error=_filter_error(mapping),
     )
+
+
+def _filter_error(mapping: dict[str, Any]) -> str | None:
+    error = mapping.get("FilterCriteriaError")
+    if not error:
+        return None
+    return f"{error.get('ErrorCode', '')}: {error.get('Message', '')}".strip(": ") or "FilterCriteriaError"
 
 
 def lambda_mappings(evidence: Evidence) -> list[MappingFacts]:

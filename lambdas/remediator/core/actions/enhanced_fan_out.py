@@ -23,15 +23,18 @@ Within AWS's limits, checked before any call and again right before the first on
 `max_consumers`, which counts every registered consumer of the stream, ours or not.
 
 Waiting for ACTIVE. RegisterStreamConsumer answers CREATING; a consumer cannot be read (nor mapped) before it
-is ACTIVE, and AWS has no waiter for it. `apply` polls DescribeStreamConsumer a bounded number of times
-(ACTIVE_POLLS, POLL_SECONDS apart: at most about 10 s of the remediator's 60 s), then moves the functions whose
-consumer is ACTIVE. A function whose consumer is still CREATING is left on the stream (nothing is lost) and the
-result says so; the next read-throttling alarm plans the move again, finds the consumer registered and only
-moves (after this action's cooldown). How long CREATING lasts is UNCONFIRMED in aws-facts.
+is ACTIVE, and AWS has no waiter for it. `apply` polls DescribeStreamConsumer POLL_SECONDS apart until one
+deadline for the whole step (MAX_WAIT_SECONDS, 10 s of the remediator's 60 s, however many functions move), then
+moves the functions whose consumer is ACTIVE. A function whose consumer is still CREATING is left on the stream
+(nothing is lost) and the result says so; the next read-throttling alarm plans the move again, finds the consumer
+registered and only moves (after this action's cooldown). How long CREATING lasts is UNCONFIRMED in aws-facts.
 
 The move, one function at a time, losing no record:
 1. GetEventSourceMapping on the old mapping: it must still be Enabled and read the stream itself (never touch a
-   disabled mapping: someone stopped it on purpose);
+   disabled mapping: someone stopped it on purpose), and its filters must be readable: AWS returns FilterCriteria
+   only to a caller allowed kms:Decrypt on the mapping's KMSKeyArn (FilterCriteriaError otherwise), and a new
+   mapping without them would give the function every record, so such a function stays on the stream (the shape
+   already leaves it out when the gathered facts show it);
 2. ListEventSourceMappings for the function on the consumer: a mapping left by a move cut short is reused (an
    Enabled one), never created twice; one that is not Enabled means someone rolled a move back: both are left;
 3. CreateEventSourceMapping on the consumer ARN, with the old mapping's settings (batch size, window,
@@ -77,7 +80,7 @@ from __future__ import annotations
 import math
 import shlex
 from datetime import timedelta
-from time import sleep
+from time import monotonic, sleep
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -188,7 +191,39 @@ def _stays(fact: MappingFacts | None, stream_arn: str) -> str | None:
         return f"its mapping reads {fact.source_arn}"
     if fact.state != "Enabled":
         return f"its mapping is {fact.state} (a mapping that is not Enabled is never changed)"
+    return unreadable_filters(fact.filter_criteria_error, fact.kms_key_arn, fact.has_filter_criteria)
+
+
+def unreadable_filters(error: Any, kms_key_arn: Any, has_filters: bool) -> str | None:
+    """Why a mapping's filters cannot be copied, or None. AWS returns FilterCriteria only to a caller allowed
+    kms:Decrypt on the mapping's KMSKeyArn (FilterCriteriaError otherwise): a new mapping created without them
+    would give the function every record."""
+    if error:
+        return (
+            f"its mapping's filter criteria could not be read ({error}): a new mapping without them would give "
+            "the function every record"
+        )
+    if kms_key_arn and not has_filters:
+        return (
+            f"its mapping's filter criteria are encrypted with {kms_key_arn} and were not returned (no kms:Decrypt): "
+            "a new mapping without them would give the function every record"
+        )
     return None
+
+
+class _Deadline:
+    """One bound on the waiting of a whole step (monotonic clock), whatever the number of consumers waited for."""
+
+    def __init__(self, seconds: float) -> None:
+        self.end = monotonic() + seconds
+        self.budget = seconds  # also bounds the time slept, should the clock not move (a test's fake sleep)
+
+    def allows(self, seconds: float) -> bool:
+        return seconds <= min(self.end - monotonic(), self.budget)
+
+    def sleep(self, seconds: float) -> None:
+        self.budget -= seconds
+        sleep(seconds)
 
 
 @REGISTRY.action
@@ -236,8 +271,9 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
         "move": "",
     }
 
-    # At most ACTIVE_POLLS * POLL_SECONDS (about 10 s) of waiting for CREATING -> ACTIVE in one invocation.
-    ACTIVE_POLLS: ClassVar[int] = 5
+    # At most MAX_WAIT_SECONDS of waiting for CREATING -> ACTIVE in one step, however many consumers it waits for
+    # (the Lambda's timeout is 60 s), polling POLL_SECONDS apart.
+    MAX_WAIT_SECONDS: ClassVar[float] = 10.0
     POLL_SECONDS: ClassVar[float] = 2.0
 
     # --- shape ------------------------------------------------------------------------------------------
@@ -407,9 +443,10 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
         if names(p.get("move")):
             lam = aws.service("lambda")
             prefix = str(p.get("consumer_prefix", ""))
+            deadline = _Deadline(self.MAX_WAIT_SECONDS)
             for function, old in zip(names(p.get("move")), names(p.get("from_mappings")), strict=True):
                 known = consumers.get(f"{prefix}{function}")
-                consumer = self._until_active(kinesis, known) if known else None
+                consumer = self._until_active(kinesis, known, deadline) if known else None
                 if consumer is None or consumer.status != ACTIVE:
                     waiting.append(function)
                     continue
@@ -430,12 +467,12 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
     def _so_far(done: list[str]) -> str:
         return "; ".join(done) + "; then " if done else "nothing changed: "
 
-    def _until_active(self, kinesis: ServicePort, consumer: StreamConsumerFacts) -> StreamConsumerFacts:
-        """Poll DescribeStreamConsumer until ACTIVE, at most ACTIVE_POLLS times (no waiter exists)."""
-        polls = 0
-        while consumer.status != ACTIVE and consumer.arn and polls < self.ACTIVE_POLLS:
-            sleep(self.POLL_SECONDS)
-            polls += 1
+    def _until_active(
+        self, kinesis: ServicePort, consumer: StreamConsumerFacts, deadline: _Deadline
+    ) -> StreamConsumerFacts:
+        """Poll DescribeStreamConsumer until ACTIVE, until the step's deadline (no waiter exists)."""
+        while consumer.status != ACTIVE and consumer.arn and deadline.allows(self.POLL_SECONDS):
+            deadline.sleep(self.POLL_SECONDS)
             described = kinesis.call("DescribeStreamConsumer", ConsumerARN=consumer.arn).get("ConsumerDescription", {})
             consumer = consumer.model_copy(update={"status": str(described.get("ConsumerStatus", consumer.status))})
         return consumer
@@ -454,6 +491,11 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
         old = lam.call("GetEventSourceMapping", UUID=old_uuid)
         if old.get("State") != "Enabled" or old.get("EventSourceArn") != step.stream_arn:
             return False, f"mapping {old_uuid} is {old.get('State')} on {old.get('EventSourceArn')} now"
+        filters = unreadable_filters(
+            old.get("FilterCriteriaError"), old.get("KMSKeyArn"), bool(old.get("FilterCriteria"))
+        )
+        if filters:
+            return False, f"{filters}; mapping {old_uuid} keeps reading the stream"
         target = str(old.get("FunctionArn") or function)
         present = self._mappings_on(lam, target, consumer)
         if present:
