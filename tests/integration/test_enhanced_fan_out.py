@@ -131,6 +131,7 @@ def test_enforce_registers_a_named_consumer_in_moto(aws, invoke, api_calls):
     assert parameters_of(row) == {
         "register": "orders-analytics",
         "move": "",
+        "max_consumers": 5,
         "consumers_before": 0,
         "consumers_after": 1,
     }

@@ -104,6 +104,7 @@ START = (NOW - timedelta(seconds=120 + WINDOW_S)).isoformat()
             {
                 "register": "efo-processor",
                 "move": "processor",
+                "max_consumers": 5,
                 "consumers_before": 2,
                 "consumers_after": 3,
                 "consumer_prefix": "efo-",
@@ -134,7 +135,7 @@ START = (NOW - timedelta(seconds=120 + WINDOW_S)).isoformat()
         pytest.param(
             efo_policy({"consumer_name": "analytics-efo"}),
             efo_evidence(registered=[consumer_fact("x")], mappings=[]),
-            {"register": "analytics-efo", "move": "", "consumers_before": 1, "consumers_after": 2},
+            {"register": "analytics-efo", "move": "", "max_consumers": 5, "consumers_before": 1, "consumers_after": 2},
             "",
             id="consumer_name: registered for a reader pointed at it by hand",
         ),
@@ -193,6 +194,7 @@ START = (NOW - timedelta(seconds=120 + WINDOW_S)).isoformat()
             {
                 "register": "efo-processor",
                 "move": "processor",
+                "max_consumers": 5,
                 "consumer_prefix": "efo-",
                 "from_mappings": "old-1",
                 "starting_position": "AT_TIMESTAMP",
@@ -208,6 +210,7 @@ START = (NOW - timedelta(seconds=120 + WINDOW_S)).isoformat()
             {
                 "register": "efo-processor",
                 "move": "processor",
+                "max_consumers": 5,
                 "consumers_before": 0,
                 "consumers_after": 1,
                 "consumer_prefix": "efo-",
@@ -224,6 +227,7 @@ START = (NOW - timedelta(seconds=120 + WINDOW_S)).isoformat()
             {
                 "register": "efo-processor",
                 "move": "processor",
+                "max_consumers": 5,
                 "consumers_before": 0,
                 "consumers_after": 1,
                 "consumer_prefix": "efo-",

@@ -176,3 +176,47 @@ def test_waiting_for_active_is_bounded_for_the_whole_step(monkeypatch: pytest.Mo
     assert result["waiting_for_active"] == FUNCTIONS
     assert result["moved"] == {}
     assert not {"GetEventSourceMapping", "CreateEventSourceMapping"} & set(aws.operations())
+
+
+# --- the limits re-checked right before the first change -------------------------------------------------------
+
+
+def consumer(name: str, status: str = "ACTIVE") -> dict[str, str]:
+    return {"ConsumerName": name, "ConsumerARN": f"{ARN}/consumer/{name}:1", "ConsumerStatus": status}
+
+
+@pytest.mark.parametrize(
+    ("registered_now", "max_consumers", "message"),
+    [
+        pytest.param(
+            [consumer(f"c{i}") for i in range(5)],
+            5,
+            "nothing changed: the stream has 5 consumers now, and 1 more would exceed the policy's max_consumers 5",
+            id="max_consumers reached since the plan",
+        ),
+        pytest.param(
+            [consumer(f"c{i}", "CREATING") for i in range(5)],
+            10,
+            "nothing changed: 5 consumers are CREATING now, and 1 more would exceed AWS's 5 at once",
+            id="5 in CREATING since the plan",
+        ),
+    ],
+)
+@pytest.mark.usefixtures("sleeps")
+def test_the_policy_cap_and_the_creating_limit_are_checked_again_before_registering(
+    registered_now: list[dict[str, str]], max_consumers: int, message: str
+) -> None:
+    # Given a step planned under the policy's max_consumers, and a stream whose consumers changed since
+    aws = ScriptedAws({"ListStreamConsumers": {"Consumers": registered_now}})
+    # When applied, Then nothing is registered nor moved, and the failure says which limit
+    with pytest.raises(enhanced_fan_out.MoveIncomplete, match=message):
+        apply(aws, MOVE | {"max_consumers": max_consumers})
+    assert aws.operations() == ["ListStreamConsumers"]
+
+
+def test_the_shape_carries_the_policy_cap_for_apply() -> None:
+    # Given a policy with max_consumers 3 and a function to move
+    ev = efo_evidence(registered=[], mappings=[mapping_fact("processor")])
+    # When the step is shaped, Then it carries the cap apply re-checks
+    step = shaped(efo_policy({"max_consumers": 3}, processor=True), ev)
+    assert (step.parameters["register"], step.parameters["max_consumers"]) == ("efo-processor", 3)

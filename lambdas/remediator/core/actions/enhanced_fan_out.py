@@ -301,6 +301,8 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
         register = [name for name in dict.fromkeys(wanted) if name not in known]
 
         parameters: dict[str, Any] = {"register": _joined(register), "move": _joined([f for f, _ in moves])}
+        if register:  # apply re-checks it against the consumers registered right before it registers
+            parameters["max_consumers"] = block.max_consumers
         if registered is not None:
             parameters["consumers_before"] = len(registered)
             parameters["consumers_after"] = len(registered) + len(register)
@@ -412,12 +414,7 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
         # Re-read right before the first change: the limits hold for the stream as it is now.
         consumers = {c.name: c for c in read_stream_consumers(step.stream_arn, kinesis)}
         register = [name for name in names(p.get("register")) if name not in consumers]
-        total = len(consumers) + len(register)
-        if register and total > limits.MAX_EFO_CONSUMERS_PER_STREAM:
-            raise MoveIncomplete(
-                f"nothing changed: the stream has {len(consumers)} consumers now, and {len(register)} more would "
-                f"exceed AWS's {limits.MAX_EFO_CONSUMERS_PER_STREAM}"
-            )
+        self._recheck(p, consumers, register)
         done: list[str] = []
         for name in register:
             try:
@@ -462,6 +459,26 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
             "waiting_for_active": waiting,
             "left_alone": left,
         }
+
+    @staticmethod
+    def _recheck(p: dict[str, Any], consumers: dict[str, StreamConsumerFacts], register: list[str]) -> None:
+        """AWS's 20 consumers and 5 in CREATING, and the policy's max_consumers (carried by the step), against the
+        stream's consumers as they are now: raises before any change when the step no longer fits."""
+        if not register:
+            return
+        total = len(consumers) + len(register)
+        now = f"nothing changed: the stream has {len(consumers)} consumers now, and {len(register)} more would exceed"
+        if total > limits.MAX_EFO_CONSUMERS_PER_STREAM:
+            raise MoveIncomplete(f"{now} AWS's {limits.MAX_EFO_CONSUMERS_PER_STREAM}")
+        cap = p.get("max_consumers")
+        if cap is not None and total > int(cap):
+            raise MoveIncomplete(f"{now} the policy's max_consumers {cap}")
+        creating = sum(1 for c in consumers.values() if c.status == "CREATING")
+        if creating + len(register) > limits.MAX_EFO_CONSUMERS_CREATING:
+            raise MoveIncomplete(
+                f"nothing changed: {creating} consumers are CREATING now, and {len(register)} more would exceed "
+                f"AWS's {limits.MAX_EFO_CONSUMERS_CREATING} at once"
+            )
 
     @staticmethod
     def _so_far(done: list[str]) -> str:
