@@ -457,28 +457,31 @@ def test_lease_table_facts_from_describe_table() -> None:
     switched = datetime(2026, 11, 20, 8, 0).astimezone()
     ports = Tables(
         {
-            "a": {"TableStatus": "ACTIVE", "ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 7}},
+            "app-a": {
+                "TableStatus": "ACTIVE",
+                "ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 7},
+            },
             "b-leases": {
                 "TableStatus": "ACTIVE",
                 "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0},
                 "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST", "LastUpdateToPayPerRequestDateTime": switched},
             },
-            "c": client_error("ResourceNotFoundException", "Requested resource not found"),
+            "app-c": client_error("ResourceNotFoundException", "Requested resource not found"),
         }
     )
-    p = kcl_policy([{"kcl": "a"}, {"kcl": "b", "lease_table": "b-leases"}, {"kcl": "c"}])
+    p = kcl_policy([{"kcl": "app-a"}, {"kcl": "b", "lease_table": "b-leases"}, {"kcl": "app-c"}])
     # When the facts are read through the symptom's declared read ports
     symptom = REGISTRY.symptoms["lease-table-throttling"]
     facts = symptom.gather(
         p, evidence().stream, DeclaredOnly(ports, symptom.read_iam_actions, symptom.id, read_only=True)
     )
     # Then each table's state is kept (JSON-able), and the missing one is a fact, not an error
-    assert ports.asked == ["a", "b-leases", "c"]
+    assert ports.asked == ["app-a", "b-leases", "app-c"]
     read = lease_tables(evidence().model_copy(update={"facts": facts}))
     assert read == {
-        "a": LeaseTableFacts(
-            application="a",
-            table="a",
+        "app-a": LeaseTableFacts(
+            application="app-a",
+            table="app-a",
             found=True,
             status="ACTIVE",
             billing_mode="PROVISIONED",
@@ -495,7 +498,7 @@ def test_lease_table_facts_from_describe_table() -> None:
             write_capacity=0,
             last_switch_to_on_demand=switched,
         ),
-        "c": LeaseTableFacts(application="c", table="c"),
+        "app-c": LeaseTableFacts(application="app-c", table="app-c"),
     }
 
 

@@ -171,6 +171,10 @@ def test_lease_table_throttling_plans_when_a_lease_table_cannot_be_read() -> Non
     plan = plan_for("lease-table-throttling", p, ev)
     assert [s.action for s in plan.steps] == ["lease-table-capacity"]
     assert LEASE_TABLES in ev.facts
+    # And the advice names the failed read and what to check
+    (failed,) = [a for a in plan.diagnosis.advice if a.title == "Could not read the lease tables"]
+    assert "dynamodb:DescribeTable" in failed.detail
+    assert "AccessDeniedException" in failed.detail
 
 
 @pytest.mark.parametrize(

@@ -221,7 +221,7 @@ def test_reads_just_below_saturation_do_not_reshard() -> None:
 def test_several_polling_consumers_on_saturated_shards_still_get_enhanced_fan_out() -> None:
     # Given two polling consumers whose reads together saturate the shards: each would get its own 2 MB/s
     ev = read_evidence(read_bytes_per_second=3_800_000)
-    diagnosis = READ.diagnose(ev, policy(consumers=[{"function": "a"}, {"kcl": "b"}]))
+    diagnosis = READ.diagnose(ev, policy(consumers=[{"function": "a"}, {"kcl": "bbb"}]))
     assert [p.action for p in diagnosis.proposals] == ["enhanced-fan-out"]
     assert "(reads peaked at 95% of the shards' 2 MB/s)" in diagnosis.summary
 
@@ -278,7 +278,7 @@ def test_no_polling_consumer_in_the_policy_gets_advice_to_list_them() -> None:
 def test_on_demand_stream_gets_advice_only() -> None:
     # Given an on-demand stream with two polling consumers that would otherwise get enhanced fan-out
     ev = read_evidence(mode="ON_DEMAND", read_bytes_per_second=3_800_000)
-    diagnosis = READ.diagnose(ev, policy(consumers=[{"function": "a"}, {"kcl": "b"}]))
+    diagnosis = READ.diagnose(ev, policy(consumers=[{"function": "a"}, {"kcl": "bbb"}]))
     assert (diagnosis.cause, diagnosis.proposals) == (Cause.ON_DEMAND, ())
     assert [a.title for a in diagnosis.advice] == [
         "Opt Lambda consumers in to enhanced fan-out",
@@ -303,7 +303,7 @@ def test_no_throttling_datapoints_is_insufficient_evidence() -> None:
 def test_without_read_bytes_the_consumers_still_decide() -> None:
     # Given no GetRecords.Bytes datapoints: saturation is unknown, figures leave it out
     ev = read_evidence(read_bytes_per_second=None)
-    diagnosis = READ.diagnose(ev, policy(consumers=[{"function": "a"}, {"kcl": "b"}]))
+    diagnosis = READ.diagnose(ev, policy(consumers=[{"function": "a"}, {"kcl": "bbb"}]))
     assert [p.action for p in diagnosis.proposals] == ["enhanced-fan-out"]
     assert "peak read utilisation" not in figures(diagnosis)
     assert "reads peaked" not in diagnosis.summary

@@ -13,9 +13,11 @@ from typing import Any
 
 from pydantic import Field
 
+from remediator.core.consumers import read_failure_advice
 from remediator.core.evidence import Evidence, StreamState
 from remediator.core.lease_tables import (
     LEASE_TABLE_READ_GRANTS,
+    LEASE_TABLES,
     READ_THROTTLE_EVENTS,
     WRITE_THROTTLE_EVENTS,
     LeaseTableFacts,
@@ -133,6 +135,7 @@ class LeaseTableThrottling(Symptom[LeaseTableThrottlingDetector]):
                 f"{evidence.window_minutes} minutes; nothing to change.",
                 figures=tuple(figures),
             )
+        advice += read_failure_advice(evidence, LEASE_TABLES, "the lease tables", ("dynamodb:DescribeTable",))
         advice.append(KCL_LEASE_HABITS)
         # The most actionable cause names the diagnosis: a throttled provisioned table first.
         order = ["lease-table-throttled", "lease-table-read-throttled", "lease-table-on-demand-throttled"]
