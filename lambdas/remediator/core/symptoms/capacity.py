@@ -36,6 +36,27 @@ def reshard_up(evidence: Evidence, policy: StreamPolicy, why: str) -> Proposal:
     )
 
 
+def saturated(
+    evidence: Evidence,
+    policy: StreamPolicy,
+    summary: str,
+    figures: list[Figure] | tuple[Figure, ...],
+    *,
+    before: tuple[Proposal, ...] = (),
+    advice: list[Advice] | tuple[Advice, ...] = (),
+) -> Diagnosis:
+    """The saturated-shards diagnosis every symptom ends in when writes fill the stream: a reshard up (after
+    any `before` step, such as raising retention), with the symptom's own summary."""
+    peak = evidence.write_utilisation(peak=True)
+    return Diagnosis(
+        cause=Cause.SATURATED,
+        summary=summary,
+        figures=tuple(figures),
+        proposals=(*before, reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}")),
+        advice=tuple(advice),
+    )
+
+
 def on_demand(evidence: Evidence, figures: list[Figure], advice: tuple[Advice, ...]) -> Diagnosis | None:
     if evidence.stream.mode == StreamMode.PROVISIONED:
         return None

@@ -21,7 +21,7 @@ from remediator.core.plan import Advice, Cause, Diagnosis, Figure
 from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
-from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, reshard_up
+from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, saturated
 from remediator.core.symptoms.lag import protect_data, retention_share_field
 
 MILLIS_BEHIND = MetricName(KINESIS_NAMESPACE, "SubscribeToShardEvent.MillisBehindLatest", "Maximum")
@@ -178,13 +178,14 @@ class EfoConsumerLag(Symptom[EfoConsumerLagDetector]):
             return early.model_copy(update={"proposals": protect})
         peak = evidence.write_utilisation(peak=True)
         if is_saturated(evidence, policy):
-            return Diagnosis(
-                cause=Cause.SATURATED,
-                summary=f"Enhanced fan-out consumers fall behind ({behind}) while the shards are saturated (writes "
+            return saturated(
+                evidence,
+                policy,
+                f"Enhanced fan-out consumers fall behind ({behind}) while the shards are saturated (writes "
                 f"peaked at {peak:.0%} of capacity): more shards spread the work over more subscriptions.",
-                figures=tuple(figures),
-                proposals=(*protect, reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}")),
-                advice=tuple(advice),
+                figures,
+                before=protect,
+                advice=advice,
             )
         return Diagnosis(
             cause=Cause.SLOW_CONSUMER,

@@ -12,7 +12,13 @@ from remediator.core.plan import Advice, Cause, Diagnosis, Figure
 from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
-from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, on_demand, reshard_up
+from remediator.core.symptoms.capacity import (
+    capacity_figures,
+    insufficient,
+    is_saturated,
+    on_demand,
+    saturated,
+)
 
 # Average = the share of GetRecords calls that succeeded (aws-facts.md: "Alarm on the Average of *.Success").
 GET_SUCCESS = kinesis_stream_metric("GetRecords.Success", "Average")
@@ -127,13 +133,13 @@ class GetErrors(Symptom[GetErrorsDetector]):
             )
         peak = evidence.write_utilisation(peak=True)
         if is_saturated(evidence, policy):
-            return Diagnosis(
-                cause=Cause.SATURATED,
-                summary=f"GetRecords calls fail (lowest success {lowest:.1f} %) while the shards are saturated "
+            return saturated(
+                evidence,
+                policy,
+                f"GetRecords calls fail (lowest success {lowest:.1f} %) while the shards are saturated "
                 f"(writes peaked at {peak:.0%} of capacity): more shards spread the reads.",
-                figures=tuple(figures),
-                proposals=(reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}"),),
-                advice=tuple(advice),
+                figures,
+                advice=advice,
             )
         return Diagnosis(
             cause="get-records-errors",

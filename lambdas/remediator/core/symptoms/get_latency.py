@@ -12,7 +12,13 @@ from remediator.core.plan import Advice, Cause, Diagnosis, Figure
 from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
-from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, on_demand, reshard_up
+from remediator.core.symptoms.capacity import (
+    capacity_figures,
+    insufficient,
+    is_saturated,
+    on_demand,
+    saturated,
+)
 from remediator.core.symptoms.get_errors import cpu_and_memory, polling_consumer_names
 
 GET_LATENCY = kinesis_stream_metric("GetRecords.Latency", "Average")
@@ -99,12 +105,12 @@ class GetLatency(Symptom[GetLatencyDetector]):
             )
         peak = evidence.write_utilisation(peak=True)
         if is_saturated(evidence, policy):
-            return Diagnosis(
-                cause=Cause.SATURATED,
-                summary=f"GetRecords calls are slow (average up to {average:,.0f} ms) while the shards are saturated "
+            return saturated(
+                evidence,
+                policy,
+                f"GetRecords calls are slow (average up to {average:,.0f} ms) while the shards are saturated "
                 f"(writes peaked at {peak:.0%} of capacity): more shards spread the reads.",
-                figures=tuple(figures),
-                proposals=(reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}"),),
+                figures,
                 advice=advice,
             )
         return Diagnosis(

@@ -25,7 +25,13 @@ from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.ports import ReadPorts
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
-from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, on_demand, reshard_up
+from remediator.core.symptoms.capacity import (
+    capacity_figures,
+    insufficient,
+    is_saturated,
+    on_demand,
+    saturated,
+)
 from remediator.core.symptoms.lag import (
     gather_mappings,
     mapping_figures,
@@ -109,13 +115,14 @@ class IteratorAge(Symptom[IteratorAgeDetector]):
             return early.model_copy(update={"proposals": protect})
         peak = evidence.write_utilisation(peak=True)
         if is_saturated(evidence, policy):
-            return Diagnosis(
-                cause=Cause.SATURATED,
-                summary=f"Consumers fall behind while the shards are saturated (writes peaked at {peak:.0%} "
+            return saturated(
+                evidence,
+                policy,
+                f"Consumers fall behind while the shards are saturated (writes peaked at {peak:.0%} "
                 "of capacity): more shards give consumers more parallel work.",
-                figures=tuple(figures),
-                proposals=(*protect, reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}")),
-                advice=tuple(problems),
+                figures,
+                before=protect,
+                advice=problems,
             )
         lagging = polling_mappings(evidence)
         if lagging:

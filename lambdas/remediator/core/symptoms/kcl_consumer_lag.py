@@ -26,11 +26,17 @@ from remediator.core import limits
 from remediator.core.evidence import Evidence
 from remediator.core.lease_tables import lease_throttle_queries, throttle_events
 from remediator.core.metrics import MetricName, MetricQuery, MissingData
-from remediator.core.plan import Advice, Cause, Diagnosis, Figure
+from remediator.core.plan import Advice, Diagnosis, Figure
 from remediator.core.policy import DetectorPolicy, KclApplication, StreamPolicy
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
-from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, on_demand, reshard_up
+from remediator.core.symptoms.capacity import (
+    capacity_figures,
+    insufficient,
+    is_saturated,
+    on_demand,
+    saturated,
+)
 from remediator.core.symptoms.lag import protect_data, retention_share, retention_share_field
 
 
@@ -124,13 +130,14 @@ class KclConsumerLag(Symptom[KclConsumerLagDetector]):
             return early.model_copy(update={"proposals": protect})
         peak = evidence.write_utilisation(peak=True)
         if is_saturated(evidence, policy):
-            return Diagnosis(
-                cause=Cause.SATURATED,
-                summary=f"{worst_name} is {worst / 1000:,.0f} s behind while the shards are saturated (writes peaked "
+            return saturated(
+                evidence,
+                policy,
+                f"{worst_name} is {worst / 1000:,.0f} s behind while the shards are saturated (writes peaked "
                 f"at {peak:.0%} of capacity): more shards give its workers more parallel work.",
-                figures=tuple(figures),
-                proposals=(*protect, reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}")),
-                advice=tuple(advice),
+                figures,
+                before=protect,
+                advice=advice,
             )
         if throttled:
             cause = "lease-table-throttled"

@@ -32,7 +32,7 @@ from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.ports import ReadPorts
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
-from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, reshard_up
+from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, saturated
 from remediator.core.symptoms.lag import gather_mappings, protect_data, retention_share, retention_share_field
 
 LAMBDA_ITERATOR_AGE = MetricName("AWS/Lambda", "IteratorAge", "Maximum")
@@ -160,14 +160,15 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
             return early.model_copy(update={"proposals": protect})
         if provisioned and is_saturated(evidence, policy):
             peak = evidence.write_utilisation(peak=True)
-            return Diagnosis(
-                cause=Cause.SATURATED,
-                summary=f"Lambda consumers fall behind ({names}) while the shards are saturated (writes peaked at "
+            return saturated(
+                evidence,
+                policy,
+                f"Lambda consumers fall behind ({names}) while the shards are saturated (writes peaked at "
                 f"{peak:.0%} of capacity): more shards give each function more batches to run in parallel; tuning "
                 "the mappings would not get past the shards' own limits.",
-                figures=tuple(figures),
-                proposals=(*protect, reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}")),
-                advice=tuple(advice),
+                figures,
+                before=protect,
+                advice=advice,
             )
         load = (
             f"although writes peaked at only {evidence.write_utilisation(peak=True):.0%} of the shards' capacity"

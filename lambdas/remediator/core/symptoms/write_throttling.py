@@ -12,7 +12,13 @@ from remediator.core.plan import Advice, Cause, Diagnosis, Figure
 from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
-from remediator.core.symptoms.capacity import capacity_figures, insufficient, is_saturated, on_demand, reshard_up
+from remediator.core.symptoms.capacity import (
+    capacity_figures,
+    insufficient,
+    is_saturated,
+    on_demand,
+    saturated,
+)
 
 WRITE_THROTTLED = kinesis_stream_metric("WriteProvisionedThroughputExceeded", "Sum")
 
@@ -62,12 +68,12 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
             return early
         peak = evidence.write_utilisation(peak=True)
         if is_saturated(evidence, policy):
-            return Diagnosis(
-                cause=Cause.SATURATED,
-                summary=f"The shards are saturated: writes peaked at {peak:.0%} of the stream's capacity "
+            return saturated(
+                evidence,
+                policy,
+                f"The shards are saturated: writes peaked at {peak:.0%} of the stream's capacity "
                 f"(saturated from {policy.capacity.saturated_at:.0%}).",
-                figures=tuple(figures),
-                proposals=(reshard_up(evidence, policy, f"peak write utilisation {peak:.0%}"),),
+                figures,
             )
         if throttled <= 0:
             return Diagnosis(
