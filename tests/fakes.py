@@ -23,7 +23,10 @@ GUARDRAIL_ORDER = [
     "aws-max-shards",
     "policy-bounds",
     "aws-daily-scalings",
+    "account-shard-quota",
 ]
+# What a scale-in (fewer shards) is checked on as well, after those.
+SCALE_IN_GUARDRAILS = ["scale-in-enabled", "stabilisation-window", "scale-up-reserve"]
 
 
 def stream_arn(name: str) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from remediator.core import render
 from remediator.core.alarm import AlarmTrigger
-from remediator.core.evidence import EVIDENCE_WINDOW_MINUTES, Evidence
+from remediator.core.evidence import Evidence
 from remediator.core.history import ActionHistory
 from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutcome, StepResult
 from remediator.core.plan import Plan, PlannedStep
@@ -54,12 +54,33 @@ class Dependencies:
 def gather_evidence(
     streams: StreamReader, metrics: MetricsReader, reads: ReadPorts, symptom: str, policy: StreamPolicy, now: datetime
 ) -> Evidence:
-    """The stream's state, exactly the series the symptom declared, and the facts its gather reads."""
+    """The stream's state, exactly the series the symptom declared over the window it declared, the facts its
+    gather reads, and the facts of the actions its diagnosis proposes (Evidence.facts[<action id>])."""
     plugin = REGISTRY.symptoms[symptom]
     state = streams.describe(policy.name)
-    series = metrics.read(plugin.evidence_queries(policy), end=now, minutes=EVIDENCE_WINDOW_MINUTES)
+    minutes = plugin.evidence_window_minutes
+    series = metrics.read(plugin.evidence_queries(policy), end=now, minutes=minutes)
     facts = plugin.gather(policy, state, DeclaredOnly(reads, plugin.read_iam_actions, plugin.id, read_only=True))
-    return Evidence(stream=state, collected_at=now, series=series, facts=facts)
+    evidence = Evidence(stream=state, collected_at=now, window_minutes=minutes, series=series, facts=facts)
+    return _with_action_facts(evidence, symptom, policy, reads, now)
+
+
+def _with_action_facts(
+    evidence: Evidence, symptom: str, policy: StreamPolicy, reads: ReadPorts, now: datetime
+) -> Evidence:
+    """Run the gather of each enabled action the diagnosis proposes (the diagnosis is pure, so make_plan reaches
+    the same proposals from the same evidence). A disabled action reads nothing: its reads are not granted."""
+    proposed = sorted({p.action for p in REGISTRY.symptoms[symptom].diagnose(evidence, policy).proposals})
+    facts = dict(evidence.facts)
+    for action_id in proposed:
+        action = REGISTRY.actions.get(action_id)
+        if action is None or not action.read_grants or not action.block(policy).enabled:
+            continue  # an unknown action is make_plan's to report
+        if action_id in facts:
+            raise ValueError(f"symptom '{symptom}' gathered facts under '{action_id}', the id of an action")
+        view = DeclaredOnly(reads, action.read_iam_actions, action.id, read_only=True)
+        facts[action_id] = action.gather(policy, evidence.stream, view, now=now)
+    return evidence if facts == evidence.facts else evidence.model_copy(update={"facts": facts})
 
 
 def build_plan(

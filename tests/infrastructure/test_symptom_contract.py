@@ -137,6 +137,7 @@ streams:
       iterator_age: {enabled: false}
       consumer_stalled: {enabled: false}
       read_throttling: {enabled: false}
+      under_utilised: {enabled: false}
       write_throttling: {threshold_records: 10, evaluation_periods: 2, datapoints_to_alarm: 2}
     actions:
       reshard: {max_shards: 4}

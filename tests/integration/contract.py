@@ -28,8 +28,9 @@ from remediator.core.registry import REGISTRY
 
 from tests.fakes import ACCOUNT, REGION
 
-# "Simulate": iam:SimulatePrincipalPolicy evaluates policies and changes nothing (remediator.core.ports reads).
-READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Simulate")
+# "Simulate": iam:SimulatePrincipalPolicy evaluates policies and changes nothing (remediator.core.ports reads);
+# "Lookup": cloudtrail:LookupEvents reads the event history.
+READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "Query", "Scan", "Simulate", "Lookup")
 
 
 @dataclass(frozen=True)
@@ -71,14 +72,26 @@ class UnmappedCall(LookupError):
     """A call the contract cannot place on a resource: map it before the handler may make it."""
 
 
+# Calls on no resource: the Service Authorization Reference lists no resource type for them.
+ACCOUNT_WIDE = {("kinesis", "DescribeLimits"), ("cloudtrail", "LookupEvents")}
+
+
 def _kinesis(call: ApiCall) -> str:
     params = call.params
+    if (call.service, call.operation) in ACCOUNT_WIDE:
+        return "*"
     for key in ("ConsumerARN", "StreamARN", "ResourceARN"):
         if key in params:
             return str(params[key])
     if "StreamName" in params:
         return stream_arn(str(params["StreamName"]))
     raise UnmappedCall("no StreamARN, StreamName or ConsumerARN")
+
+
+def _cloudtrail(call: ApiCall) -> str:
+    if (call.service, call.operation) in ACCOUNT_WIDE:
+        return "*"
+    raise UnmappedCall("only LookupEvents is mapped")
 
 
 def _cloudwatch(call: ApiCall) -> str:
@@ -126,6 +139,7 @@ def _one(key: str, to_arn: Callable[[str], str] = str) -> Callable[[ApiCall], st
 RESOURCE_OF: dict[str, Callable[[ApiCall], str]] = {
     "kinesis": _kinesis,
     "cloudwatch": _cloudwatch,
+    "cloudtrail": _cloudtrail,
     "dynamodb": _one("TableName", table_arn),
     "ssm": _one("Name", parameter_arn),
     "sns": _one("TopicArn"),

@@ -44,7 +44,8 @@ def test_saturated_stream_in_dry_run_is_planned_emailed_and_audited_but_not_chan
     # And nothing changed: no mutating Kinesis call was made, and the stream still has 2 shards
     assert api_calls.kinesis_mutations() == []
     assert "UpdateShardCount" not in api_calls.operations()
-    assert set(api_calls.operations("kinesis")) == {"DescribeStreamSummary"}
+    # (the stream's state, and the account's shard quota for the reshard's check)
+    assert set(api_calls.operations("kinesis")) == {"DescribeStreamSummary", "DescribeLimits"}
     assert aws.shard_count(STREAM) == 2
     # And every call was a read, the audit/idempotency bookkeeping, or the e-mail
     assert {(c.service, c.operation) for c in api_calls.calls} <= {

@@ -22,7 +22,7 @@ from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
 from remediator.core.symptoms.write_throttling import WRITE_THROTTLED
 
-from tests.fakes import GUARDRAIL_ORDER, NOW, evidence, policy, stream_arn
+from tests.fakes import GUARDRAIL_ORDER, NOW, SCALE_IN_GUARDRAILS, evidence, policy, stream_arn
 
 ALARM = alarm_name(DEFAULT_ALARM_PREFIX, "orders", "write-throttling")
 ARN = stream_arn("orders")
@@ -91,7 +91,17 @@ def test_saturated_stream_with_clean_history_gets_one_allowed_action() -> None:
         ("aws-step-limit", True, "2 -> 4; one call may go from 1 to 4"),
         ("aws-max-shards", True, "4 of at most 10,000 shards per stream"),
         ("policy-bounds", True, "4 within [1, 16]"),
-        ("aws-daily-scalings", True, "0 of AWS's 10 scalings used in the last 24 h"),
+        (
+            "aws-daily-scalings",
+            True,
+            "0 of AWS's 10 scalings used in the last 24 h (the remediator's audit: 0; CloudTrail was not read)",
+        ),
+        (
+            "account-shard-quota",
+            True,
+            "DescribeLimits was not read; AWS refuses a reshard that would pass the account's shard quota itself, "
+            "so the step goes ahead unchecked here",
+        ),
     ]
     assert step.blocking_reasons == []
 
@@ -218,7 +228,8 @@ def test_aws_ten_scalings_per_rolling_day(count: int, passed: bool) -> None:
     assert verdicts(plan)["aws-daily-scalings"] == GuardrailVerdict(
         name="aws-daily-scalings",
         passed=passed,
-        detail=f"{count} of AWS's 10 scalings used in the last 24 h",
+        detail=f"{count} of AWS's 10 scalings used in the last 24 h (the remediator's audit: {count}; "
+        "CloudTrail was not read)",
     )
     assert verdicts(plan)["daily-budget"].passed is False
     assert plan.actions == []
@@ -311,7 +322,22 @@ def context(ev: Evidence, p: StreamPolicy | None = None, history: ActionHistory 
     ("shards", "target", "max_shards", "reasons"),
     [
         pytest.param(2, 5, 16, ["aws-step-limit: 2 -> 5; one call may go from 1 to 4"], id="above 2x"),
-        pytest.param(10, 4, 16, ["aws-step-limit: 10 -> 4; one call may go from 5 to 20"], id="below half"),
+        pytest.param(
+            10,
+            4,
+            16,
+            [
+                "aws-step-limit: 10 -> 4; one call may go from 5 to 20",
+                # A scale-in is checked on more: it is opt-in, and the saturated evidence is anything but calm.
+                "scale-in-enabled: removing shards is opt-in: set `scale_in: true` under the stream's "
+                "`actions.reshard` and deploy the policy",
+                "stabilisation-window: not calm for 60 minutes: the evidence covers 15 minutes, fewer than the "
+                "60-minute window; 150 throttled writes "
+                "(WriteProvisionedThroughputExceeded); the evidence has no series for polling consumers "
+                "(GetRecords.IteratorAgeMilliseconds): the calm cannot be shown",
+            ],
+            id="below half",
+        ),
         pytest.param(
             4,
             20,
@@ -340,7 +366,7 @@ def test_action_limits(shards: int, target: int, max_shards: int, reasons: list[
         context(saturated(shards=shards), policy(reshard={"max_shards": max_shards})),
     )
     assert checked.blocking_reasons == reasons
-    assert [v.name for v in checked.guardrails] == GUARDRAIL_ORDER
+    assert [v.name for v in checked.guardrails] == GUARDRAIL_ORDER + (SCALE_IN_GUARDRAILS if target < shards else [])
 
 
 # Report and CLI ------------------------------------------------------------------------------------

@@ -104,13 +104,14 @@ def test_dry_run_body() -> None:
         "     Guardrails:",
         "       [pass] policy-enabled: enabled in the policy",
         "       [pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4",
-        "       [pass] aws-daily-scalings: 0 of AWS's 10 scalings used in the last 24 h",
+        "       [pass] aws-daily-scalings: 0 of AWS's 10 scalings used in the last 24 h (the remediator's audit: 0; "
+        "CloudTrail was not read)",
     ):
         assert expected in lines
     (step,) = plan.steps
     guardrail_lines = [line for line in lines if line.startswith("       [")]
     assert guardrail_lines == [f"       [pass] {g.name}: {g.detail}" for g in step.guardrails]
-    assert len(guardrail_lines) == 9
+    assert len(guardrail_lines) == 10
     assert lines[-1] == (
         "To let the remediator act on this stream, set `mode: enforce` for it in its policy file and redeploy."
     )
@@ -132,7 +133,7 @@ def test_blocked_step_shows_stop_lines() -> None:
         "       [STOP] policy-enabled: actions.reshard.enabled is false",
         "       [STOP] stream-active: stream status is UPDATING",
     ]
-    assert sum("[pass]" in line for line in lines) == 7
+    assert sum("[pass]" in line for line in lines) == 8
 
 
 def test_enforce_body_reports_outcome_and_results() -> None:

@@ -29,12 +29,15 @@ class Permission:
 
 
 def grants_for(policy: StreamPolicy) -> list[IamGrant]:
-    """What one stream's policy needs: evidence reads, its enabled symptoms' reads, and, in enforce mode, its
-    enabled actions."""
+    """What one stream's policy needs: evidence reads, its enabled symptoms' reads, its enabled actions' reads
+    (a dry-run plan runs the actions' checks too), and, in enforce mode, its enabled actions."""
     grants = list(READ_GRANTS)
     for symptom in REGISTRY.symptoms.values():
         if symptom.detector(policy).enabled:
             grants.extend(symptom.read_grants)
+    for action in REGISTRY.actions.values():
+        if action.block(policy).enabled:
+            grants.extend(action.read_grants)
     # Dry-run never changes anything: a policy's write grants come with enforce (a redeploy, which
     # `cdk deploy --require-approval broadening` shows as widening IAM).
     if policy.mode == Mode.ENFORCE:

@@ -12,6 +12,10 @@ MAX_SHARDS_PER_STREAM: Final = 10_000
 # Scalings a policy may spend per day; the rest of AWS's 10 stays in reserve for humans.
 RESHARD_RESERVE: Final = 2
 MAX_POLICY_DAILY_BUDGET: Final = MAX_SCALINGS_PER_24H - RESHARD_RESERVE
+# A scale-in never leaves fewer than this many of AWS's 10 daily scalings for a scale-up (issue 7).
+SCALE_UP_RESERVE: Final = 2
+# One call scales down to no less than half the current count (aws-facts.md §1: "scale down below 1/2").
+MIN_SCALE_DOWN_FRACTION: Final = 0.5
 
 # Per-shard write capacity. AWS documents "1 MB/s"; the smaller (decimal) reading errs
 # towards calling a stream saturated rather than missing it.

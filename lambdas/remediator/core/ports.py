@@ -10,8 +10,9 @@ Reads are typed, one port per AWS service the evidence comes from:
 Beyond those, AWS is reached through ServicePorts: one ServicePort per AWS service, which takes the
 operation by its API name (`UpdateShardCount`) and its parameters. A symptom's `gather` gets a read
 view (ReadPorts) and an action's `apply` a write view (WritePorts); each view accepts only the IAM
-actions its plugin declared in its grants (reads only Describe/List/Get/Simulate operations), so what
-a plugin may call and what the stack grants it are the same list.
+actions its plugin declared in its grants (reads only Describe/List/Get/Simulate/Lookup operations), so
+what a plugin may call and what the stack grants it are the same list. An action's `gather` gets a read view
+too, limited to its `read_grants`.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class ServicePorts(Protocol):
 # What a symptom's gather and an action's apply are handed (see DeclaredOnly).
 ReadPorts = ServicePorts
 WritePorts = ServicePorts
-READ_OPERATION_PREFIXES = ("Describe", "List", "Get", "Simulate")
+# "Lookup": cloudtrail:LookupEvents reads the event history and changes nothing.
+READ_OPERATION_PREFIXES = ("Describe", "List", "Get", "Simulate", "Lookup")
 
 
 # botocore service names whose IAM prefix differs from the name.

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 PLUGIN_ID = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 BUILTIN_PACKAGES = ("remediator.core.symptoms", "remediator.core.actions")
+MAX_EVIDENCE_WINDOW_MINUTES = 24 * 60
 
 T = TypeVar("T", bound=type)
 
@@ -173,6 +174,13 @@ class Registry:
             if not _has_defaults(schema):
                 raise PluginError(f"{where}: every field of {schema.__name__} needs a documented default")
             missing = [name for name in ("title", "meaning") if not str(getattr(cls, name, "")).strip()]
+            window = getattr(cls, "evidence_window_minutes", None)
+            # One-minute datapoints: CloudWatch keeps them 15 days; a day of them is plenty for any diagnosis.
+            if not isinstance(window, int) or not 1 <= window <= MAX_EVIDENCE_WINDOW_MINUTES:
+                raise PluginError(
+                    f"{where}: evidence_window_minutes must be a whole number of minutes from 1 to "
+                    f"{MAX_EVIDENCE_WINDOW_MINUTES}, got {window!r}"
+                )
         else:
             schema = getattr(cls, "policy_schema", None)
             if not (inspect.isclass(schema) and issubclass(schema, ActionPolicy)):

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from remediator.core import limits
+from remediator.core.pricing import HOURS_PER_MONTH
 
 
 def required_shards(peak_bytes_per_second: float, peak_records_per_second: float, target_utilisation: float) -> int:
@@ -77,3 +78,40 @@ def scale_up_target(current: int, desired: int, min_shards: int, max_shards: int
 def min_scale_down(current: int) -> int:
     """The smallest count one UpdateShardCount call may reach from `current` (AWS: at least half)."""
     return math.ceil(current / 2)
+
+
+def quarter_step_down(current: int, desired: int) -> int:
+    """Round a scale-down up to the next multiple of 25 % of the current count (50 % or 75 %), when that still
+    removes a shard: AWS says such targets finish faster. Rounding up keeps more shards, never fewer."""
+    if desired >= current:
+        return current
+    for quarters in (2, 3):
+        candidate = math.ceil(current * quarters / 4)
+        if desired <= candidate < current:
+            return candidate
+    return desired
+
+
+def scale_down_target(current: int, desired: int, min_shards: int) -> ReshardTarget:
+    """The shard count for one scale-down call: never below half the current count (AWS), never below the
+    policy's floor (a stream at or below it stays where it is). A stream above the policy's ceiling comes down
+    towards it like any other."""
+    if current < 1:
+        raise ValueError(f"current shard count must be at least 1, got {current}")
+    if desired >= current:
+        raise ValueError(f"a scale-down needs fewer shards than the current {current}, got {desired}")
+    limited_by: list[str] = []
+    floor = min_scale_down(current)
+    target = max(quarter_step_down(current, max(desired, 1)), floor)
+    if desired < floor:
+        limited_by.append(f"AWS allows at most halving per call ({floor})")
+    if target < min_shards:
+        # Never below the floor; a stream already at or below it stays where it is.
+        target = min(min_shards, current)
+        limited_by.append(f"policy min_shards is {min_shards}")
+    return ReshardTarget(current=current, desired=desired, target=target, limited_by=tuple(limited_by))
+
+
+def shard_hours_per_month(shards: int) -> int:
+    """Shard-hours a month for `shards` shards (AWS's pricing pages count a month as 730 hours)."""
+    return shards * HOURS_PER_MONTH

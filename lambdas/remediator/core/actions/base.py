@@ -12,7 +12,12 @@
 - `cli_command(step)`: the AWS CLI command a person would type, shell-quoted;
 - `summary(parameters)`: the one line e-mails and CLI tables print; `changes(parameters)`: each
   setting it changes, before -> after;
-- `sample_parameters`: a representative step's parameters, for the contract tests and the docs.
+- `sample_parameters`: a representative step's parameters, for the contract tests and the docs;
+- `gather(policy, stream, aws, now=...)` and `read_grants`: facts the action's shape and checks need beyond
+  the symptom's evidence (AWS's own count of a stream's scalings, the account's shard quota), read through a
+  read-only view limited to `read_grants`, only when a diagnosis proposes the action; kept, JSON-able, in
+  `Evidence.facts[<action id>]` so a plan can be replayed. A failed read should be a fact too (the checks
+  then say what they could not read), not an exception.
 
 It registers itself with `@REGISTRY.action` (remediator.core.registry).
 """
@@ -24,14 +29,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from remediator.core.evidence import Evidence
+from remediator.core.evidence import Evidence, StreamState
 from remediator.core.grants import IamGrant
 from remediator.core.history import ActionHistory
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy, StreamPolicy
 
 if TYPE_CHECKING:
-    from remediator.core.ports import WritePorts
+    from remediator.core.ports import ReadPorts, WritePorts
 
 PolicyT = TypeVar("PolicyT", bound=ActionPolicy)
 
@@ -50,6 +55,8 @@ class Action(ABC, Generic[PolicyT]):
     policy_schema: ClassVar[type[ActionPolicy]]
     grants: ClassVar[tuple[IamGrant, ...]]
     sample_parameters: ClassVar[dict[str, Any]]
+    # Reads for `gather`: granted whenever the action is enabled, in dry-run too (a dry-run plan runs the checks).
+    read_grants: ClassVar[tuple[IamGrant, ...]] = ()
 
     def block(self, policy: StreamPolicy) -> PolicyT:
         block: PolicyT = policy.block("actions", self.id, self.policy_schema)  # type: ignore[assignment]
@@ -58,6 +65,23 @@ class Action(ABC, Generic[PolicyT]):
     @property
     def iam_actions(self) -> frozenset[str]:
         return frozenset(action for grant in self.grants for action in grant.actions)
+
+    @property
+    def read_iam_actions(self) -> frozenset[str]:
+        return frozenset(action for grant in self.read_grants for action in grant.actions)
+
+    def gather(
+        self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, *, now: datetime | None = None
+    ) -> dict[str, Any]:
+        """Facts beyond the evidence, read through `aws` (only the reads in `read_grants`). None by default.
+
+        `now` is the evidence's time (the core reads no clock)."""
+        return {}
+
+    def facts(self, context: ValidationContext) -> dict[str, Any]:
+        """What this action's gather read for the plan being made ({} when it read nothing)."""
+        facts = context.evidence.facts.get(self.id, {})
+        return facts if isinstance(facts, dict) else {}
 
     def shape(self, proposal: Proposal, context: ValidationContext) -> Proposal:
         """What this call does about the proposal (by default, exactly what was asked)."""

@@ -5,7 +5,8 @@
 - `alarms(policy, detector)`: the CloudWatch alarms that detect it, in any namespace, on any dimensions,
   single-metric or metric math, as many as it needs;
 - `evidence_queries(policy)`: the metric series its diagnosis reads (the metrics client and `plan` read
-  exactly these);
+  exactly these), over the last `evidence_window_minutes` (15 by default; one GetMetricData call, paginated,
+  reads them: at one datapoint a minute, 100,800 datapoints per page and 500 queries per call bound it);
 - `diagnose(evidence, policy)`: the cause, the figures, the proposed actions and the advice;
 - `gather(policy, stream, aws)`: evidence that is not a metric (an event-source mapping's state, a
   function's timeout), read through ReadPorts limited to its `read_grants`; JSON-able, kept in
@@ -22,7 +23,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from remediator.core.evidence import Evidence, StreamState, write_load_queries
+from remediator.core.evidence import EVIDENCE_WINDOW_MINUTES, Evidence, StreamState, write_load_queries
 from remediator.core.grants import IamGrant
 from remediator.core.metrics import Comparison, Metric, MetricMath, MetricQuery, MissingData
 from remediator.core.plan import Diagnosis
@@ -62,6 +63,8 @@ class Symptom(ABC, Generic[DetectorT]):
     meaning: ClassVar[str]
     detector_schema: ClassVar[type[DetectorPolicy]]
     read_grants: ClassVar[tuple[IamGrant, ...]] = ()
+    # Minutes of metrics the diagnosis reads, ending at the alarm (one datapoint a minute per query).
+    evidence_window_minutes: ClassVar[int] = EVIDENCE_WINDOW_MINUTES
 
     def detector(self, policy: StreamPolicy) -> DetectorT:
         block: DetectorT = policy.block("detectors", self.id, self.detector_schema)  # type: ignore[assignment]
