@@ -3,7 +3,8 @@
 moto 5.2.5 (pinned) reports CREATE_COMPLETE but silently skips AWS::CloudWatch::Alarm and
 AWS::SNS::Subscription, drops AWS::SQS::QueuePolicy, a function's Layers, a table's TTL and PITR, and
 cannot update a stack whose template has CDK's BootstrapVersion parameter. The patches below make it
-create what the template says, so the demo shows the stack as deployed. They must be applied before the
+create what the template says, so the demo shows the stack as deployed. moto does not implement CloudTrail's
+LookupEvents either: it is answered with an error (see _lookup_events_unsupported). They must be applied before the
 first CloudFormation request: moto caches its resource-type registry.
 """
 
@@ -17,9 +18,11 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction, LayerVersion, lambda_backends
 from moto.cloudformation.models import CloudFormationBackend
 from moto.cloudformation.parsing import get_model_map
+from moto.cloudtrail.responses import CloudTrailResponse
 from moto.cloudwatch.models import Dimension, MetricDataQuery, MetricStat, cloudwatch_backends
 from moto.cloudwatch.models import Metric as CloudWatchMetric
 from moto.core.common_models import CloudFormationModel
+from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Table
 from moto.server import ThreadedMotoServer
@@ -317,7 +320,15 @@ def _delete_layer_version(self: Any, account_id: str, region_name: str) -> None:
     lambda_backends[account_id][region_name].delete_layer_version(self.name, self.version)
 
 
+def _lookup_events_unsupported(self: Any) -> Any:
+    """moto 5.2.5 does not implement CloudTrail's LookupEvents and answers 500, which a reading client retries for
+    seconds. Answered here as AWS answers a refused read (HTTP 400, not retried): the remediator then counts a
+    stream's daily scalings from its own audit, and its plans say so."""
+    raise JsonRESTError("UnsupportedOperationException", "the emulator (moto) does not implement LookupEvents")
+
+
 def install_patches() -> None:
+    CloudTrailResponse.lookup_events = _lookup_events_unsupported  # type: ignore[attr-defined]
     if getattr(CloudFormationBackend, "_kinesis_remediator_patched", False):
         return
     CloudFormationBackend._resolve_update_parameters = _resolve_update_parameters  # type: ignore[method-assign]

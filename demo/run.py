@@ -1,11 +1,12 @@
-"""The local demo: the real CDK app deployed into an emulator, then five incidents, reported plainly.
+"""The local demo: the real CDK app deployed into an emulator, then six incidents, reported plainly.
 
 Steps: start moto's server -> `cdk bootstrap` -> create two streams and their consumer functions -> `cdk deploy`
 the stack with a dry-run policy -> incident 1 (consumers falling behind on saturated shards) -> switch demo-orders
 to enforce and `cdk deploy` again -> incident 2 (producers throttled: reshard) -> incident 3 (a Lambda consumer
 falling behind on shards that are not saturated: tune its mapping) -> incident 4 (three polling consumers throttle
 each other on demo-clicks, still in dry-run: enhanced fan-out planned) -> incident 5 (the oldest unread record at
-60 % of the retention: raise it) -> report.
+60 % of the retention: raise it) -> incident 6 (demo-archive writes at 4 % of its 4 shards for two calm hours:
+scale in, 4 -> 2) -> report.
 """
 
 from __future__ import annotations
@@ -63,8 +64,14 @@ CLICKS_KCL = ("clicks-sessionizer", "clicks-fraud-scorer")
 CLICKS_BYTES_PER_SECOND = 600_000
 CLICKS_RECORDS_PER_SECOND = 600
 
+# demo-archive: 4 shards and no registered consumer; its producers write a trickle. Scale-in is opted in.
+ARCHIVE = "demo-archive"
+ARCHIVE_SHARDS = 4
+ARCHIVE_BYTES_PER_SECOND = 150_000
+ARCHIVE_RECORDS_PER_SECOND = 150
+
 # The Lambda consumers the demo creates, by stream.
-FUNCTIONS = {STREAM: (CONSUMER,), CLICKS: (CLICKS_CONSUMER,)}
+FUNCTIONS = {STREAM: (CONSUMER,), CLICKS: (CLICKS_CONSUMER,), ARCHIVE: ()}
 
 POLICY = """\
 version: 1
@@ -97,6 +104,14 @@ streams:
     actions:
       reshard: {{min_shards: 1, max_shards: 8}}
       enhanced_fan_out: {{max_consumers: 5, cooldown_minutes: 60, daily_budget: 2}}
+  - name: {archive}
+    mode: {mode}
+    notify:
+      emails: [data-platform@example.com]
+    detectors:
+      under_utilised: {{shards: {archive_shards}, threshold_utilisation: 0.3}}
+    actions:
+      reshard: {{min_shards: 1, max_shards: 8, scale_in: true, stabilisation_minutes: 60}}
 """
 
 EMULATOR_LIMITS = """\
@@ -110,8 +125,10 @@ What this demo shows, and what the emulator (moto) cannot:
     rule's pattern and calls the handler in-process; SNS sends no e-mail, so the demo reads the e-mails
     from a queue it subscribed to the topic; moto applies UpdateShardCount, UpdateEventSourceMapping and
     IncreaseStreamRetentionPeriod at once and enforces none of AWS's limits (our code enforces them, and
-    the tests prove it). The emulator's clock does not move on between incidents: every incident sees
-    the traffic of the ten minutes before it, and the cooldowns count real seconds.
+    the tests prove it); it does not implement CloudTrail's LookupEvents, so the reshard counts a
+    stream's daily scalings from its own audit and says so. The emulator's clock does not move on
+    between incidents: every incident sees the traffic pushed just before it (ten minutes; two hours for
+    the scale-in), and the cooldowns count real seconds.
 """
 
 
@@ -185,6 +202,7 @@ class Incident:
     metrics: tuple[Datapoints, ...]
     reason: str
     qualifier: str = ""
+    minutes: int = 10  # of datapoints pushed before the alarm
 
 
 @dataclass
@@ -302,6 +320,25 @@ INCIDENTS = {
         metrics=(kinesis_metrics(STREAM, {"GetRecords.IteratorAgeMilliseconds": 0.6 * 24 * HOUR_MS}),),
         reason="Threshold Crossed: 3 datapoints were greater than or equal to the threshold (60000.0).",
     ),
+    # 0.15 MB/s into 4 shards (4 MB/s) for two hours, no throttle, its reader caught up: scale in, 4 -> 2 (AWS allows
+    # halving per call; one shard would carry the peak at 25 %).
+    6: Incident(
+        title="stream under-utilised",
+        stream=ARCHIVE,
+        symptom="under-utilised",
+        metrics=(
+            kinesis_metrics(
+                ARCHIVE,
+                {
+                    "IncomingBytes": ARCHIVE_BYTES_PER_SECOND * 60,
+                    "IncomingRecords": ARCHIVE_RECORDS_PER_SECOND * 60,
+                    "GetRecords.IteratorAgeMilliseconds": 400,
+                },
+            ),
+        ),
+        reason="Threshold Crossed: 60 datapoints were less than the threshold (0.3).",
+        minutes=120,
+    ),
 }
 
 
@@ -382,14 +419,16 @@ class Demo:
                 clicks_consumer=CLICKS_CONSUMER,
                 kcl_first=CLICKS_KCL[0],
                 kcl_second=CLICKS_KCL[1],
+                archive=ARCHIVE,
+                archive_shards=ARCHIVE_SHARDS,
             ),
             encoding="utf-8",
         )
 
     def create_streams_and_consumers(self) -> None:
         kinesis = self.client("kinesis")
-        for stream in (STREAM, CLICKS):
-            kinesis.create_stream(StreamName=stream, ShardCount=START_SHARDS)
+        for stream, shards in ((STREAM, START_SHARDS), (CLICKS, START_SHARDS), (ARCHIVE, ARCHIVE_SHARDS)):
+            kinesis.create_stream(StreamName=stream, ShardCount=shards)
             kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         iam = self.client("iam")
         code = io.BytesIO()
@@ -519,7 +558,7 @@ class Demo:
         incident = INCIDENTS[number]
         before = self.observe(incident.stream)
         for batch in incident.metrics:
-            self.push_metrics(batch)
+            self.push_metrics(batch, incident.minutes)
         name = alarm_name(DEFAULT_ALARM_PREFIX, incident.stream, incident.symptom, incident.qualifier)
         event = self.alarm_event(name, incident.reason)
         matched = self.rule_matches(event)
@@ -800,8 +839,8 @@ def run(out: TextIO) -> int:
         raise DemoFailed(f"{CDK} is missing: run `make demo`, which installs the pinned CDK CLI first")
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "logs").mkdir(parents=True)
-    out.write("Kinesis Remediator demo: the real stack in a local AWS emulator, five incidents.\n\n")
-    progress = Progress(total=11, out=out)
+    out.write("Kinesis Remediator demo: the real stack in a local AWS emulator, six incidents.\n\n")
+    progress = Progress(total=12, out=out)
     with Emulator() as emulator:
         # This process talks to the emulator only: fake credentials, local endpoint.
         os.environ.update(emulator.environment())
@@ -814,7 +853,7 @@ def run(out: TextIO) -> int:
                 demo.cdk("bootstrap", "bootstrap", f"aws://{ACCOUNT}/{REGION}")
             with progress.step(
                 f"Creating streams '{STREAM}' and '{CLICKS}' ({START_SHARDS} shards each) and their consumer "
-                f"functions '{CONSUMER}' and '{CLICKS_CONSUMER}'"
+                f"functions '{CONSUMER}' and '{CLICKS_CONSUMER}', and '{ARCHIVE}' ({ARCHIVE_SHARDS} shards)"
             ):
                 demo.create_streams_and_consumers()
             with progress.step("Deploying Kinesis Remediator with a new, dry-run policy (cdk deploy)"):
@@ -841,6 +880,10 @@ def run(out: TextIO) -> int:
                 scenarios.append(demo.play(4))
             with progress.step(f"Incident 5: the oldest unread record of '{STREAM}' is at 60 % of its retention"):
                 scenarios.append(demo.play(5))
+            with progress.step(
+                f"Incident 6: '{ARCHIVE}' writes at 4 % of its {ARCHIVE_SHARDS} shards for two calm hours (scale-in)"
+            ):
+                scenarios.append(demo.play(6))
             with progress.step("Reading the audit table and drawing the reshard"):
                 audit = demo.audit_rows()
                 picture = _draw(demo, next(s for s in scenarios if s.number == 2))

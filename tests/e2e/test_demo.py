@@ -1,4 +1,4 @@
-"""The demo path, as `make demo` runs it: real CDK CLI, real deploys into the emulator, five incidents.
+"""The demo path, as `make demo` runs it: real CDK CLI, real deploys into the emulator, six incidents.
 
 The demo runs once for this module; the tests read its output and the report it writes (report.json: per
 incident, each planned change with the emulator's value of that setting before and after the handler ran).
@@ -69,9 +69,9 @@ def alarm_rows(out: str) -> dict[str, list[str]]:
 def test_demo_exits_zero_and_reports_every_step(demo_run: DemoRun) -> None:
     completed, _ = demo_run
     assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-3000:]
-    # Eleven steps: emulator, bootstrap, streams, deploy, incident 1, enforce deploy, incidents 2 to 5, report.
+    # Twelve steps: emulator, bootstrap, streams, deploy, incident 1, enforce deploy, incidents 2 to 6, report.
     steps = re.findall(r"^\[(\d+)/(\d+)\] .* \.\.\. done \(\d+\.\d s\)$", completed.stdout, re.MULTILINE)
-    assert steps == [(str(n), "11") for n in range(1, 12)]
+    assert steps == [(str(n), "12") for n in range(1, 13)]
     assert completed.stderr == ""
 
 
@@ -102,6 +102,12 @@ def test_demo_deploys_the_stack_alarms(demo_run: DemoRun) -> None:
     # One alarm per KCL application of demo-clicks, on its own MillisBehindLatest.
     for application in ("clicks-sessionizer", "clicks-fraud-scorer"):
         assert rows[f"{ALARM_PREFIX}demo-clicks/kcl-consumer-lag/{application}"][0] == "MillisBehindLatest Maximum"
+    # The under-utilised alarm: metric math against the 4 shards demo-archive's policy names, a whole hour low.
+    assert rows[f"{ALARM_PREFIX}demo-archive/under-utilised"] == [
+        "metric math: MAX([bytes / 240000000, records / 240000])",
+        "< 0.3",
+        "60 of 60 min",
+    ]
     # Both deploys went through the CDK CLI, and left its logs behind.
     assert "KinesisRemediator" in (workdir / "logs" / "deploy-dry-run.log").read_text()
     assert (workdir / "logs" / "deploy-enforce.log").is_file()
@@ -212,7 +218,7 @@ def test_demo_prints_the_dry_run_email(demo_run: DemoRun) -> None:
     assert "Subject: [APPLIED] demo-orders: reshard 2 -> 4 shards (producers throttled)" in out
     assert "Alarm:     kinesis-remediator-demo-orders/write-throttling\n" in out
     # One e-mail per incident.
-    assert len(re.findall(r"^Subject: ", out, re.MULTILINE)) == 5
+    assert len(re.findall(r"^Subject: ", out, re.MULTILINE)) == 6
 
 
 def test_demo_prints_the_audit_rows(demo_run: DemoRun) -> None:
@@ -256,3 +262,25 @@ def test_demo_draws_utilisation_before_and_after(demo_run: DemoRun) -> None:
     picture = workdir / "utilisation.png"
     assert f"--- Write utilisation before and after the reshard: {picture}" in completed.stdout
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_scales_in_an_under_utilised_stream_and_says_what_it_saves(demo_run: DemoRun) -> None:
+    # Given the demo ran; When incident 6's under-utilised alarm went off on demo-archive, in enforce, after two
+    # calm hours at 4 % of its 4 shards
+    completed, workdir = demo_run
+    incident = incidents(workdir)[6]
+    # Then the emulator's stream went from 4 to 2 shards: halved, as far as one call may go
+    assert incident["alarm"] == f"{ALARM_PREFIX}demo-archive/under-utilised"
+    assert (incident["stream"], incident["mode"], incident["status"]) == ("demo-archive", "enforce", "applied")
+    [step] = incident["steps"]
+    assert (step["action"], step["outcome"]) == ("reshard", "applied")
+    assert changes(step) == {"open shards": (4, 2, "4", "2")}
+    mail = email(completed.stdout, 6)
+    assert "Subject: [APPLIED] demo-archive: reshard 4 -> 2 shards (-1,460 shard-hours a month)" in mail
+    assert "this call goes to 2 because AWS allows at most halving per call (2)" in mail
+    assert "[pass] stabilisation-window: 60 minutes with no reshard, no throttled write or read and no consumer" in mail
+    assert "[pass] scale-up-reserve: after this scale-in 1 of AWS's 10 scalings in 24 h would be used" in mail
+    # The emulator cannot answer CloudTrail: the daily count falls back on the audit, and the e-mail says so
+    assert "CloudTrail could not be read (UnsupportedOperationException: the emulator (moto) does not implement" in mail
+    audit = completed.stdout.split("--- Audit table")[1]
+    assert re.search(r"demo-archive\s+under-utilised\s+enforce\s+reshard\s+open shards 4 -> 2\s+applied", audit)
