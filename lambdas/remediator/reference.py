@@ -112,8 +112,11 @@ def action_catalogue() -> str:
         [
             f"`{key}`",
             action.title,
-            ", ".join(f"`{a}`" for grant in action.grants for a in grant.actions),
-            ", ".join(dict.fromkeys(grant.scope.name for grant in action.grants)),
+            ", ".join(
+                [f"`{a}`" for grant in action.grants for a in grant.actions]
+                + [f"`{a}` (read, in dry-run too)" for grant in action.read_grants for a in grant.actions]
+            ),
+            ", ".join(dict.fromkeys(grant.scope.name for grant in (*action.grants, *action.read_grants))),
         ]
         for key, action in REGISTRY.actions.items()
     ]

@@ -50,6 +50,8 @@ def test_saturated_stream_in_dry_run_is_planned_emailed_and_audited_but_not_chan
     # And every call was a read, the audit/idempotency bookkeeping, or the e-mail
     assert {(c.service, c.operation) for c in api_calls.calls} <= {
         ("kinesis", "DescribeStreamSummary"),
+        ("kinesis", "DescribeLimits"),
+        ("cloudtrail", "LookupEvents"),
         ("cloudwatch", "GetMetricData"),
         ("ssm", "GetParameter"),
         ("dynamodb", "Query"),
