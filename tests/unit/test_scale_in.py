@@ -151,7 +151,7 @@ def test_diagnosis_reason_states_the_shard_hours_saved():
     diagnosis = UNDER.diagnose(quiet(shards=8, bytes_per_second=400_000), policy())
     (proposal,) = diagnosis.proposals
     assert proposal.reason == (
-        "writes peaked at 5% of 8 shards for 120 minutes; 1 shards would put that peak at 40% (target 60%), "
+        "writes peaked at 5% of 8 shards for 120 minutes; 1 shard would put that peak at 40% (target 60%), "
         "5,110 shard-hours a month fewer"
     )
 
@@ -519,3 +519,19 @@ def test_proposal_shape_keeps_the_contract_fields():
     context = ValidationContext(policy=policy(), evidence=quiet(shards=8), history=ActionHistory(), now=NOW)
     shaped = RESHARD.shape(Proposal(action="reshard", parameters={"desired_shards": 1}, reason="r"), context)
     assert shaped.parameters == {"current_shards": 8, "desired_shards": 1, "target_shards": 4}
+
+
+def test_the_email_names_the_window_the_symptom_read():
+    # Given an under-utilised plan (two hours of evidence)
+    from remediator.core import render
+
+    plan = make_plan(
+        alarm_name="kinesis-remediator-orders/under-utilised",
+        symptom="under-utilised",
+        policy=policy(reshard={"scale_in": True}),
+        evidence=quiet(),
+        history=ActionHistory(),
+        now=NOW,
+    )
+    # Then its e-mail says the evidence covers two hours, not the default 15 minutes
+    assert "Evidence (CloudWatch, last 120 minutes)" in render.body(plan, "dry-run").splitlines()

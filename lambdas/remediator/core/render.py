@@ -68,7 +68,7 @@ def plan_text(plan: Plan, results: list[str] | None = None) -> str:
         "Diagnosis",
         f"  {plan.diagnosis.summary}",
         "",
-        "Evidence (CloudWatch, last 15 minutes)",
+        f"Evidence (CloudWatch, last {symptom.evidence_window_minutes} minutes)",
         *figures_table(plan),
         "",
     ]

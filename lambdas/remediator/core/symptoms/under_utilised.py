@@ -152,8 +152,9 @@ class UnderUtilised(Symptom[UnderUtilisedDetector]):
                 Proposal(
                     action="reshard",
                     parameters={"desired_shards": desired},
-                    reason=f"writes peaked at {peak:.0%} of {current} shards for {window} minutes; {desired} shards "
-                    f"would put that peak at {after:.0%} (target {target:.0%}), {saved:,} shard-hours a month fewer",
+                    reason=f"writes peaked at {peak:.0%} of {current} shards for {window} minutes; {desired} "
+                    f"shard{'s' if desired > 1 else ''} would put that peak at {after:.0%} (target {target:.0%}), "
+                    f"{saved:,} shard-hours a month fewer",
                 ),
             ),
         )
