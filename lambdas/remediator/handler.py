@@ -26,7 +26,7 @@ from remediator.clients.metrics import CloudWatchMetrics
 from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
 from remediator.clients.services import AwsServices
-from remediator.core.alarm import AlarmTrigger, identify
+from remediator.core.alarm import AlarmTrigger, foreign_origin, identify
 from remediator.core.outcome import Outcome, OutcomeStatus
 from remediator.events import AlarmStateChangeEvent
 from remediator.observability import logger, metrics, tracer
@@ -58,6 +58,7 @@ def dependencies() -> Dependencies:
         notifier=SnsNotifier(client("sns", region=settings.region), settings.topic_arn),
         kill_switch=SsmKillSwitch(ssm, settings.kill_switch_parameter),
         policies=SsmPolicySource(ssm, settings.policy_parameter_prefix),
+        alarm_prefix=settings.alarm_prefix,
     )
 
 
@@ -67,6 +68,13 @@ def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
     metrics.add_metric(name=f"Outcome_{outcome.status.value}", unit=MetricUnit.Count, value=1)
     logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
     return outcome.model_dump(mode="json")
+
+
+def _own_account(context: LambdaContext) -> str:
+    """The account this function runs in, from its ARN (arn:aws:lambda:<region>:<account>:function:<name>); '' if
+    the context has no such ARN."""
+    parts = str(getattr(context, "invoked_function_arn", "") or "").split(":")
+    return parts[4] if len(parts) > 4 else ""
 
 
 def _ignored(reason: str, stream: str = "-", symptom: str = "-") -> dict[str, Any]:
@@ -86,6 +94,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return _ignored("not a CloudWatch Alarm State Change event")
 
     detail = change.detail
+    # Event trust: only our own account and region (not audited: the stream it names is not ours).
+    foreign = foreign_origin(
+        account=change.account, region=change.region, own_account=_own_account(context), own_region=settings.region
+    )
+    if foreign:
+        logger.warning("Ignoring an alarm from elsewhere", extra={"alarm": detail.alarmName[:300], "reason": foreign})
+        metrics.add_metric(name="IgnoredAlarmChanges", unit=MetricUnit.Count, value=1)
+        return _ignored(foreign)
+
     trigger, why_not = identify(
         alarm=detail.alarmName,
         prefix=settings.alarm_prefix,

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediator.core import render
-from remediator.core.alarm import AlarmTrigger
+from remediator.core.alarm import AlarmTrigger, untrusted
+from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import EVIDENCE_WINDOW_MINUTES, Evidence
 from remediator.core.history import ActionHistory
 from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutcome, StepResult
@@ -49,6 +50,8 @@ class Dependencies:
     kill_switch: KillSwitch
     policies: PolicySource
     clock: Callable[[], datetime] = utc_now
+    # The deployment's alarm prefix: with a stream's policy it names every alarm this deployment created.
+    alarm_prefix: str = DEFAULT_ALARM_PREFIX
 
 
 def gather_evidence(
@@ -98,6 +101,13 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         )
         _audit(deps, trigger, now, outcome=OutcomeStatus.IGNORED, reason=detail)
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
+
+    # Event trust: act only on an alarm this deployment created for this policy (audited: the stream is valid
+    # and has a policy, so the row is keyed by a real stream).
+    why_not = untrusted(trigger, policy, deps.alarm_prefix)
+    if why_not:
+        _audit(deps, trigger, now, mode=policy.mode, outcome=OutcomeStatus.IGNORED, reason=why_not)
+        return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=why_not)
 
     try:
         history = ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
