@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
@@ -27,6 +28,7 @@ from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
 from remediator.clients.services import AwsServices
 from remediator.core.alarm import AlarmTrigger, foreign_origin, identify
+from remediator.core.deployment import DUPLICATE_DELIVERY_METRIC
 from remediator.core.outcome import Outcome, OutcomeStatus
 from remediator.events import AlarmStateChangeEvent
 from remediator.observability import logger, metrics, tracer
@@ -68,6 +70,9 @@ def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
     metrics.add_metric(name=f"Outcome_{outcome.status.value}", unit=MetricUnit.Count, value=1)
     logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
     return outcome.model_dump(mode="json")
+
+
+DUPLICATE_IN_PROGRESS = "duplicate delivery in progress"
 
 
 def _own_account(context: LambdaContext) -> str:
@@ -121,4 +126,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
     # Counted before the idempotency check: duplicates show as triggers without a new outcome.
     metrics.add_metric(name="AlarmTriggers", unit=MetricUnit.Count, value=1)
-    return handle_trigger(trigger=trigger)
+    try:
+        return handle_trigger(trigger=trigger)
+    except IdempotencyAlreadyInProgressError:
+        # The same state change delivered again while the first delivery is still being handled: that one acts
+        # and answers (if it fails, Lambda retries it); raising here would only put noise in the dead-letter queue.
+        logger.info("Duplicate delivery while the first is in progress; not handled twice")
+        metrics.add_metric(name=DUPLICATE_DELIVERY_METRIC, unit=MetricUnit.Count, value=1)
+        return _ignored(DUPLICATE_IN_PROGRESS, trigger.stream, trigger.symptom)

@@ -18,6 +18,15 @@ POLICY_CACHE_SECONDS: Final = 300
 
 SERVICE_NAME: Final = "kinesis-remediator"
 METRICS_NAMESPACE: Final = "KinesisRemediator"
+# Powertools Metrics adds one dimension to every metric it emits: `service`, set to SERVICE_NAME. An alarm on our
+# metrics must name exactly that dimension, or it watches a series nothing is written to.
+METRICS_SERVICE_DIMENSION: Final = "service"
+# The handler emits `Outcome_<status>` per trigger handled (remediator.handler); the self-monitoring alarm reads
+# the failed one.
+OUTCOME_METRIC_PREFIX: Final = "Outcome_"
+FAILED_OUTCOME_METRIC: Final = OUTCOME_METRIC_PREFIX + "failed"
+# A second delivery of a state change while the first is still being handled (answered quietly, not retried).
+DUPLICATE_DELIVERY_METRIC: Final = "DuplicateDeliveriesInProgress"
 
 
 class Env:
