@@ -28,6 +28,7 @@ def build_app(
     *,
     alarm_prefix: str = DEFAULT_ALARM_PREFIX,
     layer_dir: Path = LAYER_DIR,
+    operator_emails: object = None,
 ) -> KinesisRemediatorStack:
     """Validate the policies (raising PolicyValidationError) and add the stack with cdk-nag applied."""
     policies = load_policies(policy_paths)
@@ -40,6 +41,7 @@ def build_app(
         alarm_prefix=alarm_prefix,
         parameter_root=PARAMETER_ROOT,
         layer_dir=layer_dir,
+        operators=operator_emails,
         description="Kinesis Remediator: alarms, remediator Lambda, audit and notifications",
     )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))

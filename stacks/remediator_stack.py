@@ -12,6 +12,7 @@ from remediator.policy_files import PolicySet
 from stacks.constructs.alarms import StreamAlarms
 from stacks.constructs.notifications import Notifications
 from stacks.constructs.remediator import Remediator
+from stacks.constructs.self_monitoring import SelfMonitoring, operator_emails
 from stacks.constructs.state import RemediatorState
 
 
@@ -25,6 +26,7 @@ class KinesisRemediatorStack(Stack):
         alarm_prefix: str,
         parameter_root: str,
         layer_dir: Path,
+        operators: object = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -40,6 +42,15 @@ class KinesisRemediatorStack(Stack):
             alarm_prefix=alarm_prefix,
             layer_dir=layer_dir,
         )
+        self.self_monitoring = SelfMonitoring(
+            self,
+            "SelfMonitoring",
+            function=self.remediator.function,
+            dead_letter_queue=self.remediator.dead_letter_queue,
+            alarm_prefix=alarm_prefix,
+            # The `operatorEmails` context value as given (a list or a comma-separated string), else the policies'.
+            emails=operator_emails(operators, policies),
+        )
         for name, value in {
             "RemediatorFunctionName": self.remediator.function.function_name,
             "NotificationTopicArn": self.notifications.topic.topic_arn,
@@ -47,5 +58,6 @@ class KinesisRemediatorStack(Stack):
             "KillSwitchParameter": self.state.kill_switch.parameter_name,
             "DeadLetterQueueUrl": self.remediator.dead_letter_queue.queue_url,
             "AlarmStateChangeRule": self.remediator.rule.rule_name,
+            "OperatorsTopicArn": self.self_monitoring.topic.topic_arn,
         }.items():
             CfnOutput(self, name, value=value)
