@@ -148,3 +148,20 @@ def test_an_oversized_stream_name_is_ignored_without_any_audit_write(aws, invoke
     assert f"names a stream of {length} characters; Kinesis stream names have 1 to 128" in result["detail"]
     assert api_calls.calls == []
     assert all_audit_rows(aws) == []
+
+
+@pytest.mark.parametrize("what", ["dead-letter-queue", "errors", "duration", "failed-outcomes"])
+@pytest.mark.usefixtures("saturated")
+def test_the_remediators_own_alarms_are_never_acted_on(aws, invoke, api_calls, what):
+    # Given one of the remediator's own alarms (stacks/constructs/self_monitoring.py names them
+    # <stack>-health/<what>), delivered to the handler although the rule would not send it
+    event = alarm_event(f"KinesisRemediator-health/{what}", stream=None)
+
+    # When it reaches the handler
+    result = invoke(event)
+
+    # Then it is not ours to act on: ignored before any AWS call
+    assert result["status"] == "ignored"
+    assert f"does not start with '{PREFIX}'" in result["detail"]
+    assert api_calls.calls == []
+    assert all_audit_rows(aws) == []
