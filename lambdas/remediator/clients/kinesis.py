@@ -28,4 +28,5 @@ class KinesisStreams:
             mode=_enum(StreamMode, summary.get("StreamModeDetails", {}).get("StreamMode")),
             open_shards=summary["OpenShardCount"],
             retention_hours=summary["RetentionPeriodHours"],
+            consumer_count=summary.get("ConsumerCount"),
         )

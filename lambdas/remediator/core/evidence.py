@@ -38,6 +38,8 @@ class StreamState(BaseModel):
     mode: StreamMode
     open_shards: int
     retention_hours: int
+    # Registered enhanced fan-out consumers (DescribeStreamSummary's ConsumerCount); None when AWS did not say.
+    consumer_count: int | None = None
 
 
 # The stream's write load: every capacity judgement (saturated or not, how many shards) reads these.
