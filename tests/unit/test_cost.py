@@ -547,6 +547,8 @@ def test_the_email_shows_each_steps_cost_and_the_plans_in_one_line() -> None:
 def test_a_plan_without_an_allowed_step_still_shows_what_the_stream_costs() -> None:
     lines = render.plan_text(saturated_plan(enabled=False)).splitlines()
     assert "  monthly cost $40.30 (no allowed step changes it)" in lines
+    # And the blocked step says what it would have cost
+    assert "     Cost:    if it were applied, monthly cost $40.30 -> $62.20 (+$21.90)" in lines
 
 
 def test_the_cli_cost_table_itemises_the_plan() -> None:

@@ -80,7 +80,11 @@ def plan_text(plan: Plan, results: list[str] | None = None) -> str:
                 f"  {number}. {step.summary} [{state}]",
                 f"     Why:     {step.reason}",
                 *([f"     Changes: {'; '.join(c.render() for c in step.changes)}"] if step.changes else []),
-                *([f"     Cost:    {step.cost.render()}"] if step.cost else []),
+                *(
+                    [f"     Cost:    {'' if step.allowed else 'if it were applied, '}{step.cost.render()}"]
+                    if step.cost
+                    else []
+                ),
                 f"     Command: {step.cli_command}",
                 "     Guardrails:",
             ]
