@@ -348,6 +348,19 @@ def test_write_throttling_tells_a_hot_shard_from_bursts(ev: Evidence, cause: str
     assert bool(diagnosis.proposals) == (cause == Cause.SATURATED)
 
 
+def test_hot_shard_figures_say_what_the_share_is_of() -> None:
+    # Given shard 0 taking 7/8 of the bytes (no throttle metric), and, apart, 40 of 44 throttles
+    by_bytes = with_shards(LOW, shard(0, mb=0.7, throttled=None), shard(1, mb=0.1, throttled=None))
+    by_throttles = with_shards(LOW, shard(0, throttled=40), shard(1, throttled=2), shard(2, throttled=1), shard(3))
+    # When diagnosed
+    bytes_figures = figures(WRITE.diagnose(by_bytes, policy()))
+    throttle_figures = figures(WRITE.diagnose(by_throttles, policy()))
+    # Then each names the share it decided on, and the hot shard's busiest minute against one shard's capacity
+    assert bytes_figures["busiest shard's share of the bytes"] == pytest.approx(87.5)
+    assert bytes_figures["busiest shard's peak utilisation"] == pytest.approx(70)
+    assert throttle_figures["busiest shard's share of the throttled records"] == pytest.approx(100 * 40 / 43)
+
+
 def test_cannot_tell_gives_the_command_and_its_monthly_cost() -> None:
     # Given throttles at 10 % of 4 shards and no shard-level metrics
     diagnosis = WRITE.diagnose(LOW, policy())

@@ -200,7 +200,8 @@ class Verdict:
     spread: Spread
     shard: str = ""
     why: str = ""  # e.g. "shardId-000000000001 took 92% of the throttled records (an even spread is 50%)"
-    share: float | None = None  # the busiest shard's share of what decided
+    share: float | None = None  # the busiest shard's share of `of`
+    of: str = ""  # what the share is of: "the throttled records", "the bytes", "the records"
     peak_utilisation: float | None = None  # the busiest shard's busiest minute, as a share of one shard's capacity
 
 
@@ -244,6 +245,7 @@ def judge(facts: ShardLoadFacts, saturated_at: float) -> Verdict:
                 shard=shard,
                 why=f"{shard} took {share:.0%} of {what} (an even spread is {even:.0%})",
                 share=share,
+                of=what,
                 peak_utilisation=next((u for u, sid in utilisations if sid == shard), None),
             )
     parts = [
@@ -252,4 +254,11 @@ def judge(facts: ShardLoadFacts, saturated_at: float) -> Verdict:
         if field in shares
     ]
     why = f"no shard took more than {' or '.join(parts)} (an even spread is {even:.0%})"
-    return Verdict(Spread.EVEN, shard=busiest, why=why, share=shares.get("throttled"), peak_utilisation=busiest_util)
+    return Verdict(
+        Spread.EVEN,
+        shard=busiest,
+        why=why,
+        share=shares.get("throttled"),
+        of="the throttled records",
+        peak_utilisation=busiest_util,
+    )

@@ -149,10 +149,12 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
         )
         if evidence.stream.open_shards == 1:
             return self._bursts(
-                figures, f"{low}, and it has a single open shard, which no other shard can be hotter than"
+                figures, f"{low}, and it has a single open shard, so no shard can be hotter than the others"
             )
         facts = shard_load(evidence)
         if facts is not None and facts.enabled:
+            if facts.shards_not_read:  # beyond MAX_SHARDS_READ: judged on the shards that were read
+                figures.append(Figure(name="open shards not read", value=facts.shards_not_read))
             verdict = judge(facts, policy.capacity.saturated_at)
             if verdict.spread == Spread.HOT_SHARD:
                 return self._hot_shard(figures, low, verdict)
@@ -169,7 +171,7 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
     def _shard_figures(verdict: Verdict) -> list[Figure]:
         figures = []
         if verdict.share is not None:
-            figures.append(Figure(name="busiest shard's share of throttles", value=100 * verdict.share, unit="%"))
+            figures.append(Figure(name=f"busiest shard's share of {verdict.of}", value=100 * verdict.share, unit="%"))
         if verdict.peak_utilisation is not None:
             figures.append(
                 Figure(name="busiest shard's peak utilisation", value=100 * verdict.peak_utilisation, unit="%")
