@@ -103,7 +103,8 @@ def _open_shards(stream: StreamState, aws: ReadPorts) -> list[str]:
         token = response.get("NextToken")
         if not token:
             return shards
-        # ListShards refuses the stream's name or ARN alongside a NextToken.
+        # ListShards refuses the stream's name alongside a NextToken (botocore's Kinesis model; UNCONFIRMED in
+        # aws-facts.md, and assumed for the ARN too), so the next page is asked for by the token alone.
         response = kinesis.call("ListShards", NextToken=token)
 
 

@@ -90,6 +90,8 @@ class PutErrors(Symptom[PutErrorsDetector]):
         # FailedRecords datapoint counts as 0 failed (FILL); a minute whose TotalRecords is 0 or missing yields 0, not
         # a division by zero. Missing data (no PutRecords call in the evaluation range) is not breaching: no record
         # was sent, so none was rejected; a producer that stops writing is not this alarm's to catch.
+        # IF and FILL in an alarm's expression, as consumer-stalled's alarm uses them: UNCONFIRMED in aws-facts.md
+        # (CloudWatch's metric-math documentation lists both as supported in alarms).
         failure_rate = MetricMath(
             "IF(FILL(total, 0) > 0, 100 * FILL(failed, 0) / FILL(total, 0), 0)",
             {"failed": PUT_FAILED.on(StreamName=stream), "total": PUT_TOTAL.on(StreamName=stream)},
