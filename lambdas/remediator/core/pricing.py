@@ -130,3 +130,25 @@ def price_note(prices: KinesisPrices = PRICES) -> str:
     """Where a plan's cost figure comes from, in a few words."""
     status = "" if prices.confirmed else ", UNCONFIRMED"
     return f"{prices.region} list prices of {prices.taken_on}{status}"
+
+
+# --- Enhanced (shard-level) Kinesis metrics -------------------------------------------------------------------
+# What turning shard-level metrics on costs (write-throttling prints it with the command that does it). Kept
+# apart from the retention prices above: a different AWS service's price list.
+#
+# AWS's Kinesis developer guide (monitoring-with-cloudwatch) says shard-level data "is sent every minute for an
+# additional cost" and points to the CloudWatch pricing page. CloudWatch bills each (metric name, dimensions)
+# pair as one custom metric, so each enabled metric costs this much per shard per month, prorated by the hour.
+# UNCONFIRMED: ../shared/reference/aws-facts.md §6 only says they "cost extra". The figure is CloudWatch's first
+# tier for custom metrics (the first 10,000 metrics of an account) in us-east-1, written down on 2026-11-26
+# from https://aws.amazon.com/cloudwatch/pricing/ and not re-read from the live page; higher volumes cost less
+# per metric, and the GetMetricData requests that read them are billed apart.
+SHARD_LEVEL_METRIC_USD_PER_MONTH: Final = 0.30
+SHARD_LEVEL_METRIC_PRICE_NOTE: Final = "CloudWatch custom-metric list price, us-east-1, 2026-11-26, UNCONFIRMED"
+
+
+def monthly_shard_level_metrics_cost(
+    shards: int, metrics: int, per_metric_month: float = SHARD_LEVEL_METRIC_USD_PER_MONTH
+) -> float:
+    """USD a month for `metrics` shard-level metrics on `shards` shards, kept on for the whole month."""
+    return max(shards, 0) * max(metrics, 0) * per_metric_month
