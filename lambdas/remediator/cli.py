@@ -22,7 +22,7 @@ from remediator.core.alarm import DEFAULT_ALARM_PREFIX, AlarmTrigger, alarm_name
 from remediator.core.history import ActionHistory
 from remediator.core.policy import StreamPolicy
 from remediator.core.registry import REGISTRY
-from remediator.core.render import plan_text, table
+from remediator.core.render import cost_table, plan_text, table
 from remediator.policy_files import PolicySet, PolicyValidationError, load_policies, policy_paths
 from remediator.service import build_plan, utc_now
 
@@ -118,6 +118,10 @@ def plan(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_report(), indent=2, sort_keys=False))
     else:
         print(plan_text(result))
+        if result.cost is not None:
+            cost = result.cost
+            print(f"Monthly cost, item by item (estimate, {cost.region} list prices of {cost.prices_as_of}):")
+            print(cost_table(result) + "\n")
         if not args.audit_table:
             print("Note: no --audit-table given, so cooldowns and daily budgets were checked against no history.")
         print("Read-only: nothing was changed.")

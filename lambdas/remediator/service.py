@@ -12,6 +12,7 @@ from typing import Any
 
 from remediator.core import render
 from remediator.core.alarm import AlarmTrigger, untrusted
+from remediator.core.cost import with_cost_queries
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import EVIDENCE_WINDOW_MINUTES, Evidence
 from remediator.core.history import ActionHistory
@@ -57,10 +58,12 @@ class Dependencies:
 def gather_evidence(
     streams: StreamReader, metrics: MetricsReader, reads: ReadPorts, symptom: str, policy: StreamPolicy, now: datetime
 ) -> Evidence:
-    """The stream's state, exactly the series the symptom declared, and the facts its gather reads."""
+    """The stream's state, the series the symptom declared (plus the write load every plan's cost reads, when
+    it did not declare it: one GetMetricData call), and the facts its gather reads."""
     plugin = REGISTRY.symptoms[symptom]
     state = streams.describe(policy.name)
-    series = metrics.read(plugin.evidence_queries(policy), end=now, minutes=EVIDENCE_WINDOW_MINUTES)
+    queries = with_cost_queries(plugin.evidence_queries(policy), policy.name)
+    series = metrics.read(queries, end=now, minutes=EVIDENCE_WINDOW_MINUTES)
     facts = plugin.gather(policy, state, DeclaredOnly(reads, plugin.read_iam_actions, plugin.id, read_only=True))
     return Evidence(stream=state, collected_at=now, series=series, facts=facts)
 
