@@ -9,7 +9,6 @@ import os
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -27,9 +26,10 @@ from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
 from remediator.clients.services import AwsServices
 from remediator.core.alarm import AlarmTrigger, identify
+from remediator.core.deployment import RemediatorMetric
 from remediator.core.outcome import Outcome, OutcomeStatus
 from remediator.events import AlarmStateChangeEvent
-from remediator.observability import logger, metrics, tracer
+from remediator.observability import count, logger, metrics, record_outcome, tracer
 from remediator.service import Dependencies, remediate
 from remediator.settings import Settings
 
@@ -64,7 +64,7 @@ def dependencies() -> Dependencies:
 @idempotent_function(data_keyword_argument="trigger", config=idempotency, persistence_store=persistence)
 def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
     outcome = remediate(trigger, dependencies())
-    metrics.add_metric(name=f"Outcome_{outcome.status.value}", unit=MetricUnit.Count, value=1)
+    record_outcome(outcome)
     logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
     return outcome.model_dump(mode="json")
 
@@ -82,7 +82,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         change = parse(event=event, model=AlarmStateChangeEvent)
     except (ValidationError, ValueError, TypeError) as exc:
         logger.error("Ignoring an event that is not a CloudWatch alarm state change", extra={"error": str(exc)})
-        metrics.add_metric(name="UnrecognisedEvents", unit=MetricUnit.Count, value=1)
+        count(RemediatorMetric.UNRECOGNISED_EVENTS)
         return _ignored("not a CloudWatch Alarm State Change event")
 
     detail = change.detail
@@ -99,9 +99,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     if trigger is None:
         logger.info("Ignoring alarm state change", extra={"alarm": detail.alarmName, "reason": why_not})
-        metrics.add_metric(name="IgnoredAlarmChanges", unit=MetricUnit.Count, value=1)
+        count(RemediatorMetric.IGNORED_ALARM_CHANGES)
         return _ignored(why_not)
     logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
     # Counted before the idempotency check: duplicates show as triggers without a new outcome.
-    metrics.add_metric(name="AlarmTriggers", unit=MetricUnit.Count, value=1)
+    count(RemediatorMetric.ALARM_TRIGGERS)
     return handle_trigger(trigger=trigger)

@@ -52,6 +52,11 @@ class Outcome(BaseModel):
     detail: str
     steps: list[StepOutcome] = []
     plan: dict[str, Any] | None = None
+    # A no-action outcome whose advice e-mail went out (not held back by notify.advice_interval_minutes).
+    advice_sent: bool = False
+    # The stream's open shards as the remediator last knew them: read with the evidence, or the target of a
+    # reshard it applied. None when no evidence was read.
+    open_shards: int | None = None
 
 
 class AuditEntry(BaseModel):

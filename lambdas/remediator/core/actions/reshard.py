@@ -11,7 +11,7 @@ from remediator.core import limits
 from remediator.core.actions.base import Action, ValidationContext
 from remediator.core.evidence import StreamMode
 from remediator.core.grants import ACCOUNT, IamGrant
-from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
+from remediator.core.plan import OPEN_SHARDS_SETTING, Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy
 from remediator.core.ports import WritePorts
 from remediator.core.registry import REGISTRY
@@ -147,7 +147,9 @@ class Reshard(Action[ReshardPolicy]):
         return f"reshard {parameters['current_shards']} -> {parameters['target_shards']} shards"
 
     def changes(self, parameters: dict[str, Any]) -> list[Change]:
-        return [Change(setting="open shards", before=parameters["current_shards"], after=parameters["target_shards"])]
+        return [
+            Change(setting=OPEN_SHARDS_SETTING, before=parameters["current_shards"], after=parameters["target_shards"])
+        ]
 
     def bounds(self, block: ReshardPolicy) -> str:
         return f"{block.min_shards}..{block.max_shards} shards"
