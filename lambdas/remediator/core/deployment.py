@@ -17,7 +17,16 @@ KILL_SWITCH_OFF: Final = "off"
 POLICY_CACHE_SECONDS: Final = 300
 
 SERVICE_NAME: Final = "kinesis-remediator"
+STACK_NAME: Final = "KinesisRemediator"  # the CloudFormation stack `cdk deploy` creates
 METRICS_NAMESPACE: Final = "KinesisRemediator"
+
+
+class StackOutput:
+    """The stack's CloudFormation outputs that the CLI and the demo look up by name."""
+
+    AUDIT_TABLE: Final = "AuditTableName"
+    DASHBOARD_NAME: Final = "DashboardName"
+    DASHBOARD_URL: Final = "DashboardUrl"
 
 
 class Env:
