@@ -8,6 +8,7 @@ from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.policy_files import PolicyValidationError
 
 from stacks.app_builder import LayerNotBuilt, build_app
+from stacks.constructs.dashboard import DashboardTooLarge
 
 
 def main() -> None:
@@ -22,7 +23,7 @@ def main() -> None:
     except PolicyValidationError as exc:
         print(f"Invalid policy ({len(exc.errors)} error(s)):\n{exc}", file=sys.stderr)
         sys.exit(1)
-    except LayerNotBuilt as exc:
+    except (LayerNotBuilt, DashboardTooLarge) as exc:
         print(str(exc), file=sys.stderr)
         sys.exit(1)
     app.synth()
