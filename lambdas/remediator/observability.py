@@ -26,9 +26,8 @@ def record_outcome(outcome: Outcome) -> None:
     """What one trigger came to, as counters (flushed as EMF with the invocation) and, per stream, the open
     shards the dashboard divides the write load by (flushed at once: it carries its own StreamName)."""
     count(RemediatorMetric.outcome(outcome.status.value))
-    if outcome.plan is not None:
-        count(RemediatorMetric.PLANS_MADE)
     # Every counter is published, zero included, so a dashboard line and an alarm see 0 rather than no data.
+    count(RemediatorMetric.PLANS_MADE, 0 if outcome.plan is None else 1)
     for result, name in STEP_METRICS.items():
         count(name, sum(1 for step in outcome.steps if step.outcome == result))
     count(RemediatorMetric.ADVICE_SENT, 1 if outcome.advice_sent else 0)

@@ -147,3 +147,15 @@ def test_an_event_that_is_no_alarm_is_counted_as_unrecognised(aws, invoke, capsy
 
     # Then it is counted as unrecognised, and nothing else
     assert counters(emitted(emf_documents(capsys.readouterr().out))) == {M.UNRECOGNISED_EVENTS: 1}
+
+
+def test_a_stream_without_policy_makes_no_plan(aws, invoke, capsys):
+    # Given a stream whose policy was never deployed
+    aws.create_stream(STREAM, 2)
+
+    # When its alarm fires
+    values = invoke_and_read(invoke, capsys)
+
+    # Then the outcome is counted as ignored, with no plan, no step and no shard count
+    assert counters(values) == expected() | {M.ALARM_TRIGGERS: 1, "Outcome_ignored": 1}
+    assert OPEN_SHARDS not in values
