@@ -116,10 +116,10 @@ def stream_graphs(policy: StreamPolicy) -> tuple[Graph, ...]:
             "Error rates (%)",
             (
                 MetricMath(
-                    "100 * FILL(failed, 0) / total",
+                    "IF(FILL(put_total, 0) > 0, 100 * FILL(put_failed, 0) / FILL(put_total, 0), 0)",
                     {
-                        "failed": PUT_RECORDS_FAILED.on(StreamName=stream),
-                        "total": PUT_RECORDS_TOTAL.on(StreamName=stream),
+                        "put_failed": PUT_RECORDS_FAILED.on(StreamName=stream),
+                        "put_total": PUT_RECORDS_TOTAL.on(StreamName=stream),
                     },
                     label="PutRecords failed records (%)",
                 ),
@@ -128,9 +128,10 @@ def stream_graphs(policy: StreamPolicy) -> tuple[Graph, ...]:
                     {"put_success": PUT_RECORD_SUCCESS.on(StreamName=stream)},
                     label="PutRecord success (%)",
                 ),
-                # As the get-errors alarm spells it, so its threshold annotates this very line.
                 MetricMath(
-                    "100 * success", {"success": GET_SUCCESS.on(StreamName=stream)}, label="GetRecords success (%)"
+                    "100 * get_success",
+                    {"get_success": GET_SUCCESS.on(StreamName=stream)},
+                    label="GetRecords success (%)",
                 ),
             ),
             frozenset(
@@ -146,6 +147,10 @@ def stream_graphs(policy: StreamPolicy) -> tuple[Graph, ...]:
             "%",
         ),
     )
+
+
+def reads(source: Metric | MetricMath) -> tuple[Metric, ...]:
+    return source.metrics if isinstance(source, MetricMath) else (source,)
 
 
 def belongs(spec: AlarmSpec, graph: Graph, stream: str) -> bool:
@@ -247,10 +252,11 @@ class RemediatorDashboard(Construct):
         )
 
     def _graph(self, stream: str, graph: Graph, specs: Mapping[tuple[str, str], AlarmSpec]) -> cloudwatch.GraphWidget:
-        """The graph's lines on the left axis with the thresholds of the alarms that read the same line; an alarm
-        whose metric is not one of the lines (another expression) gets its own line and threshold on the right,
-        so a threshold always sits on the axis of the series it is compared with."""
-        left: list[cloudwatch.IMetric] = [labelled(line) for line in graph.lines]
+        """The graph's lines on the left axis. An alarm that reads exactly the metrics of one of them takes its place
+        (the alarm's own expression) and puts its threshold on the left; any other alarm of the graph gets its own
+        line and threshold on the right: a threshold always sits on the axis of the series it is compared with.
+        Alarm expressions get their input ids prefixed, since ids are shared by every line of a graph."""
+        lines: list[Metric | MetricMath] = list(graph.lines)
         right: list[cloudwatch.IMetric] = []
         left_marks: list[cloudwatch.HorizontalAnnotation] = []
         right_marks: list[cloudwatch.HorizontalAnnotation] = []
@@ -258,12 +264,17 @@ class RemediatorDashboard(Construct):
             if not belongs(spec, graph, stream):
                 continue
             mark = annotation(symptom, qualifier, spec)
-            if spec.metric in graph.lines:
+            own = renamed(spec.metric, f"a{index}_")
+            covered = next((i for i, line in enumerate(graph.lines) if set(reads(line)) == set(spec.metrics)), None)
+            # Two alarms on one series (other thresholds) share its line; two different expressions of it do not.
+            if covered is not None and lines[covered] in (graph.lines[covered], own):
+                lines[covered] = own
                 left_marks.append(mark)
             else:
-                right.append(labelled(renamed(spec.metric, f"a{index}_")))
+                right.append(labelled(own))
                 right_marks.append(mark)
             self.annotated.setdefault((stream, graph.title), []).append(spec.threshold)
+        left = [labelled(line) for line in lines]
         return cloudwatch.GraphWidget(
             title=f"{stream}: {graph.title}",
             left=left,
