@@ -10,12 +10,15 @@ from typing import Any
 import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Template
 from remediator.core.deployment import METRICS_NAMESPACE, SERVICE_NAME, RemediatorMetric
+from remediator.core.metrics import Comparison, Metric, MetricMath, MissingData
 from remediator.core.outcome import OutcomeStatus
 from remediator.core.policy import StreamPolicy
+from remediator.core.symptoms.base import AlarmSpec
 from remediator.policy_files import PolicySet
 
-from stacks.constructs.dashboard import MAX_STREAMS, MAX_WIDGETS, DashboardTooLarge, RemediatorDashboard
+from stacks.constructs.dashboard import MAX_STREAMS, MAX_WIDGETS, DashboardTooLarge, RemediatorDashboard, renamed
 from tests.infrastructure.support import REGION, Synth, alarms_by_name, ref, resolve
 
 pytestmark = pytest.mark.xdist_group("infrastructure")
@@ -222,3 +225,68 @@ def test_the_most_streams_fit() -> None:
         stack, "D", policies=PolicySet(streams=streams, sources={}), specs={}, function=function
     )
     assert MAX_WIDGETS - 5 < dashboard.widget_count <= MAX_WIDGETS
+
+
+@pytest.mark.parametrize(
+    ("expression", "inputs", "prefix", "expected"),
+    [
+        ("100 * success", ("success",), "a1_", "100 * a1_success"),
+        ("FILL(failed, 0) + failed_2", ("failed", "failed_2"), "b_", "FILL(b_failed, 0) + b_failed_2"),
+        ("IF(FILL(total, 0) > 0, 100 * FILL(failed, 0) / FILL(total, 0), 0)", ("failed", "total"), "x",
+         "IF(FILL(xtotal, 0) > 0, 100 * FILL(xfailed, 0) / FILL(xtotal, 0), 0)"),
+        ("PERIOD(bytes) * REPEAT", ("bytes",), "p_", "PERIOD(p_bytes) * REPEAT"),
+    ],
+)  # fmt: skip
+def test_alarm_expressions_get_their_ids_prefixed(
+    expression: str, inputs: tuple[str, ...], prefix: str, expected: str
+) -> None:
+    # Given an alarm's expression / When its ids are prefixed / Then only the ids change, and the inputs follow
+    metric = Metric("AWS/Kinesis", "GetRecords.Success", "Average", (("StreamName", "s"),))
+    result = renamed(MetricMath(expression, dict.fromkeys(inputs, metric)), prefix)
+    assert isinstance(result, MetricMath)
+    assert result.expression == expected
+    assert sorted(result.inputs) == sorted(f"{prefix}{name}" for name in inputs)
+
+
+def test_alarms_on_the_same_ids_or_other_expressions_share_a_graph() -> None:
+    # Given two alarms of one stream that both call different metrics `success`, one of which is no line of the
+    # errors graph (PutRecords.Success), and an alarm on another expression of the throttles
+    def spec(metric: Metric | MetricMath, threshold: float) -> AlarmSpec:
+        return AlarmSpec(metric, threshold, Comparison.LESS_THAN_THRESHOLD, 1, 1, MissingData.NOT_BREACHING, "d")
+
+    def on_s(name: str, statistic: str) -> Metric:
+        return Metric("AWS/Kinesis", name, statistic, (("StreamName", "s"),))
+
+    gets, puts = on_s("GetRecords.Success", "Average"), on_s("PutRecords.Success", "Average")
+    specs = {
+        ("s", "get-errors", ""): spec(MetricMath("100 * success", {"success": gets}), 99),
+        ("s", "toy", "puts"): spec(MetricMath("100 * success", {"success": puts}), 98),
+        ("s", "toy", "throttles"): spec(
+            MetricMath("w + r", {"w": on_s("WriteProvisionedThroughputExceeded", "Sum"),
+                                 "r": on_s("ReadProvisionedThroughputExceeded", "Sum")}), 7
+        ),
+    }  # fmt: skip
+    stack = Stack(App(), "S")
+    function = lambda_.Function.from_function_name(stack, "F", "f")
+    policies = PolicySet(streams={"s": StreamPolicy.model_validate({"name": "s"})}, sources={})
+
+    # When the dashboard is built and synthesized (CDK refuses two metrics under one id in a graph)
+    RemediatorDashboard(stack, "D", policies=policies, specs=specs, function=function)
+    template = Template.from_stack(stack).to_json()
+    (dashboard,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    widgets = json.loads(resolve(dashboard["Properties"]["DashboardBody"], template))["widgets"]
+    by_title = {w["properties"].get("title"): w["properties"] for w in widgets if w["type"] == "metric"}
+
+    # Then GetRecords success is drawn as the get-errors alarm's line, its threshold on the left
+    errors = by_title["s: Error rates (%)"]
+    expressions = [row[0]["expression"] for row in errors["metrics"] if isinstance(row[0], dict)]
+    assert "100 * a0_success" in expressions
+    marks = {(m["label"], m.get("yAxis", "left")) for m in errors["annotations"]["horizontal"]}
+    assert ("get-errors alarm < 99", "left") in marks
+    # And the PutRecords.Success alarm, no line of the graph, has its own line and threshold on the right
+    assert ("toy/puts alarm < 98", "right") in marks
+    assert "100 * a1_success" in expressions
+    # And the throttles' sum is a right-axis line beside the two throttle counts
+    throttles = by_title["s: Throttles (write: records, read: GetRecords calls)"]
+    assert [m["label"] for m in throttles["annotations"]["horizontal"]] == ["toy/throttles alarm < 7"]
+    assert throttles["annotations"]["horizontal"][0]["yAxis"] == "right"
