@@ -159,7 +159,11 @@ def row_changes(row: AuditRow) -> list[Change]:
     same = [step for step in steps if step.get("action") == row.action]
     # Two steps of one action in a plan: the parameters tell them apart.
     step = next((s for s in same if s.get("parameters") == row.parameters), same[0] if same else None)
-    return [Change.model_validate(change) for change in (step or {}).get("changes") or []]
+    # Only the three fields a change always had: a newer remediator may record more.
+    return [
+        Change(setting=str(change.get("setting", "?")), before=change.get("before"), after=change.get("after"))
+        for change in (step or {}).get("changes") or []
+    ]
 
 
 def before_after(row: AuditRow) -> str:

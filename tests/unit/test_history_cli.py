@@ -98,6 +98,20 @@ def row(**fields: Any) -> AuditRow:
             row(action="reshard", parameters=RESHARD, plan={"actions": [], "blocked": [RESHARD_STEP]}),
             "open shards 2 -> 4",
         ),
+        # a change recorded with fields this reader does not know
+        (
+            row(
+                action="reshard",
+                parameters=RESHARD,
+                plan={
+                    "actions": [
+                        RESHARD_STEP
+                        | {"changes": [{"setting": "open shards", "before": 2, "after": 4, "monthly_usd": 1}]}
+                    ]
+                },
+            ),
+            "open shards 2 -> 4",
+        ),
         # no plan recorded: the parameters
         (
             row(action="reshard", parameters={"target_shards": 4, "current_shards": 2}),
@@ -106,7 +120,7 @@ def row(**fields: Any) -> AuditRow:
         # no step at all (no action, ignored, failed evidence)
         (row(outcome="no-action", plan={"actions": []}), "-"),
     ],
-    ids=["changes", "blocked-changes", "parameters", "no-step"],
+    ids=["changes", "blocked-changes", "newer-change", "parameters", "no-step"],
 )
 def test_before_after_comes_from_the_recorded_plan(audit_row: AuditRow, expected: str) -> None:
     # Given an audit row / When its before -> after cell is rendered / Then it shows what the step changes
