@@ -10,6 +10,7 @@ from remediator.policy_files import PolicyValidationError
 
 from stacks.app_builder import LayerNotBuilt, build_app
 from stacks.constructs.self_monitoring import OPERATOR_EMAILS_CONTEXT, OperatorEmailsError
+from stacks.constructs.dashboard import DashboardTooLarge
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     except PolicyValidationError as exc:
         print(f"Invalid policy ({len(exc.errors)} error(s)):\n{exc}", file=sys.stderr)
         sys.exit(1)
-    except (LayerNotBuilt, OperatorEmailsError) as exc:
+    except (LayerNotBuilt, OperatorEmailsError, DashboardTooLarge) as exc:
         print(str(exc), file=sys.stderr)
         sys.exit(1)
     app.synth()

@@ -7,14 +7,13 @@ from pathlib import Path
 
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
-from remediator.core.deployment import DEFAULT_ALARM_PREFIX
+from remediator.core.deployment import DEFAULT_ALARM_PREFIX, STACK_NAME
 from remediator.policy_files import load_policies
 
 from stacks.remediator_stack import KinesisRemediatorStack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LAYER_DIR = PROJECT_ROOT / "build" / "layer"
-STACK_NAME = "KinesisRemediator"
 PARAMETER_ROOT = "/kinesis-remediator"
 
 

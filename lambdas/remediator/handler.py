@@ -9,7 +9,6 @@ import os
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -28,10 +27,10 @@ from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
 from remediator.clients.services import AwsServices
 from remediator.core.alarm import AlarmTrigger, foreign_origin, identify
-from remediator.core.deployment import DUPLICATE_DELIVERY_METRIC
+from remediator.core.deployment import RemediatorMetric
 from remediator.core.outcome import Outcome, OutcomeStatus
 from remediator.events import AlarmStateChangeEvent
-from remediator.observability import logger, metrics, tracer
+from remediator.observability import count, logger, metrics, record_outcome, tracer
 from remediator.service import Dependencies, remediate
 from remediator.settings import Settings
 
@@ -67,7 +66,7 @@ def dependencies() -> Dependencies:
 @idempotent_function(data_keyword_argument="trigger", config=idempotency, persistence_store=persistence)
 def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
     outcome = remediate(trigger, dependencies())
-    metrics.add_metric(name=f"Outcome_{outcome.status.value}", unit=MetricUnit.Count, value=1)
+    record_outcome(outcome)
     logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
     return outcome.model_dump(mode="json")
 
@@ -95,7 +94,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         change = parse(event=event, model=AlarmStateChangeEvent)
     except (ValidationError, ValueError, TypeError) as exc:
         logger.error("Ignoring an event that is not a CloudWatch alarm state change", extra={"error": str(exc)})
-        metrics.add_metric(name="UnrecognisedEvents", unit=MetricUnit.Count, value=1)
+        count(RemediatorMetric.UNRECOGNISED_EVENTS)
         return _ignored("not a CloudWatch Alarm State Change event")
 
     detail = change.detail
@@ -105,7 +104,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     if foreign:
         logger.warning("Ignoring an alarm from elsewhere", extra={"alarm": detail.alarmName[:300], "reason": foreign})
-        metrics.add_metric(name="IgnoredAlarmChanges", unit=MetricUnit.Count, value=1)
+        count(RemediatorMetric.IGNORED_ALARM_CHANGES)
         return _ignored(foreign)
 
     trigger, why_not = identify(
@@ -121,16 +120,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     if trigger is None:
         logger.info("Ignoring alarm state change", extra={"alarm": detail.alarmName, "reason": why_not})
-        metrics.add_metric(name="IgnoredAlarmChanges", unit=MetricUnit.Count, value=1)
+        count(RemediatorMetric.IGNORED_ALARM_CHANGES)
         return _ignored(why_not)
     logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
     # Counted before the idempotency check: duplicates show as triggers without a new outcome.
-    metrics.add_metric(name="AlarmTriggers", unit=MetricUnit.Count, value=1)
+    count(RemediatorMetric.ALARM_TRIGGERS)
     try:
         return handle_trigger(trigger=trigger)
     except IdempotencyAlreadyInProgressError:
         # The same state change delivered again while the first delivery is still being handled: that one acts
         # and answers (if it fails, Lambda retries it); raising here would only put noise in the dead-letter queue.
         logger.info("Duplicate delivery while the first is in progress; not handled twice")
-        metrics.add_metric(name=DUPLICATE_DELIVERY_METRIC, unit=MetricUnit.Count, value=1)
+        count(RemediatorMetric.DUPLICATE_DELIVERIES)
         return _ignored(DUPLICATE_IN_PROGRESS, trigger.stream, trigger.symptom)

@@ -17,7 +17,7 @@ from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import EVIDENCE_WINDOW_MINUTES, Evidence
 from remediator.core.history import ActionHistory
 from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutcome, StepResult
-from remediator.core.plan import Plan, PlannedStep
+from remediator.core.plan import OPEN_SHARDS_SETTING, Plan, PlannedStep
 from remediator.core.planner import make_plan
 from remediator.core.policy import Mode, StreamPolicy
 from remediator.core.ports import (
@@ -114,7 +114,15 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
 
     try:
         history = ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
-        plan = build_plan(trigger, policy, deps.streams, deps.metrics, deps.reads, history, now)
+        evidence = gather_evidence(deps.streams, deps.metrics, deps.reads, trigger.symptom, policy, now)
+        plan = make_plan(
+            alarm_name=trigger.alarm_name,
+            symptom=trigger.symptom,
+            policy=policy,
+            evidence=evidence,
+            history=history,
+            now=now,
+        )
     except Exception as exc:
         # Audited, then raised: Lambda retries (transient errors pass) and finally hands it to the DLQ.
         _audit(
@@ -128,8 +136,9 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         raise
     report = plan.as_report()
 
+    shards = evidence.stream.open_shards
     if not plan.steps:
-        return _advise(plan, policy, trigger, deps, now)
+        return _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
 
     steps = []
     for step in plan.steps:
@@ -146,6 +155,8 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
             plan=report,
         )
         steps.append(result)
+        if result.outcome == StepResult.APPLIED:
+            shards = next((int(c.after) for c in step.changes if c.setting == OPEN_SHARDS_SETTING), shards)
     status = OutcomeStatus.of_steps({s.outcome for s in steps})
     if plan.mode == Mode.DRY_RUN:
         deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
@@ -159,6 +170,7 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         detail=plan.diagnosis.summary,
         steps=steps,
         plan=report,
+        open_shards=shards,
     )
 
 
@@ -185,7 +197,12 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
     if last is None:
         deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
     return Outcome(
-        status=OutcomeStatus.NO_ACTION, stream=plan.stream, symptom=plan.symptom, detail=detail, plan=plan.as_report()
+        status=OutcomeStatus.NO_ACTION,
+        stream=plan.stream,
+        symptom=plan.symptom,
+        detail=detail,
+        plan=plan.as_report(),
+        advice_sent=last is None,
     )
 
 

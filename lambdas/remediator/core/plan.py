@@ -68,6 +68,10 @@ class GuardrailVerdict(Frozen):
     detail: str
 
 
+# The setting a reshard's Change names: the remediator's OpenShards metric follows an applied one.
+OPEN_SHARDS_SETTING = "open shards"
+
+
 class Change(Frozen):
     """One setting a step changes: `shards 2 -> 4`, `retention_hours 24 -> 48`."""
 

@@ -13,7 +13,7 @@ from remediator.core.actions.base import Action, ValidationContext
 from remediator.core.cost import Usage
 from remediator.core.evidence import StreamMode
 from remediator.core.grants import ACCOUNT, IamGrant
-from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
+from remediator.core.plan import OPEN_SHARDS_SETTING, Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy
 from remediator.core.ports import WritePorts
 from remediator.core.registry import REGISTRY
@@ -149,7 +149,9 @@ class Reshard(Action[ReshardPolicy]):
         return f"reshard {parameters['current_shards']} -> {parameters['target_shards']} shards"
 
     def changes(self, parameters: dict[str, Any]) -> list[Change]:
-        return [Change(setting="open shards", before=parameters["current_shards"], after=parameters["target_shards"])]
+        return [
+            Change(setting=OPEN_SHARDS_SETTING, before=parameters["current_shards"], after=parameters["target_shards"])
+        ]
 
     def usage_after(self, usage: Usage, parameters: dict[str, Any]) -> Usage:
         # Up or down: the stream is billed for the shards this call goes to (target, not desired).
