@@ -9,8 +9,8 @@ from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.policy_files import PolicyValidationError
 
 from stacks.app_builder import LayerNotBuilt, build_app
-from stacks.constructs.self_monitoring import OPERATOR_EMAILS_CONTEXT, OperatorEmailsError
 from stacks.constructs.dashboard import DashboardTooLarge
+from stacks.constructs.self_monitoring import OPERATOR_EMAILS_CONTEXT, OperatorEmailsError
 
 
 def main() -> None:
