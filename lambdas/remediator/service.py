@@ -11,11 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediator.core import render
-from remediator.core.alarm import AlarmTrigger
+from remediator.core.alarm import AlarmTrigger, untrusted
+from remediator.core.cost import with_cost_queries
+from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import Evidence
 from remediator.core.history import ActionHistory
 from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutcome, StepResult
-from remediator.core.plan import Plan, PlannedStep
+from remediator.core.plan import OPEN_SHARDS_SETTING, Plan, PlannedStep
 from remediator.core.planner import make_plan
 from remediator.core.policy import Mode, StreamPolicy
 from remediator.core.ports import (
@@ -49,17 +51,21 @@ class Dependencies:
     kill_switch: KillSwitch
     policies: PolicySource
     clock: Callable[[], datetime] = utc_now
+    # The deployment's alarm prefix: with a stream's policy it names every alarm this deployment created.
+    alarm_prefix: str = DEFAULT_ALARM_PREFIX
 
 
 def gather_evidence(
     streams: StreamReader, metrics: MetricsReader, reads: ReadPorts, symptom: str, policy: StreamPolicy, now: datetime
 ) -> Evidence:
-    """The stream's state, exactly the series the symptom declared over the window it declared, the facts its
-    gather reads, and the facts of the actions its diagnosis proposes (Evidence.facts[<action id>])."""
+    """The stream's state, exactly the series the symptom declared over the window it declared (plus the write
+    load every plan's cost reads, when it did not declare it: one GetMetricData call), the facts its gather
+    reads, and the facts of the actions its diagnosis proposes (Evidence.facts[<action id>])."""
     plugin = REGISTRY.symptoms[symptom]
     state = streams.describe(policy.name)
     minutes = plugin.evidence_window_minutes
-    series = metrics.read(plugin.evidence_queries(policy), end=now, minutes=minutes)
+    queries = with_cost_queries(plugin.evidence_queries(policy), policy.name)
+    series = metrics.read(queries, end=now, minutes=minutes)
     facts = plugin.gather(policy, state, DeclaredOnly(reads, plugin.read_iam_actions, plugin.id, read_only=True))
     evidence = Evidence(stream=state, collected_at=now, window_minutes=minutes, series=series, facts=facts)
     return _with_action_facts(evidence, symptom, policy, reads, now)
@@ -120,9 +126,24 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         _audit(deps, trigger, now, outcome=OutcomeStatus.IGNORED, reason=detail)
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
 
+    # Event trust: act only on an alarm this deployment created for this policy (audited: the stream is valid
+    # and has a policy, so the row is keyed by a real stream).
+    why_not = untrusted(trigger, policy, deps.alarm_prefix)
+    if why_not:
+        _audit(deps, trigger, now, mode=policy.mode, outcome=OutcomeStatus.IGNORED, reason=why_not)
+        return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=why_not)
+
     try:
         history = ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
-        plan = build_plan(trigger, policy, deps.streams, deps.metrics, deps.reads, history, now)
+        evidence = gather_evidence(deps.streams, deps.metrics, deps.reads, trigger.symptom, policy, now)
+        plan = make_plan(
+            alarm_name=trigger.alarm_name,
+            symptom=trigger.symptom,
+            policy=policy,
+            evidence=evidence,
+            history=history,
+            now=now,
+        )
     except Exception as exc:
         # Audited, then raised: Lambda retries (transient errors pass) and finally hands it to the DLQ.
         _audit(
@@ -136,8 +157,9 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         raise
     report = plan.as_report()
 
+    shards = evidence.stream.open_shards
     if not plan.steps:
-        return _advise(plan, policy, trigger, deps, now)
+        return _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
 
     steps = []
     for step in plan.steps:
@@ -154,6 +176,8 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
             plan=report,
         )
         steps.append(result)
+        if result.outcome == StepResult.APPLIED:
+            shards = next((int(c.after) for c in step.changes if c.setting == OPEN_SHARDS_SETTING), shards)
     status = OutcomeStatus.of_steps({s.outcome for s in steps})
     if plan.mode == Mode.DRY_RUN:
         deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
@@ -167,6 +191,7 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         detail=plan.diagnosis.summary,
         steps=steps,
         plan=report,
+        open_shards=shards,
     )
 
 
@@ -193,7 +218,12 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
     if last is None:
         deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
     return Outcome(
-        status=OutcomeStatus.NO_ACTION, stream=plan.stream, symptom=plan.symptom, detail=detail, plan=plan.as_report()
+        status=OutcomeStatus.NO_ACTION,
+        stream=plan.stream,
+        symptom=plan.symptom,
+        detail=detail,
+        plan=plan.as_report(),
+        advice_sent=last is None,
     )
 
 

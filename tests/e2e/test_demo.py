@@ -284,3 +284,23 @@ def test_demo_scales_in_an_under_utilised_stream_and_says_what_it_saves(demo_run
     assert "CloudTrail could not be read (UnsupportedOperationException: the emulator (moto) does not implement" in mail
     audit = completed.stdout.split("--- Audit table")[1]
     assert re.search(r"demo-archive\s+under-utilised\s+enforce\s+reshard\s+open shards 4 -> 2\s+applied", audit)
+
+
+def test_demo_checks_the_dashboard_and_says_where_it_is(demo_run: DemoRun) -> None:
+    # Given the demo deployed the stack into the emulator
+    completed, _ = demo_run
+    # When its output is read
+    out = completed.stdout
+    # Then it read the dashboard back with GetDashboard (a row per stream), right after the first deploy and again
+    # at the end, with the console address it would have in AWS
+    line = (
+        "Dashboard: KinesisRemediator-us-east-1 (15 widgets: a row for each of demo-clicks, demo-orders, then the "
+        "remediator's own metrics), checked with GetDashboard."
+    )
+    assert out.count(line) == 2
+    url = (
+        "In AWS, open it at https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+        "#dashboards/dashboard/KinesisRemediator-us-east-1"
+    )
+    assert out.count(url) == 2
+    assert out.index(line) < out.index("Incident 1:")
