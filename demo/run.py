@@ -886,7 +886,7 @@ def run(out: TextIO) -> int:
             with progress.step("Incident 1: consumers fall behind while producers saturate the shards"):
                 scenarios.append(demo.play(1))
             with progress.step(
-                f"The team reads the dry-run e-mail and switches '{STREAM}' to enforce (cdk deploy); "
+                f"The team reads the dry-run e-mail and switches '{STREAM}' and '{ARCHIVE}' to enforce (cdk deploy); "
                 f"'{CLICKS}' stays in dry-run"
             ):
                 demo.write_policy("enforce")

@@ -294,8 +294,8 @@ def test_demo_checks_the_dashboard_and_says_where_it_is(demo_run: DemoRun) -> No
     # Then it read the dashboard back with GetDashboard (a row per stream), right after the first deploy and again
     # at the end, with the console address it would have in AWS
     line = (
-        "Dashboard: KinesisRemediator-us-east-1 (15 widgets: a row for each of demo-clicks, demo-orders, then the "
-        "remediator's own metrics), checked with GetDashboard."
+        "Dashboard: KinesisRemediator-us-east-1 (20 widgets: a row for each of demo-archive, demo-clicks, "
+        "demo-orders, then the remediator's own metrics), checked with GetDashboard."
     )
     assert out.count(line) == 2
     url = (
