@@ -135,9 +135,9 @@ NOT_NAMED = "is not named <prefix><stream>/<symptom>[/<qualifier>]"
         ),
         pytest.param(
             f"{PREFIX}orders/write-throttling",
-            {"state": "OK", "previous_state": "ALARM"},
+            {"state": "OK", "previous_state": "INSUFFICIENT_DATA"},
             f"alarm '{PREFIX}orders/write-throttling' went to OK, not ALARM",
-            id="state OK",
+            id="state OK, not after ALARM",
         ),
         pytest.param(
             f"{PREFIX}orders/write-throttling",

@@ -12,7 +12,9 @@
 - `cli_command(step)`: the AWS CLI command a person would type, shell-quoted;
 - `summary(parameters)`: the one line e-mails and CLI tables print; `changes(parameters)`: each
   setting it changes, before -> after;
-- `sample_parameters`: a representative step's parameters, for the contract tests and the docs.
+- `sample_parameters`: a representative step's parameters, for the contract tests and the docs;
+- `more_to_do(parameters, block)`: whether an applied step of these parameters left part of the need undone (AWS's
+  per-call limits): follow-through (remediator.core.follow_through) then takes the next step. Default: no.
 
 It registers itself with `@REGISTRY.action` (remediator.core.registry).
 """
@@ -82,6 +84,11 @@ class Action(ABC, Generic[PolicyT]):
     def changes(self, parameters: dict[str, Any]) -> list[Change]:
         """What the step changes, before -> after, for `plan --json` and the e-mails."""
         return []
+
+    def more_to_do(self, parameters: dict[str, Any], block: PolicyT) -> bool:
+        """True when this applied step reached only part of what was asked, and a next step within the policy's
+        bounds (`block`) would go further."""
+        return False
 
     def bounds(self, block: PolicyT) -> str:
         """The policy's bounds for this action, in a few words, for the `validate` table."""
