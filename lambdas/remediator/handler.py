@@ -55,6 +55,9 @@ follow_up_idempotency = IdempotencyConfig(
     raise_on_no_idempotency_key=True,
     expires_after_seconds=24 * 3600,
 )
+# Its own persistence layer: Powertools configures a layer's key (event_key_jmespath) once, with the first config
+# it is used with, so a layer shared with `idempotency` would key every follow-up without its attempt.
+follow_up_persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
 # The function's own ARN, from the invocation (the follow-through schedules' target): set per invocation.
 _invoked: dict[str, str] = {}
 
@@ -98,7 +101,9 @@ def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
     return outcome.model_dump(mode="json")
 
 
-@idempotent_function(data_keyword_argument="event", config=follow_up_idempotency, persistence_store=persistence)
+@idempotent_function(
+    data_keyword_argument="event", config=follow_up_idempotency, persistence_store=follow_up_persistence
+)
 def handle_follow_up(event: FollowUp) -> dict[str, Any]:
     outcome = follow_up(event, settings.alarm_prefix, dependencies())
     metrics.add_metric(name=f"Outcome_{outcome.status.value}", unit=MetricUnit.Count, value=1)
