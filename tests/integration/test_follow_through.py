@@ -128,9 +128,10 @@ def test_a_one_to_eight_need_reaches_eight_in_three_audited_steps(aws, invoke, a
     assert aws.shard_count(STREAM) == 8
     assert applied_steps(aws) == [(1, 2, 8), (2, 4, 8), (4, 8, 8)]
     # And each follow-up checked the alarm first (exactly our alarm), and each schedule was created once and consumed
-    assert api_calls.params("cloudwatch", "DescribeAlarms") == [
-        {"AlarmNames": [WRITE_ALARM], "AlarmTypes": ["MetricAlarm"]}
-    ] * 2
+    assert (
+        api_calls.params("cloudwatch", "DescribeAlarms")
+        == [{"AlarmNames": [WRITE_ALARM], "AlarmTypes": ["MetricAlarm"]}] * 2
+    )
     assert [p["Name"][-2:] for p in api_calls.params("scheduler", "CreateSchedule")] == ["-1", "-2"]
     assert [p["Name"][-2:] for p in api_calls.params("scheduler", "DeleteSchedule")] == ["-1", "-2"]
     # And the last step reached what was needed: nothing more is scheduled
