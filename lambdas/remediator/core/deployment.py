@@ -3,6 +3,7 @@
 Kept in core, with no runtime imports, so that `cdk synth` never loads Powertools or boto3 clients.
 """
 
+import hashlib
 from typing import Final
 
 DEFAULT_ALARM_PREFIX: Final = "kinesis-remediator-"
@@ -15,6 +16,17 @@ ALARM_NAME_MAX_LENGTH: Final = 255  # CloudWatch's limit
 KILL_SWITCH_OFF: Final = "off"
 # How long the Lambda keeps a stream's policy from SSM before reading it again.
 POLICY_CACHE_SECONDS: Final = 300
+
+# Follow-through schedules (EventBridge Scheduler, default group): named `<prefix><digest>-<attempt>`.
+SCHEDULE_GROUP: Final = "default"
+SCHEDULER_SERVICE: Final = "scheduler.amazonaws.com"
+
+
+def schedule_prefix(alarm_prefix: str) -> str:
+    """A deployment's follow-through schedule name prefix, and what its IAM is scoped to. Derived from the alarm
+    prefix, which already tells deployments apart (each one's EventBridge rule filters on it)."""
+    return f"kr-ft-{hashlib.sha256(alarm_prefix.encode()).hexdigest()[:8]}-"
+
 
 SERVICE_NAME: Final = "kinesis-remediator"
 METRICS_NAMESPACE: Final = "KinesisRemediator"
