@@ -603,10 +603,16 @@ class Demo:
         scheduler = self.client("scheduler")
         name = alarm_name(DEFAULT_ALARM_PREFIX, incident.stream, incident.symptom, incident.qualifier)
         for _ in range(8):  # the remediator's own bound is MAX_FOLLOW_UPS; the demo needs one
-            pending = scheduler.list_schedules(NamePrefix=prefix).get("Schedules", [])
-            if not pending:
+            pending = [
+                scheduler.get_schedule(Name=s["Name"])
+                for s in scheduler.list_schedules(NamePrefix=prefix).get("Schedules", [])
+            ]
+            # This incident's chain only: another alarm's follow-up (incident 5's, at its cooldown's end) stays
+            # pending, as it would in AWS until its time.
+            ours = [p for p in pending if json.loads(p["Target"]["Input"])["alarm_name"] == name]
+            if not ours:
                 break
-            schedule = scheduler.get_schedule(Name=pending[0]["Name"])
+            schedule = ours[0]
             if schedule["Target"]["RoleArn"] != role or not schedule["Target"]["Arn"].endswith(
                 f":function:{self.outputs['RemediatorFunctionName']}"
             ):

@@ -200,7 +200,9 @@ class StackResources:
 
     def prefixed(self) -> dict[str, frozenset[str]]:
         """ARN prefix -> the IAM actions granted on every resource under it (the stack's `...prefix*` grants)."""
-        granted = {alarm_arn(self.alarm_prefix): frozenset({"cloudwatch:DescribeAlarms"})}
+        granted: dict[str, frozenset[str]] = {}
+        if self.alarm_prefix:
+            granted[alarm_arn(self.alarm_prefix)] = frozenset({"cloudwatch:DescribeAlarms"})
         if self.schedule_prefix:
             granted[schedule_arn("default", self.schedule_prefix)] = frozenset(
                 {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"}
