@@ -285,7 +285,7 @@ def follow_through(
     _audit(
         deps,
         trigger,
-        now,
+        deps.clock(),  # after the steps' rows (same `now`), so the audit table lists it after them
         mode=plan.mode,
         outcome=OutcomeStatus.FOLLOW_UP_SCHEDULED,
         reason=reason,

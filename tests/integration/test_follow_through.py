@@ -69,8 +69,13 @@ def fire(aws: Any, invoke: Any) -> dict[str, Any]:
     return result
 
 
+def in_order(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Audit rows oldest first; a trigger's follow-up row after its step's row (recorded after it)."""
+    return sorted(rows, key=lambda r: (r["at"], r["outcome"] == "follow-up-scheduled"))
+
+
 def applied_steps(aws: Any) -> list[tuple[int, int, int]]:
-    rows = sorted(aws.audit_rows(STREAM), key=lambda r: r["sk"])
+    rows = in_order(aws.audit_rows(STREAM))
     return [
         (p["current_shards"], p["target_shards"], p["desired_shards"])
         for p in (parameters_of(r) for r in rows if r["outcome"] == "applied")
@@ -136,7 +141,7 @@ def test_a_one_to_eight_need_reaches_eight_in_three_audited_steps(aws, invoke, a
     assert [p["Name"][-2:] for p in api_calls.params("scheduler", "DeleteSchedule")] == ["-1", "-2"]
     # And the last step reached what was needed: nothing more is scheduled
     assert schedules(aws) == {}
-    rows = sorted(aws.audit_rows(STREAM), key=lambda r: r["sk"])
+    rows = in_order(aws.audit_rows(STREAM))
     assert [r["outcome"] for r in rows] == [
         "applied",
         "follow-up-scheduled",
@@ -236,7 +241,7 @@ def test_the_chain_stops_when_a_guardrail_time_does_not_lift_blocks(aws, invoke,
     assert result["steps"][0]["detail"] == "daily-budget: 1 of 1 reshard actions used in the last 24 h"
     assert [p["TargetShardCount"] for p in api_calls.params("kinesis", "UpdateShardCount")] == [2]
     assert schedules(aws) == {}
-    assert [r["outcome"] for r in decisions(sorted(aws.audit_rows(STREAM), key=lambda r: r["sk"]))] == [
+    assert [r["outcome"] for r in decisions(in_order(aws.audit_rows(STREAM)))] == [
         "applied",
         "blocked",
     ]
