@@ -69,9 +69,9 @@ def alarm_rows(out: str) -> dict[str, list[str]]:
 def test_demo_exits_zero_and_reports_every_step(demo_run: DemoRun) -> None:
     completed, _ = demo_run
     assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-3000:]
-    # Eleven steps: emulator, bootstrap, streams, deploy, incident 1, enforce deploy, incidents 2 to 5, report.
+    # Twelve steps: emulator, bootstrap, streams, deploy, incident 1, enforce deploy, incidents 2 to 6, report.
     steps = re.findall(r"^\[(\d+)/(\d+)\] .* \.\.\. done \(\d+\.\d s\)$", completed.stdout, re.MULTILINE)
-    assert steps == [(str(n), "11") for n in range(1, 12)]
+    assert steps == [(str(n), "12") for n in range(1, 13)]
     assert completed.stderr == ""
 
 
@@ -122,6 +122,7 @@ def test_demo_dry_run_changes_nothing_and_enforce_reshards(demo_run: DemoRun) ->
         completed.stdout,
         re.MULTILINE,
     )
+    rows = [row for row in rows if row[1] == "demo-orders"]  # incident 6 reshards demo-payments 2 -> 4 too
     assert rows == [
         ("1. consumer falling behind", "demo-orders", "dry-run", "reshard", "open shards 2 -> 4", "dry-run", "2 -> 2"),
         ("2. producers throttled", "demo-orders", "enforce", "reshard", "open shards 2 -> 4", "applied", "2 -> 4"),
@@ -211,8 +212,8 @@ def test_demo_prints_the_dry_run_email(demo_run: DemoRun) -> None:
     assert "[pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4" in out
     assert "Subject: [APPLIED] demo-orders: reshard 2 -> 4 shards (producers throttled)" in out
     assert "Alarm:     kinesis-remediator-demo-orders/write-throttling\n" in out
-    # One e-mail per incident.
-    assert len(re.findall(r"^Subject: ", out, re.MULTILINE)) == 5
+    # One e-mail per incident, and for incident 6 one per follow-up and the resolved one.
+    assert len(re.findall(r"^Subject: ", out, re.MULTILINE)) == 8
 
 
 def test_demo_prints_the_audit_rows(demo_run: DemoRun) -> None:
@@ -266,8 +267,8 @@ def test_demo_checks_the_dashboard_and_says_where_it_is(demo_run: DemoRun) -> No
     # Then it read the dashboard back with GetDashboard (a row per stream), right after the first deploy and again
     # at the end, with the console address it would have in AWS
     line = (
-        "Dashboard: KinesisRemediator-us-east-1 (15 widgets: a row for each of demo-clicks, demo-orders, then the "
-        "remediator's own metrics), checked with GetDashboard."
+        "Dashboard: KinesisRemediator-us-east-1 (20 widgets: a row for each of demo-clicks, demo-orders, "
+        "demo-payments, then the remediator's own metrics), checked with GetDashboard."
     )
     assert out.count(line) == 2
     url = (
@@ -276,3 +277,34 @@ def test_demo_checks_the_dashboard_and_says_where_it_is(demo_run: DemoRun) -> No
     )
     assert out.count(url) == 2
     assert out.index(line) < out.index("Incident 1:")
+
+
+def test_demo_follows_through_until_the_alarm_clears(demo_run: DemoRun) -> None:
+    # Given the demo ran; When incident 6's demo-payments needed 8 shards from 2 (AWS: at most 2x per call)
+    completed, workdir = demo_run
+    incident = incidents(workdir)[6]
+    # Then the alarm's own change took 2 -> 4 in the emulator
+    assert (incident["alarm"], incident["mode"], incident["status"]) == (
+        f"{ALARM_PREFIX}demo-payments/write-throttling",
+        "enforce",
+        "applied",
+    )
+    assert changes(incident["steps"][0])["open shards"] == (2, 4, "2", "4")
+    # And one follow-through schedule was created; the demo's driver fired its Input (attempt 1 of the same change)
+    (schedule,) = incident["schedules"]
+    assert schedule["expression"].startswith("at(")
+    assert json.loads(schedule["input"])["attempt"] == 1
+    (follow_up,) = incident["follow_ups"]
+    assert follow_up["status"] == "applied"
+    assert changes(follow_up["steps"][0])["open shards"] == (4, 8, "4", "8")
+    out = completed.stdout
+    assert "the demo's Scheduler driver fired" in out
+    assert "the emulator never fires schedules" in out
+    # And when the alarm went back to OK, the payments team got the resolved e-mail: what was done, and how long
+    assert incident["resolved_subject"].startswith("[RESOLVED] demo-payments: write-throttling back to OK after ")
+    body = incident["resolved_body"]
+    assert re.search(r"  1\. \S+ \S+ UTC  reshard 2 -> 4 shards", body)
+    assert re.search(r"  2\. \S+ \S+ UTC  reshard 4 -> 8 shards", body)
+    assert "Recovery:  " in body
+    # And the demo says what it simulated
+    assert "EventBridge Scheduler schedules in the emulator" in out

@@ -10,6 +10,7 @@ from typing import Any
 
 from remediator.core.history import PastAction
 from remediator.core.outcome import AuditEntry, OutcomeStatus
+from remediator.core.policy import Mode
 
 AUDIT_RETENTION_DAYS = 90
 
@@ -146,6 +147,34 @@ class DynamoAuditLog:
         ):
             rows += [AuditRow.from_item(item) for item in page["Items"]]
         return rows
+
+    def entries(self, stream: str, since: datetime) -> list[AuditEntry]:
+        paginator = self._dynamodb.get_paginator("query")
+        found = []
+        known = {status.value for status in OutcomeStatus}
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND sk >= :since",
+            ExpressionAttributeValues={":pk": {"S": self.partition(stream)}, ":since": {"S": since.isoformat()}},
+        ):
+            for item in page["Items"]:
+                if item.get("outcome", {}).get("S") not in known:
+                    continue  # a row another version of the remediator wrote
+                text = {key: value["S"] for key, value in item.items() if "S" in value}
+                found.append(
+                    AuditEntry(
+                        at=datetime.fromisoformat(text["at"]),
+                        stream=stream,
+                        alarm_name=text.get("alarm_name", ""),
+                        symptom=text.get("symptom", ""),
+                        outcome=OutcomeStatus(text["outcome"]),
+                        reason=text.get("reason", ""),
+                        mode=Mode(text["mode"]) if text.get("mode") in {m.value for m in Mode} else None,
+                        action=text.get("action"),
+                        parameters=json.loads(text["parameters"]) if "parameters" in text else None,
+                    )
+                )
+        return sorted(found, key=lambda entry: entry.at)
 
     def recent(self, stream: str, limit: int = 20) -> list[dict[str, str]]:
         """Newest first, flattened for display."""

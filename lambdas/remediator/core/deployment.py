@@ -3,6 +3,7 @@
 Kept in core, with no runtime imports, so that `cdk synth` never loads Powertools or boto3 clients.
 """
 
+import hashlib
 from typing import Final
 
 DEFAULT_ALARM_PREFIX: Final = "kinesis-remediator-"
@@ -15,6 +16,17 @@ ALARM_NAME_MAX_LENGTH: Final = 255  # CloudWatch's limit
 KILL_SWITCH_OFF: Final = "off"
 # How long the Lambda keeps a stream's policy from SSM before reading it again.
 POLICY_CACHE_SECONDS: Final = 300
+
+# Follow-through schedules (EventBridge Scheduler, default group): named `<prefix><digest>-<attempt>`.
+SCHEDULE_GROUP: Final = "default"
+SCHEDULER_SERVICE: Final = "scheduler.amazonaws.com"
+
+
+def schedule_prefix(alarm_prefix: str) -> str:
+    """A deployment's follow-through schedule name prefix, and what its IAM is scoped to. Derived from the alarm
+    prefix, which already tells deployments apart (each one's EventBridge rule filters on it)."""
+    return f"kr-ft-{hashlib.sha256(alarm_prefix.encode()).hexdigest()[:8]}-"
+
 
 SERVICE_NAME: Final = "kinesis-remediator"
 STACK_NAME: Final = "KinesisRemediator"  # the CloudFormation stack `cdk deploy` creates
@@ -39,6 +51,8 @@ class Env:
     POLICY_PREFIX: Final = "POLICY_PARAMETER_PREFIX"
     ALARM_PREFIX: Final = "ALARM_NAME_PREFIX"
     POLICY_DIGEST: Final = "POLICY_DIGEST"
+    FOLLOW_UP_ROLE: Final = "FOLLOW_UP_SCHEDULER_ROLE_ARN"
+    SCHEDULE_PREFIX: Final = "FOLLOW_UP_SCHEDULE_PREFIX"
 
 
 class RemediatorMetric:
@@ -51,6 +65,8 @@ class RemediatorMetric:
     UNRECOGNISED_EVENTS: Final = "UnrecognisedEvents"
     # A second delivery of a state change while the first is still being handled (answered quietly, not retried).
     DUPLICATE_DELIVERIES: Final = "DuplicateDeliveriesInProgress"
+    ALARM_RESOLUTIONS: Final = "AlarmResolutions"  # one of our alarms went from ALARM back to OK
+    FOLLOW_THROUGHS: Final = "FollowThroughs"  # a follow-through schedule fired
     # Per outcome (a trigger that got past idempotency)
     PLANS_MADE: Final = "PlansMade"  # a plan was made (also when it holds no step)
     ACTIONS_APPLIED: Final = "ActionsApplied"  # steps AWS accepted

@@ -29,6 +29,10 @@ class OutcomeStatus(StrEnum):
     APPLIED = "applied"
     BLOCKED = "blocked"
     FAILED = "failed"
+    # Follow-through (remediator.core.follow_through): a follow-up of the same alarm state change was scheduled;
+    # the alarm went back to OK after an action (the "resolved" e-mail).
+    FOLLOW_UP_SCHEDULED = "follow-up-scheduled"
+    RESOLVED = "resolved"
 
     @classmethod
     def of_steps(cls, results: set[StepResult]) -> OutcomeStatus:

@@ -6,6 +6,7 @@ Reads are typed, one port per AWS service the evidence comes from:
 - AuditLog (DynamoDB): writes every decision and reads back the applied ones (cooldowns, budgets).
 - PolicySource, KillSwitch (SSM): the deployed policy of a stream, and the operator's stop.
 - Notifier (SNS): the e-mails.
+- Scheduler (EventBridge Scheduler), AlarmStates (CloudWatch): follow-through (core.follow_through).
 
 Beyond those, AWS is reached through ServicePorts: one ServicePort per AWS service, which takes the
 operation by its API name (`UpdateShardCount`) and its parameters. A symptom's `gather` gets a read
@@ -17,6 +18,7 @@ a plugin may call and what the stack grants it are the same list.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,6 +27,7 @@ from remediator.core.history import PastAction
 from remediator.core.metrics import MetricQuery
 
 if TYPE_CHECKING:
+    from remediator.core.follow_through import FollowUp
     from remediator.core.outcome import AuditEntry
     from remediator.core.policy import StreamPolicy
 
@@ -46,6 +49,35 @@ class AuditLog(Protocol):
 
     def last_advice(self, stream: str, symptom: str, since: datetime) -> datetime | None:
         """When advice for this stream and symptom was last e-mailed, if after `since`."""
+        ...
+
+    def entries(self, stream: str, since: datetime) -> list[AuditEntry]:
+        """The stream's audit rows since `since`, oldest first (rows of an unknown outcome are left out)."""
+        ...
+
+
+class Scheduler(Protocol):
+    """One-time schedules that invoke the remediator with a follow-up (EventBridge Scheduler)."""
+
+    def create(self, name: str, at: datetime, follow_up: FollowUp) -> None:
+        """Create it; a schedule of that name that already exists counts as created (a retried call)."""
+        ...
+
+    def delete(self, name: str) -> bool:
+        """Delete it; False when there was none (already fired and deleted, or never created)."""
+        ...
+
+
+@dataclass(frozen=True)
+class AlarmState:
+    value: str  # OK, ALARM, INSUFFICIENT_DATA
+    # When the state last changed (CloudWatch's StateTransitionedTimestamp); None where the API leaves it out.
+    transitioned_at: datetime | None = None
+
+
+class AlarmStates(Protocol):
+    def state(self, alarm_name: str) -> AlarmState | None:
+        """The alarm's current state, or None when there is no such alarm."""
         ...
 
 

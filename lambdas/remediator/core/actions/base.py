@@ -14,7 +14,9 @@
   setting it changes, before -> after;
 - `usage_after(usage, parameters)`: what the step changes in what the stream is billed for (shards,
   retention, consumers; core/cost.py), so that every plan shows its monthly cost before -> after;
-- `sample_parameters`: a representative step's parameters, for the contract tests and the docs.
+- `sample_parameters`: a representative step's parameters, for the contract tests and the docs;
+- `more_to_do(parameters, block)`: whether an applied step of these parameters left part of the need undone (AWS's
+  per-call limits): follow-through (remediator.core.follow_through) then takes the next step. Default: no.
 
 It registers itself with `@REGISTRY.action` (remediator.core.registry).
 """
@@ -90,6 +92,11 @@ class Action(ABC, Generic[PolicyT]):
         """The stream's billed usage once this step is done (core/cost.py). By default, unchanged: override it
         when the step changes shards, retention, consumers or the readers that poll."""
         return usage
+
+    def more_to_do(self, parameters: dict[str, Any], block: PolicyT) -> bool:
+        """True when this applied step reached only part of what was asked, and a next step within the policy's
+        bounds (`block`) would go further."""
+        return False
 
     def bounds(self, block: PolicyT) -> str:
         """The policy's bounds for this action, in a few words, for the `validate` table."""

@@ -157,5 +157,15 @@ class Reshard(Action[ReshardPolicy]):
         # Up or down: the stream is billed for the shards this call goes to (target, not desired).
         return replace(usage, shards=int(parameters["target_shards"]))
 
+    def more_to_do(self, parameters: dict[str, Any], block: ReshardPolicy) -> bool:
+        # The cross-helper contract: an applied reshard short of what the diagnosis asked (one call's reach), unless
+        # it stopped at the policy's bound (a next call would be refused by policy-bounds).
+        target, desired = int(parameters["target_shards"]), int(parameters["desired_shards"])
+        if desired > target:
+            return target < block.max_shards
+        if desired < target:
+            return target > block.min_shards
+        return False
+
     def bounds(self, block: ReshardPolicy) -> str:
         return f"{block.min_shards}..{block.max_shards} shards"
