@@ -6,6 +6,8 @@ Events we do not understand are logged and ignored (returning normally, so AWS d
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -20,7 +22,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from remediator.clients.audit import DynamoAuditLog
-from remediator.clients.aws import client
+from remediator.clients.aws import client, seconds_after_change
 from remediator.clients.kinesis import KinesisStreams
 from remediator.clients.metrics import CloudWatchMetrics
 from remediator.clients.notifier import SnsNotifier
@@ -58,14 +60,26 @@ def dependencies() -> Dependencies:
         notifier=SnsNotifier(client("sns", region=settings.region), settings.topic_arn),
         kill_switch=SsmKillSwitch(ssm, settings.kill_switch_parameter),
         policies=SsmPolicySource(ssm, settings.policy_parameter_prefix),
+        seconds_after_change=seconds_after_change(),
     )
+
+
+# Seconds left in the current invocation (from its LambdaContext): a change starts only with time to settle it.
+_time_left: ContextVar[Any] = ContextVar("time_left", default=None)
 
 
 @idempotent_function(data_keyword_argument="trigger", config=idempotency, persistence_store=persistence)
 def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
-    outcome = remediate(trigger, dependencies())
-    metrics.add_metric(name=f"Outcome_{outcome.status.value}", unit=MetricUnit.Count, value=1)
-    logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
+    deps = dependencies()
+    time_left = _time_left.get()
+    if time_left is not None:
+        deps = replace(deps, time_left=time_left)
+    outcome = remediate(trigger, deps)
+    try:  # after a change nothing may fail the invocation for a metric or a log line
+        metrics.add_metric(name=f"Outcome_{outcome.status.value}", unit=MetricUnit.Count, value=1)
+        logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
+    except Exception:
+        logger.exception("Could not record the outcome's metric")
     return outcome.model_dump(mode="json")
 
 
@@ -78,6 +92,7 @@ def _ignored(reason: str, stream: str = "-", symptom: str = "-") -> dict[str, An
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
+    _time_left.set(lambda: context.get_remaining_time_in_millis() / 1000)
     try:
         change = parse(event=event, model=AlarmStateChangeEvent)
     except (ValidationError, ValueError, TypeError) as exc:

@@ -14,7 +14,7 @@ from remediator.core.plan import GuardrailVerdict, PlannedStep
 from remediator.core.policy import ActionPolicy
 from remediator.core.ports import KillSwitchEngaged, KillSwitchGuard, WritePorts
 from remediator.core.registry import REGISTRY
-from remediator.service import _carry_out
+from remediator.writeahead import Run, apply, why_not
 
 from tests.fakes import policy, stream_arn
 
@@ -119,10 +119,11 @@ def test_a_step_stops_at_the_first_change_the_switch_forbids(
 ) -> None:
     # Given an enforce step that makes two changes, and a switch engaged from its n-th read
     aws, switch = Recorder(), Switch(engaged_from)
-    deps = SimpleNamespace(writes=aws, kill_switch=switch)
+    deps = SimpleNamespace(writes=aws, kill_switch=switch, time_left=lambda: 300.0, seconds_after_change=0.0)
     # When the step is carried out
     with REGISTRY.registered(TwoChanges):
-        outcome = _carry_out(STEP, policy(mode="enforce").mode, deps)  # type: ignore[arg-type]
+        mode = policy(mode="enforce").mode
+        outcome = why_not(STEP, mode, deps, Run()) or apply(STEP, deps)  # type: ignore[arg-type]
     # Then it goes as far as the switch allows, and says so
     assert (outcome.outcome, aws.calls) == (result, calls)
     if engaged_from == 2:

@@ -16,6 +16,12 @@ KILL_SWITCH_OFF: Final = "off"
 # How long the Lambda keeps a stream's policy from SSM before reading it again.
 POLICY_CACHE_SECONDS: Final = 300
 
+# The remediator function's timeout (the stack sets it). It must leave room for the worst case of what follows
+# a change (clients.aws.seconds_after_change: tests/infrastructure/test_timeouts.py checks it).
+FUNCTION_TIMEOUT_SECONDS: Final = 300
+# A stream's lease outlives the invocation that took it by this much at most, then expires on its own.
+LEASE_MARGIN_SECONDS: Final = 60
+
 SERVICE_NAME: Final = "kinesis-remediator"
 METRICS_NAMESPACE: Final = "KinesisRemediator"
 

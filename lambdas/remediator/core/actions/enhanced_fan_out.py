@@ -98,7 +98,7 @@ from remediator.core.grants import (
 )
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy, ConsumerName, StreamPolicy
-from remediator.core.ports import ServicePort, WritePorts
+from remediator.core.ports import ReadPorts, ServicePort, WritePorts
 from remediator.core.registry import REGISTRY
 from remediator.core.stream_consumers import StreamConsumerFacts, read_stream_consumers, stream_consumers
 
@@ -459,6 +459,19 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
             "waiting_for_active": waiting,
             "left_alone": left,
         }
+
+    def confirm(self, step: PlannedStep, aws: ReadPorts) -> bool | None:
+        """Registering only: every consumer the step registers is listed: made; none is: not made. A step that
+        also moves functions (several changes, each settled by `apply` itself where it can) or that got part of
+        the way: cannot tell from here."""
+        p = step.parameters
+        wanted = set(names(p.get("register")))
+        if names(p.get("move")) or not wanted:
+            return None
+        listed = {c.name for c in read_stream_consumers(step.stream_arn, aws.service("kinesis"))}
+        if wanted <= listed:
+            return True
+        return False if not wanted & listed else None
 
     @staticmethod
     def _recheck(p: dict[str, Any], consumers: dict[str, StreamConsumerFacts], register: list[str]) -> None:
