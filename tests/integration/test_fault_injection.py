@@ -45,7 +45,7 @@ from remediator.clients.aws import WRITE_CONFIG
 from remediator.clients.services import AwsServices
 
 from tests.fakes import REGION, alarm_event
-from tests.integration.support import AGE_ALARM, SATURATED, STREAM, WRITE_ALARM, policy
+from tests.integration.support import AGE_ALARM, NEEDS_TEN, STREAM, WRITE_ALARM, policy
 from tests.integration.test_lease_table_capacity import APP, fire, set_up, throttled
 from tests.integration.test_retention_and_stalls import ITERATOR_METRIC, lagging_stream
 
@@ -57,7 +57,9 @@ TARGETS = {"Kinesis_20131202": "kinesis", "DynamoDB_20120810": "dynamodb"}
 OK, ERROR_500_BEFORE, ERROR_500_AFTER = "ok", "500-before", "500-after"
 TIMEOUT_BEFORE, TIMEOUT_AFTER, RESET_AFTER = "timeout-before", "timeout-after", "reset-after"
 LIMIT, REFUSED = "limit-exceeded", "resource-in-use"
-WRITE_READ_TIMEOUT = 0.3  # seconds: the test write client's, so a hung answer times out fast
+WRITE_READ_TIMEOUT = (
+    2.0  # seconds: the test write client's, so a hung answer times out fast (yet a loaded machine answers)
+)
 
 
 class FaultyAws(BaseHTTPRequestHandler):
@@ -85,7 +87,7 @@ class FaultyAws(BaseHTTPRequestHandler):
         if mode == REFUSED:
             return self._answer(400, {"__type": "ResourceInUseException", "message": "Stream is UPDATING."})
         if mode == TIMEOUT_BEFORE:
-            time.sleep(WRITE_READ_TIMEOUT * 3)
+            time.sleep(WRITE_READ_TIMEOUT + 1)
             return None
         client = boto3.client(TARGETS[prefix], region_name=REGION)
         try:
@@ -98,7 +100,7 @@ class FaultyAws(BaseHTTPRequestHandler):
         if mode == ERROR_500_AFTER:
             return self._answer(500, {"__type": "InternalFailure", "message": "We encountered an internal error."})
         if mode == TIMEOUT_AFTER:
-            time.sleep(WRITE_READ_TIMEOUT * 3)
+            time.sleep(WRITE_READ_TIMEOUT + 1)
             return None
         if mode == RESET_AFTER:
             self.close_connection = True
@@ -378,7 +380,8 @@ def start(aws: Any, action: str) -> tuple[dict[str, Any], Callable[[], str]]:
     if action == RESHARD:
         aws.create_stream(STREAM, 2)
         aws.put_policy(policy(mode="enforce"))
-        aws.push_traffic(STREAM, **SATURATED)
+        # 10 shards' worth of writes: a retry that planned again would reshard again (4 -> 8), unless stopped
+        aws.push_traffic(STREAM, **NEEDS_TEN)
         return alarm_event(WRITE_ALARM), lambda: f"{summary()['OpenShardCount']} shards"
     if action == RETENTION:
         lagging_stream(aws, "enforce")
