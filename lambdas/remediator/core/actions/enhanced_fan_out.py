@@ -24,7 +24,7 @@ Within AWS's limits, checked before any call and again right before the first on
 
 Waiting for ACTIVE. RegisterStreamConsumer answers CREATING; a consumer cannot be read (nor mapped) before it
 is ACTIVE, and AWS has no waiter for it. `apply` polls DescribeStreamConsumer POLL_SECONDS apart until one
-deadline for the whole step (MAX_WAIT_SECONDS, 10 s of the remediator's 60 s, however many functions move), then
+deadline for the whole step (MAX_WAIT_SECONDS, 10 s of the remediator's 300 s, however many functions move), then
 moves the functions whose consumer is ACTIVE. A function whose consumer is still CREATING is left on the stream
 (nothing is lost) and the result says so; the next read-throttling alarm plans the move again, finds the consumer
 registered and only moves (after this action's cooldown). How long CREATING lasts is UNCONFIRMED in aws-facts.
@@ -272,7 +272,7 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
     }
 
     # At most MAX_WAIT_SECONDS of waiting for CREATING -> ACTIVE in one step, however many consumers it waits for
-    # (the Lambda's timeout is 60 s), polling POLL_SECONDS apart.
+    # (the Lambda's timeout is 300 s), polling POLL_SECONDS apart.
     MAX_WAIT_SECONDS: ClassVar[float] = 10.0
     POLL_SECONDS: ClassVar[float] = 2.0
 
