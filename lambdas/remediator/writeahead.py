@@ -57,6 +57,7 @@ from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutc
 from remediator.core.plan import Plan, PlannedStep
 from remediator.core.policy import Mode, StreamPolicy
 from remediator.core.ports import (
+    ChangeFailed,
     ChangeRefused,
     DeclaredOnly,
     KillSwitchEngaged,
@@ -293,15 +294,15 @@ def settle(step: PlannedStep, action: Action[Any], exc: Exception, made: list[st
 
     if not made:
         return result(StepResult.FAILED, f"{describe(exc)}; no change made")
-    first = len(made) == 1
-    if first and isinstance(exc, LimitReached):
+    first, answer = len(made) == 1, aws_answer(exc)
+    if first and isinstance(answer, LimitReached):
         return result(
             StepResult.LIMIT_REACHED,
-            f"AWS limit reached: {exc.operation} answered {exc.code}: {exc.message}; no change made, and not "
-            "retried (the next alarm plans again)",
+            f"AWS limit reached: {answer.operation} answered {answer.code}: {answer.message}; no change made, and "
+            "not retried (the next alarm plans again)",
         )
-    if first and isinstance(exc, ChangeRefused):
-        return result(StepResult.FAILED, f"refused by AWS: {exc}; no change made")
+    if first and isinstance(answer, ChangeRefused):
+        return result(StepResult.FAILED, f"refused by AWS: {describe(exc)}; no change made")
     happened = confirm(action, step, deps)
     if happened is True:
         return result(StepResult.APPLIED, f"applied: {describe(exc)}, but re-reading shows the change was made")
@@ -312,6 +313,14 @@ def settle(step: PlannedStep, action: Action[Any], exc: Exception, made: list[st
         f"cannot tell whether the change was made ({describe(exc)}, and re-reading could not settle it); counted "
         f"as applied for cooldowns and budgets. Check the stream; the change was: {step.cli_command}",
     )
+
+
+def aws_answer(exc: BaseException) -> ChangeFailed | None:
+    """AWS's answer behind the step's failure (an action may wrap it in its own error, `from` it)."""
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ChangeFailed):
+        seen = seen.__cause__
+    return seen
 
 
 def confirm(action: Action[Any], step: PlannedStep, deps: Dependencies) -> bool | None:

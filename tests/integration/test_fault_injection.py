@@ -45,13 +45,14 @@ from remediator.clients.aws import WRITE_CONFIG
 from remediator.clients.services import AwsServices
 
 from tests.fakes import REGION, alarm_event
+from tests.integration.efo_support import READ_ALARM, READ_METRIC, efo_policy, read_throttled
 from tests.integration.support import AGE_ALARM, NEEDS_TEN, STREAM, WRITE_ALARM, policy
 from tests.integration.test_lease_table_capacity import APP, fire, set_up, throttled
 from tests.integration.test_retention_and_stalls import ITERATOR_METRIC, lagging_stream
 
 # --- the loopback AWS for mutating calls -----------------------------------------------------------------
 
-MUTATIONS = {"UpdateShardCount", "IncreaseStreamRetentionPeriod", "UpdateTable"}
+MUTATIONS = {"UpdateShardCount", "IncreaseStreamRetentionPeriod", "UpdateTable", "RegisterStreamConsumer"}
 TARGETS = {"Kinesis_20131202": "kinesis", "DynamoDB_20120810": "dynamodb"}
 # How the loopback fails a mutating call: before or after applying it to moto.
 OK, ERROR_500_BEFORE, ERROR_500_AFTER = "ok", "500-before", "500-after"
@@ -275,7 +276,7 @@ def expire_in_progress(aws: Any) -> None:
 
 # --- the cases -----------------------------------------------------------------------------------------------
 
-RESHARD, RETENTION, LEASE_TABLE = "reshard", "raise-retention", "lease-table-capacity"
+RESHARD, RETENTION, LEASE_TABLE, EFO = "reshard", "raise-retention", "lease-table-capacity", "enhanced-fan-out"
 
 
 @dataclass(frozen=True)
@@ -360,8 +361,15 @@ CASES = [
     Case("lease-table-500-after", LEASE_TABLE, ERROR_500_AFTER, why="re-read (DescribeTable) shows the capacity"),
     Case("lease-table-timeout-before", LEASE_TABLE, TIMEOUT_BEFORE, changes=0, rows=("failed",),
          mails=("FAILED",), why="re-read shows the old capacity"),
+    Case("efo-ok", EFO, why="the control: one consumer registered"),
+    Case("efo-500-after", EFO, ERROR_500_AFTER,
+         why="registered in spite of the 5xx: the step re-reads (ListStreamConsumers) and uses it"),
+    Case("efo-limit", EFO, LIMIT, changes=0, rows=("limit-reached",), mails=("LIMIT-REACHED",),
+         why="AWS's consumer limit reached: no consumer, not retried"),
+    Case("efo-crash-after-change", EFO, call="audit-finish", crash=True,
+         why="died after registering: the retry lists the consumers, finishes the row as applied"),
 ]  # fmt: skip
-EXPECTED_CASES = 35
+EXPECTED_CASES = 39
 
 
 def test_the_suite_states_its_case_count() -> None:
@@ -386,6 +394,13 @@ def start(aws: Any, action: str) -> tuple[dict[str, Any], Callable[[], str]]:
     if action == RETENTION:
         lagging_stream(aws, "enforce")
         return alarm_event(AGE_ALARM, metric=ITERATOR_METRIC), lambda: f"{summary()['RetentionPeriodHours']} h"
+    if action == EFO:
+        aws.create_stream(STREAM, 2)
+        kcl = [{"kcl": "orders-kcl"}, {"kcl": "orders-reports"}]
+        aws.put_policy(efo_policy("enforce", kcl, consumer_name="orders-analytics"))
+        read_throttled(aws)
+        consumers = lambda: len(kinesis.list_stream_consumers(StreamARN=summary()["StreamARN"])["Consumers"])  # noqa: E731
+        return alarm_event(READ_ALARM, metric=READ_METRIC), lambda: f"{consumers()} consumers"
     set_up(aws, "enforce")
     throttled(aws)
     event: dict[str, Any] = {}
@@ -393,7 +408,12 @@ def start(aws: Any, action: str) -> tuple[dict[str, Any], Callable[[], str]]:
     return event, lambda: f"{aws.table(APP)['ProvisionedThroughput']['WriteCapacityUnits']} WCU"
 
 
-CHANGED = {RESHARD: ("2 shards", "4 shards"), RETENTION: ("24 h", "48 h"), LEASE_TABLE: ("10 WCU", "20 WCU")}
+CHANGED = {
+    RESHARD: ("2 shards", "4 shards"),
+    RETENTION: ("24 h", "48 h"),
+    LEASE_TABLE: ("10 WCU", "20 WCU"),
+    EFO: ("0 consumers", "1 consumers"),
+}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
