@@ -138,7 +138,8 @@ class DynamoAuditLog:
             **self._claim_key(intent.trigger, intent.slot),
             "stream": {"S": entry.stream},
             "row_sk": {"S": sk},
-            "step": {"S": intent.step.model_dump_json(exclude={"allowed"})},  # computed: not an input
+            # Computed fields (allowed, costs), at any depth, are outputs: PlannedStep refuses them as inputs.
+            "step": {"S": intent.step.model_dump_json(exclude_computed_fields=True)},
             "entry": {"S": entry.model_dump_json()},
             "expires_at": {"N": str(int((entry.at + timedelta(days=CLAIM_RETENTION_DAYS)).timestamp()))},
         }
