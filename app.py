@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CDK entry point. Context: policyDir (default: policies), alarmPrefix."""
+"""CDK entry point. Context: policyDir (default: policies), alarmPrefix, operatorEmails (the addresses the
+remediator's own alarms e-mail: a list or a comma-separated string; default: every address in the policies)."""
 
 import sys
 
@@ -8,6 +9,8 @@ from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.policy_files import PolicyValidationError
 
 from stacks.app_builder import LayerNotBuilt, build_app
+from stacks.constructs.dashboard import DashboardTooLarge
+from stacks.constructs.self_monitoring import OPERATOR_EMAILS_CONTEXT, OperatorEmailsError
 
 
 def main() -> None:
@@ -18,11 +21,12 @@ def main() -> None:
             app,
             [policy_dir],
             alarm_prefix=app.node.try_get_context("alarmPrefix") or DEFAULT_ALARM_PREFIX,
+            operator_emails=app.node.try_get_context(OPERATOR_EMAILS_CONTEXT),
         )
     except PolicyValidationError as exc:
         print(f"Invalid policy ({len(exc.errors)} error(s)):\n{exc}", file=sys.stderr)
         sys.exit(1)
-    except LayerNotBuilt as exc:
+    except (LayerNotBuilt, OperatorEmailsError, DashboardTooLarge) as exc:
         print(str(exc), file=sys.stderr)
         sys.exit(1)
     app.synth()

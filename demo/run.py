@@ -33,6 +33,7 @@ import boto3
 from moto.events.models import EventPattern
 from remediator.clients.audit import DynamoAuditLog
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
+from remediator.core.deployment import StackOutput
 from remediator.core.render import table
 from remediator.policy_files import load_policies
 
@@ -596,6 +597,24 @@ class Demo:
         )
         return [float(v) for v in result["MetricDataResults"][0]["Values"]]
 
+    def dashboard(self) -> str:
+        """Where the deployment's dashboard is, after checking CloudWatch holds it with a row for each stream."""
+        name, url = self.outputs.get(StackOutput.DASHBOARD_NAME), self.outputs.get(StackOutput.DASHBOARD_URL)
+        if not name:
+            raise DemoFailed(f"the stack has no {StackOutput.DASHBOARD_NAME} output: was the dashboard deployed?")
+        try:
+            body = json.loads(self.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"])
+        except self.client("cloudwatch").exceptions.ResourceNotFound as exc:
+            raise DemoFailed(f"dashboard {name} is not in CloudWatch: {exc}") from exc
+        titles = [w.get("properties", {}).get("title", "") for w in body.get("widgets", [])]
+        missing = [s for s in sorted(FUNCTIONS) if not any(t.startswith(f"{s}: ") for t in titles)]
+        if missing:
+            raise DemoFailed(f"dashboard {name} has no graphs for {', '.join(missing)}")
+        return (
+            f"Dashboard: {name} ({len(body['widgets'])} widgets: a row for each of {', '.join(sorted(FUNCTIONS))}, "
+            f"then the remediator's own metrics), checked with GetDashboard.\nIn AWS, open it at {url}"
+        )
+
     def inventory(self) -> str:
         alarms = self.client("cloudwatch").describe_alarms(AlarmNamePrefix=DEFAULT_ALARM_PREFIX)["MetricAlarms"]
         return alarm_inventory(alarms)
@@ -825,6 +844,8 @@ def run(out: TextIO) -> int:
                 demo.deploy("deploy-dry-run")
                 demo.subscribe_mailbox()
             out.write("\nDeployed alarms:\n" + demo.inventory() + "\n\n")
+            where = demo.dashboard()
+            out.write(where + "\n\n")
             scenarios = []
             with progress.step("Incident 1: consumers fall behind while producers saturate the shards"):
                 scenarios.append(demo.play(1))
@@ -854,6 +875,7 @@ def run(out: TextIO) -> int:
         finally:
             demo.handler_log.close()
     out.write(
+        f"\n{where}\n"
         f"\nLogs (CDK CLI, remediator): {WORK / 'logs'}\nThe report as JSON: {WORK / 'report.json'}\n"
         "The emulator has stopped; nothing is left running.\n"
     )

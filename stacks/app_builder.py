@@ -7,14 +7,13 @@ from pathlib import Path
 
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
-from remediator.core.deployment import DEFAULT_ALARM_PREFIX
+from remediator.core.deployment import DEFAULT_ALARM_PREFIX, STACK_NAME
 from remediator.policy_files import load_policies
 
 from stacks.remediator_stack import KinesisRemediatorStack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LAYER_DIR = PROJECT_ROOT / "build" / "layer"
-STACK_NAME = "KinesisRemediator"
 PARAMETER_ROOT = "/kinesis-remediator"
 
 
@@ -28,6 +27,7 @@ def build_app(
     *,
     alarm_prefix: str = DEFAULT_ALARM_PREFIX,
     layer_dir: Path = LAYER_DIR,
+    operator_emails: object = None,
 ) -> KinesisRemediatorStack:
     """Validate the policies (raising PolicyValidationError) and add the stack with cdk-nag applied."""
     policies = load_policies(policy_paths)
@@ -40,6 +40,7 @@ def build_app(
         alarm_prefix=alarm_prefix,
         parameter_root=PARAMETER_ROOT,
         layer_dir=layer_dir,
+        operators=operator_emails,
         description="Kinesis Remediator: alarms, remediator Lambda, audit and notifications",
     )
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))

@@ -7,11 +7,14 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
+from remediator.core.deployment import StackOutput
 from remediator.policy_files import PolicySet
 
 from stacks.constructs.alarms import StreamAlarms
+from stacks.constructs.dashboard import RemediatorDashboard
 from stacks.constructs.notifications import Notifications
 from stacks.constructs.remediator import Remediator
+from stacks.constructs.self_monitoring import SelfMonitoring, operator_emails
 from stacks.constructs.state import RemediatorState
 
 
@@ -25,6 +28,7 @@ class KinesisRemediatorStack(Stack):
         alarm_prefix: str,
         parameter_root: str,
         layer_dir: Path,
+        operators: object = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -40,12 +44,31 @@ class KinesisRemediatorStack(Stack):
             alarm_prefix=alarm_prefix,
             layer_dir=layer_dir,
         )
+        self.self_monitoring = SelfMonitoring(
+            self,
+            "SelfMonitoring",
+            function=self.remediator.function,
+            dead_letter_queue=self.remediator.dead_letter_queue,
+            alarm_prefix=alarm_prefix,
+            # The `operatorEmails` context value as given (a list or a comma-separated string), else the policies'.
+            emails=operator_emails(operators, policies),
+        )
+        self.dashboard = RemediatorDashboard(
+            self,
+            "Dashboard",
+            policies=policies,
+            specs=self.alarms.specs,
+            function=self.remediator.function,
+        )
         for name, value in {
             "RemediatorFunctionName": self.remediator.function.function_name,
             "NotificationTopicArn": self.notifications.topic.topic_arn,
-            "AuditTableName": self.state.audit_table.table_name,
+            StackOutput.AUDIT_TABLE: self.state.audit_table.table_name,
             "KillSwitchParameter": self.state.kill_switch.parameter_name,
             "DeadLetterQueueUrl": self.remediator.dead_letter_queue.queue_url,
             "AlarmStateChangeRule": self.remediator.rule.rule_name,
+            "OperatorsTopicArn": self.self_monitoring.topic.topic_arn,
+            StackOutput.DASHBOARD_NAME: self.dashboard.dashboard.dashboard_name,
+            StackOutput.DASHBOARD_URL: self.dashboard.console_url,
         }.items():
             CfnOutput(self, name, value=value)

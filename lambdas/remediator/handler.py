@@ -11,12 +11,12 @@ from dataclasses import replace
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
@@ -28,10 +28,11 @@ from remediator.clients.metrics import CloudWatchMetrics
 from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
 from remediator.clients.services import AwsServices
-from remediator.core.alarm import AlarmTrigger, identify
+from remediator.core.alarm import AlarmTrigger, foreign_origin, identify
+from remediator.core.deployment import RemediatorMetric
 from remediator.core.outcome import Outcome, OutcomeStatus
 from remediator.events import AlarmStateChangeEvent
-from remediator.observability import logger, metrics, tracer
+from remediator.observability import count, logger, metrics, record_outcome, tracer
 from remediator.service import Dependencies, remediate
 from remediator.settings import Settings
 
@@ -61,6 +62,7 @@ def dependencies() -> Dependencies:
         kill_switch=SsmKillSwitch(ssm, settings.kill_switch_parameter),
         policies=SsmPolicySource(ssm, settings.policy_parameter_prefix),
         seconds_after_change=seconds_after_change(),
+        alarm_prefix=settings.alarm_prefix,
     )
 
 
@@ -76,11 +78,21 @@ def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
         deps = replace(deps, time_left=time_left)
     outcome = remediate(trigger, deps)
     try:  # after a change nothing may fail the invocation for a metric or a log line
-        metrics.add_metric(name=f"Outcome_{outcome.status.value}", unit=MetricUnit.Count, value=1)
+        record_outcome(outcome)
         logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
     except Exception:
         logger.exception("Could not record the outcome's metric")
     return outcome.model_dump(mode="json")
+
+
+DUPLICATE_IN_PROGRESS = "duplicate delivery in progress"
+
+
+def _own_account(context: LambdaContext) -> str:
+    """The account this function runs in, from its ARN (arn:aws:lambda:<region>:<account>:function:<name>); '' if
+    the context has no such ARN."""
+    parts = str(getattr(context, "invoked_function_arn", "") or "").split(":")
+    return parts[4] if len(parts) > 4 else ""
 
 
 def _ignored(reason: str, stream: str = "-", symptom: str = "-") -> dict[str, Any]:
@@ -97,10 +109,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         change = parse(event=event, model=AlarmStateChangeEvent)
     except (ValidationError, ValueError, TypeError) as exc:
         logger.error("Ignoring an event that is not a CloudWatch alarm state change", extra={"error": str(exc)})
-        metrics.add_metric(name="UnrecognisedEvents", unit=MetricUnit.Count, value=1)
+        count(RemediatorMetric.UNRECOGNISED_EVENTS)
         return _ignored("not a CloudWatch Alarm State Change event")
 
     detail = change.detail
+    # Event trust: only our own account and region (not audited: the stream it names is not ours).
+    foreign = foreign_origin(
+        account=change.account, region=change.region, own_account=_own_account(context), own_region=settings.region
+    )
+    if foreign:
+        logger.warning("Ignoring an alarm from elsewhere", extra={"alarm": detail.alarmName[:300], "reason": foreign})
+        count(RemediatorMetric.IGNORED_ALARM_CHANGES)
+        return _ignored(foreign)
+
     trigger, why_not = identify(
         alarm=detail.alarmName,
         prefix=settings.alarm_prefix,
@@ -114,9 +135,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     )
     if trigger is None:
         logger.info("Ignoring alarm state change", extra={"alarm": detail.alarmName, "reason": why_not})
-        metrics.add_metric(name="IgnoredAlarmChanges", unit=MetricUnit.Count, value=1)
+        count(RemediatorMetric.IGNORED_ALARM_CHANGES)
         return _ignored(why_not)
     logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
     # Counted before the idempotency check: duplicates show as triggers without a new outcome.
-    metrics.add_metric(name="AlarmTriggers", unit=MetricUnit.Count, value=1)
-    return handle_trigger(trigger=trigger)
+    count(RemediatorMetric.ALARM_TRIGGERS)
+    try:
+        return handle_trigger(trigger=trigger)
+    except IdempotencyAlreadyInProgressError:
+        # The same state change delivered again while the first delivery is still being handled: that one acts
+        # and answers (if it fails, Lambda retries it); raising here would only put noise in the dead-letter queue.
+        logger.info("Duplicate delivery while the first is in progress; not handled twice")
+        count(RemediatorMetric.DUPLICATE_DELIVERIES)
+        return _ignored(DUPLICATE_IN_PROGRESS, trigger.stream, trigger.symptom)

@@ -1,9 +1,42 @@
-"""Logger, Tracer and Metrics, created once for the whole remediator."""
+"""Logger, Tracer and Metrics, created once for the whole remediator, and the metrics an outcome publishes."""
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from remediator.core.deployment import METRICS_NAMESPACE, SERVICE_NAME
+from remediator.core.deployment import METRICS_NAMESPACE, SERVICE_NAME, RemediatorMetric
+from remediator.core.outcome import Outcome, StepResult
 
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
 metrics = Metrics(namespace=METRICS_NAMESPACE, service=SERVICE_NAME)
+
+STEP_METRICS = {
+    StepResult.APPLIED: RemediatorMetric.ACTIONS_APPLIED,
+    StepResult.DRY_RUN: RemediatorMetric.STEPS_REHEARSED,
+    StepResult.BLOCKED: RemediatorMetric.STEPS_BLOCKED,
+    StepResult.FAILED: RemediatorMetric.STEPS_FAILED,
+}
+
+
+def count(name: str, value: float = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def record_outcome(outcome: Outcome) -> None:
+    """What one trigger came to, as counters (flushed as EMF with the invocation) and, per stream, the open
+    shards the dashboard divides the write load by (flushed at once: it carries its own StreamName)."""
+    count(RemediatorMetric.outcome(outcome.status.value))
+    # Every counter is published, zero included, so a dashboard line and an alarm see 0 rather than no data.
+    count(RemediatorMetric.PLANS_MADE, 0 if outcome.plan is None else 1)
+    for result, name in STEP_METRICS.items():
+        count(name, sum(1 for step in outcome.steps if step.outcome == result))
+    count(RemediatorMetric.ADVICE_SENT, 1 if outcome.advice_sent else 0)
+    if outcome.open_shards is not None:
+        with single_metric(
+            name=RemediatorMetric.OPEN_SHARDS,
+            unit=MetricUnit.Count,
+            value=outcome.open_shards,
+            namespace=METRICS_NAMESPACE,
+            default_dimensions={RemediatorMetric.SERVICE_DIMENSION: SERVICE_NAME},
+        ) as metric:
+            metric.add_dimension(name=RemediatorMetric.STREAM_DIMENSION, value=outcome.stream)

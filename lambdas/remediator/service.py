@@ -15,12 +15,14 @@ from typing import Any
 
 from remediator import writeahead
 from remediator.core import render
-from remediator.core.alarm import AlarmTrigger
+from remediator.core.alarm import AlarmTrigger, untrusted
+from remediator.core.cost import with_cost_queries
+from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import EVIDENCE_WINDOW_MINUTES, Evidence
 from remediator.core.history import ActionHistory
 from remediator.core.intent import trigger_identity
-from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus
-from remediator.core.plan import Plan
+from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepResult
+from remediator.core.plan import OPEN_SHARDS_SETTING, Plan
 from remediator.core.planner import make_plan
 from remediator.core.policy import Mode, StreamPolicy
 from remediator.core.ports import (
@@ -56,15 +58,19 @@ class Dependencies:
     # follows a change (clients.aws.seconds_after_change): a change starts only with that much time left.
     time_left: Callable[[], float] = lambda: math.inf
     seconds_after_change: float = 0.0
+    # The deployment's alarm prefix: with a stream's policy it names every alarm this deployment created.
+    alarm_prefix: str = DEFAULT_ALARM_PREFIX
 
 
 def gather_evidence(
     streams: StreamReader, metrics: MetricsReader, reads: ReadPorts, symptom: str, policy: StreamPolicy, now: datetime
 ) -> Evidence:
-    """The stream's state, exactly the series the symptom declared, and the facts its gather reads."""
+    """The stream's state, the series the symptom declared (plus the write load every plan's cost reads, when
+    it did not declare it: one GetMetricData call), and the facts its gather reads."""
     plugin = REGISTRY.symptoms[symptom]
     state = streams.describe(policy.name)
-    series = metrics.read(plugin.evidence_queries(policy), end=now, minutes=EVIDENCE_WINDOW_MINUTES)
+    queries = with_cost_queries(plugin.evidence_queries(policy), policy.name)
+    series = metrics.read(queries, end=now, minutes=EVIDENCE_WINDOW_MINUTES)
     facts = plugin.gather(policy, state, DeclaredOnly(reads, plugin.read_iam_actions, plugin.id, read_only=True))
     return Evidence(stream=state, collected_at=now, series=series, facts=facts)
 
@@ -106,6 +112,13 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         _audit(deps, trigger, now, outcome=OutcomeStatus.IGNORED, reason=detail)
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
 
+    # Event trust: act only on an alarm this deployment created for this policy (audited: the stream is valid
+    # and has a policy, so the row is keyed by a real stream).
+    why_not = untrusted(trigger, policy, deps.alarm_prefix)
+    if why_not:
+        _audit(deps, trigger, now, mode=policy.mode, outcome=OutcomeStatus.IGNORED, reason=why_not)
+        return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=why_not)
+
     with writeahead.stream_lease(trigger, policy, deps, now) as holder:
         if holder is not None:
             return writeahead.coordinated(trigger, policy, holder, deps, now)
@@ -118,7 +131,15 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
 def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencies, now: datetime) -> Outcome:
     try:
         history = ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
-        plan = build_plan(trigger, policy, deps.streams, deps.metrics, deps.reads, history, now)
+        evidence = gather_evidence(deps.streams, deps.metrics, deps.reads, trigger.symptom, policy, now)
+        plan = make_plan(
+            alarm_name=trigger.alarm_name,
+            symptom=trigger.symptom,
+            policy=policy,
+            evidence=evidence,
+            history=history,
+            now=now,
+        )
     except Exception as exc:
         # Audited, then raised: Lambda retries (transient errors pass) and finally hands it to the DLQ.
         _audit(
@@ -132,11 +153,15 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
         raise
     report = plan.as_report()
 
+    shards = evidence.stream.open_shards
     if not plan.steps:
-        return _advise(plan, policy, trigger, deps, now)
+        return _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
 
     run = writeahead.Run()
     steps = writeahead.carry_out(plan, trigger, deps, now, run)
+    for step, result in zip(plan.steps, steps, strict=True):
+        if result.outcome == StepResult.APPLIED:
+            shards = next((int(c.after) for c in step.changes if c.setting == OPEN_SHARDS_SETTING), shards)
     status = OutcomeStatus.of_steps({s.outcome for s in steps})
     if plan.mode == Mode.DRY_RUN:
         deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
@@ -152,6 +177,7 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
         detail=plan.diagnosis.summary,
         steps=steps,
         plan=report,
+        open_shards=shards,
     )
 
 
@@ -178,5 +204,10 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
     if last is None:
         deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
     return Outcome(
-        status=OutcomeStatus.NO_ACTION, stream=plan.stream, symptom=plan.symptom, detail=detail, plan=plan.as_report()
+        status=OutcomeStatus.NO_ACTION,
+        stream=plan.stream,
+        symptom=plan.symptom,
+        detail=detail,
+        plan=plan.as_report(),
+        advice_sent=last is None,
     )

@@ -6,9 +6,8 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
-from remediator.core.alarm import alarm_name
+from remediator.core.alarm import deployed_alarms
 from remediator.core.metrics import Metric, MetricMath
-from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec
 from remediator.policy_files import PolicySet
 
@@ -37,24 +36,21 @@ class StreamAlarms(Construct):
         self.alarms: dict[tuple[str, str, str], cloudwatch.Alarm] = {}
         self.specs: dict[tuple[str, str, str], AlarmSpec] = {}
         for stream, policy in sorted(policies.streams.items()):
-            for key, symptom in REGISTRY.symptoms.items():
-                detector = symptom.detector(policy)
-                if not detector.enabled:
-                    continue
-                for spec in symptom.alarms(policy, detector):
-                    # Named, not numbered: adding a stream or a consumer moves no other alarm. ':' appears in
-                    # no stream name, symptom id or qualifier, so two alarms never share an id.
-                    construct_id_ = ":".join(part for part in ("Stream", stream, key, spec.qualifier) if part)
-                    self.alarms[(stream, key, spec.qualifier)] = cloudwatch.Alarm(
-                        self,
-                        construct_id_,
-                        alarm_name=alarm_name(prefix, stream, key, spec.qualifier),
-                        alarm_description=spec.description,
-                        metric=cdk_metric(spec.metric),
-                        threshold=spec.threshold,
-                        evaluation_periods=spec.evaluation_periods,
-                        datapoints_to_alarm=spec.datapoints_to_alarm,
-                        comparison_operator=cloudwatch.ComparisonOperator[spec.comparison.name],
-                        treat_missing_data=cloudwatch.TreatMissingData[spec.missing_data.name],
-                    )
-                    self.specs[(stream, key, spec.qualifier)] = spec
+            # The same derivation the remediator checks an alarm's name against (core.alarm.untrusted).
+            for name, (key, spec) in deployed_alarms(policy, prefix).items():
+                # Named, not numbered: adding a stream or a consumer moves no other alarm. ':' appears in
+                # no stream name, symptom id or qualifier, so two alarms never share an id.
+                construct_id_ = ":".join(part for part in ("Stream", stream, key, spec.qualifier) if part)
+                self.alarms[(stream, key, spec.qualifier)] = cloudwatch.Alarm(
+                    self,
+                    construct_id_,
+                    alarm_name=name,
+                    alarm_description=spec.description,
+                    metric=cdk_metric(spec.metric),
+                    threshold=spec.threshold,
+                    evaluation_periods=spec.evaluation_periods,
+                    datapoints_to_alarm=spec.datapoints_to_alarm,
+                    comparison_operator=cloudwatch.ComparisonOperator[spec.comparison.name],
+                    treat_missing_data=cloudwatch.TreatMissingData[spec.missing_data.name],
+                )
+                self.specs[(stream, key, spec.qualifier)] = spec

@@ -10,6 +10,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 from remediator.policy_files import PolicySet
 
+FILTER_POLICY_SCOPE = "MessageAttributes"
+
 
 class Notifications(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, policies: PolicySet) -> None:
@@ -24,9 +26,15 @@ class Notifications(Construct):
                 streams_by_address[address.lower()].append(name)
         for address, streams in sorted(streams_by_address.items()):
             # One subscription per address (SNS keeps one per endpoint), filtered to that address's streams.
-            self.topic.add_subscription(
+            subscription = self.topic.add_subscription(
                 subscriptions.EmailSubscription(
                     address,
                     filter_policy={"stream": sns.SubscriptionFilter.string_filter(allowlist=streams)},
                 )
             )
+            # The scope spelled out (CDK leaves it unset): a later deploy that changes or drops a filter otherwise
+            # fails in CloudFormation with "FilterPolicyScope: Invalid value [null]" (aws-cdk#24804,
+            # cloudformation-coverage-roadmap#1840). MessageAttributes is where the notifier puts `stream`.
+            resource = subscription.node.default_child
+            assert isinstance(resource, sns.CfnSubscription)
+            resource.add_property_override("FilterPolicyScope", FILTER_POLICY_SCOPE)

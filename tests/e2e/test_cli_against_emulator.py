@@ -143,3 +143,65 @@ def test_plan_reports_a_missing_stream_clearly(emulator: Emulator, tmp_path: Pat
     assert completed.returncode == 2
     assert "Cannot read stream 'ghost' from AWS:" in completed.stderr
     assert "ResourceNotFoundException" in completed.stderr
+
+
+def test_history_reads_the_audit_trail_from_the_emulator(emulator: Emulator) -> None:
+    # Given an audit table in the emulator with a row of 3 hours ago and one of 5 minutes ago
+    from remediator.clients.audit import DynamoAuditLog
+    from remediator.core.outcome import AuditEntry, OutcomeStatus
+    from remediator.core.policy import Mode
+
+    dynamodb = boto3.client(
+        "dynamodb",
+        region_name="us-east-1",
+        endpoint_url=emulator.endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    dynamodb.create_table(
+        TableName="history-audit",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    audit = DynamoAuditLog(dynamodb, "history-audit")
+    now = datetime.now(UTC)
+    for minutes, outcome in ((180, OutcomeStatus.APPLIED), (5, OutcomeStatus.BLOCKED)):
+        audit.record(
+            AuditEntry(
+                at=now - timedelta(minutes=minutes),
+                stream="clicks",
+                alarm_name="kinesis-remediator-clicks/write-throttling",
+                symptom="write-throttling",
+                mode=Mode.ENFORCE,
+                action="reshard",
+                parameters={"current_shards": 1, "target_shards": 2},
+                outcome=outcome,
+                reason=f"{outcome} by the test",
+            )
+        )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }
+
+    # When the installed command asks for the last hour of the stream's history, against the emulator
+    arguments = ["--stream", "clicks", "--since", "1h", "--audit-table", "history-audit"]
+    completed = subprocess.run(
+        [str(CLI), "history", *arguments, "--endpoint-url", emulator.endpoint],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    # Then only the recent row is printed, with its parameters as before -> after
+    assert completed.returncode == 0, completed.stderr
+    assert "(1 row(s), table history-audit)" in completed.stdout
+    assert "current_shards=1, target_shards=2  blocked  blocked by the test" in completed.stdout
+    assert "applied by the test" not in completed.stdout

@@ -256,3 +256,23 @@ def test_demo_draws_utilisation_before_and_after(demo_run: DemoRun) -> None:
     picture = workdir / "utilisation.png"
     assert f"--- Write utilisation before and after the reshard: {picture}" in completed.stdout
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_checks_the_dashboard_and_says_where_it_is(demo_run: DemoRun) -> None:
+    # Given the demo deployed the stack into the emulator
+    completed, _ = demo_run
+    # When its output is read
+    out = completed.stdout
+    # Then it read the dashboard back with GetDashboard (a row per stream), right after the first deploy and again
+    # at the end, with the console address it would have in AWS
+    line = (
+        "Dashboard: KinesisRemediator-us-east-1 (15 widgets: a row for each of demo-clicks, demo-orders, then the "
+        "remediator's own metrics), checked with GetDashboard."
+    )
+    assert out.count(line) == 2
+    url = (
+        "In AWS, open it at https://us-east-1.console.aws.amazon.com/cloudwatch/home?region=us-east-1"
+        "#dashboards/dashboard/KinesisRemediator-us-east-1"
+    )
+    assert out.count(url) == 2
+    assert out.index(line) < out.index("Incident 1:")

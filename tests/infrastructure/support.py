@@ -264,8 +264,20 @@ def resources_for(pairs: set[tuple[str, str]], action: str) -> set[str]:
 # --- Alarms -----------------------------------------------------------------------------------------------------
 
 
+def _alarms_of(synth: Synth, constructs: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    ids = {synth.stack.get_logical_id(alarm.node.default_child) for alarm in constructs}
+    alarms = synth.resources("AWS::CloudWatch::Alarm")
+    return {alarms[i]["Properties"]["AlarmName"]: alarms[i]["Properties"] for i in ids}
+
+
 def alarms_by_name(synth: Synth) -> dict[str, dict[str, Any]]:
-    return {a["Properties"]["AlarmName"]: a["Properties"] for a in synth.resources("AWS::CloudWatch::Alarm").values()}
+    """The streams' alarms, those the symptoms declare (the remediator's own alarms: health_alarms)."""
+    return _alarms_of(synth, synth.stack.alarms.alarms.values())
+
+
+def health_alarms(synth: Synth) -> dict[str, dict[str, Any]]:
+    """The remediator's own alarms (stacks/constructs/self_monitoring.py), by name."""
+    return _alarms_of(synth, synth.stack.self_monitoring.alarms.values())
 
 
 def dimension_list(metric: Metric) -> list[dict[str, str]]:

@@ -121,6 +121,7 @@ streams:
       - efo: abc.search
     detectors:
       write_throttling: {enabled: false}
+      put_errors: {enabled: false}
       consumer_error_rate: {enabled: false}
       get_errors: {enabled: false}
       get_latency: {enabled: false}

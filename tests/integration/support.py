@@ -48,6 +48,20 @@ def update_command(target: int, arn: str = ARN) -> str:
     )
 
 
+def deployed_alarm_event(raw_policy: dict[str, Any], symptom: str, **event: Any) -> dict[str, Any]:
+    """The state-change event of the first alarm the stack makes for `symptom` under this policy (qualified when
+    the symptom qualifies its alarms), carrying its metric's StreamName dimension when it has one."""
+    from remediator.core.alarm import deployed_alarms
+    from remediator.core.registry import REGISTRY
+
+    from tests.fakes import alarm_event
+
+    made = deployed_alarms(REGISTRY.parse_stream_policy(raw_policy), PREFIX)
+    name, spec = next((name, spec) for name, (key, spec) in made.items() if key == symptom)
+    streams = sorted({m.dimension_map["StreamName"] for m in spec.metrics if "StreamName" in m.dimension_map})
+    return alarm_event(name, stream=streams[0] if streams else None, **event)
+
+
 def only(items: list[Any]) -> Any:
     assert len(items) == 1, f"expected exactly one, got {len(items)}: {items}"
     return items[0]

@@ -159,6 +159,20 @@ def test_describe_maps_a_provisioned_stream(aws):
     )
 
 
+def test_describe_reads_the_enabled_shard_level_metrics(aws):
+    # Given a stream with two shard-level metrics enabled
+    aws.create_stream(STREAM, 2)
+    aws.client("kinesis").enable_enhanced_monitoring(
+        StreamName=STREAM, ShardLevelMetrics=["WriteProvisionedThroughputExceeded", "IncomingBytes"]
+    )
+    # When it is described
+    state = KinesisStreams(aws.client("kinesis")).describe(STREAM)
+    # Then they are carried (sorted); a stream without them carries none
+    assert state.shard_level_metrics == ("IncomingBytes", "WriteProvisionedThroughputExceeded")
+    aws.create_stream("other", 1)
+    assert KinesisStreams(aws.client("kinesis")).describe("other").shard_level_metrics == ()
+
+
 def test_describe_maps_an_on_demand_stream(aws):
     aws.create_stream(STREAM, 0, on_demand=True)
     state = KinesisStreams(aws.client("kinesis")).describe(STREAM)

@@ -11,9 +11,8 @@ import pytest
 from remediator.core.registry import REGISTRY
 
 from tests import fakes
-from tests.fakes import alarm_event
 from tests.integration.contract import ApiCall, Deployment, StackResources, mutations, uncovered
-from tests.integration.support import ARN, SATURATED, STREAM, alarm, only, policy
+from tests.integration.support import ARN, SATURATED, STREAM, deployed_alarm_event, only, policy
 
 TOPIC = f"arn:aws:sns:{fakes.REGION}:{fakes.ACCOUNT}:notifications"
 STACK = StackResources(
@@ -260,10 +259,18 @@ class Scenario:
         aws.create_stream(STREAM, self.shards)
         if self.prepare is not None:
             self.prepare(aws)
-        aws.put_policy(policy(mode=mode) | self.policy)
+        aws.put_policy(self.policy_for(mode))
         aws.push_traffic(STREAM, **self.traffic)
         for metric, value in self.series.items():
             aws.put_series(STREAM, metric, [value] * 10)
+
+    def policy_for(self, mode: str) -> dict[str, Any]:
+        return policy(mode=mode) | self.policy
+
+    def alarm_event(self) -> dict[str, Any]:
+        """The state change of the symptom's alarm as deployed for the scenario's policy (the remediator acts only
+        on alarms the stack made: a qualified name for a per-consumer alarm)."""
+        return deployed_alarm_event(self.policy_for("dry-run"), self.symptom)
 
 
 def throttled_lease_table(aws: Any) -> None:
@@ -338,7 +345,7 @@ def test_dry_run_of_every_action_makes_no_mutating_call(aws, handler, invoke, ap
     scenario.set_up(aws, mode="dry-run")
 
     # When the symptom's alarm fires
-    result = invoke(alarm_event(alarm(STREAM, scenario.symptom)))
+    result = invoke(scenario.alarm_event())
 
     # Then the action was planned and passed every guardrail: only the mode kept it from AWS
     assert only([s for s in result["steps"] if s["action"] == action])["outcome"] == "dry-run"
@@ -354,7 +361,7 @@ def test_the_same_scenario_in_enforce_makes_the_actions_mutating_calls(aws, hand
     scenario.set_up(aws, mode="enforce")
 
     # When the symptom's alarm fires
-    result = invoke(alarm_event(alarm(STREAM, scenario.symptom)))
+    result = invoke(scenario.alarm_event())
 
     # Then the action is applied, and its calls are mutating ones the dry-run check would have caught
     assert only([s for s in result["steps"] if s["action"] == action])["outcome"] == "applied"

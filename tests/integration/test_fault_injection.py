@@ -343,9 +343,9 @@ CASES = [
     Case("notify-once", RESHARD, call="notify", why="the e-mail fails after the change: the retry sends it"),
     Case("notify-failing", RESHARD, call="notify", times=ALWAYS, mails=(), dead_letter=True,
          why="no e-mail can go out: the dead-letter queue says so; the row is applied"),
-    Case("idempotency-end-once", RESHARD, call="idempotency-end", dead_letter=True,
-         why="Powertools cannot save the result: it raises, and its in-progress record turns the retries away "
-         "(IdempotencyAlreadyInProgressError): one change, one e-mail, and a dead-letter message"),
+    Case("idempotency-end-once", RESHARD, call="idempotency-end",
+         why="Powertools cannot save the result: it raises, and its in-progress record answers the retries as "
+         "a duplicate delivery in progress, quietly: one change, one e-mail, no dead-letter message"),
     Case("crash-after-change", RESHARD, call="audit-finish", crash=True,
          why="died right after the change: the retry re-reads, finishes the row as applied, e-mails"),
     Case("crash-at-e-mail", RESHARD, call="notify", crash=True, why="died at the e-mail: the retry e-mails"),

@@ -1,4 +1,4 @@
-"""Diagnoses that end without a reshard (hot key, slow consumer, on-demand) and the iterator-age reshard."""
+"""Diagnoses that end without a reshard (hot shard or bursts, slow consumer, on-demand) and the iterator-age reshard."""
 
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ def advice_titles(result):
     return [a["title"] for a in result["plan"]["advice"]]
 
 
-def test_hot_partition_key_gets_advice_not_a_reshard(aws, invoke, api_calls):
-    # Given a stream in enforce mode that is throttled at only 10 % of its capacity
+def test_throttles_at_low_utilisation_get_advice_not_a_reshard(aws, invoke, api_calls):
+    # Given a stream in enforce mode that is throttled at only 10 % of its capacity, without shard-level metrics
     aws.create_stream(STREAM, 2)
     aws.put_policy(policy(mode="enforce"))
     aws.push_traffic(STREAM, **HOT_KEY)
@@ -39,22 +39,28 @@ def test_hot_partition_key_gets_advice_not_a_reshard(aws, invoke, api_calls):
     # When its write-throttling alarm fires
     result = invoke(alarm_event(WRITE_ALARM))
 
-    # Then nothing is resharded: more shards would not help a hot key
+    # Then nothing is resharded: neither a hot key nor a sub-minute burst is cured by more shards, and the
+    # stream-level metrics cannot tell them apart
     assert result["status"] == "no-action"
-    assert result["plan"]["diagnosis"]["cause"] == "hot-partition-key"
+    assert result["plan"]["diagnosis"]["cause"] == "hot-shard-or-bursts"
     assert result["detail"] == (
-        "Writes were throttled although the stream as a whole peaked at only 10% of its capacity: the load "
-        "is uneven, most likely a hot partition key. More shards would not help."
+        "Writes were throttled although the stream as a whole peaked at only 10% of its capacity in any minute: "
+        "either a hot partition key overloads one shard, or bursts shorter than a minute overload all of them, and "
+        "the stream-level metrics cannot tell which. Shard-level metrics can: see the advice."
     )
     assert result["plan"]["actions"] == []
     assert api_calls.kinesis_mutations() == []
     assert aws.shard_count(STREAM) == 2
-    # And the advice names the hot-shard hunt with its exact command, key spreading, and batching
-    assert advice_titles(result) == ["Find the hot shard", "Spread the partition keys", "Batch and back off"]
+    # And the advice gives the exact command that finds out, key spreading, and batching
+    assert advice_titles(result) == [
+        "Find out: enable shard-level metrics",
+        "Spread the partition keys",
+        "Batch and back off",
+    ]
     assert result["plan"]["advice"][0]["cli_command"] == ENABLE_SHARD_METRICS
     # And the e-mail carries it
     email = only(aws.emails())
-    assert email["Subject"] == "[NO ACTION] orders: hot-partition-key (producers throttled)"
+    assert email["Subject"] == "[NO ACTION] orders: hot-shard-or-bursts (producers throttled)"
     lines = email["Message"].splitlines()
     assert "  No automatic action: see the diagnosis and the advice." in lines
     assert f"      {ENABLE_SHARD_METRICS}" in lines
@@ -193,7 +199,7 @@ def test_throttling_that_has_passed_is_not_acted_on(aws, invoke, api_calls):
 @pytest.mark.parametrize(
     ("capacity", "cause", "steps"),
     [
-        pytest.param(None, "hot-partition-key", [], id="default-saturated-at-80"),
+        pytest.param(None, "hot-shard-or-bursts", [], id="default-saturated-at-80"),
         pytest.param(
             {"saturated_at": 0.65, "target_utilisation": 0.5},
             "shards-saturated",
@@ -217,7 +223,7 @@ def test_the_streams_capacity_block_decides_saturation_and_the_target(aws, invok
     # When its write-throttling alarm fires
     result = invoke(alarm_event(WRITE_ALARM))
 
-    # Then by default 70 % is not saturated (a hot key); from saturated_at 65 % it is, and the reshard
+    # Then by default 70 % is not saturated (a hot shard or bursts); from saturated_at 65 % it is, and the reshard
     # aims at the block's target utilisation
     assert result["plan"]["diagnosis"]["cause"] == cause
     assert result["steps"] == steps

@@ -114,6 +114,7 @@ def test_our_alarm_into_alarm_is_a_trigger(alarm: str, stream: str, symptom: str
         account=ACCOUNT,
         region=REGION,
         reason="Threshold Crossed",
+        dimensions=tuple(sorted(dimensions.items())),
     )
 
 
@@ -196,7 +197,8 @@ NOT_NAMED = "is not named <prefix><stream>/<symptom>[/<qualifier>]"
         pytest.param(
             f"{PREFIX}or ders/write-throttling",
             {},
-            f"alarm '{PREFIX}or ders/write-throttling' names no valid stream ('or ders')",
+            f"alarm '{PREFIX}or ders/write-throttling' names no valid stream ('or ders'): "
+            "Kinesis allows only [a-zA-Z0-9_.-]",
             id="not a stream name",
         ),
         pytest.param(

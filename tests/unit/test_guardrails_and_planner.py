@@ -110,7 +110,7 @@ def test_plan_carries_the_alarm_the_mode_and_the_time() -> None:
 
 def test_advice_only_diagnosis_has_no_steps() -> None:
     plan = plan_for(ev=evidence(shards=4, bytes_per_second=400_000, throttled_per_minute=3))
-    assert plan.diagnosis.cause == Cause.HOT_PARTITION_KEY
+    assert plan.diagnosis.cause == "hot-shard-or-bursts"
     assert (plan.steps, plan.actions, plan.blocked) == ((), [], [])
 
 
@@ -361,6 +361,7 @@ def test_as_report_shape() -> None:
             "actions",
             "blocked",
             "advice",
+            "cost",
         ]
         assert (report["stream"], report["symptom"], report["mode"]) == (
             "orders",
@@ -374,7 +375,16 @@ def test_as_report_shape() -> None:
         assert report["advice"] == []
     (action,) = allowed["actions"]
     assert allowed["blocked"] == []
-    assert list(action) == ["action", "summary", "parameters", "changes", "reason", "cli_command", "guardrails"]
+    assert list(action) == [
+        "action",
+        "summary",
+        "parameters",
+        "changes",
+        "reason",
+        "cli_command",
+        "guardrails",
+        "cost",
+    ]
     assert action["changes"] == [{"setting": "open shards", "before": 2, "after": 4}]
     assert action["action"] == "reshard"
     assert action["summary"] == "reshard 2 -> 4 shards"
@@ -387,6 +397,9 @@ def test_as_report_shape() -> None:
         "detail": "enabled in the policy",
     }
     assert blocked["actions"] == []
+    # A blocked step shows what it would cost; the plan's after leaves it out (tests/unit/test_cost.py)
+    assert blocked["blocked"][0].pop("cost")["monthly_after_usd"] == allowed["actions"][0]["cost"]["monthly_after_usd"]
+    assert blocked["cost"]["monthly_after_usd"] == blocked["cost"]["monthly_before_usd"]
     assert blocked["blocked"] == [
         {
             "action": "reshard",
@@ -402,7 +415,7 @@ def test_as_report_shape() -> None:
 def test_as_report_lists_advice() -> None:
     report = plan_for(ev=evidence(shards=4, bytes_per_second=400_000, throttled_per_minute=3)).as_report()
     assert [a["title"] for a in report["advice"]] == [
-        "Find the hot shard",
+        "Find out: enable shard-level metrics",
         "Spread the partition keys",
         "Batch and back off",
     ]

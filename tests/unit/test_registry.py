@@ -11,13 +11,15 @@ import math
 import re
 import shlex
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 from remediator.core.actions.base import Action, ValidationContext
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name, identify
-from remediator.core.evidence import Evidence
+from remediator.core.cost import Usage, compare
+from remediator.core.evidence import Evidence, StreamMode
 from remediator.core.grants import EVENT_SOURCE_MAPPING, IamGrant, ResourceScope
 from remediator.core.guardrails import common_guardrails
 from remediator.core.history import ActionHistory
@@ -425,6 +427,45 @@ def test_checks_are_named_verdicts_of_their_own(key: str, action: Action[Any]) -
     assert not set(names) & {v.name for v in common_guardrails(step, context)}
 
 
+# What each action's representative step changes in what the stream is billed for (core/cost.py), from
+# SAMPLE_USAGE. Every registered action has its row: a new action declares its usage_after here.
+SAMPLE_USAGE = Usage(
+    mode=StreamMode.PROVISIONED,
+    shards=2,
+    retention_hours=24,
+    bytes_per_second=1_000_000,
+    records_per_second=1_000,
+    efo_consumers=2,
+    polling_readers=2,
+)
+USAGE_AFTER: dict[str, dict[str, Any]] = {
+    "reshard": {"shards": 4},  # 2 -> 4 shards
+    "raise-retention": {"retention_hours": 48},  # 24 -> 48 h
+    "enhanced-fan-out": {"efo_consumers": 3},  # registers one consumer, moves no mapping
+    "tune-event-source": {},  # a mapping's settings: the stream's bill is the same
+    "lease-table-capacity": {},  # DynamoDB, not Kinesis (the table's own cost is not estimated)
+}
+
+
+def test_every_registered_action_has_its_usage_row() -> None:
+    assert set(USAGE_AFTER) == set(REGISTRY.actions)
+
+
+@pytest.mark.parametrize(("key", "action"), ACTIONS, ids=ACTION_IDS)
+def test_usage_after_changes_what_the_step_changes_and_nothing_else(key: str, action: Action[Any]) -> None:
+    assert key in USAGE_AFTER, f"action '{key}': declare what its step changes in USAGE_AFTER (see core/cost.py)"
+    # Given the stream's billed usage and the action's representative step
+    parameters = dict(action.sample_parameters)
+    # When the step is applied to the usage
+    after = action.usage_after(SAMPLE_USAGE, parameters)
+    # Then exactly the declared fields change, the step's parameters are left as they were, and the cost
+    # model prices both sides
+    assert after == replace(SAMPLE_USAGE, **USAGE_AFTER[key])
+    assert parameters == action.sample_parameters
+    cost = compare(SAMPLE_USAGE, after, only_changed=True)
+    assert (cost.monthly_after_usd != cost.monthly_before_usd) == bool(cost.lines) == bool(USAGE_AFTER[key])
+
+
 # Registry mechanics, with toy plugins ----------------------------------------------------------------
 class ToyDetector(DetectorPolicy):
     lag_records: int = Field(1_000, ge=1, description="Alarm when the application's lag reaches this.")
@@ -466,6 +507,11 @@ class ToyTune(Action[ToyTunePolicy]):
 
     def summary(self, parameters: dict[str, Any]) -> str:
         return f"batch size {parameters['batch_size']}"
+
+
+def test_the_default_usage_after_leaves_the_usage_unchanged() -> None:
+    # ToyTune does not override usage_after: its steps change nothing the stream is billed for
+    assert ToyTune().usage_after(SAMPLE_USAGE, dict(ToyTune.sample_parameters)) is SAMPLE_USAGE
 
 
 TOY_RAW: dict[str, Any] = {

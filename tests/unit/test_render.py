@@ -47,7 +47,7 @@ def hot_key_plan() -> Plan:
         pytest.param(
             hot_key_plan(),
             "dry-run",
-            "[DRY-RUN] orders: hot-partition-key (producers throttled)",
+            "[DRY-RUN] orders: hot-shard-or-bursts (producers throttled)",
             id="no step",
         ),
         pytest.param(
@@ -151,8 +151,13 @@ def test_advice_is_rendered_with_its_command() -> None:
     assert "  No automatic action: see the diagnosis and the advice." in lines
     start = lines.index("Advice")
     assert lines[start + 1 : start + 5] == [
-        "  - Find the hot shard: Turn on shard-level metrics to see which shard takes the load "
-        "(they cost extra; turn them off afterwards).",
+        "  - Find out: enable shard-level metrics: Turn on IncomingBytes, IncomingRecords, "
+        "WriteProvisionedThroughputExceeded per shard: with them, the next alarm tells a hot shard (one shard takes "
+        "the throttles or the bulk of the bytes) from bursts (spread over all shards). They cost about $3.60 a month "
+        "for this stream's 4 shards (3 metrics x 4 shards x $0.30 per metric a month, prorated by the hour; "
+        "CloudWatch custom-metric list price, us-east-1, 2026-11-26, UNCONFIRMED). Turn them off afterwards: "
+        f"aws kinesis disable-enhanced-monitoring --stream-arn {ARN} "
+        "--shard-level-metrics IncomingBytes IncomingRecords WriteProvisionedThroughputExceeded",
         f"      aws kinesis enable-enhanced-monitoring --stream-arn {ARN} "
         "--shard-level-metrics IncomingBytes IncomingRecords WriteProvisionedThroughputExceeded",
         "  - Spread the partition keys: Use random or better-spread partition keys so records land evenly on shards.",

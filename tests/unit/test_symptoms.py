@@ -148,23 +148,24 @@ def test_write_throttling_below_the_default_saturation_is_not_saturated() -> Non
     ev = evidence(shards=2, bytes_per_second=1_400_000, throttled_per_minute=1)
     # Then it is not saturation, so no reshard: the threshold above really came from the policy
     diagnosis = WRITE.diagnose(ev, policy())
-    assert (diagnosis.cause, diagnosis.proposals) == (Cause.HOT_PARTITION_KEY, ())
+    assert (diagnosis.cause, diagnosis.proposals) == ("hot-shard-or-bursts", ())
 
 
-def test_write_throttling_with_low_utilisation_is_a_hot_partition_key() -> None:
-    # Given throttled writes while the stream as a whole runs at 10%
+def test_write_throttling_with_low_utilisation_and_no_shard_metrics_cannot_tell() -> None:
+    # Given throttled writes while the stream as a whole runs at 10%, and no shard-level metrics
     ev = evidence(shards=4, bytes_per_second=400_000, throttled_per_minute=3)
     # When diagnosed
     diagnosis = WRITE.diagnose(ev, policy())
-    # Then it is a hot partition key: advice only, starting with the command to find the hot shard
-    assert diagnosis.cause == Cause.HOT_PARTITION_KEY
+    # Then a hot shard and short bursts cannot be told apart: advice only, starting with the command that finds out
+    assert diagnosis.cause == "hot-shard-or-bursts"
     assert diagnosis.proposals == ()
     assert diagnosis.summary == (
-        "Writes were throttled although the stream as a whole peaked at only 10% of its capacity: the load "
-        "is uneven, most likely a hot partition key. More shards would not help."
+        "Writes were throttled although the stream as a whole peaked at only 10% of its capacity in any minute: "
+        "either a hot partition key overloads one shard, or bursts shorter than a minute overload all of them, and "
+        "the stream-level metrics cannot tell which. Shard-level metrics can: see the advice."
     )
     assert [a.title for a in diagnosis.advice] == [
-        "Find the hot shard",
+        "Find out: enable shard-level metrics",
         "Spread the partition keys",
         "Batch and back off",
     ]

@@ -13,7 +13,8 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediator.core.history import PastAction
@@ -26,6 +27,47 @@ AUDIT_RETENTION_DAYS = 90
 # event ages are hours); kept a week for people reading the table.
 CLAIM_RETENTION_DAYS = 7
 LEASE_SK = "LEASE"
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One audit item as read back for display. Plain strings, not enums: a row written by a newer remediator
+    (an outcome this reader does not know) still shows."""
+
+    at: datetime
+    stream: str
+    outcome: str
+    reason: str
+    symptom: str = ""
+    alarm_name: str = ""
+    mode: str = ""
+    action: str = ""
+    notified: bool = False
+    parameters: dict[str, Any] | None = None
+    plan: dict[str, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_item(cls, item: dict[str, dict[str, Any]]) -> AuditRow:
+        def text(key: str) -> str:
+            return str(item.get(key, {}).get("S", ""))
+
+        def document(key: str) -> dict[str, Any] | None:
+            raw = item.get(key, {}).get("S")
+            return json.loads(raw) if raw else None
+
+        return cls(
+            at=datetime.fromisoformat(text("at")),
+            stream=text("stream"),
+            outcome=text("outcome"),
+            reason=text("reason"),
+            symptom=text("symptom"),
+            alarm_name=text("alarm_name"),
+            mode=text("mode"),
+            action=text("action"),
+            notified=bool(item.get("notified", {}).get("BOOL", False)),
+            parameters=document("parameters"),
+            plan=document("plan"),
+        )
 
 
 class DynamoAuditLog:
@@ -111,6 +153,24 @@ class DynamoAuditLog:
                 at = datetime.fromisoformat(item["at"]["S"])
                 newest = at if newest is None or at > newest else newest
         return newest
+
+    def history(self, stream: str, since: datetime | None = None) -> list[AuditRow]:
+        """Every row of the stream since `since` (all the table keeps when None), newest first: a key condition
+        on the sort key (it starts with the row's ISO time), every page read."""
+        condition, values = "pk = :pk", {":pk": {"S": self.partition(stream)}}
+        if since is not None:
+            condition += " AND sk >= :since"
+            values[":since"] = {"S": since.astimezone(UTC).isoformat()}  # rows are written in UTC
+        paginator = self._dynamodb.get_paginator("query")
+        rows = []
+        for page in paginator.paginate(
+            TableName=self._table,
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+        ):
+            rows += [AuditRow.from_item(item) for item in page["Items"]]
+        return rows
 
     def recent(self, stream: str, limit: int = 20) -> list[dict[str, str]]:
         """Newest first, flattened for display."""

@@ -28,4 +28,8 @@ class KinesisStreams:
             mode=_enum(StreamMode, summary.get("StreamModeDetails", {}).get("StreamMode")),
             open_shards=summary["OpenShardCount"],
             retention_hours=summary["RetentionPeriodHours"],
+            consumer_count=summary.get("ConsumerCount"),
+            shard_level_metrics=tuple(
+                sorted({m for e in summary.get("EnhancedMonitoring", []) for m in e.get("ShardLevelMetrics", [])})
+            ),
         )

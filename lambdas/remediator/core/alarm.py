@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
 from remediator.core.deployment import ALARM_NAME_MAX_LENGTH, ALARM_NAME_SEPARATOR, DEFAULT_ALARM_PREFIX
-from remediator.core.policy import STREAM_NAME_PATTERN
+from remediator.core.policy import STREAM_NAME_PATTERN, StreamPolicy
 from remediator.core.registry import REGISTRY
 
-__all__ = ["DEFAULT_ALARM_PREFIX", "AlarmTrigger", "alarm_name", "identify"]
+if TYPE_CHECKING:
+    from remediator.core.symptoms.base import AlarmSpec
+
+__all__ = [
+    "DEFAULT_ALARM_PREFIX",
+    "AlarmTrigger",
+    "alarm_name",
+    "deployed_alarms",
+    "foreign_origin",
+    "identify",
+    "untrusted",
+]
 
 SEP = ALARM_NAME_SEPARATOR
 
@@ -62,18 +74,42 @@ class AlarmTrigger(BaseModel):
     account: str
     region: str
     reason: str = ""
+    # The metric dimensions the alarm's state change carried (keys as sent). None when the trigger was not made
+    # from an event (the CLI's `plan`): then `untrusted` has no dimensions to check.
+    dimensions: tuple[tuple[str, str], ...] | None = None
+
+
+STREAM_DIMENSION = "StreamName"
+STREAM_NAME_MAX_LENGTH = 128  # Kinesis's limit, as in STREAM_NAME_PATTERN
+SHOWN_CHARACTERS = 64
+
+
+def _shown(text: str, limit: int) -> str:
+    """Text for a reason or a log line: as given, or its start and length when it is longer than `limit`."""
+    return text if len(text) <= limit else f"{text[:SHOWN_CHARACTERS]}... ({len(text)} characters)"
 
 
 def parse_alarm_name(alarm: str, prefix: str) -> tuple[str, str] | str:
     """(stream, symptom), or why the name is not one of ours."""
     if not alarm.startswith(prefix):
-        return f"alarm '{alarm}' does not start with '{prefix}'"
+        return f"alarm '{_shown(alarm, ALARM_NAME_MAX_LENGTH)}' does not start with '{prefix}'"
+    if len(alarm) > ALARM_NAME_MAX_LENGTH:
+        return (
+            f"alarm '{_shown(alarm, ALARM_NAME_MAX_LENGTH)}' is {len(alarm)} characters, longer than CloudWatch's "
+            f"{ALARM_NAME_MAX_LENGTH}"
+        )
     parts = alarm[len(prefix) :].split(SEP)
     if len(parts) not in (2, 3) or not all(parts):
         return f"alarm '{alarm}' is not named <prefix><stream>{SEP}<symptom>[{SEP}<qualifier>]"
     stream, symptom = parts[0], parts[1]
+    # Checked before the name is used as a key anywhere (the audit table's partition key, an SSM parameter name).
+    if len(stream) > STREAM_NAME_MAX_LENGTH:
+        return (
+            f"alarm '{_shown(alarm, STREAM_NAME_MAX_LENGTH)}' names a stream of {len(stream)} characters; "
+            f"Kinesis stream names have 1 to {STREAM_NAME_MAX_LENGTH}"
+        )
     if not STREAM_NAME_PATTERN.fullmatch(stream):
-        return f"alarm '{alarm}' names no valid stream ('{stream}')"
+        return f"alarm '{alarm}' names no valid stream ('{stream}'): Kinesis allows only [a-zA-Z0-9_.-]"
     if symptom not in REGISTRY.symptoms:
         return f"alarm '{alarm}' names no known symptom ('{symptom}')"
     return stream, symptom
@@ -93,7 +129,7 @@ def identify(
 ) -> tuple[AlarmTrigger | None, str]:
     """Return the trigger, or None and why the change is not for us."""
     if not alarm.startswith(prefix):
-        return None, f"alarm '{alarm}' does not start with '{prefix}'"
+        return None, f"alarm '{_shown(alarm, ALARM_NAME_MAX_LENGTH)}' does not start with '{prefix}'"
     if state != "ALARM":
         return None, f"alarm '{alarm}' went to {state}, not ALARM"
     if previous_state == "ALARM":
@@ -116,6 +152,71 @@ def identify(
             account=account,
             region=region,
             reason=reason,
+            dimensions=tuple(sorted(dimensions.items())),
         ),
         "",
     )
+
+
+def foreign_origin(*, account: str, region: str, own_account: str, own_region: str) -> str:
+    """Why an event from `account`/`region` is not for a function running in `own_account`/`own_region`, or ''.
+
+    A stream is known by its name only within one account and region: an alarm from elsewhere is about
+    another stream, whatever it is called (EventBridge can forward events across accounts and regions).
+    """
+    if not own_account:
+        return f"this function's account is unknown, so an event from account '{account}' cannot be trusted"
+    if account != own_account:
+        return f"event from account '{account}', not this function's account '{own_account}'"
+    if region != own_region:
+        return f"event from region '{region}', not this function's region '{own_region}'"
+    return ""
+
+
+def deployed_alarms(policy: StreamPolicy, prefix: str) -> dict[str, tuple[str, AlarmSpec]]:
+    """Alarm name -> (symptom id, spec), for every alarm the stack builds for this stream's policy.
+
+    The one derivation the stack (stacks/constructs/alarms.py) and the remediator's trust check share: an alarm
+    name not in it was not made by this deployment (a disabled detector, or an alarm made elsewhere that
+    bears our prefix, such as a composite or expression-only alarm).
+    """
+    alarms: dict[str, tuple[str, AlarmSpec]] = {}
+    for key, symptom in REGISTRY.symptoms.items():
+        detector = symptom.detector(policy)
+        if not detector.enabled:
+            continue
+        for spec in symptom.alarms(policy, detector):
+            alarms[alarm_name(prefix, policy.name, key, spec.qualifier)] = (key, spec)
+    return alarms
+
+
+def untrusted(trigger: AlarmTrigger, policy: StreamPolicy, prefix: str) -> str:
+    """Why a trigger for a stream with this (deployed) policy is not to be acted on, or ''.
+
+    Acts only on alarms this deployment created: the alarm's name must be exactly one that the policy and the
+    prefix make, and an alarm whose metric has a StreamName dimension must arrive with it.
+    """
+    deployed = deployed_alarms(policy, prefix)
+    found = deployed.get(trigger.alarm_name)
+    if found is None:
+        return (
+            f"alarm '{trigger.alarm_name}' is not one this deployment created: stream '{policy.name}''s deployed "
+            f"policy makes {len(deployed)} alarm(s), and not this one (its detector disabled, or an alarm made "
+            "elsewhere that bears our prefix)"
+        )
+    _, spec = found
+    wanted = {m.dimension_map[STREAM_DIMENSION] for m in spec.metrics if STREAM_DIMENSION in m.dimension_map}
+    if not wanted or trigger.dimensions is None:
+        return ""
+    arrived = {value for key, value in trigger.dimensions if key.lower() == STREAM_DIMENSION.lower()}
+    if not arrived:
+        return (
+            f"alarm '{trigger.alarm_name}' arrived without the {STREAM_DIMENSION} dimension its metric has "
+            "(a composite or expression-only alarm with our name?)"
+        )
+    if arrived != wanted:
+        return (
+            f"alarm '{trigger.alarm_name}' arrived with {STREAM_DIMENSION} {sorted(arrived)}, but its metric "
+            f"watches {sorted(wanted)}"
+        )
+    return ""

@@ -23,7 +23,16 @@ FUNCTION_TIMEOUT_SECONDS: Final = 300
 LEASE_MARGIN_SECONDS: Final = 60
 
 SERVICE_NAME: Final = "kinesis-remediator"
+STACK_NAME: Final = "KinesisRemediator"  # the CloudFormation stack `cdk deploy` creates
 METRICS_NAMESPACE: Final = "KinesisRemediator"
+
+
+class StackOutput:
+    """The stack's CloudFormation outputs that the CLI and the demo look up by name."""
+
+    AUDIT_TABLE: Final = "AuditTableName"
+    DASHBOARD_NAME: Final = "DashboardName"
+    DASHBOARD_URL: Final = "DashboardUrl"
 
 
 class Env:
@@ -36,3 +45,43 @@ class Env:
     POLICY_PREFIX: Final = "POLICY_PARAMETER_PREFIX"
     ALARM_PREFIX: Final = "ALARM_NAME_PREFIX"
     POLICY_DIGEST: Final = "POLICY_DIGEST"
+
+
+class RemediatorMetric:
+    """The remediator's own metrics (Powertools Metrics, namespace METRICS_NAMESPACE, dimension `service` =
+    SERVICE_NAME). The handler emits them; the dashboard and alarms read them: each name is spelled here only."""
+
+    # Per invocation
+    ALARM_TRIGGERS: Final = "AlarmTriggers"  # one of our alarms went into ALARM (counted before idempotency)
+    IGNORED_ALARM_CHANGES: Final = "IgnoredAlarmChanges"
+    UNRECOGNISED_EVENTS: Final = "UnrecognisedEvents"
+    # A second delivery of a state change while the first is still being handled (answered quietly, not retried).
+    DUPLICATE_DELIVERIES: Final = "DuplicateDeliveriesInProgress"
+    # Per outcome (a trigger that got past idempotency)
+    PLANS_MADE: Final = "PlansMade"  # a plan was made (also when it holds no step)
+    ACTIONS_APPLIED: Final = "ActionsApplied"  # steps AWS accepted
+    STEPS_REHEARSED: Final = "StepsRehearsed"  # steps a dry-run policy only described
+    STEPS_BLOCKED: Final = "StepsBlocked"  # steps a guardrail or the kill switch stopped
+    STEPS_FAILED: Final = "StepsFailed"  # steps whose call failed
+    ADVICE_SENT: Final = "AdviceSent"  # no-action outcomes whose advice e-mail went out
+    OUTCOME_PREFIX: Final = "Outcome_"  # + OutcomeStatus value: Outcome_applied, Outcome_failed, ...
+    # Per stream (dimension STREAM_DIMENSION): the open shards the remediator last saw, or set with a reshard.
+    # CloudWatch has no shard-count metric, so the dashboard divides the write load by this one.
+    OPEN_SHARDS: Final = "OpenShards"
+
+    SERVICE_DIMENSION: Final = "service"  # Powertools adds it to every metric, with SERVICE_NAME
+    STREAM_DIMENSION: Final = "StreamName"
+
+    @staticmethod
+    def outcome(status: str) -> str:
+        """The per-status counter: `Outcome_failed` counts failed outcomes."""
+        return f"{RemediatorMetric.OUTCOME_PREFIX}{status}"
+
+
+# Powertools Metrics adds one dimension to every metric it emits: `service`, set to SERVICE_NAME. An alarm on our
+# metrics must name exactly that dimension, or it watches a series nothing is written to.
+METRICS_SERVICE_DIMENSION: Final = RemediatorMetric.SERVICE_DIMENSION
+# The self-monitoring alarm on failed outcomes reads this one.
+OUTCOME_METRIC_PREFIX: Final = RemediatorMetric.OUTCOME_PREFIX
+FAILED_OUTCOME_METRIC: Final = RemediatorMetric.outcome("failed")
+DUPLICATE_DELIVERY_METRIC: Final = RemediatorMetric.DUPLICATE_DELIVERIES

@@ -38,6 +38,11 @@ class StreamState(BaseModel):
     mode: StreamMode
     open_shards: int
     retention_hours: int
+    # Registered enhanced fan-out consumers (DescribeStreamSummary's ConsumerCount); None when AWS did not say.
+    consumer_count: int | None = None
+    # Enhanced (shard-level) metrics enabled on the stream, as DescribeStreamSummary's EnhancedMonitoring lists them
+    # ('ALL' or metric names); empty when none are (the default: they cost extra).
+    shard_level_metrics: tuple[str, ...] = ()
 
 
 # The stream's write load: every capacity judgement (saturated or not, how many shards) reads these.

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.core.policy import Mode
 
@@ -70,6 +70,12 @@ class Outcome(BaseModel):
     detail: str
     steps: list[StepOutcome] = []
     plan: dict[str, Any] | None = None
+    # For the remediator's metrics only, so left out of the Lambda's result and logs (exclude=True):
+    # a no-action outcome whose advice e-mail went out (not held back by notify.advice_interval_minutes);
+    advice_sent: bool = Field(default=False, exclude=True)
+    # the stream's open shards as the remediator last knew them: read with the evidence, or the target of a
+    # reshard it applied (None when no evidence was read).
+    open_shards: int | None = Field(default=None, exclude=True)
 
 
 class AuditEntry(BaseModel):

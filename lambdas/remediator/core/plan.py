@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, computed_field
 
+from remediator.core.cost import CostEstimate
 from remediator.core.policy import Mode
 
 
@@ -67,6 +68,10 @@ class GuardrailVerdict(Frozen):
     detail: str
 
 
+# The setting a reshard's Change names: the remediator's OpenShards metric follows an applied one.
+OPEN_SHARDS_SETTING = "open shards"
+
+
 class Change(Frozen):
     """One setting a step changes: `shards 2 -> 4`, `retention_hours 24 -> 48`."""
 
@@ -88,6 +93,9 @@ class PlannedStep(Frozen):
     cli_command: str
     changes: tuple[Change, ...] = ()
     guardrails: tuple[GuardrailVerdict, ...] = ()
+    # The stream's monthly cost before -> after this step (the lines it changes), on top of the allowed
+    # steps before it; None only when it could not be estimated.
+    cost: CostEstimate | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -107,6 +115,8 @@ class Plan(Frozen):
     created_at: datetime
     diagnosis: Diagnosis
     steps: tuple[PlannedStep, ...] = Field(default=())
+    # The stream's monthly cost now -> after every allowed step, itemised (core/cost.py).
+    cost: CostEstimate | None = None
 
     @property
     def actions(self) -> list[PlannedStep]:
@@ -138,6 +148,7 @@ class Plan(Frozen):
                     "reason": s.reason,
                     "cli_command": s.cli_command,
                     "guardrails": [g.model_dump() for g in s.guardrails],
+                    "cost": s.cost.report() if s.cost else None,
                 }
                 for s in self.actions
             ],
@@ -149,8 +160,10 @@ class Plan(Frozen):
                     "changes": [c.model_dump(mode="json") for c in s.changes],
                     "cli_command": s.cli_command,
                     "reasons": s.blocking_reasons,
+                    "cost": s.cost.report() if s.cost else None,
                 }
                 for s in self.blocked
             ],
             "advice": [a.model_dump() for a in self.diagnosis.advice],
+            "cost": self.cost.report() if self.cost else None,
         }

@@ -80,6 +80,11 @@ def plan_text(plan: Plan, results: list[str] | None = None) -> str:
                 f"  {number}. {step.summary} [{state}]",
                 f"     Why:     {step.reason}",
                 *([f"     Changes: {'; '.join(c.render() for c in step.changes)}"] if step.changes else []),
+                *(
+                    [f"     Cost:    {'' if step.allowed else 'if it were applied, '}{step.cost.render()}"]
+                    if step.cost
+                    else []
+                ),
                 f"     Command: {step.cli_command}",
                 "     Guardrails:",
             ]
@@ -89,6 +94,7 @@ def plan_text(plan: Plan, results: list[str] | None = None) -> str:
         lines.append("")
     else:
         lines += ["Plan", "  No automatic action: see the diagnosis and the advice.", ""]
+    lines += cost_lines(plan)
     if plan.diagnosis.advice:
         lines.append("Advice")
         for advice in plan.diagnosis.advice:
@@ -97,6 +103,44 @@ def plan_text(plan: Plan, results: list[str] | None = None) -> str:
                 lines.append(f"      {advice.cli_command}")
         lines.append("")
     return "\n".join(lines)
+
+
+def cost_lines(plan: Plan) -> list[str]:
+    """The plan's monthly cost in one line, and where the figure comes from."""
+    cost = plan.cost
+    if cost is None:
+        return []
+    if plan.actions:
+        what = f"{cost.render()} once the allowed steps are done"
+    else:
+        what = f"monthly cost ${cost.monthly_before_usd:,.2f} (no allowed step changes it)"
+    status = "" if cost.prices_confirmed else ", UNCONFIRMED"
+    return [
+        "Cost (estimate)",
+        f"  {what}",
+        f"  {cost.region} list prices of {cost.prices_as_of}{status}; Kinesis only, at the average write rate",
+        "",
+    ]
+
+
+def cost_table(plan: Plan) -> str:
+    """The plan's monthly cost item by item, before -> after its allowed steps (for the CLI)."""
+    cost = plan.cost
+    if cost is None:
+        return ""
+    rows = [
+        [
+            line.item,
+            f"{line.quantity_before:,.2f} -> {line.quantity_after:,.2f} {line.unit}",
+            f"${line.unit_price_usd:g}",
+            f"${line.before_usd:,.2f}",
+            f"${line.after_usd:,.2f}",
+        ]
+        for line in cost.lines
+    ]
+    rows.append(["total", "", "", f"${cost.monthly_before_usd:,.2f}", f"${cost.monthly_after_usd:,.2f}"])
+    text = table(["item", "quantity a month", "unit price", "before", "after"], rows)
+    return "\n".join([text, *(f"  - {note}" for note in cost.notes)])
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

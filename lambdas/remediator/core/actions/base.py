@@ -15,6 +15,8 @@
 - `cli_command(step)`: the AWS CLI command a person would type, shell-quoted;
 - `summary(parameters)`: the one line e-mails and CLI tables print; `changes(parameters)`: each
   setting it changes, before -> after;
+- `usage_after(usage, parameters)`: what the step changes in what the stream is billed for (shards,
+  retention, consumers; core/cost.py), so that every plan shows its monthly cost before -> after;
 - `sample_parameters`: a representative step's parameters, for the contract tests and the docs.
 
 It registers itself with `@REGISTRY.action` (remediator.core.registry).
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from remediator.core.cost import Usage
 from remediator.core.evidence import Evidence
 from remediator.core.grants import IamGrant
 from remediator.core.history import ActionHistory
@@ -91,6 +94,11 @@ class Action(ABC, Generic[PolicyT]):
     def changes(self, parameters: dict[str, Any]) -> list[Change]:
         """What the step changes, before -> after, for `plan --json` and the e-mails."""
         return []
+
+    def usage_after(self, usage: Usage, parameters: dict[str, Any]) -> Usage:
+        """The stream's billed usage once this step is done (core/cost.py). By default, unchanged: override it
+        when the step changes shards, retention, consumers or the readers that poll."""
+        return usage
 
     def bounds(self, block: PolicyT) -> str:
         """The policy's bounds for this action, in a few words, for the `validate` table."""

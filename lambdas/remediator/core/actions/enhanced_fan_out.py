@@ -79,6 +79,7 @@ from __future__ import annotations
 
 import math
 import shlex
+from dataclasses import replace
 from datetime import timedelta
 from time import monotonic, sleep
 from typing import Any, ClassVar
@@ -88,6 +89,7 @@ from pydantic import Field
 from remediator.core import limits
 from remediator.core.actions.base import Action, ValidationContext
 from remediator.core.consumers import MappingFacts, lambda_mappings
+from remediator.core.cost import Usage
 from remediator.core.grants import (
     ACCOUNT,
     CONSUMER_FUNCTION_MAPPINGS,
@@ -654,6 +656,18 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
             )
             found.append(Change(setting=f"mapping {old}", before="Enabled", after="Disabled"))
         return found
+
+    def usage_after(self, usage: Usage, parameters: dict[str, Any]) -> Usage:
+        # Each consumer registered is billed per consumer-shard-hour (provisioned) and per GB it reads; each
+        # Lambda consumer moved onto its own stops polling (on-demand bills GetRecords reads per GB). Unknown
+        # consumers count as none before: the step's own consumers are still counted.
+        registered = len(names(parameters.get("register")))
+        moved = len(names(parameters.get("move")))
+        return replace(
+            usage,
+            efo_consumers=(usage.efo_consumers or 0) + registered,
+            polling_readers=max(usage.polling_readers - moved, 0),
+        )
 
     def bounds(self, block: EnhancedFanOutPolicy) -> str:
         return f"at most {block.max_consumers} consumers" + ("" if block.move_lambda_consumers else ", no moves")

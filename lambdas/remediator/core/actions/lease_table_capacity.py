@@ -26,6 +26,7 @@ from pydantic import Field
 
 from remediator.core import limits
 from remediator.core.actions.base import Action, ValidationContext
+from remediator.core.cost import Usage
 from remediator.core.grants import LEASE_TABLE, IamGrant
 from remediator.core.lease_tables import ACTIVE, PAY_PER_REQUEST, PROVISIONED, LeaseTableFacts, lease_tables
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
@@ -298,6 +299,11 @@ class LeaseTableCapacity(Action[LeaseTableCapacityPolicy]):
                 after=parameters["target_write_capacity"],
             )
         ]
+
+    def usage_after(self, usage: Usage, parameters: dict[str, Any]) -> Usage:
+        # The lease table is DynamoDB, not Kinesis: the stream's bill does not change. The table's own cost is
+        # not estimated (on-demand depends on the KCL's request volume, which the remediator does not read).
+        return usage
 
     def bounds(self, block: LeaseTableCapacityPolicy) -> str:
         if block.strategy == Strategy.ON_DEMAND:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import fmean
 from typing import Any, ClassVar
 
@@ -27,6 +27,7 @@ from pydantic import Field
 
 from remediator.core import limits
 from remediator.core.actions.base import Action, ValidationContext
+from remediator.core.cost import Usage
 from remediator.core.evidence import Evidence, StreamMode
 from remediator.core.grants import STREAM, IamGrant
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
@@ -251,6 +252,9 @@ class RaiseRetention(Action[RaiseRetentionPolicy]):
 
     def changes(self, parameters: dict[str, Any]) -> list[Change]:
         return [Change(setting="retention hours", before=parameters["current_hours"], after=parameters["target_hours"])]
+
+    def usage_after(self, usage: Usage, parameters: dict[str, Any]) -> Usage:
+        return replace(usage, retention_hours=int(parameters["target_hours"]))
 
     def bounds(self, block: RaiseRetentionPolicy) -> str:
         return f"from {block.at_share:.0%} of retention, up to {block.max_hours:,} h"

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
 from remediator.core import limits
 from remediator.core.actions.base import Action, ValidationContext
+from remediator.core.cost import Usage
 from remediator.core.evidence import StreamMode
 from remediator.core.grants import ACCOUNT, STREAM, IamGrant
-from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
+from remediator.core.plan import OPEN_SHARDS_SETTING, Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy
 from remediator.core.ports import ReadPorts, WritePorts
 from remediator.core.registry import REGISTRY
@@ -166,7 +168,13 @@ class Reshard(Action[ReshardPolicy]):
         return f"reshard {parameters['current_shards']} -> {parameters['target_shards']} shards"
 
     def changes(self, parameters: dict[str, Any]) -> list[Change]:
-        return [Change(setting="open shards", before=parameters["current_shards"], after=parameters["target_shards"])]
+        return [
+            Change(setting=OPEN_SHARDS_SETTING, before=parameters["current_shards"], after=parameters["target_shards"])
+        ]
+
+    def usage_after(self, usage: Usage, parameters: dict[str, Any]) -> Usage:
+        # Up or down: the stream is billed for the shards this call goes to (target, not desired).
+        return replace(usage, shards=int(parameters["target_shards"]))
 
     def bounds(self, block: ReshardPolicy) -> str:
         return f"{block.min_shards}..{block.max_shards} shards"

@@ -31,6 +31,7 @@ from pydantic import Field, StringConstraints, model_validator
 from remediator.core import limits
 from remediator.core.actions.base import Action, ValidationContext
 from remediator.core.consumers import MappingFacts, lambda_mappings
+from remediator.core.cost import Usage
 from remediator.core.grants import EVENT_SOURCE_MAPPING, IamGrant
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy
@@ -536,6 +537,11 @@ class TuneEventSource(Action[TuneEventSourcePolicy]):
             Change(setting=f"{parameters['function']} {key}", before=before.get(key), after=value)
             for key, value in dict(parameters.get("after") or {}).items()
         ]
+
+    def usage_after(self, usage: Usage, parameters: dict[str, Any]) -> Usage:
+        # A mapping's batch size, parallelisation and failure handling change what Lambda runs, not what the
+        # stream is billed for: the same records are read (the Lambda invocations' cost is not estimated).
+        return usage
 
     def bounds(self, block: TuneEventSourcePolicy) -> str:
         failure = "failure handling allowed" if block.allow_failure_handling else "failure handling off"
