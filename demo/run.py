@@ -263,7 +263,10 @@ class DemoContext:
 
     @staticmethod
     def get_remaining_time_in_millis() -> int:
-        return 60_000
+        # A fresh invocation: the function's whole timeout is left (a change starts only with enough left).
+        from remediator.core.deployment import FUNCTION_TIMEOUT_SECONDS
+
+        return FUNCTION_TIMEOUT_SECONDS * 1000
 
 
 def kinesis_metrics(stream: str, values: dict[str, float]) -> Datapoints:

@@ -9,6 +9,8 @@ ignored (returning normally, so AWS does not retry them).
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -23,7 +25,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from remediator.clients.audit import DynamoAuditLog
-from remediator.clients.aws import client
+from remediator.clients.aws import client, seconds_after_change
 from remediator.clients.follow_through import CloudWatchAlarmStates, EventBridgeScheduler
 from remediator.clients.kinesis import KinesisStreams
 from remediator.clients.metrics import CloudWatchMetrics
@@ -90,16 +92,31 @@ def dependencies() -> Dependencies:
         notifier=SnsNotifier(client("sns", region=settings.region), settings.topic_arn),
         kill_switch=SsmKillSwitch(ssm, settings.kill_switch_parameter),
         policies=SsmPolicySource(ssm, settings.policy_parameter_prefix),
+        seconds_after_change=seconds_after_change(),
         alarm_prefix=settings.alarm_prefix,
         follow_through=_follow_through(),
     )
 
 
+# Seconds left in the current invocation (from its LambdaContext): a change starts only with time to settle it.
+_time_left: ContextVar[Any] = ContextVar("time_left", default=None)
+
+
+def _invocation_dependencies() -> Dependencies:
+    """The cold-start dependencies, with this invocation's clock of time left."""
+    deps = dependencies()
+    time_left = _time_left.get()
+    return deps if time_left is None else replace(deps, time_left=time_left)
+
+
 @idempotent_function(data_keyword_argument="trigger", config=idempotency, persistence_store=persistence)
 def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
-    outcome = remediate(trigger, dependencies())
-    record_outcome(outcome)
-    logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
+    outcome = remediate(trigger, _invocation_dependencies())
+    try:  # after a change nothing may fail the invocation for a metric or a log line
+        record_outcome(outcome)
+        logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
+    except Exception:
+        logger.exception("Could not record the outcome's metric")
     return outcome.model_dump(mode="json")
 
 
@@ -117,7 +134,7 @@ def _own_account(context: LambdaContext) -> str:
     data_keyword_argument="event", config=follow_up_idempotency, persistence_store=follow_up_persistence
 )
 def handle_follow_up(event: FollowUp) -> dict[str, Any]:
-    outcome = follow_up(event, settings.alarm_prefix, dependencies())
+    outcome = follow_up(event, settings.alarm_prefix, _invocation_dependencies())
     record_outcome(outcome)
     logger.info("Follow-through finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
     return outcome.model_dump(mode="json")
@@ -140,6 +157,7 @@ def _ignored(reason: str, stream: str = "-", symptom: str = "-") -> dict[str, An
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
+    _time_left.set(lambda: context.get_remaining_time_in_millis() / 1000)
     follow_up_idempotency.register_lambda_context(context)
     _invoked["arn"] = context.invoked_function_arn
     if isinstance(event, dict) and event.get("source") == FOLLOW_UP_SOURCE:

@@ -1,15 +1,19 @@
 """The remediation use case: trigger -> policy -> evidence -> plan -> guardrails -> act or e-mail -> audit.
 
-Talks to AWS only through the ports it is given, so the CLI, the Lambda and the tests share it.
+Talks to AWS only through the ports it is given, so the CLI, the Lambda and the tests share it. How a change
+is made at most once per trigger whatever fails around it (write-ahead audit, settling uncertain changes, the
+per-stream lease) is remediator.writeahead's part.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from remediator import writeahead
 from remediator.core import render, resolution
 from remediator.core.alarm import AlarmResolved, AlarmTrigger, parse_alarm_name, untrusted
 from remediator.core.cost import with_cost_queries
@@ -24,8 +28,9 @@ from remediator.core.follow_through import (
     step_facts,
 )
 from remediator.core.history import ActionHistory, PastAction
+from remediator.core.intent import trigger_identity
 from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutcome, StepResult
-from remediator.core.plan import OPEN_SHARDS_SETTING, Plan, PlannedStep
+from remediator.core.plan import OPEN_SHARDS_SETTING, Plan
 from remediator.core.planner import make_plan
 from remediator.core.policy import Mode, StreamPolicy
 from remediator.core.ports import (
@@ -33,8 +38,6 @@ from remediator.core.ports import (
     AuditLog,
     DeclaredOnly,
     KillSwitch,
-    KillSwitchEngaged,
-    KillSwitchGuard,
     MetricsReader,
     Notifier,
     PolicySource,
@@ -70,6 +73,10 @@ class Dependencies:
     kill_switch: KillSwitch
     policies: PolicySource
     clock: Callable[[], datetime] = utc_now
+    # Seconds left in this invocation (the Lambda's context; unlimited elsewhere), and the worst case of what
+    # follows a change (clients.aws.seconds_after_change): a change starts only with that much time left.
+    time_left: Callable[[], float] = lambda: math.inf
+    seconds_after_change: float = 0.0
     # The deployment's alarm prefix: with a stream's policy it names every alarm this deployment created.
     alarm_prefix: str = DEFAULT_ALARM_PREFIX
     # None: no follow-through (the CLI, and a deployment without a Scheduler role): one step per trigger.
@@ -117,7 +124,7 @@ def _audit(deps: Dependencies, trigger: AlarmTrigger, now: datetime, **fields: A
 
 def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
     now = deps.clock()
-    policy = deps.policies.get(trigger.stream)
+    policy = deps.policies.get(trigger.stream)  # raises when it cannot be read: retried, then dead-lettered
     if policy is None:
         detail = (
             f"no valid policy for stream '{trigger.stream}' (none deployed, or it failed validation: see the "
@@ -133,6 +140,16 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         _audit(deps, trigger, now, mode=policy.mode, outcome=OutcomeStatus.IGNORED, reason=why_not)
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=why_not)
 
+    with writeahead.stream_lease(trigger, policy, deps, now) as holder:
+        if holder is not None:
+            return writeahead.coordinated(trigger, policy, holder, deps, now)
+        earlier = deps.audit.intents(trigger_identity(trigger))
+        if earlier:  # an earlier delivery of this trigger claimed a change: settle it, never plan again
+            return writeahead.resume(trigger, policy, earlier, deps, now)
+        return _plan_and_act(trigger, policy, deps, now)
+
+
+def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencies, now: datetime) -> Outcome:
     try:
         history = _chain(
             trigger, deps, ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
@@ -163,30 +180,25 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
     if not plan.steps:
         return _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
 
-    steps = []
-    for step in plan.steps:
-        result = _carry_out(step, plan.mode, deps)
-        _audit(
-            deps,
-            trigger,
-            now,
-            mode=plan.mode,
-            action=step.action,
-            parameters=step.parameters,
-            outcome=OutcomeStatus(result.outcome.value),
-            reason=result.detail,
-            plan=report,
-        )
-        steps.append(result)
+    run = writeahead.Run()
+    steps = writeahead.carry_out(plan, trigger, deps, now, run)
+    for step, result in zip(plan.steps, steps, strict=True):
         if result.outcome == StepResult.APPLIED:
             shards = next((int(c.after) for c in step.changes if c.setting == OPEN_SHARDS_SETTING), shards)
     status = OutcomeStatus.of_steps({s.outcome for s in steps})
-    follow = follow_through(trigger, plan, policy, history, steps, deps, now)
+    follow = [""]  # the follow-through's paragraph for the e-mail
+
+    def schedule_next() -> None:
+        follow[0] = follow_through(trigger, plan, policy, history, steps, deps, now)
+
+    writeahead.bookkeep(run, "the follow-through", schedule_next)
     if plan.mode == Mode.DRY_RUN:
         deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
     else:
         results = [f"{s.outcome}: {s.detail}" for s in steps]
-        deps.notifier.send(plan.stream, render.subject(plan, status), render.body(plan, status, results) + follow)
+        subject, body = render.subject(plan, status), render.body(plan, status, results) + follow[0]
+        writeahead.bookkeep(run, "the e-mail", lambda: deps.notifier.send(plan.stream, subject, body))
+    run.raise_if_failed()  # after a change: only once all is done, so the retry resumes (writeahead, 5)
     return Outcome(
         status=status,
         stream=plan.stream,
@@ -228,28 +240,6 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
         plan=plan.as_report(),
         advice_sent=last is None,
     )
-
-
-def _carry_out(step: PlannedStep, mode: Mode, deps: Dependencies) -> StepOutcome:
-    """Blocked, rehearsed (dry-run), or applied: the only place a mutating call is made."""
-    if not step.allowed:
-        return StepOutcome(action=step.action, outcome=StepResult.BLOCKED, detail="; ".join(step.blocking_reasons))
-    if mode == Mode.DRY_RUN:
-        return StepOutcome(action=step.action, outcome=StepResult.DRY_RUN, detail=step.reason)
-    # Read right before the call: an operator may have pulled it since the plan was made.
-    if deps.kill_switch.engaged():
-        detail = "kill-switch: engaged; no change made"
-        return StepOutcome(action=step.action, outcome=StepResult.BLOCKED, detail=detail)
-    action = REGISTRY.actions[step.action]
-    guarded = KillSwitchGuard(deps.writes, deps.kill_switch)
-    try:
-        response = action.apply(step, DeclaredOnly(guarded, action.iam_actions, action.id))
-    except KillSwitchEngaged as stop:
-        outcome = StepResult.FAILED if stop.made else StepResult.BLOCKED  # a step left half done is a failure
-        return StepOutcome(action=step.action, outcome=outcome, detail=str(stop))
-    except Exception as exc:  # audited and e-mailed by the caller, never retried blindly
-        return StepOutcome(action=step.action, outcome=StepResult.FAILED, detail=f"{type(exc).__name__}: {exc}")
-    return StepOutcome(action=step.action, outcome=StepResult.APPLIED, detail=f"accepted by AWS: {response}")
 
 
 # --- Follow-through (remediator.core.follow_through) ------------------------------------------------------

@@ -17,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from remediator.core.deployment import (
+    FUNCTION_TIMEOUT_SECONDS,
     METRICS_NAMESPACE,
     SCHEDULE_GROUP,
     SCHEDULER_SERVICE,
@@ -157,7 +158,8 @@ class Remediator(Construct):
             role=self.role,
             log_group=self.log_group,
             memory_size=256,
-            timeout=Duration.seconds(60),
+            # Room for the worst case of what follows a change (clients.aws.seconds_after_change).
+            timeout=Duration.seconds(FUNCTION_TIMEOUT_SECONDS),
             tracing=lambda_.Tracing.ACTIVE,
             retry_attempts=2,
             max_event_age=Duration.hours(1),
@@ -219,8 +221,12 @@ class Remediator(Construct):
                 resources=[state.kill_switch.parameter_arn]
                 + [p.parameter_arn for p in state.policy_parameters.values()],
             ),
+            # Rows, write-ahead claims and the per-stream lease, each written with PutItem (claims and leases
+            # with a condition) and read back with Query or GetItem: remediator.clients.audit. No DeleteItem:
+            # a lease is given back by overwriting it as expired, and nothing erases the audit.
             iam.PolicyStatement(
-                actions=["dynamodb:PutItem", "dynamodb:Query"], resources=[state.audit_table.table_arn]
+                actions=["dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"],
+                resources=[state.audit_table.table_arn],
             ),
             iam.PolicyStatement(
                 actions=[

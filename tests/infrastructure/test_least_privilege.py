@@ -88,7 +88,7 @@ def test_role_permissions_are_exactly_the_declared_ones(synth: Synth) -> None:
         declared_pairs(synth.policies)
         | {(action, "*") for action in XRAY_ACTIONS}
         | {("ssm:GetParameter", parameter) for parameter in parameters}
-        | {(a, get_att(resource_ids["audit"])) for a in ("dynamodb:PutItem", "dynamodb:Query")}
+        | {(a, get_att(resource_ids["audit"])) for a in ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem")}
         | {
             (a, get_att(resource_ids["idempotency"]))
             for a in ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")

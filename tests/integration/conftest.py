@@ -343,7 +343,10 @@ class FakeContext:
 
     @staticmethod
     def get_remaining_time_in_millis() -> int:
-        return 60_000
+        # A fresh invocation: the function's whole timeout is left.
+        from remediator.core.deployment import FUNCTION_TIMEOUT_SECONDS
+
+        return FUNCTION_TIMEOUT_SECONDS * 1000
 
 
 @pytest.fixture

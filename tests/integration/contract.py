@@ -232,7 +232,7 @@ class StackResources:
         """Resource ARN -> the IAM actions granted on it. Policy parameters: one per deployed stream."""
         granted = {
             parameter_arn(self.kill_switch): frozenset({"ssm:GetParameter"}),
-            table_arn(self.audit_table): frozenset({"dynamodb:PutItem", "dynamodb:Query"}),
+            table_arn(self.audit_table): frozenset({"dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"}),
             table_arn(self.idempotency_table): frozenset(
                 {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
             ),

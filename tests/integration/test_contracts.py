@@ -221,7 +221,7 @@ def test_reading_the_policy_of_a_stream_with_none_deployed_is_tolerated_but_noth
             deployed(orders={}),
             [
                 "dynamodb:DeleteItem on arn:aws:dynamodb:us-east-1:123456789012:table/audit: "
-                "the stack grants only ['dynamodb:PutItem', 'dynamodb:Query'] on it"
+                "the stack grants only ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'] on it"
             ],
             id="erasing-the-audit",
         ),

@@ -68,18 +68,25 @@ def test_kill_switch_is_read_after_the_evidence_and_right_before_the_mutating_ca
     # When its alarm fires
     invoke(alarm_event(WRITE_ALARM))
 
-    # Then the last call before UpdateShardCount is the kill-switch read
+    # Then the last call before UpdateShardCount is the kill-switch read, followed only by the write-ahead
+    # audit (the claim of the step, then its in-flight row)
     calls = api_calls.calls
     update = [i for i, c in enumerate(calls) if c.operation == "UpdateShardCount"]
     assert len(update) == 1
-    before = calls[update[0] - 1]
-    assert (before.service, before.operation, before.params) == (
+    switch, claim, row = calls[update[0] - 3 : update[0]]
+    assert (switch.service, switch.operation, switch.params) == (
         "ssm",
         "GetParameter",
         {"Name": aws.kill_switch, "WithDecryption": False},
     )
+    assert (claim.operation, claim.params["Item"]["pk"]["S"], claim.params["ConditionExpression"]) == (
+        "PutItem",
+        f"INTENT#{WRITE_ALARM}#2026-11-26T02:59:00.000+0000",
+        "attribute_not_exists(pk)",
+    )
+    assert (row.operation, row.params["Item"]["outcome"]["S"]) == ("PutItem", "in-flight")
     first_metrics = next(i for i, c in enumerate(calls) if c.operation == "GetMetricData")
-    assert first_metrics < update[0] - 1
+    assert first_metrics < update[0] - 3
 
 
 def test_a_target_beyond_twice_the_current_count_is_never_sent(aws, invoke, api_calls):
@@ -331,10 +338,10 @@ def test_a_failed_update_is_audited_and_mailed_and_not_raised(aws, handler, invo
     # When the alarm fires
     result = invoke(alarm_event(WRITE_ALARM))
 
-    # Then the outcome is failed (not an exception for Lambda to retry blindly), audited and e-mailed
-    assert result["status"] == "failed"
+    # Then the outcome is "AWS limit reached" (not an exception for Lambda to retry blindly), audited and e-mailed
+    assert result["status"] == "limit-reached"
     detail = result["steps"][0]["detail"]
-    assert detail.startswith("ClientError: An error occurred (LimitExceededException)")
-    assert only(decisions(aws.audit_rows(STREAM)))["outcome"] == "failed"
-    assert only(aws.emails())["Subject"] == "[FAILED] orders: reshard 2 -> 4 shards (producers throttled)"
+    assert detail.startswith("AWS limit reached: UpdateShardCount answered LimitExceededException: Rate exceeded")
+    assert only(decisions(aws.audit_rows(STREAM)))["outcome"] == "limit-reached"
+    assert only(aws.emails())["Subject"] == "[LIMIT-REACHED] orders: reshard 2 -> 4 shards (producers throttled)"
     assert aws.shard_count(STREAM) == 2

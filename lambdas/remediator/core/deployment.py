@@ -28,6 +28,13 @@ def schedule_prefix(alarm_prefix: str) -> str:
     return f"kr-ft-{hashlib.sha256(alarm_prefix.encode()).hexdigest()[:8]}-"
 
 
+# The remediator function's timeout (the stack sets it). It must leave room for the worst case of what follows
+# a change (clients.aws.seconds_after_change: tests/infrastructure/test_timeouts.py checks it).
+FUNCTION_TIMEOUT_SECONDS: Final = 300
+# A stream's lease outlives the invocation that took it by this much at most, then expires on its own.
+LEASE_MARGIN_SECONDS: Final = 60
+
+
 SERVICE_NAME: Final = "kinesis-remediator"
 STACK_NAME: Final = "KinesisRemediator"  # the CloudFormation stack `cdk deploy` creates
 METRICS_NAMESPACE: Final = "KinesisRemediator"

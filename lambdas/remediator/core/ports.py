@@ -28,7 +28,8 @@ from remediator.core.metrics import MetricQuery
 
 if TYPE_CHECKING:
     from remediator.core.follow_through import FollowUp
-    from remediator.core.outcome import AuditEntry
+    from remediator.core.intent import Intent, Lease
+    from remediator.core.outcome import AuditEntry, StepOutcome
     from remediator.core.policy import StreamPolicy
 
 
@@ -45,7 +46,36 @@ class MetricsReader(Protocol):
 class AuditLog(Protocol):
     def record(self, entry: AuditEntry) -> None: ...
 
-    def applied_actions(self, stream: str, since: datetime) -> list[PastAction]: ...
+    def applied_actions(self, stream: str, since: datetime) -> list[PastAction]:
+        """Changes made since `since`: applied rows, and in-flight and uncertain ones (COUNTED_AS_APPLIED)."""
+        ...
+
+    # --- write-ahead (remediator.writeahead) ---------------------------------------------------------------
+
+    def begin(self, intent: Intent) -> Intent:
+        """Claim the intent (a conditional write: only if no delivery of the trigger claimed its slot before)
+        and write its in-flight audit row: the intent, `claimed`, with where its row is. Else the intent found
+        (not `claimed`), with its row as it is now."""
+        ...
+
+    def finish(self, intent: Intent, result: StepOutcome) -> None:
+        """The intent's audit row becomes what happened (applied, failed, limit-reached, uncertain)."""
+        ...
+
+    def intents(self, trigger: str) -> list[Intent]:
+        """Every intent a delivery of this trigger claimed, with its audit row (consistent reads)."""
+        ...
+
+    # --- the per-stream lease ---------------------------------------------------------------------------------
+
+    def acquire_lease(self, lease: Lease, now: datetime) -> Lease | None:
+        """Take the stream's lease (a conditional write: free, expired, or already this holder's). None when
+        taken; else the lease that another trigger holds."""
+        ...
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give the lease back, if still held by this holder."""
+        ...
 
     def last_advice(self, stream: str, symptom: str, since: datetime) -> datetime | None:
         """When advice for this stream and symptom was last e-mailed, if after `since`."""
@@ -92,7 +122,40 @@ class PolicySource(Protocol):
 
 
 class KillSwitch(Protocol):
-    def engaged(self) -> bool: ...
+    def engaged(self) -> bool:
+        """True unless the operator's switch reads 'off'; raises KillSwitchUnreadable when it cannot be read."""
+        ...
+
+
+class KillSwitchUnreadable(RuntimeError):
+    """The kill switch could not be read (throttled, denied, AWS failing): never taken as 'off'."""
+
+
+class PolicyUnreadable(RuntimeError):
+    """A stream's policy could not be read (throttled, denied, AWS failing): not the same as no policy."""
+
+
+# --- how a mutating call failed (the clients translate the SDK's errors into these) ------------------------
+
+
+class ChangeFailed(RuntimeError):
+    """A mutating AWS call failed; the subclass says what AWS's answer tells about the change."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation, self.code, self.message = operation, code, message
+        super().__init__(f"{operation}: {code}: {message}")
+
+
+class ChangeRefused(ChangeFailed):
+    """AWS answered with a client error (4xx, throttling included): it did not make the change."""
+
+
+class LimitReached(ChangeRefused):
+    """AWS refused the change for one of its limits (LimitExceededException): retrying cannot help now."""
+
+
+class ChangeUnanswered(ChangeFailed):
+    """A 5xx, a timeout or a broken connection: the change may or may not have been made."""
 
 
 class ServicePort(Protocol):
@@ -144,10 +207,11 @@ class _DeclaredService:
 class KillSwitchEngaged(RuntimeError):
     """The kill switch was found engaged between two mutating calls of one step."""
 
-    def __init__(self, operation: str, made: list[str]) -> None:
+    def __init__(self, operation: str, made: list[str], unreadable: str = "") -> None:
         self.operation, self.made = operation, made
         done = f"{len(made)} change(s) already made: {', '.join(made)}" if made else "no change made"
-        super().__init__(f"kill-switch: engaged before {operation}; {done}")
+        state = f"unreadable ({unreadable}), taken as engaged," if unreadable else "engaged"
+        super().__init__(f"kill-switch: {state} before {operation}; {done}")
 
 
 class _GuardedService:
@@ -169,8 +233,14 @@ class KillSwitchGuard:
         self.made: list[str] = []
 
     def before_change(self, operation: str) -> None:
-        if self.made and self._kill_switch.engaged():
-            raise KillSwitchEngaged(operation, list(self.made))
+        if self.made:
+            try:
+                engaged = self._kill_switch.engaged()
+            except KillSwitchUnreadable as exc:
+                # A change is made already: never raise into a retry; stop as if engaged, and say why.
+                raise KillSwitchEngaged(operation, list(self.made), unreadable=str(exc)) from exc
+            if engaged:
+                raise KillSwitchEngaged(operation, list(self.made))
         self.made.append(operation)
 
     def service(self, name: str) -> ServicePort:

@@ -9,6 +9,9 @@
 - `shape(proposal, context)`: turns what a diagnosis asked for into this call's parameters;
 - `checks(step, context)`: its guardrails (AWS's limits for the call, the policy's bounds);
 - `apply(step, aws)`: the change, through the write ports (one per AWS service);
+- `confirm(step, aws)`: whether the change was made, re-read through the read ports after a call that failed
+  without saying (a 5xx, a timeout): True made, False not made, None cannot tell. Every action implements it
+  (a test fails otherwise); it reads only what its grants allow;
 - `cli_command(step)`: the AWS CLI command a person would type, shell-quoted;
 - `summary(parameters)`: the one line e-mails and CLI tables print; `changes(parameters)`: each
   setting it changes, before -> after;
@@ -36,7 +39,7 @@ from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy, StreamPolicy
 
 if TYPE_CHECKING:
-    from remediator.core.ports import WritePorts
+    from remediator.core.ports import ReadPorts, WritePorts
 
 PolicyT = TypeVar("PolicyT", bound=ActionPolicy)
 
@@ -75,6 +78,12 @@ class Action(ABC, Generic[PolicyT]):
     @abstractmethod
     def apply(self, step: PlannedStep, aws: WritePorts) -> dict[str, Any]:
         """Make the change. Called only after every guardrail passed and the kill switch was read."""
+
+    def confirm(self, step: PlannedStep, aws: ReadPorts) -> bool | None:
+        """After `apply` raised without AWS saying whether it made the change (a 5xx, a timeout, a failure after
+        an earlier change of the step): re-read and answer True (made), False (not made) or None (cannot tell;
+        counted as made for cooldowns and budgets). The default cannot tell."""
+        return None
 
     @abstractmethod
     def cli_command(self, stream_arn: str, parameters: dict[str, Any]) -> str:

@@ -12,10 +12,10 @@ from remediator.core import limits
 from remediator.core.actions.base import Action, ValidationContext
 from remediator.core.cost import Usage
 from remediator.core.evidence import StreamMode
-from remediator.core.grants import ACCOUNT, IamGrant
+from remediator.core.grants import ACCOUNT, STREAM, IamGrant
 from remediator.core.plan import OPEN_SHARDS_SETTING, Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy
-from remediator.core.ports import WritePorts
+from remediator.core.ports import ReadPorts, WritePorts
 from remediator.core.registry import REGISTRY
 from remediator.core.reshard import min_scale_down, scale_up_target
 
@@ -52,6 +52,12 @@ class Reshard(Action[ReshardPolicy]):
             why="The Service Authorization Reference lists no resource type for kinesis:UpdateShardCount, "
             "so a statement scoped to stream ARNs may be denied in a real account. The remediator refuses "
             "any stream that is not in a policy before it calls AWS.",
+        ),
+        IamGrant(
+            actions=("kinesis:DescribeStreamSummary",),
+            scope=STREAM,
+            why="Re-read the stream after an UpdateShardCount that failed without saying whether AWS took it "
+            "(a 5xx, a timeout): UPDATING or at the target means it did.",
         ),
     )
     sample_parameters: ClassVar[dict[str, Any]] = {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
@@ -134,6 +140,19 @@ class Reshard(Action[ReshardPolicy]):
             ScalingType="UNIFORM_SCALING",
         )
         return {"current_shards": response.get("CurrentShardCount"), "target_shards": response.get("TargetShardCount")}
+
+    def confirm(self, step: PlannedStep, aws: ReadPorts) -> bool | None:
+        """UPDATING (a reshard under way: UpdateShardCount makes the stream UPDATING as it accepts the call) or
+        ACTIVE at the target: made. ACTIVE at the count the step started from: not made. Otherwise (another
+        count, another status) someone else is changing the stream: cannot tell."""
+        summary = aws.service("kinesis").call("DescribeStreamSummary", StreamARN=step.stream_arn)
+        stream = summary.get("StreamDescriptionSummary", {})
+        status, shards = stream.get("StreamStatus"), stream.get("OpenShardCount")
+        if status == "UPDATING" or (status == "ACTIVE" and shards == int(step.parameters["target_shards"])):
+            return True
+        if status == "ACTIVE" and shards == int(step.parameters["current_shards"]):
+            return False
+        return None
 
     def cli_command(self, stream_arn: str, parameters: dict[str, Any]) -> str:
         return shlex.join(
