@@ -80,6 +80,10 @@ class RemediatorMetric:
     STEPS_REHEARSED: Final = "StepsRehearsed"  # steps a dry-run policy only described
     STEPS_BLOCKED: Final = "StepsBlocked"  # steps a guardrail or the kill switch stopped
     STEPS_FAILED: Final = "StepsFailed"  # steps whose call failed
+    STEPS_LIMIT_REACHED: Final = "StepsLimitReached"  # steps AWS refused for one of its limits
+    STEPS_UNCERTAIN: Final = "StepsUncertain"  # steps whose change may or may not have been made
+    # Outcomes an operator must look at: failed, limit-reached or uncertain (the self-monitoring alarm reads it).
+    OUTCOMES_NEEDING_ATTENTION: Final = "OutcomesNeedingAttention"
     ADVICE_SENT: Final = "AdviceSent"  # no-action outcomes whose advice e-mail went out
     OUTCOME_PREFIX: Final = "Outcome_"  # + OutcomeStatus value: Outcome_applied, Outcome_failed, ...
     # Per stream (dimension STREAM_DIMENSION): the open shards the remediator last saw, or set with a reshard.
@@ -98,7 +102,7 @@ class RemediatorMetric:
 # Powertools Metrics adds one dimension to every metric it emits: `service`, set to SERVICE_NAME. An alarm on our
 # metrics must name exactly that dimension, or it watches a series nothing is written to.
 METRICS_SERVICE_DIMENSION: Final = RemediatorMetric.SERVICE_DIMENSION
-# The self-monitoring alarm on failed outcomes reads this one.
+# The self-monitoring alarm on failed outcomes reads this one: failed, limit-reached and uncertain outcomes.
 OUTCOME_METRIC_PREFIX: Final = RemediatorMetric.OUTCOME_PREFIX
-FAILED_OUTCOME_METRIC: Final = RemediatorMetric.outcome("failed")
+FAILED_OUTCOME_METRIC: Final = RemediatorMetric.OUTCOMES_NEEDING_ATTENTION
 DUPLICATE_DELIVERY_METRIC: Final = RemediatorMetric.DUPLICATE_DELIVERIES
