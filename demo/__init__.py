@@ -1,1 +1,1 @@
-"""`make demo`: deploy the real CDK app into a local AWS emulator and play six incidents."""
+"""`make demo`: deploy the real CDK app into a local AWS emulator and play seven incidents."""

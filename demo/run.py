@@ -1,12 +1,16 @@
-"""The local demo: the real CDK app deployed into an emulator, then six incidents, reported plainly.
+"""The local demo: the real CDK app deployed into an emulator, then seven incidents, reported plainly.
 
 Steps: start moto's server -> `cdk bootstrap` -> create two streams and their consumer functions -> `cdk deploy`
 the stack with a dry-run policy -> incident 1 (consumers falling behind on saturated shards) -> switch demo-orders
 to enforce and `cdk deploy` again -> incident 2 (producers throttled: reshard) -> incident 3 (a Lambda consumer
 falling behind on shards that are not saturated: tune its mapping) -> incident 4 (three polling consumers throttle
 each other on demo-clicks, still in dry-run: enhanced fan-out planned) -> incident 5 (the oldest unread record at
-60 % of the retention: raise it) -> incident 6 (demo-archive writes at 4 % of its 4 shards for two calm hours:
-scale in, 4 -> 2) -> report.
+60 % of the retention: raise it) -> incident 6 (demo-payments needs 4x its shards: 2x now, then follow-through
+fires the next 2x, and the alarm clears: the "resolved" e-mail) -> incident 7 (demo-archive writes at 4 % of
+its 4 shards for two calm hours: scale in, 4 -> 2) -> report.
+
+Schedules never fire in the emulator: a demo-only Scheduler driver (`Demo.fire_due_schedules`) invokes the deployed
+function with each pending follow-through schedule's Input, and says so in the output.
 """
 
 from __future__ import annotations
@@ -65,6 +69,12 @@ CLICKS_KCL = ("clicks-sessionizer", "clicks-fraud-scorer")
 CLICKS_BYTES_PER_SECOND = 600_000
 CLICKS_RECORDS_PER_SECOND = 600
 
+# demo-payments: no consumer of interest; its producers outgrow 2 shards fourfold (incident 6): follow-through.
+PAYMENTS = "demo-payments"
+# 4.5 MB/s at its peak: 4.5 / 0.6 -> 8 shards, two calls away from 2 (AWS allows at most 2x per call).
+PAYMENTS_BYTES_PER_SECOND = 4_500_000
+PAYMENTS_RECORDS_PER_SECOND = 1_000
+
 # demo-archive: 4 shards and no registered consumer; its producers write a trickle. Scale-in is opted in.
 ARCHIVE = "demo-archive"
 ARCHIVE_SHARDS = 4
@@ -72,7 +82,7 @@ ARCHIVE_BYTES_PER_SECOND = 150_000
 ARCHIVE_RECORDS_PER_SECOND = 150
 
 # The Lambda consumers the demo creates, by stream.
-FUNCTIONS = {STREAM: (CONSUMER,), CLICKS: (CLICKS_CONSUMER,), ARCHIVE: ()}
+FUNCTIONS: dict[str, tuple[str, ...]] = {STREAM: (CONSUMER,), CLICKS: (CLICKS_CONSUMER,), PAYMENTS: (), ARCHIVE: ()}
 
 POLICY = """\
 version: 1
@@ -105,6 +115,14 @@ streams:
     actions:
       reshard: {{min_shards: 1, max_shards: 8}}
       enhanced_fan_out: {{max_consumers: 5, cooldown_minutes: 60, daily_budget: 2}}
+  - name: {payments}
+    mode: {mode}
+    notify:
+      emails: [payments-team@example.com]
+    detectors:
+      write_throttling: {{threshold_records: 1, evaluation_periods: 5, datapoints_to_alarm: 2}}
+    actions:
+      reshard: {{min_shards: 1, max_shards: 8, cooldown_minutes: 30, daily_budget: 4}}
   - name: {archive}
     mode: {mode}
     notify:
@@ -130,6 +148,10 @@ What this demo shows, and what the emulator (moto) cannot:
     stream's daily scalings from its own audit and says so. The emulator's clock does not move on
     between incidents: every incident sees the traffic pushed just before it (ten minutes; two hours for
     the scale-in), and the cooldowns count real seconds.
+  - Follow-through: the remediator creates real one-time EventBridge Scheduler schedules in the emulator,
+    but the emulator never fires them. The demo's Scheduler driver (demo only) stands in for Scheduler: it
+    invokes the deployed function with each pending schedule's Input right away, not at its due time, and
+    keeps the alarm in ALARM meanwhile; the stream is ACTIVE at once because the emulator never shows UPDATING.
 """
 
 
@@ -240,6 +262,12 @@ class Scenario:
     # The emulator's state of the stream (shards, retention, consumers, mappings) before and after.
     before: dict[str, str]
     after: dict[str, str]
+    # Follow-through (incident 6): each follow-up the demo's Scheduler driver fired, as its own scenario; the
+    # schedules it found; and the "resolved" e-mail when the alarm cleared.
+    follow_ups: list[Scenario] = field(default_factory=list)
+    schedules: list[dict[str, str]] = field(default_factory=list)
+    resolved_subject: str = ""
+    resolved_body: str = ""
 
 
 class DemoContext:
@@ -253,7 +281,10 @@ class DemoContext:
 
     @staticmethod
     def get_remaining_time_in_millis() -> int:
-        return 60_000
+        # A fresh invocation: the function's whole timeout is left (a change starts only with enough left).
+        from remediator.core.deployment import FUNCTION_TIMEOUT_SECONDS
+
+        return FUNCTION_TIMEOUT_SECONDS * 1000
 
 
 def kinesis_metrics(stream: str, values: dict[str, float]) -> Datapoints:
@@ -314,6 +345,22 @@ INCIDENTS = {
         reason="Threshold Crossed: 3 datapoints were greater than or equal to the threshold (10.0).",
     ),
     # 60 % of the 24 h retention: 14.4 h. The shards are still at 48 %; demo-orders-consumer is the reader.
+    6: Incident(
+        title="producers need 4x the shards",
+        stream=PAYMENTS,
+        symptom="write-throttling",
+        metrics=(
+            kinesis_metrics(
+                PAYMENTS,
+                {
+                    "IncomingBytes": PAYMENTS_BYTES_PER_SECOND * 60,
+                    "IncomingRecords": PAYMENTS_RECORDS_PER_SECOND * 60,
+                    "WriteProvisionedThroughputExceeded": 300,
+                },
+            ),
+        ),
+        reason="Threshold Crossed: 2 datapoints were greater than or equal to the threshold (1.0).",
+    ),
     5: Incident(
         title="lag at 60 % of retention",
         stream=STREAM,
@@ -323,7 +370,7 @@ INCIDENTS = {
     ),
     # 0.15 MB/s into 4 shards (4 MB/s) for two hours, no throttle, its reader caught up: scale in, 4 -> 2 (AWS allows
     # halving per call; one shard would carry the peak at 25 %).
-    6: Incident(
+    7: Incident(
         title="stream under-utilised",
         stream=ARCHIVE,
         symptom="under-utilised",
@@ -420,6 +467,7 @@ class Demo:
                 clicks_consumer=CLICKS_CONSUMER,
                 kcl_first=CLICKS_KCL[0],
                 kcl_second=CLICKS_KCL[1],
+                payments=PAYMENTS,
                 archive=ARCHIVE,
                 archive_shards=ARCHIVE_SHARDS,
             ),
@@ -428,7 +476,12 @@ class Demo:
 
     def create_streams_and_consumers(self) -> None:
         kinesis = self.client("kinesis")
-        for stream, shards in ((STREAM, START_SHARDS), (CLICKS, START_SHARDS), (ARCHIVE, ARCHIVE_SHARDS)):
+        for stream, shards in (
+            (STREAM, START_SHARDS),
+            (CLICKS, START_SHARDS),
+            (PAYMENTS, START_SHARDS),
+            (ARCHIVE, ARCHIVE_SHARDS),
+        ):
             kinesis.create_stream(StreamName=stream, ShardCount=shards)
             kinesis.get_waiter("stream_exists").wait(StreamName=stream, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
         iam = self.client("iam")
@@ -585,6 +638,75 @@ class Demo:
             before=before,
             after=after,
         )
+
+    def fire_due_schedules(self, scenario: Scenario, incident: Incident) -> None:
+        """The demo's Scheduler driver (demo only: the emulator never fires a schedule). While follow-through
+        schedules are pending, invoke the deployed function with each one's Input, as Scheduler would at its time,
+        the alarm kept in ALARM; then the alarm clears, and the OK event brings the "resolved" e-mail."""
+        configuration = self.client("lambda").get_function_configuration(
+            FunctionName=self.outputs["RemediatorFunctionName"]
+        )
+        variables = configuration["Environment"]["Variables"]
+        prefix, role = variables["FOLLOW_UP_SCHEDULE_PREFIX"], variables["FOLLOW_UP_SCHEDULER_ROLE_ARN"]
+        scheduler = self.client("scheduler")
+        name = alarm_name(DEFAULT_ALARM_PREFIX, incident.stream, incident.symptom, incident.qualifier)
+        for _ in range(8):  # the remediator's own bound is MAX_FOLLOW_UPS; the demo needs one
+            pending = [
+                scheduler.get_schedule(Name=s["Name"])
+                for s in scheduler.list_schedules(NamePrefix=prefix).get("Schedules", [])
+            ]
+            # This incident's chain only: another alarm's follow-up (incident 5's, at its cooldown's end) stays
+            # pending, as it would in AWS until its time.
+            ours = [p for p in pending if json.loads(p["Target"]["Input"])["alarm_name"] == name]
+            if not ours:
+                break
+            schedule = ours[0]
+            if schedule["Target"]["RoleArn"] != role or not schedule["Target"]["Arn"].endswith(
+                f":function:{self.outputs['RemediatorFunctionName']}"
+            ):
+                raise DemoFailed(f"schedule {schedule['Name']} does not target the remediator with its Scheduler role")
+            scenario.schedules.append(
+                {
+                    "name": schedule["Name"],
+                    "expression": schedule["ScheduleExpression"],
+                    "input": schedule["Target"]["Input"],
+                }
+            )
+            before = self.observe(incident.stream)
+            result = self.invoke(json.loads(schedule["Target"]["Input"]))
+            after = self.observe(incident.stream)
+            mail = self.read_mailbox()
+            if len(mail) != 1:
+                raise DemoFailed(f"follow-up {schedule['Name']} sent {len(mail)} e-mails, not one")
+            plan = result.get("plan") or {}
+            scenario.follow_ups.append(
+                Scenario(
+                    number=scenario.number,
+                    title=f"follow-up {len(scenario.follow_ups) + 1} ({schedule['Name']})",
+                    stream=incident.stream,
+                    alarm=name,
+                    mode=str(plan.get("mode", "-")),
+                    status=str(result["status"]),
+                    rule_matched=False,  # not an EventBridge rule's event: the schedule's own Input
+                    steps=step_reports(result, before, after),
+                    email_subject=mail[0]["Subject"],
+                    email_body=mail[0]["Message"],
+                    before=before,
+                    after=after,
+                )
+            )
+        cloudwatch = self.client("cloudwatch")
+        since = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="Threshold Crossed: recovered.")
+        alarm = cloudwatch.describe_alarms(AlarmNames=[name])["MetricAlarms"][0]
+        event = state_change_event(alarm, "Threshold Crossed: recovered.", previous="ALARM", state="OK", since=since)
+        if not self.rule_matches(event):
+            raise DemoFailed(f"the deployed EventBridge rule does not match {name} going back to OK")
+        self.invoke(event)
+        mail = self.read_mailbox()
+        if len(mail) != 1:
+            raise DemoFailed(f"the resolution of {name} sent {len(mail)} e-mails, not one")
+        scenario.resolved_subject, scenario.resolved_body = mail[0]["Subject"], mail[0]["Message"]
 
     def audit_rows(self) -> list[list[str]]:
         """Both streams' audit rows, oldest first; a step that changes several settings takes one line each."""
@@ -762,9 +884,21 @@ def _metric_queries(alarm: dict[str, Any]) -> list[dict[str, Any]]:
     return queries
 
 
-def state_change_event(alarm: dict[str, Any], reason: str, previous: str = "OK") -> dict[str, Any]:
-    """The EventBridge event CloudWatch sends when `alarm` (as DescribeAlarms returns it) goes into ALARM."""
-    stamp = alarm["StateUpdatedTimestamp"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+def _stamp(alarm: dict[str, Any]) -> str:
+    return str(alarm["StateUpdatedTimestamp"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000")
+
+
+def state_change_event(
+    alarm: dict[str, Any],
+    reason: str,
+    previous: str = "OK",
+    state: str = "ALARM",
+    since: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The EventBridge event CloudWatch sends when `alarm` (as DescribeAlarms returns it) goes into `state`
+    (ALARM, or back to OK from the `since` state, as DescribeAlarms returned it before)."""
+    stamp = _stamp(alarm)
+    previous_stamp = _stamp(since) if since is not None else stamp
     return {
         "version": "0",
         "id": f"demo-{time.time_ns()}",
@@ -776,8 +910,8 @@ def state_change_event(alarm: dict[str, Any], reason: str, previous: str = "OK")
         "resources": [alarm["AlarmArn"]],
         "detail": {
             "alarmName": alarm["AlarmName"],
-            "state": {"value": "ALARM", "reason": reason, "timestamp": stamp},
-            "previousState": {"value": previous, "reason": "", "timestamp": stamp},
+            "state": {"value": state, "reason": reason, "timestamp": stamp},
+            "previousState": {"value": previous, "reason": "", "timestamp": previous_stamp},
             "configuration": {"description": alarm.get("AlarmDescription", ""), "metrics": _metric_queries(alarm)},
         },
     }
@@ -786,7 +920,7 @@ def state_change_event(alarm: dict[str, Any], reason: str, previous: str = "OK")
 def summary_rows(scenarios: list[Scenario]) -> list[list[str]]:
     """One line per planned change: what the plan says (before -> after) and what the emulator held."""
     rows = []
-    for scenario in scenarios:
+    for scenario in [s for top in scenarios for s in (top, *top.follow_ups)]:
         lead = [f"{scenario.number}. {scenario.title}", scenario.stream, scenario.mode]
         blank = ["", "", ""]
         if not scenario.steps:
@@ -833,6 +967,18 @@ def _report(scenarios: list[Scenario], audit: list[list[str]], picture: Path, ou
     for scenario in scenarios:
         write(f"--- E-mail for incident {scenario.number}, '{scenario.title}' " + "-" * 40 + "\n")
         write(f"Subject: {scenario.email_subject}\n\n{scenario.email_body}\n\n")
+        for schedule, follow_up in zip(scenario.schedules, scenario.follow_ups, strict=True):
+            write(
+                f"--- Follow-through of incident {scenario.number}: the demo's Scheduler driver fired "
+                f"{schedule['name']} ({schedule['expression']}) now; the emulator never fires schedules "
+                + "-" * 10
+                + "\n"
+            )
+            write(f"Input: {schedule['input']}\n")
+            write(f"Subject: {follow_up.email_subject}\n\n{follow_up.email_body}\n\n")
+        if scenario.resolved_subject:
+            write(f"--- Resolved e-mail for incident {scenario.number}: the alarm went back to OK " + "-" * 30 + "\n")
+            write(f"Subject: {scenario.resolved_subject}\n\n{scenario.resolved_body}\n\n")
     write(f"--- Write utilisation before and after the reshard: {picture}\n\n")
     write("--- Audit table (newest last) " + "-" * 40 + "\n")
     write(table(["time (UTC)", "stream", "symptom", "mode", "action", "change", "outcome"], audit) + "\n\n")
@@ -858,8 +1004,8 @@ def run(out: TextIO) -> int:
         raise DemoFailed(f"{CDK} is missing: run `make demo`, which installs the pinned CDK CLI first")
     shutil.rmtree(WORK, ignore_errors=True)
     (WORK / "logs").mkdir(parents=True)
-    out.write("Kinesis Remediator demo: the real stack in a local AWS emulator, six incidents.\n\n")
-    progress = Progress(total=12, out=out)
+    out.write("Kinesis Remediator demo: the real stack in a local AWS emulator, seven incidents.\n\n")
+    progress = Progress(total=13, out=out)
     with Emulator() as emulator:
         # This process talks to the emulator only: fake credentials, local endpoint.
         os.environ.update(emulator.environment())
@@ -871,8 +1017,8 @@ def run(out: TextIO) -> int:
             with progress.step("Bootstrapping the CDK toolkit in the emulator (cdk bootstrap)"):
                 demo.cdk("bootstrap", "bootstrap", f"aws://{ACCOUNT}/{REGION}")
             with progress.step(
-                f"Creating streams '{STREAM}' and '{CLICKS}' ({START_SHARDS} shards each) and their consumer "
-                f"functions '{CONSUMER}' and '{CLICKS_CONSUMER}', and '{ARCHIVE}' ({ARCHIVE_SHARDS} shards)"
+                f"Creating streams '{STREAM}', '{CLICKS}' and '{PAYMENTS}' ({START_SHARDS} shards each) and the "
+                f"consumer functions '{CONSUMER}' and '{CLICKS_CONSUMER}', and '{ARCHIVE}' ({ARCHIVE_SHARDS} shards)"
             ):
                 demo.create_streams_and_consumers()
             with progress.step("Deploying Kinesis Remediator with a new, dry-run policy (cdk deploy)"):
@@ -886,8 +1032,8 @@ def run(out: TextIO) -> int:
             with progress.step("Incident 1: consumers fall behind while producers saturate the shards"):
                 scenarios.append(demo.play(1))
             with progress.step(
-                f"The team reads the dry-run e-mail and switches '{STREAM}' and '{ARCHIVE}' to enforce (cdk deploy); "
-                f"'{CLICKS}' stays in dry-run"
+                f"The team reads the dry-run e-mail and switches '{STREAM}' to enforce (cdk deploy); "
+                f"'{CLICKS}' stays in dry-run ('{PAYMENTS}' and '{ARCHIVE}' go to enforce too)"
             ):
                 demo.write_policy("enforce")
                 demo.deploy("deploy-enforce")
@@ -902,9 +1048,16 @@ def run(out: TextIO) -> int:
             with progress.step(f"Incident 5: the oldest unread record of '{STREAM}' is at 60 % of its retention"):
                 scenarios.append(demo.play(5))
             with progress.step(
-                f"Incident 6: '{ARCHIVE}' writes at 4 % of its {ARCHIVE_SHARDS} shards for two calm hours (scale-in)"
+                f"Incident 6: '{PAYMENTS}' needs 4x its shards: 2x now, then follow-through (the demo's Scheduler "
+                "driver fires the schedule) until the alarm clears"
             ):
-                scenarios.append(demo.play(6))
+                sixth = demo.play(6)
+                demo.fire_due_schedules(sixth, INCIDENTS[6])
+                scenarios.append(sixth)
+            with progress.step(
+                f"Incident 7: '{ARCHIVE}' writes at 4 % of its {ARCHIVE_SHARDS} shards for two calm hours (scale-in)"
+            ):
+                scenarios.append(demo.play(7))
             with progress.step("Reading the audit table and drawing the reshard"):
                 audit = demo.audit_rows()
                 picture = _draw(demo, next(s for s in scenarios if s.number == 2))

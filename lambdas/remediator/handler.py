@@ -1,11 +1,16 @@
-"""Lambda entry point: parse the alarm event, call the service once per state change, return a model.
+"""Lambda entry point: parse the event, call the service once per unit of work, return a model.
 
-Events we do not understand are logged and ignored (returning normally, so AWS does not retry them).
+Three events are ours: an alarm going into ALARM (remediate), an alarm going from ALARM back to OK (resolve:
+the "resolved" e-mail, pending follow-ups cancelled), and a follow-through schedule firing (core.follow_through:
+remediate again, as attempt n of the same alarm state change). Events we do not understand are logged and
+ignored (returning normally, so AWS does not retry them).
 """
 
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar
+from dataclasses import replace
 from functools import cache
 from typing import Any
 
@@ -20,18 +25,20 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from remediator.clients.audit import DynamoAuditLog
-from remediator.clients.aws import client
+from remediator.clients.aws import client, seconds_after_change
+from remediator.clients.follow_through import CloudWatchAlarmStates, EventBridgeScheduler
 from remediator.clients.kinesis import KinesisStreams
 from remediator.clients.metrics import CloudWatchMetrics
 from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
 from remediator.clients.services import AwsServices
-from remediator.core.alarm import AlarmTrigger, foreign_origin, identify
+from remediator.core.alarm import AlarmResolved, AlarmTrigger, foreign_origin, identify
 from remediator.core.deployment import RemediatorMetric
+from remediator.core.follow_through import FOLLOW_UP_SOURCE, FollowUp
 from remediator.core.outcome import Outcome, OutcomeStatus
 from remediator.events import AlarmStateChangeEvent
 from remediator.observability import count, logger, metrics, record_outcome, tracer
-from remediator.service import Dependencies, remediate
+from remediator.service import Dependencies, FollowThrough, follow_up, remediate, resolve
 from remediator.settings import Settings
 
 settings = Settings.from_environment(os.environ)
@@ -45,6 +52,32 @@ idempotency = IdempotencyConfig(
 # One DynamoDB client serves both the idempotency layer and the audit log.
 dynamodb = client("dynamodb", region=settings.region)
 persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
+# A follow-through is its own unit of work: the alarm state change and the attempt (its own "at most one change").
+follow_up_idempotency = IdempotencyConfig(
+    event_key_jmespath="[alarm_name, state_timestamp, attempt]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=24 * 3600,
+)
+# Its own persistence layer: Powertools configures a layer's key (event_key_jmespath) once, with the first config
+# it is used with, so a layer shared with `idempotency` would key every follow-up without its attempt.
+follow_up_persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
+# The function's own ARN, from the invocation (the follow-through schedules' target): set per invocation.
+_invoked: dict[str, str] = {}
+
+
+def _follow_through() -> FollowThrough | None:
+    if settings.follow_up_role_arn is None or settings.schedule_prefix is None:
+        logger.warning("Follow-through is off: the Scheduler role or schedule prefix is not configured")
+        return None
+    return FollowThrough(
+        scheduler=EventBridgeScheduler(
+            client("scheduler", region=settings.region),
+            settings.follow_up_role_arn,
+            lambda: _invoked["arn"],
+        ),
+        alarms=CloudWatchAlarmStates(client("cloudwatch", region=settings.region)),
+        schedule_prefix=settings.schedule_prefix,
+    )
 
 
 @cache
@@ -59,15 +92,31 @@ def dependencies() -> Dependencies:
         notifier=SnsNotifier(client("sns", region=settings.region), settings.topic_arn),
         kill_switch=SsmKillSwitch(ssm, settings.kill_switch_parameter),
         policies=SsmPolicySource(ssm, settings.policy_parameter_prefix),
+        seconds_after_change=seconds_after_change(),
         alarm_prefix=settings.alarm_prefix,
+        follow_through=_follow_through(),
     )
+
+
+# Seconds left in the current invocation (from its LambdaContext): a change starts only with time to settle it.
+_time_left: ContextVar[Any] = ContextVar("time_left", default=None)
+
+
+def _invocation_dependencies() -> Dependencies:
+    """The cold-start dependencies, with this invocation's clock of time left."""
+    deps = dependencies()
+    time_left = _time_left.get()
+    return deps if time_left is None else replace(deps, time_left=time_left)
 
 
 @idempotent_function(data_keyword_argument="trigger", config=idempotency, persistence_store=persistence)
 def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
-    outcome = remediate(trigger, dependencies())
-    record_outcome(outcome)
-    logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
+    outcome = remediate(trigger, _invocation_dependencies())
+    try:  # after a change nothing may fail the invocation for a metric or a log line
+        record_outcome(outcome)
+        logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
+    except Exception:
+        logger.exception("Could not record the outcome's metric")
     return outcome.model_dump(mode="json")
 
 
@@ -81,6 +130,24 @@ def _own_account(context: LambdaContext) -> str:
     return parts[4] if len(parts) > 4 else ""
 
 
+@idempotent_function(
+    data_keyword_argument="event", config=follow_up_idempotency, persistence_store=follow_up_persistence
+)
+def handle_follow_up(event: FollowUp) -> dict[str, Any]:
+    outcome = follow_up(event, settings.alarm_prefix, _invocation_dependencies())
+    record_outcome(outcome)
+    logger.info("Follow-through finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
+    return outcome.model_dump(mode="json")
+
+
+@idempotent_function(data_keyword_argument="resolved", config=idempotency, persistence_store=persistence)
+def handle_resolution(resolved: AlarmResolved) -> dict[str, Any]:
+    outcome = resolve(resolved, dependencies())
+    record_outcome(outcome)
+    logger.info("Alarm resolution handled", extra={"outcome": outcome.model_dump()})
+    return outcome.model_dump(mode="json")
+
+
 def _ignored(reason: str, stream: str = "-", symptom: str = "-") -> dict[str, Any]:
     return Outcome(status=OutcomeStatus.IGNORED, stream=stream, symptom=symptom, detail=reason).model_dump(mode="json")
 
@@ -90,6 +157,11 @@ def _ignored(reason: str, stream: str = "-", symptom: str = "-") -> dict[str, An
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     idempotency.register_lambda_context(context)
+    _time_left.set(lambda: context.get_remaining_time_in_millis() / 1000)
+    follow_up_idempotency.register_lambda_context(context)
+    _invoked["arn"] = context.invoked_function_arn
+    if isinstance(event, dict) and event.get("source") == FOLLOW_UP_SOURCE:
+        return _follow_up(event)
     try:
         change = parse(event=event, model=AlarmStateChangeEvent)
     except (ValidationError, ValueError, TypeError) as exc:
@@ -117,7 +189,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         account=change.account,
         region=change.region,
         reason=detail.state.reason,
+        previous_timestamp=detail.previousState.timestamp if detail.previousState else None,
     )
+    if isinstance(trigger, AlarmResolved):
+        logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
+        count(RemediatorMetric.ALARM_RESOLUTIONS)
+        return handle_resolution(resolved=trigger)
     if trigger is None:
         logger.info("Ignoring alarm state change", extra={"alarm": detail.alarmName, "reason": why_not})
         count(RemediatorMetric.IGNORED_ALARM_CHANGES)
@@ -133,3 +210,22 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.info("Duplicate delivery while the first is in progress; not handled twice")
         count(RemediatorMetric.DUPLICATE_DELIVERIES)
         return _ignored(DUPLICATE_IN_PROGRESS, trigger.stream, trigger.symptom)
+
+
+def _follow_up(event: dict[str, Any]) -> dict[str, Any]:
+    """Our own follow-through payload (the Input of a schedule we created), or ignored when it does not parse."""
+    try:
+        follow = parse(event=event, model=FollowUp)
+    except (ValidationError, ValueError, TypeError) as exc:
+        logger.error("Ignoring a follow-through event that does not parse", extra={"error": str(exc)})
+        count(RemediatorMetric.UNRECOGNISED_EVENTS)
+        return _ignored("not a valid follow-through event")
+    logger.append_keys(stream=follow.stream, symptom=follow.symptom, alarm=follow.alarm_name, attempt=follow.attempt)
+    count(RemediatorMetric.FOLLOW_THROUGHS)
+    try:
+        return handle_follow_up(event=follow)
+    except IdempotencyAlreadyInProgressError:
+        # Scheduler retries a target it thinks failed: the first delivery is still acting.
+        logger.info("Duplicate follow-through delivery while the first is in progress; not handled twice")
+        count(RemediatorMetric.DUPLICATE_DELIVERIES)
+        return _ignored(DUPLICATE_IN_PROGRESS, follow.stream, follow.symptom)

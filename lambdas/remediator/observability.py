@@ -4,7 +4,7 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from remediator.core.deployment import METRICS_NAMESPACE, SERVICE_NAME, RemediatorMetric
-from remediator.core.outcome import Outcome, StepResult
+from remediator.core.outcome import Outcome, OutcomeStatus, StepResult
 
 logger = Logger(service=SERVICE_NAME)
 tracer = Tracer(service=SERVICE_NAME)
@@ -15,7 +15,11 @@ STEP_METRICS = {
     StepResult.DRY_RUN: RemediatorMetric.STEPS_REHEARSED,
     StepResult.BLOCKED: RemediatorMetric.STEPS_BLOCKED,
     StepResult.FAILED: RemediatorMetric.STEPS_FAILED,
+    StepResult.LIMIT_REACHED: RemediatorMetric.STEPS_LIMIT_REACHED,
+    StepResult.UNCERTAIN: RemediatorMetric.STEPS_UNCERTAIN,
 }
+# Outcomes an operator must look at (the failed-outcomes alarm): a change refused, broken or of unknown fate.
+NEEDS_ATTENTION = {OutcomeStatus.FAILED, OutcomeStatus.LIMIT_REACHED, OutcomeStatus.UNCERTAIN}
 
 
 def count(name: str, value: float = 1) -> None:
@@ -26,6 +30,7 @@ def record_outcome(outcome: Outcome) -> None:
     """What one trigger came to, as counters (flushed as EMF with the invocation) and, per stream, the open
     shards the dashboard divides the write load by (flushed at once: it carries its own StreamName)."""
     count(RemediatorMetric.outcome(outcome.status.value))
+    count(RemediatorMetric.OUTCOMES_NEEDING_ATTENTION, 1 if outcome.status in NEEDS_ATTENTION else 0)
     # Every counter is published, zero included, so a dashboard line and an alarm see 0 rather than no data.
     count(RemediatorMetric.PLANS_MADE, 0 if outcome.plan is None else 1)
     for result, name in STEP_METRICS.items():

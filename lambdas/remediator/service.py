@@ -1,35 +1,48 @@
 """The remediation use case: trigger -> policy -> evidence -> plan -> guardrails -> act or e-mail -> audit.
 
-Talks to AWS only through the ports it is given, so the CLI, the Lambda and the tests share it.
+Talks to AWS only through the ports it is given, so the CLI, the Lambda and the tests share it. How a change
+is made at most once per trigger whatever fails around it (write-ahead audit, settling uncertain changes, the
+per-stream lease) is remediator.writeahead's part.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from remediator.core import render
-from remediator.core.alarm import AlarmTrigger, untrusted
+from remediator import writeahead
+from remediator.core import render, resolution
+from remediator.core.alarm import AlarmResolved, AlarmTrigger, parse_alarm_name, untrusted
 from remediator.core.cost import with_cost_queries
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import Evidence
-from remediator.core.history import ActionHistory
+from remediator.core.follow_through import (
+    MAX_FOLLOW_UPS,
+    FollowUp,
+    decide,
+    parse_timestamp,
+    schedule_name,
+    step_facts,
+)
+from remediator.core.history import ActionHistory, PastAction
+from remediator.core.intent import trigger_identity
 from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutcome, StepResult
-from remediator.core.plan import OPEN_SHARDS_SETTING, Plan, PlannedStep
+from remediator.core.plan import OPEN_SHARDS_SETTING, Plan
 from remediator.core.planner import make_plan
 from remediator.core.policy import Mode, StreamPolicy
 from remediator.core.ports import (
+    AlarmStates,
     AuditLog,
     DeclaredOnly,
     KillSwitch,
-    KillSwitchEngaged,
-    KillSwitchGuard,
     MetricsReader,
     Notifier,
     PolicySource,
     ReadPorts,
+    Scheduler,
     StreamReader,
     WritePorts,
 )
@@ -38,6 +51,15 @@ from remediator.core.registry import REGISTRY
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class FollowThrough:
+    """Follow-through's ports (core.follow_through): schedules named `schedule_prefix...`, and alarm states."""
+
+    scheduler: Scheduler
+    alarms: AlarmStates
+    schedule_prefix: str
 
 
 @dataclass(frozen=True)
@@ -51,8 +73,14 @@ class Dependencies:
     kill_switch: KillSwitch
     policies: PolicySource
     clock: Callable[[], datetime] = utc_now
+    # Seconds left in this invocation (the Lambda's context; unlimited elsewhere), and the worst case of what
+    # follows a change (clients.aws.seconds_after_change): a change starts only with that much time left.
+    time_left: Callable[[], float] = lambda: math.inf
+    seconds_after_change: float = 0.0
     # The deployment's alarm prefix: with a stream's policy it names every alarm this deployment created.
     alarm_prefix: str = DEFAULT_ALARM_PREFIX
+    # None: no follow-through (the CLI, and a deployment without a Scheduler role): one step per trigger.
+    follow_through: FollowThrough | None = None
 
 
 def gather_evidence(
@@ -117,7 +145,7 @@ def _audit(deps: Dependencies, trigger: AlarmTrigger, now: datetime, **fields: A
 
 def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
     now = deps.clock()
-    policy = deps.policies.get(trigger.stream)
+    policy = deps.policies.get(trigger.stream)  # raises when it cannot be read: retried, then dead-lettered
     if policy is None:
         detail = (
             f"no valid policy for stream '{trigger.stream}' (none deployed, or it failed validation: see the "
@@ -133,8 +161,20 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         _audit(deps, trigger, now, mode=policy.mode, outcome=OutcomeStatus.IGNORED, reason=why_not)
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=why_not)
 
+    with writeahead.stream_lease(trigger, policy, deps, now) as holder:
+        if holder is not None:
+            return writeahead.coordinated(trigger, policy, holder, deps, now)
+        earlier = deps.audit.intents(trigger_identity(trigger))
+        if earlier:  # an earlier delivery of this trigger claimed a change: settle it, never plan again
+            return writeahead.resume(trigger, policy, earlier, deps, now)
+        return _plan_and_act(trigger, policy, deps, now)
+
+
+def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencies, now: datetime) -> Outcome:
     try:
-        history = ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
+        history = _chain(
+            trigger, deps, ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
+        )
         evidence = gather_evidence(deps.streams, deps.metrics, deps.reads, trigger.symptom, policy, now)
         plan = make_plan(
             alarm_name=trigger.alarm_name,
@@ -161,29 +201,25 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
     if not plan.steps:
         return _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
 
-    steps = []
-    for step in plan.steps:
-        result = _carry_out(step, plan.mode, deps)
-        _audit(
-            deps,
-            trigger,
-            now,
-            mode=plan.mode,
-            action=step.action,
-            parameters=step.parameters,
-            outcome=OutcomeStatus(result.outcome.value),
-            reason=result.detail,
-            plan=report,
-        )
-        steps.append(result)
+    run = writeahead.Run()
+    steps = writeahead.carry_out(plan, trigger, deps, now, run)
+    for step, result in zip(plan.steps, steps, strict=True):
         if result.outcome == StepResult.APPLIED:
             shards = next((int(c.after) for c in step.changes if c.setting == OPEN_SHARDS_SETTING), shards)
     status = OutcomeStatus.of_steps({s.outcome for s in steps})
+    follow = [""]  # the follow-through's paragraph for the e-mail
+
+    def schedule_next() -> None:
+        follow[0] = follow_through(trigger, plan, policy, history, steps, deps, now)
+
+    writeahead.bookkeep(run, "the follow-through", schedule_next)
     if plan.mode == Mode.DRY_RUN:
         deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
     else:
         results = [f"{s.outcome}: {s.detail}" for s in steps]
-        deps.notifier.send(plan.stream, render.subject(plan, status), render.body(plan, status, results))
+        subject, body = render.subject(plan, status), render.body(plan, status, results) + follow[0]
+        writeahead.bookkeep(run, "the e-mail", lambda: deps.notifier.send(plan.stream, subject, body))
+    run.raise_if_failed()  # after a change: only once all is done, so the retry resumes (writeahead, 5)
     return Outcome(
         status=status,
         stream=plan.stream,
@@ -227,23 +263,176 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
     )
 
 
-def _carry_out(step: PlannedStep, mode: Mode, deps: Dependencies) -> StepOutcome:
-    """Blocked, rehearsed (dry-run), or applied: the only place a mutating call is made."""
-    if not step.allowed:
-        return StepOutcome(action=step.action, outcome=StepResult.BLOCKED, detail="; ".join(step.blocking_reasons))
-    if mode == Mode.DRY_RUN:
-        return StepOutcome(action=step.action, outcome=StepResult.DRY_RUN, detail=step.reason)
-    # Read right before the call: an operator may have pulled it since the plan was made.
-    if deps.kill_switch.engaged():
-        detail = "kill-switch: engaged; no change made"
-        return StepOutcome(action=step.action, outcome=StepResult.BLOCKED, detail=detail)
-    action = REGISTRY.actions[step.action]
-    guarded = KillSwitchGuard(deps.writes, deps.kill_switch)
+# --- Follow-through (remediator.core.follow_through) ------------------------------------------------------
+
+
+def _chain(trigger: AlarmTrigger, deps: Dependencies, history: ActionHistory) -> ActionHistory:
+    """A follow-up's history: the steps its own chain applied (same alarm state change) start no cooldown."""
+    if not trigger.attempt:
+        return history
+    own = [
+        PastAction(action=entry.action, stream=entry.stream, at=entry.at, parameters=entry.parameters or {})
+        for entry in deps.audit.entries(trigger.stream, parse_timestamp(trigger.state_timestamp))
+        if entry.alarm_name == trigger.alarm_name and entry.outcome == OutcomeStatus.APPLIED and entry.action
+    ]
+    return history.for_chain(own)
+
+
+def follow_through(
+    trigger: AlarmTrigger,
+    plan: Plan,
+    policy: StreamPolicy,
+    history: ActionHistory,
+    steps: list[StepOutcome],
+    deps: Dependencies,
+    now: datetime,
+) -> str:
+    """After the steps: schedule the next attempt of this alarm state change if one is needed (audited).
+
+    Returns a paragraph for the e-mail ("" when there is nothing to say)."""
+    if deps.follow_through is None:
+        return ""
+    decision = decide(
+        mode=plan.mode,
+        steps=step_facts(plan, steps, policy, history),
+        attempt=trigger.attempt,
+        origin=parse_timestamp(trigger.state_timestamp),
+        now=now,
+    )
+    if decision.at is None:
+        return f"\nFollow-through: none; {decision.reason}.\n" if decision.needed else ""
+    name = schedule_name(
+        deps.follow_through.schedule_prefix, trigger.alarm_name, trigger.state_timestamp, decision.attempt
+    )
+    follow_up = FollowUp(
+        alarm_name=trigger.alarm_name,
+        stream=trigger.stream,
+        symptom=trigger.symptom,
+        state_timestamp=trigger.state_timestamp,
+        attempt=decision.attempt,
+        account=trigger.account,
+        region=trigger.region,
+    )
     try:
-        response = action.apply(step, DeclaredOnly(guarded, action.iam_actions, action.id))
-    except KillSwitchEngaged as stop:
-        outcome = StepResult.FAILED if stop.made else StepResult.BLOCKED  # a step left half done is a failure
-        return StepOutcome(action=step.action, outcome=outcome, detail=str(stop))
-    except Exception as exc:  # audited and e-mailed by the caller, never retried blindly
-        return StepOutcome(action=step.action, outcome=StepResult.FAILED, detail=f"{type(exc).__name__}: {exc}")
-    return StepOutcome(action=step.action, outcome=StepResult.APPLIED, detail=f"accepted by AWS: {response}")
+        deps.follow_through.scheduler.create(name, decision.at, follow_up)
+    except Exception as exc:  # the change is made and audited; a missing follow-up must not undo that record
+        reason = f"follow-through {decision.attempt} could not be scheduled: {type(exc).__name__}: {exc}"
+        _audit(deps, trigger, now, mode=plan.mode, outcome=OutcomeStatus.FAILED, reason=reason)
+        return f"\nFollow-through: {reason}. The next step waits for the alarm's next state change.\n"
+    reason = (
+        f"{decision.reason}: follow-up {decision.attempt} of at most {MAX_FOLLOW_UPS} at "
+        f"{decision.at:%Y-%m-%d %H:%M:%S} UTC (schedule {name})"
+    )
+    _audit(
+        deps,
+        trigger,
+        deps.clock(),  # after the steps' rows (same `now`), so the audit table lists it after them
+        mode=plan.mode,
+        outcome=OutcomeStatus.FOLLOW_UP_SCHEDULED,
+        reason=reason,
+        parameters={"schedule": name, "at": decision.at.isoformat(), "attempt": decision.attempt},
+    )
+    return (
+        f"\nFollow-through: {decision.reason}. The plan is made again at {decision.at:%H:%M:%S} UTC "
+        f"(follow-up {decision.attempt} of at most {MAX_FOLLOW_UPS}), with every guardrail checked again, "
+        "if the alarm is still in ALARM.\n"
+    )
+
+
+def follow_up(event: FollowUp, prefix: str, deps: Dependencies) -> Outcome:
+    """A follow-through schedule fired: consume it, check the alarm is still in the same ALARM, then remediate."""
+    parsed = parse_alarm_name(event.alarm_name, prefix)
+    if isinstance(parsed, str) or parsed != (event.stream, event.symptom):
+        detail = f"follow-up names alarm '{event.alarm_name}', which is not ours for {event.stream}/{event.symptom}"
+        return Outcome(status=OutcomeStatus.IGNORED, stream=event.stream, symptom=event.symptom, detail=detail)
+    trigger = AlarmTrigger(
+        alarm_name=event.alarm_name,
+        stream=event.stream,
+        symptom=event.symptom,
+        state_timestamp=event.state_timestamp,
+        account=event.account,
+        region=event.region,
+        reason=f"follow-through {event.attempt} of the alarm state change at {event.state_timestamp}",
+        attempt=event.attempt,
+    )
+    now = deps.clock()
+    ft = deps.follow_through
+    if ft is None:
+        detail = "follow-through is not configured in this deployment"
+        return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
+    # Consumed first: ActionAfterCompletion=DELETE removes it in AWS too, and a retry finds nothing left to delete.
+    ft.scheduler.delete(schedule_name(ft.schedule_prefix, trigger.alarm_name, trigger.state_timestamp, trigger.attempt))
+    state = ft.alarms.state(trigger.alarm_name)
+    stale = _stale(state.transitioned_at, trigger.state_timestamp) if state is not None else False
+    if state is None or state.value != "ALARM" or stale:
+        why = (
+            "no longer exists"
+            if state is None
+            else f"is {state.value}"
+            if state.value != "ALARM"
+            else f"changed state at {state.transitioned_at:%Y-%m-%d %H:%M:%S} UTC, after this chain began"
+        )
+        detail = f"follow-through {trigger.attempt} stopped: the alarm {why}"
+        _audit(deps, trigger, now, outcome=OutcomeStatus.IGNORED, reason=detail)
+        return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
+    return remediate(trigger, deps)
+
+
+def _stale(transitioned_at: datetime | None, origin: str) -> bool:
+    """The alarm left ALARM and came back since the chain began (a newer chain owns the stream now)."""
+    return transitioned_at is not None and transitioned_at > parse_timestamp(origin) + timedelta(seconds=1)
+
+
+def resolve(resolved: AlarmResolved, deps: Dependencies) -> Outcome:
+    """ALARM -> OK: cancel the pending follow-ups, and e-mail what was done if anything was (audited)."""
+    now = deps.clock()
+    if deps.policies.get(resolved.stream) is None:
+        detail = f"no valid policy for stream '{resolved.stream}'"
+        return Outcome(status=OutcomeStatus.IGNORED, stream=resolved.stream, symptom=resolved.symptom, detail=detail)
+    ok_at = parse_timestamp(resolved.state_timestamp)
+    alarm_at = parse_timestamp(resolved.alarm_timestamp) if resolved.alarm_timestamp else None
+    since = alarm_at if alarm_at is not None else now - timedelta(hours=24)
+    rows = [e for e in deps.audit.entries(resolved.stream, since) if e.alarm_name == resolved.alarm_name]
+    applied = [e for e in rows if e.outcome == OutcomeStatus.APPLIED and e.action]
+    cancelled = 0
+    if deps.follow_through is not None:
+        pending = [
+            str(e.parameters["schedule"])
+            for e in rows
+            if e.outcome == OutcomeStatus.FOLLOW_UP_SCHEDULED and e.parameters and "schedule" in e.parameters
+        ]
+        cancelled = sum(deps.follow_through.scheduler.delete(name) for name in dict.fromkeys(pending))
+    if not applied:
+        detail = "alarm back to OK with nothing applied since it went to ALARM: no e-mail"
+        if cancelled:
+            detail += f"; {cancelled} pending follow-up(s) cancelled"
+        return Outcome(status=OutcomeStatus.IGNORED, stream=resolved.stream, symptom=resolved.symptom, detail=detail)
+    took = ok_at - alarm_at if alarm_at is not None else None
+    deps.notifier.send(
+        resolved.stream,
+        resolution.subject(resolved, took),
+        resolution.body(resolved, applied, alarm_at, ok_at, cancelled),
+    )
+    detail = f"back to OK after {len(applied)} applied step(s)" + (
+        f", {resolution.duration(took)} after the alarm" if took is not None else ""
+    )
+    if cancelled:
+        detail += f"; {cancelled} pending follow-up(s) cancelled"
+    deps.audit.record(
+        AuditEntry(
+            at=now,
+            stream=resolved.stream,
+            alarm_name=resolved.alarm_name,
+            symptom=resolved.symptom,
+            outcome=OutcomeStatus.RESOLVED,
+            reason=detail,
+            parameters={
+                "alarm_at": alarm_at.isoformat() if alarm_at else None,
+                "ok_at": ok_at.isoformat(),
+                "recovery_seconds": int(took.total_seconds()) if took is not None else None,
+                "applied": len(applied),
+                "cancelled_follow_ups": cancelled,
+            },
+        )
+    )
+    return Outcome(status=OutcomeStatus.RESOLVED, stream=resolved.stream, symptom=resolved.symptom, detail=detail)

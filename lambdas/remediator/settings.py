@@ -20,6 +20,9 @@ class Settings(BaseModel):
     kill_switch_parameter: str = Field(..., alias=Env.KILL_SWITCH, pattern=r"^/")
     policy_parameter_prefix: str = Field(..., alias=Env.POLICY_PREFIX, pattern=r"^/")
     alarm_prefix: str = Field(..., alias=Env.ALARM_PREFIX, min_length=1)
+    # Follow-through (core.follow_through); without both, the remediator takes one step per alarm state change.
+    follow_up_role_arn: str | None = Field(None, alias=Env.FOLLOW_UP_ROLE, pattern=r"^arn:aws[a-z-]*:iam::")
+    schedule_prefix: str | None = Field(None, alias=Env.SCHEDULE_PREFIX, pattern=r"^[0-9a-zA-Z_.-]{1,40}$")
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:

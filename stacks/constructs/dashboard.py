@@ -313,6 +313,8 @@ class RemediatorDashboard(Construct):
                     remediator_metric(metric.STEPS_REHEARSED, "steps rehearsed (dry-run)"),
                     remediator_metric(metric.STEPS_BLOCKED, "steps blocked"),
                     remediator_metric(metric.STEPS_FAILED, "steps failed"),
+                    remediator_metric(metric.STEPS_LIMIT_REACHED, "steps refused for an AWS limit"),
+                    remediator_metric(metric.STEPS_UNCERTAIN, "steps of uncertain fate"),
                 ],
                 width=GRAPH_WIDTH,
                 height=GRAPH_HEIGHT,
@@ -320,7 +322,9 @@ class RemediatorDashboard(Construct):
             cloudwatch.GraphWidget(
                 title="Remediator: failed and ignored",
                 left=[
-                    remediator_metric(metric.outcome(OutcomeStatus.FAILED), "failed outcomes"),
+                    remediator_metric(
+                        metric.OUTCOMES_NEEDING_ATTENTION, "needing attention (failed, limit, uncertain)"
+                    ),
                     remediator_metric(metric.outcome(OutcomeStatus.IGNORED), "ignored (no valid policy)"),
                     remediator_metric(metric.IGNORED_ALARM_CHANGES, "ignored alarm changes"),
                     remediator_metric(metric.UNRECOGNISED_EVENTS, "unrecognised events"),

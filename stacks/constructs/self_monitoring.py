@@ -151,8 +151,8 @@ class SelfMonitoring(Construct):
         )
         self._alarm(
             "failed-outcomes",
-            "Kinesis Remediator: a remediation failed (an AWS call refused or broken half way); the e-mail and the "
-            "audit row say which.",
+            "Kinesis Remediator: a remediation failed, hit an AWS limit, or sent a change whose fate it could not "
+            "read back; the e-mail and the audit row say which.",
             cloudwatch.Metric(
                 namespace=METRICS_NAMESPACE,
                 metric_name=FAILED_OUTCOME_METRIC,

@@ -69,9 +69,9 @@ def alarm_rows(out: str) -> dict[str, list[str]]:
 def test_demo_exits_zero_and_reports_every_step(demo_run: DemoRun) -> None:
     completed, _ = demo_run
     assert completed.returncode == 0, completed.stderr[-3000:] + completed.stdout[-3000:]
-    # Twelve steps: emulator, bootstrap, streams, deploy, incident 1, enforce deploy, incidents 2 to 6, report.
+    # Thirteen steps: emulator, bootstrap, streams, deploy, incident 1, enforce deploy, incidents 2 to 7, report.
     steps = re.findall(r"^\[(\d+)/(\d+)\] .* \.\.\. done \(\d+\.\d s\)$", completed.stdout, re.MULTILINE)
-    assert steps == [(str(n), "12") for n in range(1, 13)]
+    assert steps == [(str(n), "13") for n in range(1, 14)]
     assert completed.stderr == ""
 
 
@@ -128,6 +128,7 @@ def test_demo_dry_run_changes_nothing_and_enforce_reshards(demo_run: DemoRun) ->
         completed.stdout,
         re.MULTILINE,
     )
+    rows = [row for row in rows if row[1] == "demo-orders"]  # incident 6 reshards demo-payments 2 -> 4 too
     assert rows == [
         ("1. consumer falling behind", "demo-orders", "dry-run", "reshard", "open shards 2 -> 4", "dry-run", "2 -> 2"),
         ("2. producers throttled", "demo-orders", "enforce", "reshard", "open shards 2 -> 4", "applied", "2 -> 4"),
@@ -217,8 +218,8 @@ def test_demo_prints_the_dry_run_email(demo_run: DemoRun) -> None:
     assert "[pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4" in out
     assert "Subject: [APPLIED] demo-orders: reshard 2 -> 4 shards (producers throttled)" in out
     assert "Alarm:     kinesis-remediator-demo-orders/write-throttling\n" in out
-    # One e-mail per incident.
-    assert len(re.findall(r"^Subject: ", out, re.MULTILINE)) == 6
+    # One e-mail per incident, and for incident 6 one per follow-up and the resolved one.
+    assert len(re.findall(r"^Subject: ", out, re.MULTILINE)) == 9
 
 
 def test_demo_prints_the_audit_rows(demo_run: DemoRun) -> None:
@@ -265,17 +266,17 @@ def test_demo_draws_utilisation_before_and_after(demo_run: DemoRun) -> None:
 
 
 def test_demo_scales_in_an_under_utilised_stream_and_says_what_it_saves(demo_run: DemoRun) -> None:
-    # Given the demo ran; When incident 6's under-utilised alarm went off on demo-archive, in enforce, after two
+    # Given the demo ran; When incident 7's under-utilised alarm went off on demo-archive, in enforce, after two
     # calm hours at 4 % of its 4 shards
     completed, workdir = demo_run
-    incident = incidents(workdir)[6]
+    incident = incidents(workdir)[7]
     # Then the emulator's stream went from 4 to 2 shards: halved, as far as one call may go
     assert incident["alarm"] == f"{ALARM_PREFIX}demo-archive/under-utilised"
     assert (incident["stream"], incident["mode"], incident["status"]) == ("demo-archive", "enforce", "applied")
     [step] = incident["steps"]
     assert (step["action"], step["outcome"]) == ("reshard", "applied")
     assert changes(step) == {"open shards": (4, 2, "4", "2")}
-    mail = email(completed.stdout, 6)
+    mail = email(completed.stdout, 7)
     assert "Subject: [APPLIED] demo-archive: reshard 4 -> 2 shards (-1,460 shard-hours a month)" in mail
     assert "this call goes to 2 because AWS allows at most halving per call (2)" in mail
     assert "[pass] stabilisation-window: 60 minutes with no reshard, no throttled write or read and no consumer" in mail
@@ -294,8 +295,8 @@ def test_demo_checks_the_dashboard_and_says_where_it_is(demo_run: DemoRun) -> No
     # Then it read the dashboard back with GetDashboard (a row per stream), right after the first deploy and again
     # at the end, with the console address it would have in AWS
     line = (
-        "Dashboard: KinesisRemediator-us-east-1 (20 widgets: a row for each of demo-archive, demo-clicks, "
-        "demo-orders, then the remediator's own metrics), checked with GetDashboard."
+        "Dashboard: KinesisRemediator-us-east-1 (25 widgets: a row for each of demo-archive, demo-clicks, "
+        "demo-orders, demo-payments, then the remediator's own metrics), checked with GetDashboard."
     )
     assert out.count(line) == 2
     url = (
@@ -304,3 +305,34 @@ def test_demo_checks_the_dashboard_and_says_where_it_is(demo_run: DemoRun) -> No
     )
     assert out.count(url) == 2
     assert out.index(line) < out.index("Incident 1:")
+
+
+def test_demo_follows_through_until_the_alarm_clears(demo_run: DemoRun) -> None:
+    # Given the demo ran; When incident 6's demo-payments needed 8 shards from 2 (AWS: at most 2x per call)
+    completed, workdir = demo_run
+    incident = incidents(workdir)[6]
+    # Then the alarm's own change took 2 -> 4 in the emulator
+    assert (incident["alarm"], incident["mode"], incident["status"]) == (
+        f"{ALARM_PREFIX}demo-payments/write-throttling",
+        "enforce",
+        "applied",
+    )
+    assert changes(incident["steps"][0])["open shards"] == (2, 4, "2", "4")
+    # And one follow-through schedule was created; the demo's driver fired its Input (attempt 1 of the same change)
+    (schedule,) = incident["schedules"]
+    assert schedule["expression"].startswith("at(")
+    assert json.loads(schedule["input"])["attempt"] == 1
+    (follow_up,) = incident["follow_ups"]
+    assert follow_up["status"] == "applied"
+    assert changes(follow_up["steps"][0])["open shards"] == (4, 8, "4", "8")
+    out = completed.stdout
+    assert "the demo's Scheduler driver fired" in out
+    assert "the emulator never fires schedules" in out
+    # And when the alarm went back to OK, the payments team got the resolved e-mail: what was done, and how long
+    assert incident["resolved_subject"].startswith("[RESOLVED] demo-payments: write-throttling back to OK after ")
+    body = incident["resolved_body"]
+    assert re.search(r"  1\. \S+ \S+ UTC  reshard 2 -> 4 shards", body)
+    assert re.search(r"  2\. \S+ \S+ UTC  reshard 4 -> 8 shards", body)
+    assert "Recovery:  " in body
+    # And the demo says what it simulated
+    assert "EventBridge Scheduler schedules in the emulator" in out

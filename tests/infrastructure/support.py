@@ -221,7 +221,7 @@ def role_statements(synth: Synth) -> list[dict[str, Any]]:
 
 
 # The only condition a registry grant may carry: an event-source mapping's function (remediator.core.grants).
-CONDITION_KEYS = {("StringEquals", "lambda:FunctionArn")}
+CONDITION_KEYS = {("StringEquals", "lambda:FunctionArn"), ("StringEquals", "iam:PassedToService")}
 
 
 def permission_pairs(synth: Synth, statements: list[dict[str, Any]] | None = None) -> set[tuple[str, str]]:
@@ -400,3 +400,30 @@ def asset_dir(synth: Synth, logical_id: str) -> Path:
     path = synth.outdir / resource["Metadata"]["aws:asset:path"]
     assert path.is_dir(), path
     return path
+
+
+# --- Follow-through (remediator.core.follow_through): the stack's own grants for it -------------------------------
+
+
+def scheduler_role_id(synth: Synth) -> str:
+    return synth.logical_id("Remediator/FollowUpSchedulerRole")
+
+
+def follow_through_pairs(synth: Synth) -> set[tuple[str, str]]:
+    """The (action, resource) pairs the remediator's role holds for follow-through: our alarms' state, our schedules
+    in the default group under the deployment's prefix, and passing the one Scheduler role."""
+    from remediator.core.deployment import DEFAULT_ALARM_PREFIX, schedule_prefix
+
+    alarms = arn(service="cloudwatch", resource="alarm", resource_name=f"{DEFAULT_ALARM_PREFIX}*", arn_format="colon")
+    schedules = arn(
+        service="scheduler", resource="schedule", resource_name=f"default/{schedule_prefix(DEFAULT_ALARM_PREFIX)}*"
+    )
+    return {
+        ("cloudwatch:DescribeAlarms", alarms),
+        ("scheduler:CreateSchedule", schedules),
+        ("scheduler:DeleteSchedule", schedules),
+        ("iam:PassRole", get_att(scheduler_role_id(synth))),
+    }
+
+
+PASS_ROLE_CONDITION = {"StringEquals": {"iam:PassedToService": {"scheduler.amazonaws.com"}}}

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aws_cdk import App
 from aws_cdk import aws_sqs as sqs
+from remediator.core.deployment import DEFAULT_ALARM_PREFIX, schedule_prefix
 
 from stacks.app_builder import build_app
 from stacks.constructs.remediator import nag_resource
@@ -74,6 +75,14 @@ def test_checks_are_live_an_unencrypted_queue_fails_synth(policy_dir: Path, tmp_
     assert all(rule.startswith("AwsSolutions-SQS") for rule, _ in findings)
 
 
+FOLLOW_THROUGH_WILDCARDS = [
+    "Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:cloudwatch:<AWS::Region>:<AWS::AccountId>:"
+    f"alarm:{DEFAULT_ALARM_PREFIX}*]",
+    "Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
+    f"schedule/default/{schedule_prefix(DEFAULT_ALARM_PREFIX)}*]",
+]
+
+
 def test_acknowledgements_are_few_narrow_and_explained(synth: Synth) -> None:
     # Given the acknowledgements recorded in the cloud assembly
     found = acknowledgements(synth)
@@ -93,6 +102,8 @@ def test_acknowledgements_are_few_narrow_and_explained(synth: Synth) -> None:
             ("/KinesisRemediator/Remediator/Permissions", IAM5_WILDCARD),
             ("/KinesisRemediator/Remediator/Role", IAM5_WILDCARD),
             *(("/KinesisRemediator/Remediator/Permissions", rule) for rule in suffix_wildcards),
+            # follow-through: our alarms and our schedules, each named under the deployment's prefix
+            *(("/KinesisRemediator/Remediator/Permissions", rule) for rule in FOLLOW_THROUGH_WILDCARDS),
         ]
     )
     # ... and every one carries a reason

@@ -192,7 +192,7 @@ def test_remediator_metrics_are_the_names_the_handler_emits(synth: Synth) -> Non
         RemediatorMetric.STEPS_BLOCKED,
         RemediatorMetric.STEPS_FAILED,
         RemediatorMetric.ADVICE_SENT,
-        RemediatorMetric.outcome(OutcomeStatus.FAILED),
+        RemediatorMetric.OUTCOMES_NEEDING_ATTENTION,
     }
     assert asked <= names
     # And the Lambda's errors and duration are shown

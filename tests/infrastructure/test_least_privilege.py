@@ -11,10 +11,12 @@ from remediator.core.iam import grants_for
 from remediator.policy_files import PolicySet
 
 from tests.infrastructure.support import (
+    PASS_ROLE_CONDITION,
     Synth,
     arn,
     declared_pairs,
     declared_permissions,
+    follow_through_pairs,
     get_att,
     parameter_arn,
     permission_conditions,
@@ -22,6 +24,7 @@ from tests.infrastructure.support import (
     ref,
     resources_for,
     role_logical_id,
+    scheduler_role_id,
     stream_arn,
 )
 
@@ -85,7 +88,7 @@ def test_role_permissions_are_exactly_the_declared_ones(synth: Synth) -> None:
         declared_pairs(synth.policies)
         | {(action, "*") for action in XRAY_ACTIONS}
         | {("ssm:GetParameter", parameter) for parameter in parameters}
-        | {(a, get_att(resource_ids["audit"])) for a in ("dynamodb:PutItem", "dynamodb:Query")}
+        | {(a, get_att(resource_ids["audit"])) for a in ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem")}
         | {
             (a, get_att(resource_ids["idempotency"]))
             for a in ("dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
@@ -94,6 +97,7 @@ def test_role_permissions_are_exactly_the_declared_ones(synth: Synth) -> None:
         | {(a, get_att(resource_ids["key"])) for a in ("kms:GenerateDataKey", "kms:Decrypt")}
         | {("sqs:SendMessage", get_att(resource_ids["queue"]))}
         | {(a, get_att(resource_ids["logs"])) for a in ("logs:CreateLogStream", "logs:PutLogEvents")}
+        | follow_through_pairs(synth)
     )
     # When the role's statements are flattened
     pairs = permission_pairs(synth)
@@ -142,7 +146,10 @@ def test_only_account_scoped_grants_and_xray_use_a_wildcard_resource(
         for a in p.actions
         for r in p.resources
     }
-    assert [(a, r) for a, r in pairs if r != "*" and "*" in r and (a, r) not in suffix_wildcards] == []
+    # (and for follow-through's prefixes: our alarms, and our schedules, both named by the deployment's prefix)
+    prefixed = {(a, r) for a, r in follow_through_pairs(synth) if r.endswith("*")}
+    assert len(prefixed) == 3
+    assert [(a, r) for a, r in pairs if r != "*" and "*" in r and (a, r) not in suffix_wildcards | prefixed] == []
     assert all(r.endswith("/*") or r.endswith(":*") for _, r in suffix_wildcards)
 
 
@@ -175,7 +182,9 @@ def test_every_declared_condition_is_on_the_role(request: pytest.FixtureRequest,
     }
     assert declared, "no conditioned grant for these policies"
     # Then the role grants each of them with exactly those conditions, and no other statement has one
-    assert permission_conditions(synth) == declared
+    # (and follow-through's iam:PassRole, which only EventBridge Scheduler may receive)
+    passed = {("iam:PassRole", get_att(scheduler_role_id(synth))): PASS_ROLE_CONDITION}
+    assert permission_conditions(synth) == declared | passed
 
 
 def test_no_dangerous_or_wildcard_actions(synth: Synth) -> None:
@@ -184,10 +193,12 @@ def test_no_dangerous_or_wildcard_actions(synth: Synth) -> None:
     # Then no action is a wildcard, none touches IAM (simulating a role's policies reads them, on roles only),
     # none deletes a stream, none writes a parameter
     assert [a for a in actions if "*" in a] == []
-    assert [a for a in actions if a.lower().startswith("iam:")] == ["iam:SimulatePrincipalPolicy"]
-    assert {r for a, r in permission_pairs(synth) if a.startswith("iam:")} == {
+    # (but for passing the one follow-through Scheduler role, to EventBridge Scheduler only)
+    assert sorted(a for a in actions if a.lower().startswith("iam:")) == ["iam:PassRole", "iam:SimulatePrincipalPolicy"]
+    assert {r for a, r in permission_pairs(synth) if a == "iam:SimulatePrincipalPolicy"} == {
         arn(service="iam", resource="role", resource_name="*")
     }
+    assert {r for a, r in permission_pairs(synth) if a == "iam:PassRole"} == {get_att(scheduler_role_id(synth))}
     assert "kinesis:DeleteStream" not in actions
     assert "ssm:PutParameter" not in actions
     assert [a for a in actions if a.startswith("ssm:")] == ["ssm:GetParameter"]
@@ -240,3 +251,29 @@ def test_adding_a_stream_adds_exactly_its_arn_to_the_scoped_statements(synth: Sy
     assert after - before == scoped_for_clickstream | {
         ("ssm:GetParameter", parameter_arn("/kinesis-remediator/policies/clickstream"))
     }
+
+
+def test_the_follow_through_scheduler_role_may_only_invoke_the_function(synth: Synth) -> None:
+    # Given the role EventBridge Scheduler invokes the remediator with (follow-through schedules)
+    role = synth.template["Resources"][scheduler_role_id(synth)]["Properties"]
+    (function_logical_id,) = synth.resources("AWS::Lambda::Function")
+    # Then only EventBridge Scheduler of this account may assume it
+    assert role["AssumeRolePolicyDocument"]["Statement"] == [
+        {
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+            "Effect": "Allow",
+            "Principal": {"Service": "scheduler.amazonaws.com"},
+        }
+    ]
+    assert "ManagedPolicyArns" not in role
+    # And its one permission is to invoke the remediator function, by its exact ARN
+    policies = [
+        p["Properties"]
+        for p in synth.resources("AWS::IAM::Policy").values()
+        if {"Ref": scheduler_role_id(synth)} in p["Properties"]["Roles"]
+    ]
+    (policy,) = policies
+    assert policy["PolicyDocument"]["Statement"] == [
+        {"Action": "lambda:InvokeFunction", "Effect": "Allow", "Resource": {"Fn::GetAtt": [function_logical_id, "Arn"]}}
+    ]

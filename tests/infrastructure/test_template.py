@@ -6,7 +6,7 @@ import json
 
 import pytest
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
-from remediator.core.deployment import KILL_SWITCH_OFF
+from remediator.core.deployment import KILL_SWITCH_OFF, schedule_prefix
 from remediator.core.registry import REGISTRY
 
 from stacks.constructs.remediator import HANDLER, policy_digest
@@ -139,11 +139,12 @@ def test_rule_matches_our_alarms_going_into_alarm_and_targets_the_function(synth
     _, rule = synth.only("AWS::Events::Rule")
     function_id, _ = function(synth)
     (queue_id,) = synth.resources("AWS::SQS::Queue")
-    # Then the rule matches CloudWatch alarm state changes to ALARM of alarms with our prefix
+    # Then the rule matches CloudWatch alarm state changes to ALARM (remediate) and to OK (the resolved e-mail) of
+    # alarms with our prefix
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.cloudwatch"],
         "detail-type": ["CloudWatch Alarm State Change"],
-        "detail": {"alarmName": [{"prefix": DEFAULT_ALARM_PREFIX}], "state": {"value": ["ALARM"]}},
+        "detail": {"alarmName": [{"prefix": DEFAULT_ALARM_PREFIX}], "state": {"value": ["ALARM", "OK"]}},
     }
     assert rule["Properties"]["State"] == "ENABLED"
     # And its only target is the function, with retries and a dead-letter queue
@@ -222,6 +223,8 @@ def test_function_environment(synth: Synth) -> None:
         "POWERTOOLS_METRICS_NAMESPACE": "KinesisRemediator",
         "POWERTOOLS_LOG_LEVEL": "INFO",
         "POLICY_DIGEST": policy_digest(synth.policies),
+        "FOLLOW_UP_SCHEDULER_ROLE_ARN": get_att(synth.logical_id("Remediator/FollowUpSchedulerRole")),
+        "FOLLOW_UP_SCHEDULE_PREFIX": schedule_prefix(DEFAULT_ALARM_PREFIX),
     }
     assert len(environment["POLICY_DIGEST"]) == 16
 

@@ -21,6 +21,9 @@ from tests.fakes import REGION
 from tests.integration.contract import ApiCall, Deployment, StackResources, uncovered
 
 PREFIX = "kinesis-remediator-"
+# Follow-through: the Scheduler role the stack creates, and the deployment's schedule name prefix.
+SCHEDULER_ROLE = "arn:aws:iam::123456789012:role/remediator-follow-up-scheduler"
+SCHEDULE_PREFIX = "kr-ft-test-"
 
 
 @dataclass
@@ -315,6 +318,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEnv]:
             "KILL_SWITCH_PARAMETER": env.kill_switch,
             "POLICY_PARAMETER_PREFIX": env.policy_prefix,
             "ALARM_NAME_PREFIX": PREFIX,
+            "FOLLOW_UP_SCHEDULER_ROLE_ARN": SCHEDULER_ROLE,
+            "FOLLOW_UP_SCHEDULE_PREFIX": SCHEDULE_PREFIX,
         }.items():
             monkeypatch.setenv(name, value)
         yield env
@@ -338,7 +343,10 @@ class FakeContext:
 
     @staticmethod
     def get_remaining_time_in_millis() -> int:
-        return 60_000
+        # A fresh invocation: the function's whole timeout is left.
+        from remediator.core.deployment import FUNCTION_TIMEOUT_SECONDS
+
+        return FUNCTION_TIMEOUT_SECONDS * 1000
 
 
 @pytest.fixture

@@ -94,10 +94,29 @@ def _cloudtrail(call: ApiCall) -> str:
     raise UnmappedCall("only LookupEvents is mapped")
 
 
+def alarm_arn(name: str) -> str:
+    return arn(service="cloudwatch", resource="alarm", resource_name=name, arn_format="colon")
+
+
+def schedule_arn(group: str, name: str) -> str:
+    return arn(service="scheduler", resource="schedule", resource_name=f"{group}/{name}")
+
+
 def _cloudwatch(call: ApiCall) -> str:
     if call.operation == "GetMetricData":
         return "*"  # the Service Authorization Reference lists no resource type for it
-    raise UnmappedCall("only GetMetricData is mapped")
+    if call.operation == "DescribeAlarms":
+        names = call.params.get("AlarmNames", [])
+        if len(names) != 1 or set(call.params) - {"AlarmNames", "AlarmTypes"}:
+            raise UnmappedCall("DescribeAlarms is mapped for exactly one alarm name")
+        return alarm_arn(str(names[0]))
+    raise UnmappedCall("only GetMetricData and DescribeAlarms are mapped")
+
+
+def _scheduler(call: ApiCall) -> str:
+    if "Name" not in call.params:
+        raise UnmappedCall("no Name")
+    return schedule_arn(str(call.params.get("GroupName", "default")), str(call.params["Name"]))
 
 
 def lambda_arn(resource: str, name: str) -> str:
@@ -144,6 +163,7 @@ RESOURCE_OF: dict[str, Callable[[ApiCall], str]] = {
     "ssm": _one("Name", parameter_arn),
     "sns": _one("TopicArn"),
     "lambda": _lambda,
+    "scheduler": _scheduler,
     # SimulatePrincipalPolicy acts on the principal whose policies it evaluates (a role).
     "iam": _one("PolicySourceArn"),
 }
@@ -175,6 +195,9 @@ class StackResources:
     audit_table: str
     idempotency_table: str
     topic_arn: str
+    # Follow-through: our alarms (read), and our schedules in the default group (created and deleted).
+    alarm_prefix: str = ""
+    schedule_prefix: str = ""
 
     @classmethod
     def of(cls, settings: Any) -> StackResources:
@@ -185,12 +208,36 @@ class StackResources:
             audit_table=settings.audit_table,
             idempotency_table=settings.idempotency_table,
             topic_arn=settings.topic_arn,
+            alarm_prefix=settings.alarm_prefix,
+            schedule_prefix=settings.schedule_prefix or "",
         )
+
+    def prefixed(self) -> dict[str, frozenset[str]]:
+        """ARN prefix -> the IAM actions granted on every resource under it (the stack's `...prefix*` grants)."""
+        granted: dict[str, frozenset[str]] = {}
+        if self.alarm_prefix:
+            granted[alarm_arn(self.alarm_prefix)] = frozenset({"cloudwatch:DescribeAlarms"})
+        if self.schedule_prefix:
+            granted[schedule_arn("default", self.schedule_prefix)] = frozenset(
+                {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"}
+            )
+        return granted
+
+    def prefixed_grant(self, resource: str) -> frozenset[str] | None:
+        for prefix, actions in self.prefixed().items():
+            if resource.startswith(prefix):
+                return actions
+        return None
 
     @property
     def bookkeeping(self) -> frozenset[str]:
         """Where the remediator writes its own records: expected in every mode, never a change to a stream."""
         return frozenset({table_arn(self.audit_table), table_arn(self.idempotency_table), self.topic_arn})
+
+    def is_bookkeeping(self, resource: str) -> bool:
+        """Its own records, and its own follow-through schedules."""
+        schedules = schedule_arn("default", self.schedule_prefix) if self.schedule_prefix else None
+        return resource in self.bookkeeping or (schedules is not None and resource.startswith(schedules))
 
     def policy_parameter(self, resource: str) -> bool:
         return resource.startswith(parameter_arn(self.policy_prefix) + "/")
@@ -199,7 +246,7 @@ class StackResources:
         """Resource ARN -> the IAM actions granted on it. Policy parameters: one per deployed stream."""
         granted = {
             parameter_arn(self.kill_switch): frozenset({"ssm:GetParameter"}),
-            table_arn(self.audit_table): frozenset({"dynamodb:PutItem", "dynamodb:Query"}),
+            table_arn(self.audit_table): frozenset({"dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"}),
             table_arn(self.idempotency_table): frozenset(
                 {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
             ),
@@ -274,6 +321,9 @@ def uncovered(
         if resource in own:
             if action not in own[resource]:
                 problems.append(f"{where}: the stack grants only {sorted(own[resource])} on it")
+        elif (prefixed := stack.prefixed_grant(resource)) is not None:
+            if action not in prefixed:
+                problems.append(f"{where}: the stack grants only {sorted(prefixed)} under its prefix")
         elif stack.policy_parameter(resource):
             # A stream with no deployed policy: the role may not read its parameter, AWS answers
             # AccessDenied, and SsmPolicySource reads that as "no policy" (test_handler_policies shows it).
@@ -304,7 +354,7 @@ def mutations(calls: Iterable[ApiCall], stack: StackResources) -> list[ApiCall]:
         if is_read(call.operation):
             continue
         try:
-            bookkeeping = resource_of(call) in stack.bookkeeping
+            bookkeeping = stack.is_bookkeeping(resource_of(call))
         except UnmappedCall:
             bookkeeping = False
         if not bookkeeping:

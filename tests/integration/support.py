@@ -67,6 +67,11 @@ def only(items: list[Any]) -> Any:
     return items[0]
 
 
+def decisions(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Audit rows of the trigger's own decisions: without the follow-through bookkeeping (follow-up-scheduled)."""
+    return [row for row in rows if row["outcome"] != "follow-up-scheduled"]
+
+
 def plan_of(row: dict[str, Any]) -> dict[str, Any]:
     plan: dict[str, Any] = json.loads(row["plan"])
     return plan

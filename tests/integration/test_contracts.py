@@ -21,6 +21,8 @@ STACK = StackResources(
     audit_table="audit",
     idempotency_table="idempotency",
     topic_arn=TOPIC,
+    alarm_prefix="kinesis-remediator-",
+    schedule_prefix="kr-ft-test-",
 )
 NO_RESHARD = {"reshard": {"enabled": False}}
 
@@ -151,11 +153,39 @@ def test_reading_the_policy_of_a_stream_with_none_deployed_is_tolerated_but_noth
             id="unmapped-service",
         ),
         pytest.param(
+            [call("cloudwatch", "DescribeAlarms", AlarmNames=["billing-orders/write-throttling"])],
+            deployed(orders={}),
+            [
+                f"cloudwatch:DescribeAlarms on arn:aws:cloudwatch:{fakes.REGION}:{fakes.ACCOUNT}:alarm:"
+                "billing-orders/write-throttling: not granted by the deployed policies' permissions"
+            ],
+            id="describe-an-alarm-that-is-not-ours",
+        ),
+        pytest.param(
+            [call("scheduler", "CreateSchedule", Name="someone-elses", GroupName="default")],
+            deployed(orders={}),
+            [
+                f"scheduler:CreateSchedule on arn:aws:scheduler:{fakes.REGION}:{fakes.ACCOUNT}:schedule/default/"
+                "someone-elses: not granted by the deployed policies' permissions"
+            ],
+            id="a-schedule-outside-the-prefix",
+        ),
+        pytest.param(
+            [call("scheduler", "UpdateSchedule", Name="kr-ft-test-0123-1", GroupName="default")],
+            deployed(orders={}),
+            [
+                f"scheduler:UpdateSchedule on arn:aws:scheduler:{fakes.REGION}:{fakes.ACCOUNT}:schedule/default/"
+                "kr-ft-test-0123-1: the stack grants only ['scheduler:CreateSchedule', 'scheduler:DeleteSchedule'] "
+                "under its prefix"
+            ],
+            id="an-operation-not-granted-on-our-schedules",
+        ),
+        pytest.param(
             [call("cloudwatch", "PutMetricAlarm", AlarmName="x")],
             deployed(orders={}),
             [
-                "cloudwatch:PutMetricAlarm: unmapped call (cloudwatch:PutMetricAlarm: only GetMetricData is "
-                "mapped); map it in tests/integration/contract.py"
+                "cloudwatch:PutMetricAlarm: unmapped call (cloudwatch:PutMetricAlarm: only GetMetricData and "
+                "DescribeAlarms are mapped); map it in tests/integration/contract.py"
             ],
             id="unmapped-operation",
         ),
@@ -191,7 +221,7 @@ def test_reading_the_policy_of_a_stream_with_none_deployed_is_tolerated_but_noth
             deployed(orders={}),
             [
                 "dynamodb:DeleteItem on arn:aws:dynamodb:us-east-1:123456789012:table/audit: "
-                "the stack grants only ['dynamodb:PutItem', 'dynamodb:Query'] on it"
+                "the stack grants only ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'] on it"
             ],
             id="erasing-the-audit",
         ),

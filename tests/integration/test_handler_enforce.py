@@ -13,6 +13,7 @@ from tests.integration.support import (
     SATURATED,
     STREAM,
     WRITE_ALARM,
+    decisions,
     only,
     parameters_of,
     plan_of,
@@ -45,7 +46,7 @@ def test_enforce_reshards_the_saturated_stream_and_reports_it(aws, invoke, api_c
     assert step["outcome"] == "applied"
     assert step["detail"] == "accepted by AWS: {'current_shards': 2, 'target_shards': 4}"
     # And the audit row says so
-    row = only(aws.audit_rows(STREAM))
+    row = only(decisions(aws.audit_rows(STREAM)))
     assert row["outcome"] == "applied"
     assert row["mode"] == "enforce"
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
@@ -67,18 +68,25 @@ def test_kill_switch_is_read_after_the_evidence_and_right_before_the_mutating_ca
     # When its alarm fires
     invoke(alarm_event(WRITE_ALARM))
 
-    # Then the last call before UpdateShardCount is the kill-switch read
+    # Then the last call before UpdateShardCount is the kill-switch read, followed only by the write-ahead
+    # audit (the claim of the step, then its in-flight row)
     calls = api_calls.calls
     update = [i for i, c in enumerate(calls) if c.operation == "UpdateShardCount"]
     assert len(update) == 1
-    before = calls[update[0] - 1]
-    assert (before.service, before.operation, before.params) == (
+    switch, claim, row = calls[update[0] - 3 : update[0]]
+    assert (switch.service, switch.operation, switch.params) == (
         "ssm",
         "GetParameter",
         {"Name": aws.kill_switch, "WithDecryption": False},
     )
+    assert (claim.operation, claim.params["Item"]["pk"]["S"], claim.params["ConditionExpression"]) == (
+        "PutItem",
+        f"INTENT#{WRITE_ALARM}#2026-11-26T02:59:00.000+0000",
+        "attribute_not_exists(pk)",
+    )
+    assert (row.operation, row.params["Item"]["outcome"]["S"]) == ("PutItem", "in-flight")
     first_metrics = next(i for i, c in enumerate(calls) if c.operation == "GetMetricData")
-    assert first_metrics < update[0] - 1
+    assert first_metrics < update[0] - 3
 
 
 def test_a_target_beyond_twice_the_current_count_is_never_sent(aws, invoke, api_calls):
@@ -94,7 +102,7 @@ def test_a_target_beyond_twice_the_current_count_is_never_sent(aws, invoke, api_
     assert [p["TargetShardCount"] for p in api_calls.params("kinesis", "UpdateShardCount")] == [4]
     assert aws.shard_count(STREAM) == 4
     assert result["status"] == "applied"
-    row = only(aws.audit_rows(STREAM))
+    row = only(decisions(aws.audit_rows(STREAM)))
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 10, "target_shards": 4}
     assert row["reason"] == "accepted by AWS: {'current_shards': 2, 'target_shards': 4}"
     assert plan_of(row)["actions"][0]["reason"] == (
@@ -116,7 +124,7 @@ def test_one_call_never_more_than_doubles_whatever_the_load(aws, invoke, api_cal
     # Then the one UpdateShardCount sent asks for exactly twice the current count
     assert [p["TargetShardCount"] for p in api_calls.params("kinesis", "UpdateShardCount")] == [2 * shards]
     assert aws.shard_count(STREAM) == 2 * shards
-    assert parameters_of(only(aws.audit_rows(STREAM)))["desired_shards"] == 84
+    assert parameters_of(only(decisions(aws.audit_rows(STREAM))))["desired_shards"] == 84
 
 
 def test_policy_max_shards_caps_the_target_below_the_aws_step(aws, invoke, api_calls):
@@ -131,7 +139,7 @@ def test_policy_max_shards_caps_the_target_below_the_aws_step(aws, invoke, api_c
     # Then the call goes to 3
     assert [p["TargetShardCount"] for p in api_calls.params("kinesis", "UpdateShardCount")] == [3]
     assert aws.shard_count(STREAM) == 3
-    row = only(aws.audit_rows(STREAM))
+    row = only(decisions(aws.audit_rows(STREAM)))
     assert row["outcome"] == "applied"
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 10, "target_shards": 3}
     assert plan_of(row)["actions"][0]["reason"].endswith(
@@ -153,7 +161,7 @@ def test_a_stream_at_max_shards_is_blocked_not_resharded(aws, invoke, api_calls)
     assert aws.shard_count(STREAM) == 3
     assert result["status"] == "blocked"
     assert result["steps"][0]["detail"] == "policy-bounds: already at 3 shards, the most the bounds allow"
-    assert only(aws.audit_rows(STREAM))["outcome"] == "blocked"
+    assert only(decisions(aws.audit_rows(STREAM)))["outcome"] == "blocked"
     assert only(aws.emails())["Subject"] == "[BLOCKED] orders: reshard 3 -> 3 shards (producers throttled)"
 
 
@@ -163,7 +171,7 @@ def test_a_second_state_change_inside_the_cooldown_is_blocked(aws, invoke, api_c
     aws.put_policy(policy(mode="enforce"))
     aws.push_traffic(STREAM, **NEEDS_TEN)
     assert invoke(alarm_event(WRITE_ALARM))["status"] == "applied"
-    applied_at = datetime.fromisoformat(only(aws.audit_rows(STREAM))["at"])
+    applied_at = datetime.fromisoformat(only(decisions(aws.audit_rows(STREAM)))["at"])
 
     # When a second, different state change of the alarm arrives right after
     result = invoke(alarm_event(WRITE_ALARM, timestamp=SECOND_CHANGE))
@@ -181,7 +189,7 @@ def test_a_second_state_change_inside_the_cooldown_is_blocked(aws, invoke, api_c
     ]
     assert [p["TargetShardCount"] for p in api_calls.params("kinesis", "UpdateShardCount")] == [4]
     assert aws.shard_count(STREAM) == 4
-    rows = sorted(aws.audit_rows(STREAM), key=lambda r: r["sk"])
+    rows = sorted(decisions(aws.audit_rows(STREAM)), key=lambda r: r["sk"])
     assert [r["outcome"] for r in rows] == ["applied", "blocked"]
     assert parameters_of(rows[1]) == {"current_shards": 4, "desired_shards": 10, "target_shards": 8}
     emails = {e["Subject"]: e["Message"].splitlines() for e in aws.emails()}
@@ -333,10 +341,10 @@ def test_a_failed_update_is_audited_and_mailed_and_not_raised(aws, handler, invo
     # When the alarm fires
     result = invoke(alarm_event(WRITE_ALARM))
 
-    # Then the outcome is failed (not an exception for Lambda to retry blindly), audited and e-mailed
-    assert result["status"] == "failed"
+    # Then the outcome is "AWS limit reached" (not an exception for Lambda to retry blindly), audited and e-mailed
+    assert result["status"] == "limit-reached"
     detail = result["steps"][0]["detail"]
-    assert detail.startswith("ClientError: An error occurred (LimitExceededException)")
-    assert only(aws.audit_rows(STREAM))["outcome"] == "failed"
-    assert only(aws.emails())["Subject"] == "[FAILED] orders: reshard 2 -> 4 shards (producers throttled)"
+    assert detail.startswith("AWS limit reached: UpdateShardCount answered LimitExceededException: Rate exceeded")
+    assert only(decisions(aws.audit_rows(STREAM)))["outcome"] == "limit-reached"
+    assert only(aws.emails())["Subject"] == "[LIMIT-REACHED] orders: reshard 2 -> 4 shards (producers throttled)"
     assert aws.shard_count(STREAM) == 2

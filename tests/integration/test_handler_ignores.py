@@ -131,9 +131,9 @@ def test_events_that_are_not_alarm_state_changes_are_ignored(aws, invoke, api_ca
             id="other-prefix",
         ),
         pytest.param(
-            alarm_event(WRITE_ALARM, state="OK", previous="ALARM"),
+            alarm_event(WRITE_ALARM, state="OK", previous="INSUFFICIENT_DATA"),
             f"alarm '{WRITE_ALARM}' went to OK, not ALARM",
-            id="state-ok",
+            id="state-ok-not-after-alarm",
         ),
         pytest.param(
             alarm_event(WRITE_ALARM, state="INSUFFICIENT_DATA"),

@@ -16,7 +16,17 @@ from tests.integration.support import SATURATED, STREAM, WRITE_ALARM, policy
 M = RemediatorMetric
 QUIET = {"bytes_per_second": 100_000, "records_per_second": 50, "throttled": 0}
 OPEN_SHARDS = (M.OPEN_SHARDS, tuple(sorted((M.SERVICE_DIMENSION, M.STREAM_DIMENSION))))
-COUNTERS = (M.PLANS_MADE, M.ACTIONS_APPLIED, M.STEPS_REHEARSED, M.STEPS_BLOCKED, M.STEPS_FAILED, M.ADVICE_SENT)
+COUNTERS = (
+    M.PLANS_MADE,
+    M.ACTIONS_APPLIED,
+    M.STEPS_REHEARSED,
+    M.STEPS_BLOCKED,
+    M.STEPS_FAILED,
+    M.STEPS_LIMIT_REACHED,
+    M.STEPS_UNCERTAIN,
+    M.OUTCOMES_NEEDING_ATTENTION,
+    M.ADVICE_SENT,
+)
 
 
 def emf_documents(text: str) -> list[dict[str, Any]]:
@@ -104,7 +114,10 @@ def test_a_failed_step_is_counted_as_failed(aws, invoke, capsys, monkeypatch):
     values = invoke_and_read(invoke, capsys)
 
     # Then the step counts as failed, and the outcome too (the name H-TRUST's failed-outcome alarm reads)
-    assert counters(values) == expected(PlansMade=1, StepsFailed=1) | {M.ALARM_TRIGGERS: 1, "Outcome_failed": 1}
+    assert counters(values) == expected(PlansMade=1, StepsFailed=1, OutcomesNeedingAttention=1) | {
+        M.ALARM_TRIGGERS: 1,
+        "Outcome_failed": 1,
+    }
     # And the shard count stays what was read: nothing changed it
     assert values[OPEN_SHARDS] == 2
 

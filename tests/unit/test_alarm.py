@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from remediator.core.alarm import DEFAULT_ALARM_PREFIX, AlarmTrigger, alarm_name, identify, parse_alarm_name
+from remediator.core.alarm import (
+    DEFAULT_ALARM_PREFIX,
+    AlarmResolved,
+    AlarmTrigger,
+    alarm_name,
+    identify,
+    parse_alarm_name,
+)
 from remediator.core.deployment import ALARM_NAME_MAX_LENGTH
 from remediator.core.registry import REGISTRY
 
@@ -22,7 +29,7 @@ TIMESTAMP = "2026-11-26T02:59:00.000+0000"
 SYMPTOM_IDS = sorted(REGISTRY.symptoms)
 
 
-def run(alarm: str, **overrides: Any) -> tuple[AlarmTrigger | None, str]:
+def run(alarm: str, **overrides: Any) -> tuple[AlarmTrigger | AlarmResolved | None, str]:
     kwargs: dict[str, Any] = {
         "alarm": alarm,
         "prefix": PREFIX,
@@ -136,9 +143,9 @@ NOT_NAMED = "is not named <prefix><stream>/<symptom>[/<qualifier>]"
         ),
         pytest.param(
             f"{PREFIX}orders/write-throttling",
-            {"state": "OK", "previous_state": "ALARM"},
+            {"state": "OK", "previous_state": "INSUFFICIENT_DATA"},
             f"alarm '{PREFIX}orders/write-throttling' went to OK, not ALARM",
-            id="state OK",
+            id="state OK, not after ALARM",
         ),
         pytest.param(
             f"{PREFIX}orders/write-throttling",
@@ -330,3 +337,34 @@ def test_alarm_name_never_returns_a_name_identify_rejects() -> None:
     except ValueError:
         return
     assert parse_alarm_name(name, prefix) == ("s" * 128, "iterator-age")
+
+
+def test_ok_after_alarm_is_a_resolution_and_the_alarm_trigger_is_unchanged() -> None:
+    # Given one of our alarms going from ALARM back to OK, with the event's previous state timestamp
+    resolved, why_not = run(
+        f"{PREFIX}orders/write-throttling",
+        state="OK",
+        previous_state="ALARM",
+        previous_timestamp="2026-11-26T02:40:00.000+0000",
+    )
+    # Then it is a resolution (not a trigger): the stream, symptom, and since when it was in ALARM
+    assert why_not == ""
+    assert resolved == AlarmResolved(
+        alarm_name=f"{PREFIX}orders/write-throttling",
+        stream="orders",
+        symptom="write-throttling",
+        state_timestamp=TIMESTAMP,
+        alarm_timestamp="2026-11-26T02:40:00.000+0000",
+        account=ACCOUNT,
+        region=REGION,
+    )
+    # And a resolution of an alarm that is not ours is still ignored, with the same reason as a trigger's
+    assert run("other-orders/write-throttling", state="OK", previous_state="ALARM")[0] is None
+    assert run(f"{PREFIX}orders/write-throttling", state="OK", previous_state="ALARM", dimensions={"StreamName": "x"})[
+        1
+    ] == (f"alarm '{PREFIX}orders/write-throttling' watches stream 'x', but its name says 'orders'")
+    # And the ALARM trigger is what it was (attempt 0: the idempotency key's fields are unchanged)
+    trigger, _ = run(f"{PREFIX}orders/write-throttling")
+    assert isinstance(trigger, AlarmTrigger)
+    assert trigger.attempt == 0
+    assert trigger.key == f"{PREFIX}orders/write-throttling@{TIMESTAMP}#0"

@@ -12,9 +12,9 @@ from remediator.core.iam import grants_for
 from remediator.core.outcome import StepResult
 from remediator.core.plan import GuardrailVerdict, PlannedStep
 from remediator.core.policy import ActionPolicy
-from remediator.core.ports import KillSwitchEngaged, KillSwitchGuard, WritePorts
+from remediator.core.ports import KillSwitchEngaged, KillSwitchGuard, KillSwitchUnreadable, WritePorts
 from remediator.core.registry import REGISTRY
-from remediator.service import _carry_out
+from remediator.writeahead import Run, apply, why_not
 
 from tests.fakes import policy, stream_arn
 
@@ -119,14 +119,53 @@ def test_a_step_stops_at_the_first_change_the_switch_forbids(
 ) -> None:
     # Given an enforce step that makes two changes, and a switch engaged from its n-th read
     aws, switch = Recorder(), Switch(engaged_from)
-    deps = SimpleNamespace(writes=aws, kill_switch=switch)
+    deps = SimpleNamespace(writes=aws, kill_switch=switch, time_left=lambda: 300.0, seconds_after_change=0.0)
     # When the step is carried out
     with REGISTRY.registered(TwoChanges):
-        outcome = _carry_out(STEP, policy(mode="enforce").mode, deps)  # type: ignore[arg-type]
+        mode = policy(mode="enforce").mode
+        outcome = why_not(STEP, mode, deps, Run()) or apply(STEP, deps)  # type: ignore[arg-type]
     # Then it goes as far as the switch allows, and says so
     assert (outcome.outcome, aws.calls) == (result, calls)
     if engaged_from == 2:
         assert outcome.detail.endswith("1 change(s) already made: kinesis:AddTagsToStream")
+
+
+class UnreadableSwitch:
+    """Reads fine (off) until its n-th read, which fails (throttled, denied, AWS failing)."""
+
+    def __init__(self, fails_at: int) -> None:
+        self.reads, self.fails_at = 0, fails_at
+
+    def engaged(self) -> bool:
+        self.reads += 1
+        if self.reads >= self.fails_at:
+            raise KillSwitchUnreadable("cannot read the kill switch: ThrottlingException")
+        return False
+
+
+def test_an_unreadable_switch_before_any_change_fails_the_invocation() -> None:
+    # Given a switch that cannot be read, and nothing changed yet in this invocation
+    deps = SimpleNamespace(writes=Recorder(), kill_switch=UnreadableSwitch(1), time_left=lambda: 300.0)
+    # When the step is about to run, then the invocation fails (Lambda retries; never taken as 'off')
+    with REGISTRY.registered(TwoChanges), pytest.raises(KillSwitchUnreadable):
+        why_not(STEP, policy(mode="enforce").mode, deps, Run())  # type: ignore[arg-type]
+
+
+def test_an_unreadable_switch_after_a_change_stops_like_an_engaged_one() -> None:
+    # Given a switch that cannot be read once a change was made in this invocation
+    aws = Recorder()
+    deps = SimpleNamespace(writes=aws, kill_switch=UnreadableSwitch(1), time_left=lambda: 300.0)
+    with REGISTRY.registered(TwoChanges):
+        # When a later step is about to run, then it is blocked: nothing raises into a retry
+        outcome = why_not(STEP, policy(mode="enforce").mode, deps, Run(changed=True))  # type: ignore[arg-type]
+        assert outcome is not None and outcome.outcome == StepResult.BLOCKED
+        assert "taken as engaged, no change made" in outcome.detail
+        # And between two changes of one step (the guard reads it before the second), it stops the step there,
+        # saying what was made
+        deps.kill_switch = UnreadableSwitch(1)
+        outcome = apply(STEP, deps)  # type: ignore[arg-type]
+    assert (outcome.outcome, aws.calls) == (StepResult.FAILED, ["kinesis:AddTagsToStream"])
+    assert outcome.detail.startswith("kill-switch: unreadable (cannot read the kill switch: ThrottlingException)")
 
 
 def test_write_grants_come_with_enforce_only() -> None:

@@ -411,8 +411,9 @@ def test_apply_makes_one_update_table_call_and_the_command_says_the_same(
 
 
 def test_the_action_is_granted_update_table_on_the_lease_tables_only() -> None:
-    (grant,) = ACTION.grants
+    grant, confirm = ACTION.grants  # the change, and the re-read that settles an uncertain one (same tables)
     assert grant.actions == ("dynamodb:UpdateTable",)
+    assert (confirm.actions, confirm.scope) == (("dynamodb:DescribeTable",), grant.scope)
     arn = "arn:aws:dynamodb:us-east-1:123456789012:table/{}".format
     p = kcl_policy([{"kcl": APP}, {"kcl": "search", "lease_table": "search-leases"}])
 

@@ -298,8 +298,10 @@ def test_action_grants(key: str, action: Action[Any]) -> None:
 def test_reshard_is_granted_update_shard_count_account_wide() -> None:
     # The Service Authorization Reference lists no resource type for kinesis:UpdateShardCount: a grant
     # scoped to stream ARNs may be denied in a real account.
-    (grant,) = REGISTRY.actions["reshard"].grants
+    grant, confirm = REGISTRY.actions["reshard"].grants
     assert (grant.actions, grant.scope.account_wide) == (("kinesis:UpdateShardCount",), True)
+    # And the re-read that settles an uncertain reshard is a read of the stream itself
+    assert (confirm.actions, confirm.scope.account_wide) == (("kinesis:DescribeStreamSummary",), False)
 
 
 @pytest.mark.parametrize(("key", "action"), ACTIONS, ids=ACTION_IDS)

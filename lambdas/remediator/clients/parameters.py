@@ -6,17 +6,36 @@ from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from remediator.core.deployment import KILL_SWITCH_OFF, POLICY_CACHE_SECONDS
 from remediator.core.policy import StreamPolicy
+from remediator.core.ports import KillSwitchUnreadable, PolicyUnreadable
 from remediator.core.registry import REGISTRY
 from remediator.observability import logger
 
 
+def error_code(exc: GetParameterError) -> str | None:
+    """The SDK's error code behind a failed read (None for a timeout or a broken connection). Powertools wraps
+    the SDK's error in GetParameterError without its code; the SDK's error is that exception's context."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ClientError):
+            return str(cause.response.get("Error", {}).get("Code"))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+ABSENT_POLICY_CODES = ("ParameterNotFound", "AccessDeniedException")
+
+
 class SsmKillSwitch:
-    """Engaged unless the parameter reads 'off' (case and surrounding blanks ignored): any other value,
-    a missing parameter or a read failure stops mutations."""
+    """Engaged unless the parameter reads 'off' (case and surrounding blanks ignored): any other value, or a
+    missing parameter (the stack creates it: someone deleted it), stops mutations. A read that fails
+    (throttled, denied, AWS failing) raises KillSwitchUnreadable: the service never takes it as 'off'; before
+    any change it lets the invocation fail (Lambda retries, then the dead-letter queue), after one it stops
+    like an engaged switch (remediator.writeahead)."""
 
     def __init__(self, ssm: Any, name: str) -> None:
         self._provider = parameters.SSMProvider(boto3_client=ssm)
@@ -25,14 +44,26 @@ class SsmKillSwitch:
     def engaged(self) -> bool:
         try:
             value = self._provider.get(self._name, force_fetch=True)
-        except GetParameterError:
-            logger.exception("Cannot read the kill switch; treating it as engaged", extra={"parameter": self._name})
-            return True
+        except GetParameterError as exc:
+            if error_code(exc) == "ParameterNotFound":
+                logger.error(
+                    "The kill switch parameter is missing; treating it as engaged", extra={"parameter": self._name}
+                )
+                return True
+            raise KillSwitchUnreadable(f"cannot read the kill switch {self._name}: {exc}") from exc
         return str(value).strip().lower() != KILL_SWITCH_OFF
 
 
 class SsmPolicySource:
-    """One JSON parameter per protected stream, written by the CDK app from the validated policy files."""
+    """One JSON parameter per protected stream, written by the CDK app from the validated policy files.
+
+    None ("no policy": the trigger is ignored) only when the parameter truly is absent, or its content is not a
+    valid policy for the stream. AccessDenied counts as absent: the stack grants the role a read of exactly the
+    deployed policies' parameters, so a denial means the stream has no deployed policy. A read that fails in
+    any other way (throttled, a 5xx, a timeout) raises PolicyUnreadable: Lambda retries, then the dead-letter
+    queue; Powertools idempotency deletes its record when the function raises, so no "ignored" result is
+    cached for the trigger.
+    """
 
     def __init__(self, ssm: Any, prefix: str) -> None:
         self._provider = parameters.SSMProvider(boto3_client=ssm)
@@ -45,9 +76,11 @@ class SsmPolicySource:
         except TransformParameterError:
             logger.exception("Deployed policy is not JSON; ignoring the stream", extra={"parameter": name})
             return None
-        except GetParameterError:
-            logger.info("No policy parameter for stream", extra={"parameter": name})
-            return None
+        except GetParameterError as exc:
+            if error_code(exc) in ABSENT_POLICY_CODES:
+                logger.info("No policy parameter for stream", extra={"parameter": name})
+                return None
+            raise PolicyUnreadable(f"cannot read the policy of stream '{stream}' ({name}): {exc}") from exc
         try:
             policy = REGISTRY.parse_stream_policy(raw)
         except ValidationError:

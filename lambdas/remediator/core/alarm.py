@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.core.deployment import ALARM_NAME_MAX_LENGTH, ALARM_NAME_SEPARATOR, DEFAULT_ALARM_PREFIX
 from remediator.core.policy import STREAM_NAME_PATTERN, StreamPolicy
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_ALARM_PREFIX",
+    "AlarmResolved",
     "AlarmTrigger",
     "alarm_name",
     "deployed_alarms",
@@ -77,6 +78,28 @@ class AlarmTrigger(BaseModel):
     # The metric dimensions the alarm's state change carried (keys as sent). None when the trigger was not made
     # from an event (the CLI's `plan`): then `untrusted` has no dimensions to check.
     dimensions: tuple[tuple[str, str], ...] | None = None
+    # 0: the alarm's own state change. n >= 1: the n-th follow-through of that same state change
+    # (remediator.core.follow_through), its own unit of work: idempotency and audit keys include it.
+    attempt: int = Field(0, ge=0)
+
+    @property
+    def key(self) -> str:
+        """One unit of work: the alarm state change, and which follow-through of it ("#0" for the change itself)."""
+        return f"{self.alarm_name}@{self.state_timestamp}#{self.attempt}"
+
+
+class AlarmResolved(BaseModel):
+    """An alarm of ours that went from ALARM back to OK: the "resolved" e-mail, and pending follow-ups cancelled."""
+
+    model_config = ConfigDict(frozen=True)
+
+    alarm_name: str
+    stream: str
+    symptom: str
+    state_timestamp: str  # when it went to OK
+    alarm_timestamp: str | None  # when it had gone to ALARM (the event's previousState), if the event says
+    account: str
+    region: str
 
 
 STREAM_DIMENSION = "StreamName"
@@ -126,23 +149,35 @@ def identify(
     account: str,
     region: str,
     reason: str = "",
-) -> tuple[AlarmTrigger | None, str]:
-    """Return the trigger, or None and why the change is not for us."""
+    previous_timestamp: str | None = None,
+) -> tuple[AlarmTrigger | AlarmResolved | None, str]:
+    """Return the trigger (into ALARM), the resolution (ALARM -> OK), or None and why the change is not for us."""
     if not alarm.startswith(prefix):
         return None, f"alarm '{_shown(alarm, ALARM_NAME_MAX_LENGTH)}' does not start with '{prefix}'"
+    if state == "OK" and previous_state == "ALARM":
+        resolved = _ours(alarm, prefix, dimensions)
+        if isinstance(resolved, str):
+            return None, resolved
+        return (
+            AlarmResolved(
+                alarm_name=alarm,
+                stream=resolved[0],
+                symptom=resolved[1],
+                state_timestamp=state_timestamp,
+                alarm_timestamp=previous_timestamp,
+                account=account,
+                region=region,
+            ),
+            "",
+        )
     if state != "ALARM":
         return None, f"alarm '{alarm}' went to {state}, not ALARM"
     if previous_state == "ALARM":
         return None, f"alarm '{alarm}' was already in ALARM"
-    parsed = parse_alarm_name(alarm, prefix)
+    parsed = _ours(alarm, prefix, dimensions)
     if isinstance(parsed, str):
         return None, parsed
     stream, symptom = parsed
-    # Dimension keys are matched case-insensitively: SNS-shaped payloads lower-case them. Alarms on
-    # another resource (a function, a table) have no StreamName dimension; the name alone decides.
-    dimension = {k.lower(): v for k, v in dimensions.items()}.get("streamname")
-    if dimension is not None and dimension != stream:
-        return None, f"alarm '{alarm}' watches stream '{dimension}', but its name says '{stream}'"
     return (
         AlarmTrigger(
             alarm_name=alarm,
@@ -220,3 +255,17 @@ def untrusted(trigger: AlarmTrigger, policy: StreamPolicy, prefix: str) -> str:
             f"watches {sorted(wanted)}"
         )
     return ""
+
+
+def _ours(alarm: str, prefix: str, dimensions: Mapping[str, str]) -> tuple[str, str] | str:
+    """(stream, symptom) of one of our alarms, or why it is not one."""
+    parsed = parse_alarm_name(alarm, prefix)
+    if isinstance(parsed, str):
+        return parsed
+    stream, _ = parsed
+    # Dimension keys are matched case-insensitively: SNS-shaped payloads lower-case them. Alarms on
+    # another resource (a function, a table) have no StreamName dimension; the name alone decides.
+    dimension = {k.lower(): v for k, v in dimensions.items()}.get("streamname")
+    if dimension is not None and dimension != stream:
+        return f"alarm '{alarm}' watches stream '{dimension}', but its name says '{stream}'"
+    return parsed

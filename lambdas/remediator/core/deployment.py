@@ -3,6 +3,7 @@
 Kept in core, with no runtime imports, so that `cdk synth` never loads Powertools or boto3 clients.
 """
 
+import hashlib
 from typing import Final
 
 DEFAULT_ALARM_PREFIX: Final = "kinesis-remediator-"
@@ -15,6 +16,24 @@ ALARM_NAME_MAX_LENGTH: Final = 255  # CloudWatch's limit
 KILL_SWITCH_OFF: Final = "off"
 # How long the Lambda keeps a stream's policy from SSM before reading it again.
 POLICY_CACHE_SECONDS: Final = 300
+
+# Follow-through schedules (EventBridge Scheduler, default group): named `<prefix><digest>-<attempt>`.
+SCHEDULE_GROUP: Final = "default"
+SCHEDULER_SERVICE: Final = "scheduler.amazonaws.com"
+
+
+def schedule_prefix(alarm_prefix: str) -> str:
+    """A deployment's follow-through schedule name prefix, and what its IAM is scoped to. Derived from the alarm
+    prefix, which already tells deployments apart (each one's EventBridge rule filters on it)."""
+    return f"kr-ft-{hashlib.sha256(alarm_prefix.encode()).hexdigest()[:8]}-"
+
+
+# The remediator function's timeout (the stack sets it). It must leave room for the worst case of what follows
+# a change (clients.aws.seconds_after_change: tests/infrastructure/test_timeouts.py checks it).
+FUNCTION_TIMEOUT_SECONDS: Final = 300
+# A stream's lease outlives the invocation that took it by this much at most, then expires on its own.
+LEASE_MARGIN_SECONDS: Final = 60
+
 
 SERVICE_NAME: Final = "kinesis-remediator"
 STACK_NAME: Final = "KinesisRemediator"  # the CloudFormation stack `cdk deploy` creates
@@ -39,6 +58,8 @@ class Env:
     POLICY_PREFIX: Final = "POLICY_PARAMETER_PREFIX"
     ALARM_PREFIX: Final = "ALARM_NAME_PREFIX"
     POLICY_DIGEST: Final = "POLICY_DIGEST"
+    FOLLOW_UP_ROLE: Final = "FOLLOW_UP_SCHEDULER_ROLE_ARN"
+    SCHEDULE_PREFIX: Final = "FOLLOW_UP_SCHEDULE_PREFIX"
 
 
 class RemediatorMetric:
@@ -51,12 +72,18 @@ class RemediatorMetric:
     UNRECOGNISED_EVENTS: Final = "UnrecognisedEvents"
     # A second delivery of a state change while the first is still being handled (answered quietly, not retried).
     DUPLICATE_DELIVERIES: Final = "DuplicateDeliveriesInProgress"
+    ALARM_RESOLUTIONS: Final = "AlarmResolutions"  # one of our alarms went from ALARM back to OK
+    FOLLOW_THROUGHS: Final = "FollowThroughs"  # a follow-through schedule fired
     # Per outcome (a trigger that got past idempotency)
     PLANS_MADE: Final = "PlansMade"  # a plan was made (also when it holds no step)
     ACTIONS_APPLIED: Final = "ActionsApplied"  # steps AWS accepted
     STEPS_REHEARSED: Final = "StepsRehearsed"  # steps a dry-run policy only described
     STEPS_BLOCKED: Final = "StepsBlocked"  # steps a guardrail or the kill switch stopped
     STEPS_FAILED: Final = "StepsFailed"  # steps whose call failed
+    STEPS_LIMIT_REACHED: Final = "StepsLimitReached"  # steps AWS refused for one of its limits
+    STEPS_UNCERTAIN: Final = "StepsUncertain"  # steps whose change may or may not have been made
+    # Outcomes an operator must look at: failed, limit-reached or uncertain (the self-monitoring alarm reads it).
+    OUTCOMES_NEEDING_ATTENTION: Final = "OutcomesNeedingAttention"
     ADVICE_SENT: Final = "AdviceSent"  # no-action outcomes whose advice e-mail went out
     OUTCOME_PREFIX: Final = "Outcome_"  # + OutcomeStatus value: Outcome_applied, Outcome_failed, ...
     # Per stream (dimension STREAM_DIMENSION): the open shards the remediator last saw, or set with a reshard.
@@ -75,7 +102,7 @@ class RemediatorMetric:
 # Powertools Metrics adds one dimension to every metric it emits: `service`, set to SERVICE_NAME. An alarm on our
 # metrics must name exactly that dimension, or it watches a series nothing is written to.
 METRICS_SERVICE_DIMENSION: Final = RemediatorMetric.SERVICE_DIMENSION
-# The self-monitoring alarm on failed outcomes reads this one.
+# The self-monitoring alarm on failed outcomes reads this one: failed, limit-reached and uncertain outcomes.
 OUTCOME_METRIC_PREFIX: Final = RemediatorMetric.OUTCOME_PREFIX
-FAILED_OUTCOME_METRIC: Final = RemediatorMetric.outcome("failed")
+FAILED_OUTCOME_METRIC: Final = RemediatorMetric.OUTCOMES_NEEDING_ATTENTION
 DUPLICATE_DELIVERY_METRIC: Final = RemediatorMetric.DUPLICATE_DELIVERIES

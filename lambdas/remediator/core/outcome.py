@@ -18,6 +18,10 @@ class StepResult(StrEnum):
     DRY_RUN = "dry-run"
     BLOCKED = "blocked"
     FAILED = "failed"
+    # AWS refused the change for one of its limits (LimitExceededException): no change made, not retried.
+    LIMIT_REACHED = "limit-reached"
+    # The change may or may not have been made (a 5xx, a timeout), and re-reading could not tell.
+    UNCERTAIN = "uncertain"
 
 
 class OutcomeStatus(StrEnum):
@@ -29,11 +33,29 @@ class OutcomeStatus(StrEnum):
     APPLIED = "applied"
     BLOCKED = "blocked"
     FAILED = "failed"
+    # Follow-through (remediator.core.follow_through): a follow-up of the same alarm state change was scheduled;
+    # the alarm went back to OK after an action (the "resolved" e-mail).
+    FOLLOW_UP_SCHEDULED = "follow-up-scheduled"
+    RESOLVED = "resolved"
+    LIMIT_REACHED = "limit-reached"
+    UNCERTAIN = "uncertain"
+    # Write-ahead (remediator.writeahead): a change about to be made. Finished as applied, failed,
+    # limit-reached or uncertain; a row left in-flight counts as applied for cooldowns and budgets.
+    IN_FLIGHT = "in-flight"
+    # Another alarm of the same stream held the stream's lease: its plan covers the stream.
+    COORDINATED = "coordinated"
 
     @classmethod
     def of_steps(cls, results: set[StepResult]) -> OutcomeStatus:
-        """The most telling result wins: a failure, then an applied change, then a rehearsal."""
-        for result in (StepResult.FAILED, StepResult.APPLIED, StepResult.DRY_RUN):
+        """The most telling result wins: a failure, a change that may have been made, a limit, then an applied
+        change, then a rehearsal."""
+        for result in (
+            StepResult.FAILED,
+            StepResult.UNCERTAIN,
+            StepResult.LIMIT_REACHED,
+            StepResult.APPLIED,
+            StepResult.DRY_RUN,
+        ):
             if result in results:
                 return cls(result.value)
         return cls.BLOCKED
@@ -77,3 +99,8 @@ class AuditEntry(BaseModel):
     plan: dict[str, Any] | None = None
     # An advice e-mail went out with this row: the next one for the stream and symptom waits its interval.
     notified: bool = False
+
+
+# Rows that count as a change made, for cooldowns and budgets: an applied change, a change that may have been
+# made, and a change about to be made (or whose invocation died before finishing its row).
+COUNTED_AS_APPLIED = (OutcomeStatus.APPLIED, OutcomeStatus.UNCERTAIN, OutcomeStatus.IN_FLIGHT)

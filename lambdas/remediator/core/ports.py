@@ -6,6 +6,7 @@ Reads are typed, one port per AWS service the evidence comes from:
 - AuditLog (DynamoDB): writes every decision and reads back the applied ones (cooldowns, budgets).
 - PolicySource, KillSwitch (SSM): the deployed policy of a stream, and the operator's stop.
 - Notifier (SNS): the e-mails.
+- Scheduler (EventBridge Scheduler), AlarmStates (CloudWatch): follow-through (core.follow_through).
 
 Beyond those, AWS is reached through ServicePorts: one ServicePort per AWS service, which takes the
 operation by its API name (`UpdateShardCount`) and its parameters. A symptom's `gather` gets a read
@@ -18,6 +19,7 @@ too, limited to its `read_grants`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,7 +28,9 @@ from remediator.core.history import PastAction
 from remediator.core.metrics import MetricQuery
 
 if TYPE_CHECKING:
-    from remediator.core.outcome import AuditEntry
+    from remediator.core.follow_through import FollowUp
+    from remediator.core.intent import Intent, Lease
+    from remediator.core.outcome import AuditEntry, StepOutcome
     from remediator.core.policy import StreamPolicy
 
 
@@ -43,10 +47,68 @@ class MetricsReader(Protocol):
 class AuditLog(Protocol):
     def record(self, entry: AuditEntry) -> None: ...
 
-    def applied_actions(self, stream: str, since: datetime) -> list[PastAction]: ...
+    def applied_actions(self, stream: str, since: datetime) -> list[PastAction]:
+        """Changes made since `since`: applied rows, and in-flight and uncertain ones (COUNTED_AS_APPLIED)."""
+        ...
+
+    # --- write-ahead (remediator.writeahead) ---------------------------------------------------------------
+
+    def begin(self, intent: Intent) -> Intent:
+        """Claim the intent (a conditional write: only if no delivery of the trigger claimed its slot before)
+        and write its in-flight audit row: the intent, `claimed`, with where its row is. Else the intent found
+        (not `claimed`), with its row as it is now."""
+        ...
+
+    def finish(self, intent: Intent, result: StepOutcome) -> None:
+        """The intent's audit row becomes what happened (applied, failed, limit-reached, uncertain)."""
+        ...
+
+    def intents(self, trigger: str) -> list[Intent]:
+        """Every intent a delivery of this trigger claimed, with its audit row (consistent reads)."""
+        ...
+
+    # --- the per-stream lease ---------------------------------------------------------------------------------
+
+    def acquire_lease(self, lease: Lease, now: datetime) -> Lease | None:
+        """Take the stream's lease (a conditional write: free, expired, or already this holder's). None when
+        taken; else the lease that another trigger holds."""
+        ...
+
+    def release_lease(self, lease: Lease) -> None:
+        """Give the lease back, if still held by this holder."""
+        ...
 
     def last_advice(self, stream: str, symptom: str, since: datetime) -> datetime | None:
         """When advice for this stream and symptom was last e-mailed, if after `since`."""
+        ...
+
+    def entries(self, stream: str, since: datetime) -> list[AuditEntry]:
+        """The stream's audit rows since `since`, oldest first (rows of an unknown outcome are left out)."""
+        ...
+
+
+class Scheduler(Protocol):
+    """One-time schedules that invoke the remediator with a follow-up (EventBridge Scheduler)."""
+
+    def create(self, name: str, at: datetime, follow_up: FollowUp) -> None:
+        """Create it; a schedule of that name that already exists counts as created (a retried call)."""
+        ...
+
+    def delete(self, name: str) -> bool:
+        """Delete it; False when there was none (already fired and deleted, or never created)."""
+        ...
+
+
+@dataclass(frozen=True)
+class AlarmState:
+    value: str  # OK, ALARM, INSUFFICIENT_DATA
+    # When the state last changed (CloudWatch's StateTransitionedTimestamp); None where the API leaves it out.
+    transitioned_at: datetime | None = None
+
+
+class AlarmStates(Protocol):
+    def state(self, alarm_name: str) -> AlarmState | None:
+        """The alarm's current state, or None when there is no such alarm."""
         ...
 
 
@@ -61,7 +123,40 @@ class PolicySource(Protocol):
 
 
 class KillSwitch(Protocol):
-    def engaged(self) -> bool: ...
+    def engaged(self) -> bool:
+        """True unless the operator's switch reads 'off'; raises KillSwitchUnreadable when it cannot be read."""
+        ...
+
+
+class KillSwitchUnreadable(RuntimeError):
+    """The kill switch could not be read (throttled, denied, AWS failing): never taken as 'off'."""
+
+
+class PolicyUnreadable(RuntimeError):
+    """A stream's policy could not be read (throttled, denied, AWS failing): not the same as no policy."""
+
+
+# --- how a mutating call failed (the clients translate the SDK's errors into these) ------------------------
+
+
+class ChangeFailed(RuntimeError):
+    """A mutating AWS call failed; the subclass says what AWS's answer tells about the change."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation, self.code, self.message = operation, code, message
+        super().__init__(f"{operation}: {code}: {message}")
+
+
+class ChangeRefused(ChangeFailed):
+    """AWS answered with a client error (4xx, throttling included): it did not make the change."""
+
+
+class LimitReached(ChangeRefused):
+    """AWS refused the change for one of its limits (LimitExceededException): retrying cannot help now."""
+
+
+class ChangeUnanswered(ChangeFailed):
+    """A 5xx, a timeout or a broken connection: the change may or may not have been made."""
 
 
 class ServicePort(Protocol):
@@ -114,10 +209,11 @@ class _DeclaredService:
 class KillSwitchEngaged(RuntimeError):
     """The kill switch was found engaged between two mutating calls of one step."""
 
-    def __init__(self, operation: str, made: list[str]) -> None:
+    def __init__(self, operation: str, made: list[str], unreadable: str = "") -> None:
         self.operation, self.made = operation, made
         done = f"{len(made)} change(s) already made: {', '.join(made)}" if made else "no change made"
-        super().__init__(f"kill-switch: engaged before {operation}; {done}")
+        state = f"unreadable ({unreadable}), taken as engaged," if unreadable else "engaged"
+        super().__init__(f"kill-switch: {state} before {operation}; {done}")
 
 
 class _GuardedService:
@@ -139,8 +235,14 @@ class KillSwitchGuard:
         self.made: list[str] = []
 
     def before_change(self, operation: str) -> None:
-        if self.made and self._kill_switch.engaged():
-            raise KillSwitchEngaged(operation, list(self.made))
+        if self.made:
+            try:
+                engaged = self._kill_switch.engaged()
+            except KillSwitchUnreadable as exc:
+                # A change is made already: never raise into a retry; stop as if engaged, and say why.
+                raise KillSwitchEngaged(operation, list(self.made), unreadable=str(exc)) from exc
+            if engaged:
+                raise KillSwitchEngaged(operation, list(self.made))
         self.made.append(operation)
 
     def service(self, name: str) -> ServicePort:

@@ -9,6 +9,9 @@
 - `shape(proposal, context)`: turns what a diagnosis asked for into this call's parameters;
 - `checks(step, context)`: its guardrails (AWS's limits for the call, the policy's bounds);
 - `apply(step, aws)`: the change, through the write ports (one per AWS service);
+- `confirm(step, aws)`: whether the change was made, re-read through the read ports after a call that failed
+  without saying (a 5xx, a timeout): True made, False not made, None cannot tell. Every action implements it
+  (a test fails otherwise); it reads only what its grants allow;
 - `cli_command(step)`: the AWS CLI command a person would type, shell-quoted;
 - `summary(parameters)`: the one line e-mails and CLI tables print; `changes(parameters)`: each
   setting it changes, before -> after;
@@ -20,6 +23,8 @@
   read-only view limited to `read_grants`, only when a diagnosis proposes the action; kept, JSON-able, in
   `Evidence.facts[<action id>]` so a plan can be replayed. A failed read should be a fact too (the checks
   then say what they could not read), not an exception.
+- `more_to_do(parameters, block)`: whether an applied step of these parameters left part of the need undone (AWS's
+  per-call limits): follow-through (remediator.core.follow_through) then takes the next step. Default: no.
 
 It registers itself with `@REGISTRY.action` (remediator.core.registry).
 """
@@ -98,6 +103,12 @@ class Action(ABC, Generic[PolicyT]):
     def apply(self, step: PlannedStep, aws: WritePorts) -> dict[str, Any]:
         """Make the change. Called only after every guardrail passed and the kill switch was read."""
 
+    def confirm(self, step: PlannedStep, aws: ReadPorts) -> bool | None:
+        """After `apply` raised without AWS saying whether it made the change (a 5xx, a timeout, a failure after
+        an earlier change of the step): re-read and answer True (made), False (not made) or None (cannot tell;
+        counted as made for cooldowns and budgets). The default cannot tell."""
+        return None
+
     @abstractmethod
     def cli_command(self, stream_arn: str, parameters: dict[str, Any]) -> str:
         """The AWS CLI command a person would type to make the same change (every value shell-quoted)."""
@@ -114,6 +125,11 @@ class Action(ABC, Generic[PolicyT]):
         """The stream's billed usage once this step is done (core/cost.py). By default, unchanged: override it
         when the step changes shards, retention, consumers or the readers that poll."""
         return usage
+
+    def more_to_do(self, parameters: dict[str, Any], block: PolicyT) -> bool:
+        """True when this applied step reached only part of what was asked, and a next step within the policy's
+        bounds (`block`) would go further."""
+        return False
 
     def bounds(self, block: PolicyT) -> str:
         """The policy's bounds for this action, in a few words, for the `validate` table."""

@@ -24,7 +24,7 @@ Within AWS's limits, checked before any call and again right before the first on
 
 Waiting for ACTIVE. RegisterStreamConsumer answers CREATING; a consumer cannot be read (nor mapped) before it
 is ACTIVE, and AWS has no waiter for it. `apply` polls DescribeStreamConsumer POLL_SECONDS apart until one
-deadline for the whole step (MAX_WAIT_SECONDS, 10 s of the remediator's 60 s, however many functions move), then
+deadline for the whole step (MAX_WAIT_SECONDS, 10 s of the remediator's 300 s, however many functions move), then
 moves the functions whose consumer is ACTIVE. A function whose consumer is still CREATING is left on the stream
 (nothing is lost) and the result says so; the next read-throttling alarm plans the move again, finds the consumer
 registered and only moves (after this action's cooldown). How long CREATING lasts is UNCONFIRMED in aws-facts.
@@ -100,7 +100,7 @@ from remediator.core.grants import (
 )
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy, ConsumerName, StreamPolicy
-from remediator.core.ports import ServicePort, WritePorts
+from remediator.core.ports import ReadPorts, ServicePort, WritePorts
 from remediator.core.registry import REGISTRY
 from remediator.core.stream_consumers import StreamConsumerFacts, read_stream_consumers, stream_consumers
 
@@ -274,7 +274,7 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
     }
 
     # At most MAX_WAIT_SECONDS of waiting for CREATING -> ACTIVE in one step, however many consumers it waits for
-    # (the Lambda's timeout is 60 s), polling POLL_SECONDS apart.
+    # (the Lambda's timeout is 300 s), polling POLL_SECONDS apart.
     MAX_WAIT_SECONDS: ClassVar[float] = 10.0
     POLL_SECONDS: ClassVar[float] = 2.0
 
@@ -461,6 +461,19 @@ class EnhancedFanOut(Action[EnhancedFanOutPolicy]):
             "waiting_for_active": waiting,
             "left_alone": left,
         }
+
+    def confirm(self, step: PlannedStep, aws: ReadPorts) -> bool | None:
+        """Registering only: every consumer the step registers is listed: made; none is: not made. A step that
+        also moves functions (several changes, each settled by `apply` itself where it can) or that got part of
+        the way: cannot tell from here."""
+        p = step.parameters
+        wanted = set(names(p.get("register")))
+        if names(p.get("move")) or not wanted:
+            return None
+        listed = {c.name for c in read_stream_consumers(step.stream_arn, aws.service("kinesis"))}
+        if wanted <= listed:
+            return True
+        return False if not wanted & listed else None
 
     @staticmethod
     def _recheck(p: dict[str, Any], consumers: dict[str, StreamConsumerFacts], register: list[str]) -> None:

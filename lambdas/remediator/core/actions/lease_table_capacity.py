@@ -31,7 +31,7 @@ from remediator.core.grants import LEASE_TABLE, IamGrant
 from remediator.core.lease_tables import ACTIVE, PAY_PER_REQUEST, PROVISIONED, LeaseTableFacts, lease_tables
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy
-from remediator.core.ports import WritePorts
+from remediator.core.ports import ReadPorts, WritePorts
 from remediator.core.registry import REGISTRY
 
 UNKNOWN = "UNKNOWN"
@@ -77,6 +77,12 @@ class LeaseTableCapacity(Action[LeaseTableCapacityPolicy]):
             scope=LEASE_TABLE,
             why="Raise the write capacity of (or switch to on-demand) the lease tables of the KCL applications "
             "the policies name.",
+        ),
+        IamGrant(
+            actions=("dynamodb:DescribeTable",),
+            scope=LEASE_TABLE,
+            why="Re-read the table after an UpdateTable that failed without saying whether AWS took it (a 5xx, "
+            "a timeout).",
         ),
     )
     sample_parameters: ClassVar[dict[str, Any]] = {
@@ -239,6 +245,24 @@ class LeaseTableCapacity(Action[LeaseTableCapacityPolicy]):
             "billing_mode": (table.get("BillingModeSummary") or {}).get("BillingMode"),
             "write_capacity": throughput.get("WriteCapacityUnits"),
         }
+
+    def confirm(self, step: PlannedStep, aws: ReadPorts) -> bool | None:
+        """The table in the target billing mode or at the target write capacity: made. ACTIVE as the step found
+        it: not made. UPDATING otherwise: an update is under way, ours most likely, but not surely: cannot tell."""
+        params = step.parameters
+        table = aws.service("dynamodb").call("DescribeTable", TableName=params["table"]).get("Table", {})
+        status = table.get("TableStatus")
+        mode = (table.get("BillingModeSummary") or {}).get("BillingMode") or PROVISIONED
+        write = (table.get("ProvisionedThroughput") or {}).get("WriteCapacityUnits")
+        if params["strategy"] == Strategy.ON_DEMAND:
+            if mode == PAY_PER_REQUEST:
+                return True
+            return False if status == ACTIVE else None
+        if mode == PROVISIONED and write == int(params["target_write_capacity"]):
+            return True
+        if status == ACTIVE and mode == PROVISIONED and write == int(params["write_capacity"]):
+            return False
+        return None
 
     def cli_command(self, stream_arn: str, parameters: dict[str, Any]) -> str:
         command = ["aws", "dynamodb", "update-table", "--table-name", str(parameters["table"])]

@@ -32,7 +32,7 @@ from remediator.core.evidence import Evidence, StreamMode
 from remediator.core.grants import STREAM, IamGrant
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy
-from remediator.core.ports import WritePorts
+from remediator.core.ports import ReadPorts, WritePorts
 from remediator.core.pricing import EXTENDED_UNTIL_HOURS, monthly_retention_cost, price_note
 from remediator.core.registry import REGISTRY
 
@@ -114,6 +114,12 @@ class RaiseRetention(Action[RaiseRetentionPolicy]):
             scope=STREAM,
             why="Raise the retention of the streams in the policies (the Service Authorization Reference lists "
             "the stream resource type). DecreaseStreamRetentionPeriod is never granted.",
+        ),
+        IamGrant(
+            actions=("kinesis:DescribeStreamSummary",),
+            scope=STREAM,
+            why="Re-read the retention after an IncreaseStreamRetentionPeriod that failed without saying whether "
+            "AWS took it (a 5xx, a timeout).",
         ),
     )
     sample_parameters: ClassVar[dict[str, Any]] = {
@@ -215,6 +221,18 @@ class RaiseRetention(Action[RaiseRetentionPolicy]):
         )
         # The response has no body: AWS accepted the new period.
         return {"retention_hours": target}
+
+    def confirm(self, step: PlannedStep, aws: ReadPorts) -> bool | None:
+        """The retention at (or above) the target: made; still where the step started: not made."""
+        summary = aws.service("kinesis").call("DescribeStreamSummary", StreamARN=step.stream_arn)
+        hours = summary.get("StreamDescriptionSummary", {}).get("RetentionPeriodHours")
+        if hours is None:
+            return None
+        if int(hours) >= int(step.parameters["target_hours"]):
+            return True
+        if int(hours) == int(step.parameters["current_hours"]):
+            return False
+        return None
 
     def cli_command(self, stream_arn: str, parameters: dict[str, Any]) -> str:
         return shlex.join(

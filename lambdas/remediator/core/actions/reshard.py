@@ -23,7 +23,7 @@ from remediator.core.actions.base import Action, ValidationContext
 from remediator.core.consumers import read_failure
 from remediator.core.cost import Usage
 from remediator.core.evidence import StreamMode, StreamState
-from remediator.core.grants import ACCOUNT, IamGrant
+from remediator.core.grants import ACCOUNT, STREAM, IamGrant
 from remediator.core.plan import OPEN_SHARDS_SETTING, Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy, StreamPolicy
 from remediator.core.ports import ReadPorts, WritePorts
@@ -161,6 +161,12 @@ class Reshard(Action[ReshardPolicy]):
             why="The Service Authorization Reference lists no resource type for kinesis:UpdateShardCount, "
             "so a statement scoped to stream ARNs may be denied in a real account. The remediator refuses "
             "any stream that is not in a policy before it calls AWS.",
+        ),
+        IamGrant(
+            actions=("kinesis:DescribeStreamSummary",),
+            scope=STREAM,
+            why="Re-read the stream after an UpdateShardCount that failed without saying whether AWS took it "
+            "(a 5xx, a timeout): UPDATING or at the target means it did.",
         ),
     )
     read_grants = (
@@ -393,6 +399,19 @@ class Reshard(Action[ReshardPolicy]):
         )
         return {"current_shards": response.get("CurrentShardCount"), "target_shards": response.get("TargetShardCount")}
 
+    def confirm(self, step: PlannedStep, aws: ReadPorts) -> bool | None:
+        """UPDATING (a reshard under way: UpdateShardCount makes the stream UPDATING as it accepts the call) or
+        ACTIVE at the target: made. ACTIVE at the count the step started from: not made. Otherwise (another
+        count, another status) someone else is changing the stream: cannot tell."""
+        summary = aws.service("kinesis").call("DescribeStreamSummary", StreamARN=step.stream_arn)
+        stream = summary.get("StreamDescriptionSummary", {})
+        status, shards = stream.get("StreamStatus"), stream.get("OpenShardCount")
+        if status == "UPDATING" or (status == "ACTIVE" and shards == int(step.parameters["target_shards"])):
+            return True
+        if status == "ACTIVE" and shards == int(step.parameters["current_shards"]):
+            return False
+        return None
+
     def cli_command(self, stream_arn: str, parameters: dict[str, Any]) -> str:
         return shlex.join(
             [
@@ -418,6 +437,16 @@ class Reshard(Action[ReshardPolicy]):
     def usage_after(self, usage: Usage, parameters: dict[str, Any]) -> Usage:
         # Up or down: the stream is billed for the shards this call goes to (target, not desired).
         return replace(usage, shards=int(parameters["target_shards"]))
+
+    def more_to_do(self, parameters: dict[str, Any], block: ReshardPolicy) -> bool:
+        # The cross-helper contract: an applied reshard short of what the diagnosis asked (one call's reach), unless
+        # it stopped at the policy's bound (a next call would be refused by policy-bounds).
+        target, desired = int(parameters["target_shards"]), int(parameters["desired_shards"])
+        if desired > target:
+            return target < block.max_shards
+        if desired < target:
+            return target > block.min_shards
+        return False
 
     def bounds(self, block: ReshardPolicy) -> str:
         return f"{block.min_shards}..{block.max_shards} shards"

@@ -35,7 +35,7 @@ from remediator.core.cost import Usage
 from remediator.core.grants import EVENT_SOURCE_MAPPING, IamGrant
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
 from remediator.core.policy import ActionPolicy
-from remediator.core.ports import WritePorts
+from remediator.core.ports import ReadPorts, WritePorts
 from remediator.core.registry import REGISTRY
 
 THROUGHPUT = "throughput"
@@ -496,6 +496,17 @@ class TuneEventSource(Action[TuneEventSourcePolicy]):
         response = service.call("UpdateEventSourceMapping", UUID=uuid, **request_of(after))
         applied = settings_of_response(response)
         return {"uuid": uuid, "state": response.get("State"), **{key: applied[key] for key in after}}
+
+    def confirm(self, step: PlannedStep, aws: ReadPorts) -> bool | None:
+        """The mapping with every planned setting: made; with every setting as planned from: not made."""
+        after, before = dict(step.parameters.get("after") or {}), dict(step.parameters.get("before") or {})
+        mapping = aws.service("lambda").call("GetEventSourceMapping", UUID=str(step.parameters["uuid"]))
+        now = settings_of_response(mapping)
+        if all(now.get(key) == value for key, value in after.items()):
+            return True
+        if all(now.get(key) == before.get(key) for key in after):
+            return False
+        return None
 
     def cli_command(self, stream_arn: str, parameters: dict[str, Any]) -> str:
         uuid = parameters.get("uuid")

@@ -1,0 +1,312 @@
+"""Follow-through's pure decision: is a follow-up of the same alarm state change needed, and when."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from remediator.core.alarm import AlarmResolved
+from remediator.core.follow_through import (
+    MAX_CHAIN,
+    MAX_FOLLOW_UPS,
+    MIN_LEAD,
+    POLL_INTERVAL,
+    SETTLE,
+    Decision,
+    StepFacts,
+    decide,
+    parse_timestamp,
+    schedule_name,
+    step_facts,
+)
+from remediator.core.history import ActionHistory, PastAction
+from remediator.core.outcome import AuditEntry, OutcomeStatus, StepOutcome, StepResult
+from remediator.core.planner import make_plan
+from remediator.core.policy import Mode
+from remediator.core.registry import REGISTRY
+from remediator.core.resolution import body, duration, subject
+
+from tests.fakes import ACCOUNT, NOW, REGION, evidence, policy
+
+ORIGIN = NOW - timedelta(minutes=5)
+APPLIED_MORE = StepFacts(action="reshard", result=StepResult.APPLIED, more_to_do=True)
+APPLIED_DONE = StepFacts(action="reshard", result=StepResult.APPLIED)
+
+
+def blocked(*names: str, cooldown_ends: datetime | None = None) -> StepFacts:
+    return StepFacts(
+        action="reshard", result=StepResult.BLOCKED, blocked_by=frozenset(names), cooldown_ends=cooldown_ends
+    )
+
+
+def at(delta: timedelta) -> datetime:
+    """When a follow-up wanted `delta` from NOW is scheduled: whole seconds, one second late rather than early."""
+    return (NOW + delta).replace(microsecond=0) + timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected_at", "reason"),
+    [
+        pytest.param([APPLIED_MORE], at(SETTLE), "reshard applied one step of several", id="applied-more-to-do"),
+        pytest.param([APPLIED_DONE], None, "no step left anything", id="applied-reached-desired"),
+        pytest.param(
+            [blocked("stream-active")], at(POLL_INTERVAL), "blocked only by stream-active", id="updating-polls"
+        ),
+        pytest.param(
+            [blocked("cooldown", cooldown_ends=NOW + timedelta(minutes=20))],
+            at(timedelta(minutes=20)),
+            "blocked only by cooldown",
+            id="cooldown-waits-for-its-end",
+        ),
+        pytest.param(
+            [blocked("cooldown", "stream-active", cooldown_ends=NOW + timedelta(seconds=10))],
+            at(POLL_INTERVAL),
+            "blocked only by cooldown, stream-active",
+            id="cooldown-ending-soon-and-updating",
+        ),
+        pytest.param(
+            [blocked("cooldown", cooldown_ends=NOW + timedelta(seconds=5))],
+            at(MIN_LEAD),
+            "blocked only by cooldown",
+            id="never-closer-than-the-lead",
+        ),
+        pytest.param([blocked("daily-budget")], None, "no step left anything", id="budget-is-not-transient"),
+        pytest.param(
+            [blocked("cooldown", "daily-budget", cooldown_ends=NOW)], None, "no step left", id="transient-plus-not"
+        ),
+        pytest.param([blocked("policy-bounds")], None, "no step left", id="bounds"),
+        pytest.param([blocked("aws-daily-scalings")], None, "no step left", id="aws-daily-scalings"),
+        pytest.param([blocked("policy-enabled")], None, "no step left", id="disabled-action"),
+        pytest.param(
+            [StepFacts(action="reshard", result=StepResult.BLOCKED)], None, "no step left", id="kill-switch-blocked"
+        ),
+        pytest.param(
+            [StepFacts(action="reshard", result=StepResult.FAILED)], None, "a step failed", id="failed-never-retried"
+        ),
+        pytest.param(
+            [APPLIED_MORE, StepFacts(action="x", result=StepResult.FAILED)], None, "a step failed", id="any-failure"
+        ),
+        pytest.param(
+            [blocked("stream-active"), APPLIED_MORE],
+            at(SETTLE),
+            "reshard applied one step of several",
+            id="the-earliest-wins",
+        ),
+        pytest.param([], None, "no step left", id="no-steps"),
+    ],
+)
+def test_when_a_follow_up_is_needed(steps: list[StepFacts], expected_at: datetime | None, reason: str) -> None:
+    # Given the steps an enforce trigger just carried out
+    # When the decision is made for the alarm's own state change
+    decision = decide(mode=Mode.ENFORCE, steps=steps, attempt=0, origin=ORIGIN, now=NOW)
+    # Then a follow-up is scheduled exactly when time may lift what stopped the remedy
+    assert decision.at == expected_at
+    assert decision.attempt == 1
+    assert reason in decision.reason
+    assert decision.follow_up is (expected_at is not None)
+
+
+def test_a_dry_run_is_never_followed_through() -> None:
+    # Given a dry-run plan whose step would have had more to do
+    decision = decide(
+        mode=Mode.DRY_RUN, steps=[StepFacts("reshard", StepResult.DRY_RUN)], attempt=0, origin=ORIGIN, now=NOW
+    )
+    # Then nothing is scheduled
+    assert decision == Decision(None, 1, "dry run: nothing changed, so there is nothing to follow through")
+
+
+@pytest.mark.parametrize(
+    ("attempt", "scheduled"),
+    [(0, True), (MAX_FOLLOW_UPS - 1, True), (MAX_FOLLOW_UPS, False), (MAX_FOLLOW_UPS + 3, False)],
+)
+def test_follow_ups_are_bounded_per_alarm_state_change(attempt: int, scheduled: bool) -> None:
+    # Given a step with more to do, on the given attempt
+    decision = decide(mode=Mode.ENFORCE, steps=[APPLIED_MORE], attempt=attempt, origin=ORIGIN, now=NOW)
+    # Then a follow-up is scheduled only while the bound allows one, and the decision says more was needed
+    assert decision.follow_up is scheduled
+    assert decision.needed
+    assert decision.attempt == attempt + 1
+    if not scheduled:
+        assert decision.reason.endswith(f"the {MAX_FOLLOW_UPS} follow-ups of this alarm state change are used up")
+
+
+@pytest.mark.parametrize(
+    ("alarm_age", "scheduled"),
+    [
+        (timedelta(minutes=5), True),
+        (MAX_CHAIN - SETTLE - timedelta(seconds=2), True),
+        (MAX_CHAIN - SETTLE, False),
+        (MAX_CHAIN + timedelta(hours=1), False),
+    ],
+)
+def test_follow_through_ends_a_bounded_time_after_the_alarm(alarm_age: timedelta, scheduled: bool) -> None:
+    # Given an alarm that went to ALARM `alarm_age` ago, and a step with more to do
+    decision = decide(mode=Mode.ENFORCE, steps=[APPLIED_MORE], attempt=1, origin=NOW - alarm_age, now=NOW)
+    # Then no follow-up is scheduled later than MAX_CHAIN after the alarm
+    assert decision.follow_up is scheduled
+    if not scheduled:
+        assert "follow-through ends" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("desired", "target", "bounds", "more"),
+    [
+        pytest.param(8, 2, {}, True, id="short-of-desired"),
+        pytest.param(4, 4, {}, False, id="reached"),
+        pytest.param(20, 16, {"max_shards": 16}, False, id="stopped-at-max-shards"),
+        pytest.param(20, 8, {"max_shards": 16}, True, id="below-max-shards"),
+        pytest.param(1, 4, {"min_shards": 1}, True, id="scale-in-halfway"),
+        pytest.param(1, 4, {"min_shards": 4}, False, id="scale-in-stopped-at-min-shards"),
+    ],
+)
+def test_an_applied_reshard_has_more_to_do_until_desired_or_a_policy_bound(
+    desired: int, target: int, bounds: dict[str, int], more: bool
+) -> None:
+    # Given an applied reshard's parameters and the policy's bounds
+    action = REGISTRY.actions["reshard"]
+    block = action.block(policy(reshard=bounds))
+    parameters = {"current_shards": 2, "desired_shards": desired, "target_shards": target}
+    # Then it has more to do exactly when the next call could go further within the bounds
+    assert action.more_to_do(parameters, block) is more
+
+
+def test_step_facts_read_the_plan_the_outcomes_and_the_cooldown_end() -> None:
+    # Given a reshard blocked by the cooldown of a reshard applied 10 minutes ago (30 min cooldown)
+    stream_policy = policy(mode="enforce")
+    history = ActionHistory([PastAction(action="reshard", stream="orders", at=NOW - timedelta(minutes=10))])
+    plan = make_plan(
+        alarm_name="a",
+        symptom="write-throttling",
+        policy=stream_policy,
+        evidence=evidence(shards=2, bytes_per_second=6_000_000, throttled_per_minute=50),
+        history=history,
+        now=NOW,
+    )
+    outcome = StepOutcome(action="reshard", outcome=StepResult.BLOCKED, detail="cooldown")
+    # When its facts are read
+    (facts,) = step_facts(plan, [outcome], stream_policy, history)
+    # Then they name the cooldown, and when it ends
+    assert facts.blocked_by == frozenset({"cooldown"})
+    assert facts.cooldown_ends == NOW + timedelta(minutes=20)
+    assert not facts.more_to_do
+
+
+def test_a_follow_up_is_not_held_by_its_own_chains_cooldown_but_is_by_anothers() -> None:
+    # Given a reshard this alarm state change applied 3 minutes ago, and one another trigger applied 5 minutes ago
+    own = PastAction(action="reshard", stream="orders", at=NOW - timedelta(minutes=3))
+    other = PastAction(action="reshard", stream="orders", at=NOW - timedelta(minutes=5))
+    stream_policy = policy(mode="enforce")
+    needs_more = evidence(shards=4, bytes_per_second=6_000_000, throttled_per_minute=50)
+
+    def cooldown(history: ActionHistory) -> tuple[bool, str]:
+        plan = make_plan(
+            alarm_name="a",
+            symptom="write-throttling",
+            policy=stream_policy,
+            evidence=needs_more,
+            history=history,
+            now=NOW,
+        )
+        verdict = next(v for v in plan.steps[0].guardrails if v.name == "cooldown")
+        return verdict.passed, verdict.detail
+
+    # When the follow-up plans with only its own chain's step behind it
+    passed, detail = cooldown(ActionHistory([own]).for_chain([own]))
+    # Then the cooldown passes, and says why
+    assert passed
+    assert detail == (
+        f"no earlier action (follow-through: the 1 reshard step(s) this alarm state change applied, the last at "
+        f"{own.at:%H:%M} UTC, start no cooldown for its own next step)"
+    )
+    # And the same step outside a follow-through (no chain) is held by it
+    assert not cooldown(ActionHistory([own]))[0]
+    # And another trigger's step still holds the follow-up
+    passed, detail = cooldown(ActionHistory([other, own]).for_chain([own]))
+    assert not passed
+    assert detail.startswith(f"last reshard at {other.at:%Y-%m-%d %H:%M} UTC; cooldown 30 min ends")
+    # And the chain's own steps still spend the daily budget
+    budget = ActionHistory([own]).for_chain([own]).count_in_rolling_day("reshard", "orders", NOW)
+    assert budget == 1
+
+
+def test_schedule_names_fit_scheduler_and_tell_attempts_and_state_changes_apart() -> None:
+    # Given a deployment's prefix and a long alarm name
+    alarm = "kinesis-remediator-" + "s" * 128 + "/write-throttling"
+    names = {
+        schedule_name("kr-ft-0123abcd-", alarm, ts, attempt)
+        for ts in ("2026-11-26T02:59:00.000+0000", "2026-11-26T03:59:00.000+0000")
+        for attempt in range(1, MAX_FOLLOW_UPS + 1)
+    }
+    # Then every name is distinct, within Scheduler's 64 characters of [0-9a-zA-Z-_.], under the prefix
+    assert len(names) == 2 * MAX_FOLLOW_UPS
+    assert all(len(n) <= 64 and n.startswith("kr-ft-0123abcd-") for n in names)
+    assert all(c.isalnum() or c in "-_." for n in names for c in n)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-26T02:59:00.000+0000", datetime(2026, 11, 26, 2, 59, tzinfo=UTC)),
+        ("2026-11-26T02:59:00+0000", datetime(2026, 11, 26, 2, 59, tzinfo=UTC)),
+        ("2026-11-26T02:59:00.250+00:00", datetime(2026, 11, 26, 2, 59, 0, 250_000, tzinfo=UTC)),
+    ],
+)
+def test_alarm_timestamps_parse(text: str, expected: datetime) -> None:
+    assert parse_timestamp(text) == expected
+
+
+def test_a_timestamp_without_a_zone_is_refused() -> None:
+    with pytest.raises(ValueError, match="has no time zone"):
+        parse_timestamp("2026-11-26T02:59:00")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(42, "42 s"), (60, "1 min"), (750, "12 min 30 s"), (7380, "2 h 3 min"), (-5, "0 s")]
+)
+def test_durations_read_as_people_say_them(seconds: int, text: str) -> None:
+    assert duration(timedelta(seconds=seconds)) == text
+
+
+def test_the_resolved_email_says_what_was_done_and_how_long_recovery_took() -> None:
+    # Given an alarm that went back to OK 1 h 5 min after two reshards
+    resolved = AlarmResolved(
+        alarm_name="kinesis-remediator-orders/write-throttling",
+        stream="orders",
+        symptom="write-throttling",
+        state_timestamp="2026-11-26T04:04:00.000+0000",
+        alarm_timestamp="2026-11-26T02:59:00.000+0000",
+        account=ACCOUNT,
+        region=REGION,
+    )
+    applied = [
+        AuditEntry(
+            at=NOW + timedelta(minutes=minutes),
+            stream="orders",
+            alarm_name=resolved.alarm_name,
+            symptom="write-throttling",
+            outcome=OutcomeStatus.APPLIED,
+            reason="accepted",
+            action="reshard",
+            parameters={"current_shards": before, "desired_shards": 8, "target_shards": before * 2},
+        )
+        for minutes, before in ((0, 2), (3, 4))
+    ]
+    alarm_at, ok_at = parse_timestamp(resolved.alarm_timestamp or ""), parse_timestamp(resolved.state_timestamp)
+    # When the e-mail is written
+    text = body(resolved, applied, alarm_at, ok_at, cancelled=0)
+    # Then its subject and body say what was done and how long recovery took
+    assert subject(resolved, ok_at - alarm_at) == "[RESOLVED] orders: write-throttling back to OK after 1 h 5 min"
+    assert text.splitlines() == [
+        "Kinesis Remediator: resolved. The alarm is back to OK.",
+        "",
+        "Alarm:     kinesis-remediator-orders/write-throttling",
+        "Stream:    orders",
+        f"Symptom:   {REGISTRY.symptoms['write-throttling'].title} (write-throttling)",
+        "In ALARM:  2026-11-26 02:59:00 UTC",
+        "OK:        2026-11-26 04:04:00 UTC",
+        "Recovery:  1 h 5 min from ALARM to OK",
+        "",
+        "What was done (2 step(s) applied while the alarm was in ALARM, from the audit table):",
+        "  1. 2026-11-26 03:00:00 UTC  reshard 2 -> 4 shards",
+        "  2. 2026-11-26 03:03:00 UTC  reshard 4 -> 8 shards",
+    ]
