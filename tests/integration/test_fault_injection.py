@@ -32,39 +32,104 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
 
 import boto3
+import botocore.session
 import pytest
 from botocore import xform_name
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from botocore.model import OperationModel, ServiceModel
 from remediator.clients.aws import WRITE_CONFIG
 from remediator.clients.services import AwsServices
 
 from tests.fakes import REGION, alarm_event
 from tests.integration.efo_support import READ_ALARM, READ_METRIC, efo_policy, read_throttled
 from tests.integration.support import AGE_ALARM, NEEDS_TEN, STREAM, WRITE_ALARM, policy
+from tests.integration.test_lambda_consumers import lag_event, lagging_consumer, parallelization
 from tests.integration.test_lease_table_capacity import APP, fire, set_up, throttled
 from tests.integration.test_retention_and_stalls import ITERATOR_METRIC, lagging_stream
 
 # --- the loopback AWS for mutating calls -----------------------------------------------------------------
 
-MUTATIONS = {"UpdateShardCount", "IncreaseStreamRetentionPeriod", "UpdateTable", "RegisterStreamConsumer"}
+MUTATIONS = {
+    "UpdateShardCount",
+    "IncreaseStreamRetentionPeriod",
+    "UpdateTable",
+    "RegisterStreamConsumer",
+    "UpdateEventSourceMapping",
+}
 TARGETS = {"Kinesis_20131202": "kinesis", "DynamoDB_20120810": "dynamodb"}
 # How the loopback fails a mutating call: before or after applying it to moto.
 OK, ERROR_500_BEFORE, ERROR_500_AFTER = "ok", "500-before", "500-after"
 TIMEOUT_BEFORE, TIMEOUT_AFTER, RESET_AFTER = "timeout-before", "timeout-after", "reset-after"
 LIMIT, REFUSED = "limit-exceeded", "resource-in-use"
+# Lambda's refusals of UpdateEventSourceMapping (its model has no LimitExceededException): 409 "another operation
+# is in progress" on the mapping, and 429, its control-plane rate quota, which botocore counts as throttling
+# and would retry (aws-facts.md §4).
+CONFLICT, THROTTLED = "resource-conflict", "too-many-requests"
 WRITE_READ_TIMEOUT = (
     2.0  # seconds: the test write client's, so a hung answer times out fast (yet a loaded machine answers)
 )
+JSON, REST_JSON = "json", "rest-json"
+# AWS's answer to a failed or refused call, by protocol and mode: HTTP status, error code, message.
+FAILURES: dict[str, dict[str, tuple[int, str, str]]] = {
+    JSON: {
+        ERROR_500_BEFORE: (500, "InternalFailure", "We encountered an internal error."),
+        LIMIT: (400, "LimitExceededException", "Shard limit reached."),
+        REFUSED: (400, "ResourceInUseException", "Stream is UPDATING."),
+    },
+    REST_JSON: {
+        ERROR_500_BEFORE: (500, "ServiceException", "Lambda was unable to process the request."),
+        CONFLICT: (409, "ResourceConflictException", "An update is already in progress for this mapping."),
+        THROTTLED: (429, "TooManyRequestsException", "Rate exceeded"),
+    },
+}
+FAILURES[JSON][ERROR_500_AFTER] = FAILURES[JSON][ERROR_500_BEFORE]
+FAILURES[REST_JSON][ERROR_500_AFTER] = FAILURES[REST_JSON][ERROR_500_BEFORE]
+REST_SERVICES = ("lambda",)  # REST-JSON services the loopback routes by method and path
+
+
+@cache
+def service_model(service: str) -> ServiceModel:
+    return botocore.session.get_session().get_service_model(service)
+
+
+def rest_route(method: str, path: str) -> tuple[str, OperationModel, dict[str, Any]] | None:
+    """The REST-JSON operation a request is for, from botocore's service models (method and requestUri), with
+    the members its path carries (e.g. UUID in PUT /2015-03-31/event-source-mappings/{UUID})."""
+    segments = [unquote(part) for part in urlsplit(path).path.strip("/").split("/")]
+    for service in REST_SERVICES:
+        model = service_model(service)
+        matches = []
+        for name in model.operation_names:
+            operation = model.operation_model(name)
+            template = operation.http["requestUri"].split("?")[0].strip("/").split("/")
+            if operation.http["method"] != method or len(template) != len(segments):
+                continue
+            labels = {t.strip("{}+"): s for t, s in zip(template, segments, strict=True) if t.startswith("{")}
+            if all(t == s for t, s in zip(template, segments, strict=True) if not t.startswith("{")):
+                members = operation.input_shape.members if operation.input_shape else {}
+                params = {
+                    member: labels[shape.serialization["name"]]
+                    for member, shape in members.items()
+                    if shape.serialization.get("location") == "uri" and shape.serialization.get("name") in labels
+                }
+                matches.append((len(labels), service, operation, params))
+        if matches:
+            _, service, operation, params = min(matches, key=lambda match: match[0])  # literal segments first
+            return service, operation, params
+    return None
 
 
 class FaultyAws(BaseHTTPRequestHandler):
-    """AWS's JSON protocols (Kinesis, DynamoDB), backed by in-process moto; fails mutating calls on demand."""
+    """AWS's JSON protocols (Kinesis, DynamoDB: POST with X-Amz-Target) and Lambda's REST-JSON (method and path),
+    backed by in-process moto; fails mutating calls on demand, as each protocol answers failures."""
 
     mode: ClassVar[str] = OK
     requests: ClassVar[list[str]] = []
@@ -73,33 +138,52 @@ class FaultyAws(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         target = self.headers.get("X-Amz-Target", "")
+        if not target:
+            return self._rest("POST")
         prefix, _, operation = target.partition(".")
-        params = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        return self._serve(JSON, TARGETS[prefix], operation, self._body(), 200)
+
+    def do_GET(self) -> None:
+        self._rest("GET")
+
+    def do_PUT(self) -> None:
+        self._rest("PUT")
+
+    def _rest(self, method: str) -> None:
+        route = rest_route(method, self.path)
+        if route is None:
+            return self._fail(REST_JSON, 404, "UnknownOperationException", f"no operation for {method} {self.path}")
+        service, operation, labels = route
+        status = int(operation.http.get("responseCode", 200))
+        return self._serve(REST_JSON, service, operation.name, {**self._body(), **labels}, status)
+
+    def _body(self) -> dict[str, Any]:
+        return dict(json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}"))
+
+    def _serve(self, protocol: str, service: str, operation: str, params: dict[str, Any], status: int) -> None:
         mutating = operation in MUTATIONS
         mode = FaultyAws.mode if mutating else OK
         if mutating:
             FaultyAws.requests.append(operation)
             if FaultyAws.hold is not None:
                 FaultyAws.hold.wait(10)
-        if mode in (ERROR_500_BEFORE,):
-            return self._answer(500, {"__type": "InternalFailure", "message": "We encountered an internal error."})
-        if mode == LIMIT:
-            return self._answer(400, {"__type": "LimitExceededException", "message": "Shard limit reached."})
-        if mode == REFUSED:
-            return self._answer(400, {"__type": "ResourceInUseException", "message": "Stream is UPDATING."})
+        failure = FAILURES[protocol].get(mode)
+        if failure is not None and mode != ERROR_500_AFTER:
+            return self._fail(protocol, *failure)
         if mode == TIMEOUT_BEFORE:
             time.sleep(WRITE_READ_TIMEOUT + 1)
             return None
-        client = boto3.client(TARGETS[prefix], region_name=REGION)
+        client = boto3.client(service, region_name=REGION)
         try:
             response = getattr(client, xform_name(operation))(**params)
         except ClientError as exc:
             error = exc.response["Error"]
-            return self._answer(400, {"__type": error["Code"], "message": error.get("Message", "")})
+            code = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 400)
+            return self._fail(protocol, code, error["Code"], error.get("Message", ""))
         if mutating:
             FaultyAws.applied.append(operation)
         if mode == ERROR_500_AFTER:
-            return self._answer(500, {"__type": "InternalFailure", "message": "We encountered an internal error."})
+            return self._fail(protocol, *FAILURES[protocol][mode])
         if mode == TIMEOUT_AFTER:
             time.sleep(WRITE_READ_TIMEOUT + 1)
             return None
@@ -108,14 +192,33 @@ class FaultyAws(BaseHTTPRequestHandler):
             self.connection.close()
             return None
         response.pop("ResponseMetadata", None)
-        return self._answer(200, response)
+        return self._answer(status, response, "application/x-amz-json-1.1" if protocol == JSON else "application/json")
 
-    def _answer(self, status: int, body: dict[str, Any]) -> None:
+    def _fail(self, protocol: str, status: int, code: str, message: str) -> None:
+        if protocol == JSON:
+            return self._answer(status, {"__type": code, "message": message}, "application/x-amz-json-1.1")
+        # REST-JSON (Lambda): the code in x-amzn-ErrorType, a body with Type (User or Service) and the message
+        # under the member name the error's shape uses (ServiceException: Message; others: message).
+        model = service_model("lambda")
+        members = model.shape_for(code).members if code in model.shape_names else {}
+        key = "Message" if "Message" in members else "message"
+        body: dict[str, Any] = {"Type": "Service" if status >= 500 else "User", key: message}
+        headers = {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/com.amazonaws.awslambda/"}
+        if code == "TooManyRequestsException":
+            body["Reason"] = "CallerRateLimitExceeded"
+            headers["Retry-After"] = "1"
+        return self._answer(status, body, "application/json", headers)
+
+    def _answer(
+        self, status: int, body: dict[str, Any], content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         payload = json.dumps(body, default=lambda v: v.timestamp() if isinstance(v, datetime) else str(v)).encode()
         try:
             self.send_response(status)
-            self.send_header("Content-Type", "application/x-amz-json-1.1")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
         except OSError:
@@ -277,6 +380,7 @@ def expire_in_progress(aws: Any) -> None:
 # --- the cases -----------------------------------------------------------------------------------------------
 
 RESHARD, RETENTION, LEASE_TABLE, EFO = "reshard", "raise-retention", "lease-table-capacity", "enhanced-fan-out"
+TUNE = "tune-event-source"
 
 
 @dataclass(frozen=True)
@@ -368,8 +472,22 @@ CASES = [
          why="AWS's consumer limit reached: no consumer, not retried"),
     Case("efo-crash-after-change", EFO, call="audit-finish", crash=True,
          why="died after registering: the retry lists the consumers, finishes the row as applied"),
+    # tune-event-source: Lambda's REST-JSON (UpdateEventSourceMapping, PUT, 202) through the same loopback; the
+    # step's re-read before the change (GetEventSourceMapping, GET) goes through it too, unfaulted.
+    Case("tune-ok", TUNE, why="the control: ParallelizationFactor 1 -> 2, audited applied, e-mailed"),
+    Case("tune-500-after", TUNE, ERROR_500_AFTER,
+         why="a ServiceException after Lambda took it: re-read (GetEventSourceMapping) shows factor 2, applied"),
+    Case("tune-timeout-before", TUNE, TIMEOUT_BEFORE, changes=0, rows=("failed",), mails=("FAILED",),
+         why="no answer and no change: the re-read shows factor 1, failed, not sent again"),
+    Case("tune-reset-after", TUNE, RESET_AFTER, why="connection dropped after the update: the re-read settles it"),
+    Case("tune-conflict", TUNE, CONFLICT, changes=0, rows=("failed",), mails=("FAILED",),
+         why="409 ResourceConflictException (another operation in progress): refused, no change, no re-read"),
+    Case("tune-throttled", TUNE, THROTTLED, changes=0, rows=("failed",), mails=("FAILED",),
+         why="429 TooManyRequestsException: botocore counts it as throttling, yet the write client sends it once"),
+    Case("tune-crash-after-change", TUNE, call="audit-finish", crash=True,
+         why="died after the update: the retry re-reads the mapping, finishes the row as applied, e-mails"),
 ]  # fmt: skip
-EXPECTED_CASES = 39
+EXPECTED_CASES = 46
 
 
 def test_the_suite_states_its_case_count() -> None:
@@ -401,6 +519,9 @@ def start(aws: Any, action: str) -> tuple[dict[str, Any], Callable[[], str]]:
         read_throttled(aws)
         consumers = lambda: len(kinesis.list_stream_consumers(StreamARN=summary()["StreamARN"])["Consumers"])  # noqa: E731
         return alarm_event(READ_ALARM, metric=READ_METRIC), lambda: f"{consumers()} consumers"
+    if action == TUNE:
+        uuid = lagging_consumer(aws, "enforce")  # a Lambda consumer 10 minutes behind on idle shards
+        return lag_event(), lambda: f"factor {parallelization(aws, uuid)}"
     set_up(aws, "enforce")
     throttled(aws)
     event: dict[str, Any] = {}
@@ -413,6 +534,7 @@ CHANGED = {
     RETENTION: ("24 h", "48 h"),
     LEASE_TABLE: ("10 WCU", "20 WCU"),
     EFO: ("0 consumers", "1 consumers"),
+    TUNE: ("factor 1", "factor 2"),
 }
 
 
