@@ -14,7 +14,11 @@ How faults are made:
   botocore's real retry layer (its retry config is the product's WRITE_CONFIG; only its read timeout is cut to
   keep the suite fast). The endpoint answers as AWS does: it applies the change to moto and answers, or fails
   before or after applying it (500, a read timeout, a dropped connection), or refuses it (400
-  LimitExceededException, ResourceInUseException). moto has no such faults of its own;
+  LimitExceededException, ResourceInUseException). moto has no such faults of its own. It speaks AWS's JSON
+  protocols (Kinesis, DynamoDB: X-Amz-Target) and Lambda's REST-JSON (tune-event-source: routed by method and
+  path from botocore's model; UpdateEventSourceMapping answers 202; errors in x-amzn-ErrorType: 500
+  ServiceException, 409 ResourceConflictException, 429 TooManyRequestsException). The step's own re-read before
+  the change (GetEventSourceMapping) goes through it too, never faulted;
 - the calls around it (policy, kill switch, describe, metrics, idempotency, audit, lease, e-mail) run against
   in-process moto, with errors injected into the client (AWS's error shapes: a 500, a throttle), or a `Crash`
   (a BaseException, as when Lambda times the function out or it runs out of memory: nothing of ours runs after
@@ -494,6 +498,34 @@ def test_the_suite_states_its_case_count() -> None:
     # Given the table the README links: its size is stated here, so a case cannot vanish unnoticed
     assert len(CASES) == EXPECTED_CASES
     assert len({case.id for case in CASES}) == len(CASES)
+
+
+def test_the_loopback_answers_lambdas_rest_json_as_aws_does(aws: Any, loopback: str) -> None:
+    # Given a Lambda consumer's mapping in moto, and a client with the write client's config on the loopback
+    aws.create_stream(STREAM, 2)
+    uuid = aws.create_consumer("orders-processor", STREAM)
+    config = WRITE_CONFIG.merge(Config(read_timeout=WRITE_READ_TIMEOUT))
+    client = boto3.client("lambda", region_name=REGION, endpoint_url=loopback, config=config)
+
+    # When it updates the mapping (PUT) and reads it back (GET)
+    response = client.update_event_source_mapping(UUID=uuid, ParallelizationFactor=2)
+
+    # Then the answer is AWS's: 202 with the mapping, applied to moto
+    assert (response["ResponseMetadata"]["HTTPStatusCode"], response["UUID"]) == (202, uuid)
+    assert client.get_event_source_mapping(UUID=uuid)["ParallelizationFactor"] == 2
+    assert FaultyAws.requests == FaultyAws.applied == ["UpdateEventSourceMapping"]
+    # And each failure reaches botocore as AWS's: the code (x-amzn-ErrorType), the status and the message
+    for mode, (status, code, message) in FAILURES[REST_JSON].items():
+        FaultyAws.mode = mode
+        with pytest.raises(ClientError) as raised:
+            client.update_event_source_mapping(UUID=uuid, BatchSize=50)
+        answer = raised.value.response
+        assert (answer["Error"]["Code"], answer["ResponseMetadata"]["HTTPStatusCode"]) == (code, status), mode
+        assert answer["Error"]["Message"] == message, mode
+    # And moto's own refusal goes through with its status (an unknown mapping: 404; moto's update of one
+    # answers 200, hence the read)
+    with pytest.raises(client.exceptions.ResourceNotFoundException):
+        client.get_event_source_mapping(UUID="00000000-0000-0000-0000-000000000000")
 
 
 def start(aws: Any, action: str) -> tuple[dict[str, Any], Callable[[], str]]:
