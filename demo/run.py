@@ -128,7 +128,7 @@ streams:
     notify:
       emails: [data-platform@example.com]
     detectors:
-      under_utilised: {{shards: {archive_shards}, threshold_utilisation: 0.3}}
+      under_utilised: {{threshold_utilisation: 0.3}}
     actions:
       reshard: {{min_shards: 1, max_shards: 8, scale_in: true, stabilisation_minutes: 60}}
 """
@@ -469,7 +469,6 @@ class Demo:
                 kcl_second=CLICKS_KCL[1],
                 payments=PAYMENTS,
                 archive=ARCHIVE,
-                archive_shards=ARCHIVE_SHARDS,
             ),
             encoding="utf-8",
         )
