@@ -252,6 +252,7 @@ def _census(event: dict[str, Any]) -> dict[str, Any]:
             "Census: out of time; streams left without OpenShards",
             extra={"count": len(taken.unreached), "streams": list(taken.unreached[:50])},
         )
+    count(RemediatorMetric.CENSUS_STREAMS_MISSED, len(taken.unreadable) + len(taken.unreached))
     logger.info(
         "Census published",
         extra={"published": len(taken.open_shards), "unreadable": len(taken.unreadable)},

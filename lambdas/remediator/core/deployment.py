@@ -79,6 +79,8 @@ class RemediatorMetric:
     DUPLICATE_DELIVERIES: Final = "DuplicateDeliveriesInProgress"
     ALARM_RESOLUTIONS: Final = "AlarmResolutions"  # one of our alarms went from ALARM back to OK
     FOLLOW_THROUGHS: Final = "FollowThroughs"  # a follow-through schedule fired
+    # Per shard census: protected streams it left without an OpenShards (unreadable, or no time left); 0 normally.
+    CENSUS_STREAMS_MISSED: Final = "CensusStreamsMissed"
     # Per outcome (a trigger that got past idempotency)
     PLANS_MADE: Final = "PlansMade"  # a plan was made (also when it holds no step)
     ACTIONS_APPLIED: Final = "ActionsApplied"  # steps AWS accepted
