@@ -843,12 +843,19 @@ def alarm_inventory(alarms: list[dict[str, Any]]) -> str:
         expression = next((q["Expression"] for q in alarm.get("Metrics", []) if q.get("Expression")), "?")
         return f"metric math: {expression}"
 
+    def breaching(alarm: dict[str, Any]) -> str:
+        periods = alarm["EvaluationPeriods"]
+        needed = alarm.get("DatapointsToAlarm", periods)
+        stats = [q["MetricStat"] for q in alarm.get("Metrics", []) if q.get("MetricStat")]
+        seconds = alarm.get("Period") or (stats[0]["Period"] if stats else 60)
+        return f"{needed} of {periods} min" if seconds == 60 else f"{needed} of {periods} x {seconds // 60} min"
+
     rows = [
         [
             a["AlarmName"],
             watched(a),
             f"{COMPARISONS.get(a['ComparisonOperator'], a['ComparisonOperator'])} {a['Threshold']:g}",
-            f"{a.get('DatapointsToAlarm', a['EvaluationPeriods'])} of {a['EvaluationPeriods']} min",
+            breaching(a),
         ]
         for a in alarms
     ]
