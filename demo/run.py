@@ -847,7 +847,8 @@ def alarm_inventory(alarms: list[dict[str, Any]]) -> str:
         periods = alarm["EvaluationPeriods"]
         needed = alarm.get("DatapointsToAlarm", periods)
         stats = [q["MetricStat"] for q in alarm.get("Metrics", []) if q.get("MetricStat")]
-        seconds = alarm.get("Period") or (stats[0]["Period"] if stats else 60)
+        # A metric-math alarm's period is its metrics' (the emulator reports a default `Period` beside them).
+        seconds = stats[0]["Period"] if stats else alarm.get("Period") or 60
         return f"{needed} of {periods} min" if seconds == 60 else f"{needed} of {periods} x {seconds // 60} min"
 
     rows = [

@@ -118,6 +118,11 @@ class UnderUtilised(Symptom[UnderUtilisedDetector]):
         # (the census has not run, or could not read the stream). None counts towards the alarm (notBreaching):
         # no census, no alarm. The remediator never shrinks a stream on absent data (the diagnosis needs
         # datapoints), so an idle stream is left to the people who own it.
+        # UNCONFIRMED (aws-facts.md is silent): that CloudWatch metric math yields no datapoint, rather than an
+        # error or a zero, for a period in which one input (`shards`) has none. And the census's datapoints are
+        # stamped when it publishes, not at the period's start: a census that drifts across a period boundary can
+        # leave one period empty and another with two (Maximum keeps one), which only delays the alarm by up to
+        # an hour (12 of 12 periods), the safe side.
         return [
             self.alarm(
                 detector,
