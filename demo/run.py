@@ -128,7 +128,7 @@ streams:
     notify:
       emails: [data-platform@example.com]
     detectors:
-      under_utilised: {{shards: {archive_shards}, threshold_utilisation: 0.3}}
+      under_utilised: {{threshold_utilisation: 0.3}}
     actions:
       reshard: {{min_shards: 1, max_shards: 8, scale_in: true, stabilisation_minutes: 60}}
 """
@@ -469,7 +469,6 @@ class Demo:
                 kcl_second=CLICKS_KCL[1],
                 payments=PAYMENTS,
                 archive=ARCHIVE,
-                archive_shards=ARCHIVE_SHARDS,
             ),
             encoding="utf-8",
         )
@@ -844,12 +843,20 @@ def alarm_inventory(alarms: list[dict[str, Any]]) -> str:
         expression = next((q["Expression"] for q in alarm.get("Metrics", []) if q.get("Expression")), "?")
         return f"metric math: {expression}"
 
+    def breaching(alarm: dict[str, Any]) -> str:
+        periods = alarm["EvaluationPeriods"]
+        needed = alarm.get("DatapointsToAlarm", periods)
+        stats = [q["MetricStat"] for q in alarm.get("Metrics", []) if q.get("MetricStat")]
+        # A metric-math alarm's period is its metrics' (the emulator reports a default `Period` beside them).
+        seconds = stats[0]["Period"] if stats else alarm.get("Period") or 60
+        return f"{needed} of {periods} min" if seconds == 60 else f"{needed} of {periods} x {seconds // 60} min"
+
     rows = [
         [
             a["AlarmName"],
             watched(a),
             f"{COMPARISONS.get(a['ComparisonOperator'], a['ComparisonOperator'])} {a['Threshold']:g}",
-            f"{a.get('DatapointsToAlarm', a['EvaluationPeriods'])} of {a['EvaluationPeriods']} min",
+            breaching(a),
         ]
         for a in alarms
     ]

@@ -1,11 +1,12 @@
-"""Powertools parser models for the EventBridge "CloudWatch Alarm State Change" event."""
+"""Powertools parser models for the EventBridge "CloudWatch Alarm State Change" event, and for the census's
+scheduled input (a constant the stack's rule sends)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AlarmMetric(BaseModel):
@@ -57,3 +58,12 @@ class AlarmStateChangeEvent(EventBridgeModel):
     source: Literal["aws.cloudwatch"]
     detail_type: Literal["CloudWatch Alarm State Change"] = Field(..., alias="detail-type")
     detail: AlarmStateChangeDetail
+
+
+class CensusEvent(BaseModel):
+    """The census rule's constant input, exactly (core.deployment.CENSUS_SOURCE; a unit test keeps the two
+    spellings equal): anything else with our census source is not ours."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["kinesis-remediator.census"]

@@ -1,8 +1,9 @@
 """Lambda entry point: parse the event, call the service once per unit of work, return a model.
 
-Three events are ours: an alarm going into ALARM (remediate), an alarm going from ALARM back to OK (resolve:
-the "resolved" e-mail, pending follow-ups cancelled), and a follow-through schedule firing (core.follow_through:
-remediate again, as attempt n of the same alarm state change). Events we do not understand are logged and
+Four events are ours: an alarm going into ALARM (remediate), an alarm going from ALARM back to OK (resolve:
+the "resolved" e-mail, pending follow-ups cancelled), a follow-through schedule firing (core.follow_through:
+remediate again, as attempt n of the same alarm state change), and the shard census's schedule (service.census:
+publish every protected stream's open shards). Events we do not understand are logged and
 ignored (returning normally, so AWS does not retry them).
 """
 
@@ -25,7 +26,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
 from remediator.clients.audit import DynamoAuditLog
-from remediator.clients.aws import client, seconds_after_change
+from remediator.clients.aws import RETRY_CONFIG, client, seconds_after_change, worst_case_seconds
 from remediator.clients.follow_through import CloudWatchAlarmStates, EventBridgeScheduler
 from remediator.clients.kinesis import KinesisStreams
 from remediator.clients.metrics import CloudWatchMetrics
@@ -33,12 +34,12 @@ from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
 from remediator.clients.services import AwsServices
 from remediator.core.alarm import AlarmResolved, AlarmTrigger, foreign_origin, identify
-from remediator.core.deployment import RemediatorMetric
+from remediator.core.deployment import CENSUS_SOURCE, RemediatorMetric
 from remediator.core.follow_through import FOLLOW_UP_SOURCE, FollowUp
 from remediator.core.outcome import Outcome, OutcomeStatus
-from remediator.events import AlarmStateChangeEvent
-from remediator.observability import count, logger, metrics, record_outcome, tracer
-from remediator.service import Dependencies, FollowThrough, follow_up, remediate, resolve
+from remediator.events import AlarmStateChangeEvent, CensusEvent
+from remediator.observability import count, logger, metrics, publish_open_shards, record_outcome, tracer
+from remediator.service import Dependencies, FollowThrough, census, follow_up, remediate, resolve
 from remediator.settings import Settings
 
 settings = Settings.from_environment(os.environ)
@@ -162,6 +163,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     _invoked["arn"] = context.invoked_function_arn
     if isinstance(event, dict) and event.get("source") == FOLLOW_UP_SOURCE:
         return _follow_up(event)
+    if isinstance(event, dict) and event.get("source") == CENSUS_SOURCE:
+        return _census(event)
     try:
         change = parse(event=event, model=AlarmStateChangeEvent)
     except (ValidationError, ValueError, TypeError) as exc:
@@ -229,3 +232,34 @@ def _follow_up(event: dict[str, Any]) -> dict[str, Any]:
         logger.info("Duplicate follow-through delivery while the first is in progress; not handled twice")
         count(RemediatorMetric.DUPLICATE_DELIVERIES)
         return _ignored(DUPLICATE_IN_PROGRESS, follow.stream, follow.symptom)
+
+
+def _census(event: dict[str, Any]) -> dict[str, Any]:
+    """The census rule's input: publish every protected stream's open shards (no audit, no e-mail, no change),
+    or ignored when the input is not exactly ours."""
+    try:
+        parse(event=event, model=CensusEvent)
+    except (ValidationError, ValueError, TypeError) as exc:
+        logger.error("Ignoring a census event that does not parse", extra={"error": str(exc)})
+        count(RemediatorMetric.UNRECOGNISED_EVENTS)
+        return _ignored("not a valid census event")
+    # No read starts without the time to finish it (its worst case, retries included) and flush the metrics.
+    taken = census(_invocation_dependencies(), publish_open_shards, reserve_seconds=worst_case_seconds(RETRY_CONFIG))
+    for stream, error in taken.unreadable.items():
+        logger.warning("Census: cannot read the stream; no OpenShards for it", extra={"stream": stream, "error": error})
+    if taken.unreached:
+        logger.error(
+            "Census: out of time; streams left without OpenShards",
+            extra={"count": len(taken.unreached), "streams": list(taken.unreached[:50])},
+        )
+    count(RemediatorMetric.CENSUS_STREAMS_MISSED, len(taken.unreadable) + len(taken.unreached))
+    logger.info(
+        "Census published",
+        extra={"published": len(taken.open_shards), "unreadable": len(taken.unreadable)},
+    )
+    return {
+        "status": "census",
+        "open_shards": taken.open_shards,
+        "unreadable": sorted(taken.unreadable),
+        "unreached": list(taken.unreached),
+    }

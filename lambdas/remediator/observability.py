@@ -37,11 +37,18 @@ def record_outcome(outcome: Outcome) -> None:
         count(name, sum(1 for step in outcome.steps if step.outcome == result))
     count(RemediatorMetric.ADVICE_SENT, 1 if outcome.advice_sent else 0)
     if outcome.open_shards is not None:
-        with single_metric(
-            name=RemediatorMetric.OPEN_SHARDS,
-            unit=MetricUnit.Count,
-            value=outcome.open_shards,
-            namespace=METRICS_NAMESPACE,
-            default_dimensions={RemediatorMetric.SERVICE_DIMENSION: SERVICE_NAME},
-        ) as metric:
-            metric.add_dimension(name=RemediatorMetric.STREAM_DIMENSION, value=outcome.stream)
+        publish_open_shards(outcome.stream, outcome.open_shards)
+
+
+def publish_open_shards(stream: str, open_shards: int) -> None:
+    """A stream's open shards (OpenShards, dimensions service and StreamName), flushed at once as its own EMF
+    line: each stream has its own dimension value. The census publishes one per protected stream every few
+    minutes (the under-utilised alarm divides by it); an outcome publishes the count it saw or set."""
+    with single_metric(
+        name=RemediatorMetric.OPEN_SHARDS,
+        unit=MetricUnit.Count,
+        value=open_shards,
+        namespace=METRICS_NAMESPACE,
+        default_dimensions={RemediatorMetric.SERVICE_DIMENSION: SERVICE_NAME},
+    ) as metric:
+        metric.add_dimension(name=RemediatorMetric.STREAM_DIMENSION, value=stream)

@@ -51,6 +51,9 @@ class PolicySet:
     def get(self, stream: str) -> StreamPolicy | None:
         return self.streams.get(stream)
 
+    def names(self) -> list[str]:
+        return sorted(self.streams)
+
 
 def policy_paths(paths: Iterable[str | Path]) -> list[Path]:
     """Expand directories to their policy files; keep files as given (missing ones are reported later)."""

@@ -8,13 +8,14 @@ per-stream lease) is remediator.writeahead's part.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from remediator import writeahead
-from remediator.core import render, resolution
+from remediator.core import limits, render, resolution
 from remediator.core.alarm import AlarmResolved, AlarmTrigger, parse_alarm_name, untrusted
 from remediator.core.cost import with_cost_queries
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX
@@ -436,3 +437,59 @@ def resolve(resolved: AlarmResolved, deps: Dependencies) -> Outcome:
         )
     )
     return Outcome(status=OutcomeStatus.RESOLVED, stream=resolved.stream, symptom=resolved.symptom, detail=detail)
+
+
+# --- the shard census --------------------------------------------------------------------------------------------
+
+# DescribeStreamSummary is limited to 20 calls a second per account, shared with every other caller (the
+# remediator's own diagnoses, consumers, KCL workers): the census takes at most half of it. 1,000 streams take
+# 100 s at this pace (plus 100 GetParametersByPath pages to list them), inside the function's 300 s timeout.
+CENSUS_DESCRIBES_PER_SECOND = limits.DESCRIBE_STREAM_SUMMARY_PER_SECOND / 2
+
+
+@dataclass(frozen=True)
+class Census:
+    """What one census saw: each readable stream's open shards (published), the streams it could not read (with
+    why), and those it had no time left to read."""
+
+    open_shards: dict[str, int]
+    unreadable: dict[str, str]
+    unreached: tuple[str, ...] = ()
+
+
+def census(
+    deps: Dependencies,
+    publish: Callable[[str, int], None],
+    *,
+    reserve_seconds: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Census:
+    """Read the open shard count of every protected stream (one with a deployed policy) and publish it: the
+    under-utilised alarm divides the write load by it, since CloudWatch publishes no shard count.
+
+    Reads only: no audit row, no e-mail, no change. A stream that cannot be read (deleted, throttled past the
+    SDK's retries) is reported and skipped, the others are still published; a stream with no census datapoint
+    simply gets no under-utilised alarm (its missing data is not breaching). The reads are paced to
+    CENSUS_DESCRIBES_PER_SECOND, and no read starts with less than `reserve_seconds` (the worst case of one
+    read) left in the invocation: the streams left unread are reported as unreached."""
+    streams = deps.policies.names()
+    interval = 1.0 / CENSUS_DESCRIBES_PER_SECOND
+    open_shards: dict[str, int] = {}
+    unreadable: dict[str, str] = {}
+    next_read = monotonic()
+    for index, stream in enumerate(streams):
+        if deps.time_left() < reserve_seconds:
+            return Census(open_shards, unreadable, tuple(streams[index:]))
+        wait = next_read - monotonic()
+        if wait > 0:
+            sleep(wait)
+        next_read = max(next_read, monotonic()) + interval
+        try:
+            state = deps.streams.describe(stream)
+        except Exception as exc:  # any failure: one unreadable stream must not stop the census of the others
+            unreadable[stream] = f"{type(exc).__name__}: {exc}"
+            continue
+        open_shards[stream] = state.open_shards
+        publish(stream, state.open_shards)
+    return Census(open_shards, unreadable)

@@ -57,20 +57,23 @@ class DashboardTooLarge(ValueError):
 class Graph:
     """One per-stream graph: the lines it always shows, and the Kinesis metrics whose alarms it annotates.
 
-    An alarm belongs to the graph when every metric it reads is one of `reads` on the stream (StreamName only):
-    so a new symptom's alarm lands on the right graph without the dashboard naming the symptom."""
+    An alarm belongs to the graph when every metric it reads is one of `reads` on the stream (StreamName only), or
+    the stream's OpenShards when the graph divides by it (`per_shard`): so a new symptom's alarm lands on the right
+    graph without the dashboard naming the symptom."""
 
     title: str
     lines: tuple[Metric | MetricMath, ...]
     reads: frozenset[str]
     unit: str
+    per_shard: bool = False
 
 
 def stream_graphs(policy: StreamPolicy) -> tuple[Graph, ...]:
     stream = policy.name
     bytes_, records = INCOMING_BYTES.on(StreamName=stream), INCOMING_RECORDS.on(StreamName=stream)
-    # CloudWatch publishes no shard count: the remediator does (OpenShards, each time it reads the stream or
-    # reshards it). FILL(..., REPEAT) carries the last count forward between its datapoints.
+    # CloudWatch publishes no shard count: the remediator does (OpenShards: its shard census every 5 minutes, and
+    # each time it reads the stream or reshards it). FILL(..., REPEAT) carries the last count forward between its
+    # datapoints.
     shards = Metric(
         METRICS_NAMESPACE,
         RemediatorMetric.OPEN_SHARDS,
@@ -99,6 +102,7 @@ def stream_graphs(policy: StreamPolicy) -> tuple[Graph, ...]:
             ),
             frozenset({INCOMING_BYTES.name, INCOMING_RECORDS.name}),
             "%",
+            per_shard=True,
         ),
         Graph(
             "Iterator age (ms, maximum)",
@@ -153,11 +157,24 @@ def reads(source: Metric | MetricMath) -> tuple[Metric, ...]:
     return source.metrics if isinstance(source, MetricMath) else (source,)
 
 
+def open_shards_of(metric: Metric, stream: str) -> bool:
+    """The remediator's OpenShards of the stream (the census's count), whatever its period."""
+    return (
+        metric.namespace == METRICS_NAMESPACE
+        and metric.name == RemediatorMetric.OPEN_SHARDS
+        and metric.dimension_map
+        == {RemediatorMetric.SERVICE_DIMENSION: SERVICE_NAME, RemediatorMetric.STREAM_DIMENSION: stream}
+    )
+
+
 def belongs(spec: AlarmSpec, graph: Graph, stream: str) -> bool:
     return all(
-        metric.namespace == KINESIS_NAMESPACE
-        and metric.dimension_map == {"StreamName": stream}
-        and metric.name in graph.reads
+        (
+            metric.namespace == KINESIS_NAMESPACE
+            and metric.dimension_map == {"StreamName": stream}
+            and metric.name in graph.reads
+        )
+        or (graph.per_shard and open_shards_of(metric, stream))
         for metric in spec.metrics
     )
 

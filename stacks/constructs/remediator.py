@@ -1,6 +1,7 @@
 """The remediator Lambda, its least-privilege role (built from the action and evidence registries),
-the EventBridge rule that feeds it our alarms' state changes, the dead-letter queue, and the EventBridge
-Scheduler role its follow-through schedules invoke it with (remediator.core.follow_through)."""
+the EventBridge rule that feeds it our alarms' state changes, the scheduled rule of its shard census
+(remediator.service.census), the dead-letter queue, and the EventBridge Scheduler role its follow-through
+schedules invoke it with (remediator.core.follow_through)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from remediator.core.deployment import (
+    CENSUS_RATE_MINUTES,
+    CENSUS_SOURCE,
     FUNCTION_TIMEOUT_SECONDS,
     METRICS_NAMESPACE,
     SCHEDULE_GROUP,
@@ -204,6 +207,23 @@ class Remediator(Construct):
                 max_event_age=Duration.hours(2),
             )
         )
+        self.census_rule = events.Rule(
+            self,
+            "ShardCensus",
+            description="Shard census: every protected stream's open shards, published as OpenShards for the "
+            "under-utilised alarm (CloudWatch publishes no shard count)",
+            schedule=events.Schedule.rate(Duration.minutes(CENSUS_RATE_MINUTES)),
+        )
+        self.census_rule.add_target(
+            targets.LambdaFunction(
+                self.function,
+                event=events.RuleTargetInput.from_object({"source": CENSUS_SOURCE}),
+                dead_letter_queue=self.dead_letter_queue,
+                # A late census is worth nothing: the next one comes in CENSUS_RATE_MINUTES.
+                retry_attempts=0,
+                max_event_age=Duration.minutes(CENSUS_RATE_MINUTES),
+            )
+        )
         self._acknowledge_wildcards()
 
     def _grant(self, state: RemediatorState, notifications: Notifications) -> None:
@@ -221,6 +241,9 @@ class Remediator(Construct):
                 resources=[state.kill_switch.parameter_arn]
                 + [p.parameter_arn for p in state.policy_parameters.values()],
             ),
+            # The shard census lists the protected streams (SsmPolicySource.names). GetParametersByPath is
+            # authorised against the path in the request, not the parameters it returns: exactly the prefix.
+            iam.PolicyStatement(actions=["ssm:GetParametersByPath"], resources=[self._policy_path_arn(state)]),
             # Rows, write-ahead claims and the per-stream lease, each written with PutItem (claims and leases
             # with a condition) and read back with Query or GetItem: remediator.clients.audit. No DeleteItem:
             # a lease is given back by overwriting it as expired, and nothing erases the audit.
@@ -253,6 +276,16 @@ class Remediator(Construct):
         policy = iam.Policy(self, "Permissions", statements=statements)
         policy.attach_to_role(self.role)
         self.permissions = policy
+
+    @staticmethod
+    def _policy_path_arn(state: RemediatorState) -> str:
+        # arn:...:ssm:REGION:ACCOUNT:parameter/<path without its leading slash>
+        return Stack.of(state).format_arn(
+            service="ssm",
+            resource="parameter",
+            resource_name=state.policy_prefix.lstrip("/"),
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
 
     def _alarms_arn(self) -> str:
         return Stack.of(self).format_arn(

@@ -71,6 +71,18 @@ class Synth:
         return found
 
 
+def alarm_rule(synth: Synth) -> tuple[str, dict[str, Any]]:
+    """The EventBridge rule that feeds the remediator our alarms' state changes."""
+    rule_id = synth.logical_id("Remediator/AlarmStateChanges")
+    return rule_id, synth.template["Resources"][rule_id]
+
+
+def census_rule(synth: Synth) -> tuple[str, dict[str, Any]]:
+    """The scheduled rule of the shard census."""
+    rule_id = synth.logical_id("Remediator/ShardCensus")
+    return rule_id, synth.template["Resources"][rule_id]
+
+
 def run_app(context: dict[str, object], outdir: Path, *python_args: str) -> subprocess.CompletedProcess[str]:
     """Run app.py the way the CDK CLI does: context in CDK_CONTEXT_JSON, output directory in CDK_OUTDIR.
     `python_args` replace the interpreter's arguments (by default, the script app.py)."""

@@ -157,9 +157,10 @@ def test_utilisation_divides_the_write_load_by_the_shards_the_remediator_publish
         "100 * bytes / PERIOD(bytes) / (1000000 * FILL(shards, REPEAT))",
         "100 * records / PERIOD(records) / (1000 * FILL(shards, REPEAT))",
     ]
-    # (and the under-utilised alarm, which reads the same write load, with its own expression: orders' policy has
-    # min_shards 2, the count that alarm measures against)
-    assert expressions[2:] == ["MAX([a10_bytes / 120000000, a10_records / 120000])"]
+    # (and the under-utilised alarm, which reads the same write load and the same OpenShards, with its own
+    # expression: a fraction, on the right axis with its threshold)
+    assert expressions[2:] == ["MAX([a10_bytes / (300000000 * a10_shards), a10_records / (300000 * a10_shards)])"]
+    assert [a["label"] for a in properties["annotations"]["horizontal"]] == ["under-utilised alarm < 0.3"]
     # And the shard count is the remediator's OpenShards metric of this stream
     assert (
         METRICS_NAMESPACE,

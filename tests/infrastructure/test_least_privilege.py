@@ -88,6 +88,7 @@ def test_role_permissions_are_exactly_the_declared_ones(synth: Synth) -> None:
         declared_pairs(synth.policies)
         | {(action, "*") for action in XRAY_ACTIONS}
         | {("ssm:GetParameter", parameter) for parameter in parameters}
+        | {("ssm:GetParametersByPath", parameter_arn("/kinesis-remediator/policies"))}
         | {(a, get_att(resource_ids["audit"])) for a in ("dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem")}
         | {
             (a, get_att(resource_ids["idempotency"]))
@@ -201,7 +202,7 @@ def test_no_dangerous_or_wildcard_actions(synth: Synth) -> None:
     assert {r for a, r in permission_pairs(synth) if a == "iam:PassRole"} == {get_att(scheduler_role_id(synth))}
     assert "kinesis:DeleteStream" not in actions
     assert "ssm:PutParameter" not in actions
-    assert [a for a in actions if a.startswith("ssm:")] == ["ssm:GetParameter"]
+    assert sorted(a for a in actions if a.startswith("ssm:")) == ["ssm:GetParameter", "ssm:GetParametersByPath"]
 
 
 def test_ssm_reads_are_limited_to_the_kill_switch_and_the_policy_parameters(synth: Synth) -> None:
@@ -213,6 +214,9 @@ def test_ssm_reads_are_limited_to_the_kill_switch_and_the_policy_parameters(synt
         parameter_arn("/kinesis-remediator/policies/orders"),
         parameter_arn("/kinesis-remediator/policies/payments"),
     }
+    # And the census's listing names exactly the policy path (GetParametersByPath is authorised against the path
+    # in the request): not the kill switch's path, not a wildcard
+    assert resources_for(pairs, "ssm:GetParametersByPath") == {parameter_arn("/kinesis-remediator/policies")}
 
 
 def test_dynamodb_actions_are_limited_to_the_two_tables(synth: Synth) -> None:

@@ -23,6 +23,7 @@ from tests.fakes import ACCOUNT, REGION, alarm_event
 from tests.infrastructure.support import (
     EXAMPLE_POLICY,
     Synth,
+    alarm_rule,
     alarms_by_name,
     cli_context,
     function,
@@ -101,7 +102,7 @@ def test_the_health_alarms_watch_what_the_remediator_emits(synth: Synth) -> None
 
 def test_the_remediator_never_acts_on_its_own_alarms(synth: Synth) -> None:
     # Given the rule that feeds the remediator
-    _, rule = synth.only("AWS::Events::Rule")
+    _, rule = alarm_rule(synth)
     pattern = EventPattern.load(json.dumps(rule["Properties"]["EventPattern"]))
     for name in health_alarms(synth):
         # When one of the remediator's own alarms goes into ALARM

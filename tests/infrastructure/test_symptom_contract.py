@@ -33,6 +33,7 @@ from tests.infrastructure.support import (
     Synth,
     alarm_as_built,
     alarm_as_declared,
+    alarm_rule,
     alarms_by_name,
     synthesize,
     write_policies,
@@ -312,7 +313,7 @@ def test_a_state_change_of_each_alarm_maps_back_to_its_stream_and_symptom(contra
     declared = declared_alarms(contract_synth, enabled=True)
     alarms = {name: p for name, p in alarms_by_name(contract_synth).items() if declared[name][1] == symptom}
     assert alarms
-    _, rule = contract_synth.only("AWS::Events::Rule")
+    _, rule = alarm_rule(contract_synth)
     pattern = EventPattern.load(json.dumps(rule["Properties"]["EventPattern"]))
     for name, properties in alarms.items():
         # When CloudWatch sends the alarm's state change (its name and its metrics' dimensions)

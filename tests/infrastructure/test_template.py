@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from remediator.core import limits
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
-from remediator.core.deployment import KILL_SWITCH_OFF, schedule_prefix
+from remediator.core.deployment import CENSUS_SOURCE, KILL_SWITCH_OFF, schedule_prefix
 from remediator.core.registry import REGISTRY
 
 from stacks.constructs.remediator import HANDLER, policy_digest
@@ -14,7 +15,9 @@ from tests.infrastructure.support import (
     Synth,
     alarm_as_built,
     alarm_as_declared,
+    alarm_rule,
     alarms_by_name,
+    census_rule,
     function,
     get_att,
     newest_python_runtime,
@@ -94,6 +97,43 @@ def test_one_alarm_per_stream_and_enabled_detector(
         }, (stream, symptom)
 
 
+def test_under_utilised_alarm_divides_5_minute_sums_by_the_census_open_shards(synth: Synth) -> None:
+    # Given the orders under-utilised alarm as synthesized
+    properties = alarms_by_name(synth)["kinesis-remediator-orders/under-utilised"]
+    queries = {query["Id"]: query for query in properties["Metrics"]}
+    # Then it reads three metrics, each over 5 minutes: the write load's sums and the census's OpenShards of orders,
+    # under the service dimension Powertools publishes it with and the stream's name
+    stats = {
+        query_id: (
+            query["MetricStat"]["Metric"]["Namespace"],
+            query["MetricStat"]["Metric"]["MetricName"],
+            sorted((d["Name"], d["Value"]) for d in query["MetricStat"]["Metric"]["Dimensions"]),
+            query["MetricStat"]["Stat"],
+            query["MetricStat"]["Period"],
+        )
+        for query_id, query in queries.items()
+        if "MetricStat" in query
+    }
+    assert stats == {
+        "bytes": ("AWS/Kinesis", "IncomingBytes", [("StreamName", "orders")], "Sum", 300),
+        "records": ("AWS/Kinesis", "IncomingRecords", [("StreamName", "orders")], "Sum", 300),
+        "shards": (
+            "KinesisRemediator",
+            "OpenShards",
+            [("StreamName", "orders"), ("service", "kinesis-remediator")],
+            "Maximum",
+            300,
+        ),
+    }
+    # And the one expression it alarms on is the larger share of those shards' capacity, low for 12 of 12 periods,
+    # a period without a census datapoint not breaching
+    (expression,) = [q for q in queries.values() if "Expression" in q]
+    assert expression["Expression"] == "MAX([bytes / (300000000 * shards), records / (300000 * shards)])"
+    assert (properties["EvaluationPeriods"], properties["DatapointsToAlarm"]) == (12, 12)
+    assert (properties["ComparisonOperator"], properties["TreatMissingData"]) == ("LessThanThreshold", "notBreaching")
+    assert len(stats) <= limits.MAX_ALARM_METRICS
+
+
 def test_disabled_detector_has_no_alarm(synth: Synth) -> None:
     # Given payments disables its write-throttling detector
     assert REGISTRY.symptoms["write-throttling"].detector(synth.policies.streams["payments"]).enabled is False
@@ -134,9 +174,29 @@ def test_alarms_are_the_symptom_registrys_alarm_specs(request: pytest.FixtureReq
 # --- EventBridge rule -------------------------------------------------------------------------------------------
 
 
+def test_the_stack_has_two_rules_the_alarm_changes_and_the_census(synth: Synth) -> None:
+    assert set(synth.resources("AWS::Events::Rule")) == {alarm_rule(synth)[0], census_rule(synth)[0]}
+
+
+def test_census_rule_invokes_the_function_every_5_minutes_with_our_input(synth: Synth) -> None:
+    # Given the synthesized stack
+    _, rule = census_rule(synth)
+    function_id, _ = function(synth)
+    # Then the census rule runs on a 5-minute rate, with no event pattern
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    assert "EventPattern" not in rule["Properties"]
+    assert rule["Properties"]["State"] == "ENABLED"
+    # And its only target is the function, with our constant input (handler: routed by its source), not retried:
+    # a census later than its own period is worth nothing, the next one comes 5 minutes on
+    (target,) = rule["Properties"]["Targets"]
+    assert resolve(target["Arn"], synth.template) == get_att(function_id)
+    assert json.loads(target["Input"]) == {"source": CENSUS_SOURCE}
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 300}
+
+
 def test_rule_matches_our_alarms_going_into_alarm_and_targets_the_function(synth: Synth) -> None:
     # Given the synthesized stack
-    _, rule = synth.only("AWS::Events::Rule")
+    _, rule = alarm_rule(synth)
     function_id, _ = function(synth)
     (queue_id,) = synth.resources("AWS::SQS::Queue")
     # Then the rule matches CloudWatch alarm state changes to ALARM (remediate) and to OK (the resolved e-mail) of
@@ -156,24 +216,31 @@ def test_rule_matches_our_alarms_going_into_alarm_and_targets_the_function(synth
 
 def test_every_alarm_name_starts_with_the_rule_prefix(synth: Synth) -> None:
     # Given the rule's alarm-name prefix
-    _, rule = synth.only("AWS::Events::Rule")
+    _, rule = alarm_rule(synth)
     ((prefix_filter,),) = [rule["Properties"]["EventPattern"]["detail"]["alarmName"]]
     # Then every alarm of ours reaches the rule
     assert all(name.startswith(prefix_filter["prefix"]) for name in alarms_by_name(synth))
 
 
-def test_eventbridge_may_invoke_the_function_from_the_rule_only(synth: Synth) -> None:
+def test_eventbridge_may_invoke_the_function_from_our_two_rules_only(synth: Synth) -> None:
     # Given the synthesized stack
     function_id, _ = function(synth)
-    rule_id, _ = synth.only("AWS::Events::Rule")
-    # Then the only invoke permission is for events.amazonaws.com from our rule
-    (permission,) = synth.resources("AWS::Lambda::Permission").values()
-    assert resolve(permission["Properties"], synth.template) == {
-        "Action": "lambda:InvokeFunction",
-        "FunctionName": get_att(function_id),
-        "Principal": "events.amazonaws.com",
-        "SourceArn": get_att(rule_id),
-    }
+    # Then the only invoke permissions are for events.amazonaws.com from our alarm rule and our census rule
+    permissions = [
+        resolve(p["Properties"], synth.template) for p in synth.resources("AWS::Lambda::Permission").values()
+    ]
+    assert sorted(permissions, key=lambda p: str(p["SourceArn"])) == sorted(
+        (
+            {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": get_att(function_id),
+                "Principal": "events.amazonaws.com",
+                "SourceArn": get_att(rule_id),
+            }
+            for rule_id in (alarm_rule(synth)[0], census_rule(synth)[0])
+        ),
+        key=lambda p: str(p["SourceArn"]),
+    )
 
 
 # --- Lambda -----------------------------------------------------------------------------------------------------

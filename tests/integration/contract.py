@@ -155,12 +155,20 @@ def _one(key: str, to_arn: Callable[[str], str] = str) -> Callable[[ApiCall], st
     return resolve
 
 
+def _ssm(call: ApiCall) -> str:
+    """A parameter (GetParameter: Name), or the path GetParametersByPath is authorised against (Path): the path
+    in the request, not the parameters it returns."""
+    if call.operation == "GetParametersByPath":
+        return _one("Path", lambda path: parameter_arn(path.rstrip("/")))(call)
+    return _one("Name", parameter_arn)(call)
+
+
 RESOURCE_OF: dict[str, Callable[[ApiCall], str]] = {
     "kinesis": _kinesis,
     "cloudwatch": _cloudwatch,
     "cloudtrail": _cloudtrail,
     "dynamodb": _one("TableName", table_arn),
-    "ssm": _one("Name", parameter_arn),
+    "ssm": _ssm,
     "sns": _one("TopicArn"),
     "lambda": _lambda,
     "scheduler": _scheduler,
@@ -246,6 +254,8 @@ class StackResources:
         """Resource ARN -> the IAM actions granted on it. Policy parameters: one per deployed stream."""
         granted = {
             parameter_arn(self.kill_switch): frozenset({"ssm:GetParameter"}),
+            # The shard census lists the protected streams: GetParametersByPath on exactly the policy prefix.
+            parameter_arn(self.policy_prefix): frozenset({"ssm:GetParametersByPath"}),
             table_arn(self.audit_table): frozenset({"dynamodb:PutItem", "dynamodb:Query", "dynamodb:GetItem"}),
             table_arn(self.idempotency_table): frozenset(
                 {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}

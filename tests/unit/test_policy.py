@@ -429,6 +429,23 @@ def test_load_policies_reports_both_moved_keys_at_once(tmp_path: Path) -> None:
     assert_moved(second, path, "target_utilisation")
 
 
+def test_load_policies_says_the_removed_under_utilised_shards_key_went_and_why(tmp_path: Path) -> None:
+    # Given a policy file written when the under-utilised alarm divided by a constant `shards`
+    path = write(
+        tmp_path,
+        "orders.yaml",
+        "version: 1\nstreams:\n  - name: orders\n    detectors:\n      under_utilised: {shards: 4}\n"
+        "    actions:\n      reshard: {max_shards: 4}\n",
+    )
+    # When it is loaded
+    (error,) = load_errors(path)
+    # Then the one error names the file, the stream and the key, and says it was removed for the census
+    where, _, message = error.partition("detectors.under_utilised.shards: ")
+    assert where == f"{path}: stream 'orders': "
+    assert message.startswith("this setting was removed")
+    assert "census" in message
+
+
 def test_daily_budget_ceiling_is_accepted() -> None:
     raw = stream(actions={"reshard": {"daily_budget": limits.MAX_POLICY_DAILY_BUDGET}})
     assert parse(raw).block("actions", "reshard", ReshardPolicy).daily_budget == 8

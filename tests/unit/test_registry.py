@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from remediator.core.actions.base import Action, ValidationContext
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name, identify
 from remediator.core.cost import Usage, compare
+from remediator.core.deployment import METRICS_NAMESPACE, METRICS_SERVICE_DIMENSION, SERVICE_NAME
 from remediator.core.evidence import Evidence, StreamMode
 from remediator.core.grants import EVENT_SOURCE_MAPPING, IamGrant, ResourceScope
 from remediator.core.guardrails import common_guardrails
@@ -88,8 +89,10 @@ def check_metric(metric: Metric, p: StreamPolicy) -> None:
     assert metric.period_seconds in (10, 30) or metric.period_seconds % 60 == 0, metric
     for dimension, value in metric.dimensions:
         assert CLOUDWATCH_NAME.fullmatch(dimension), dimension
-        # A dimension names the stream or a resource the policy lists, never a hard-coded one.
-        assert value in policy_strings(p), (dimension, value)
+        # A dimension names the stream or a resource the policy lists, never a hard-coded one; except on the
+        # remediator's own metrics (OpenShards), which Powertools publishes under its service dimension.
+        own = metric.namespace == METRICS_NAMESPACE and (dimension, value) == (METRICS_SERVICE_DIMENSION, SERVICE_NAME)
+        assert own or value in policy_strings(p), (dimension, value)
 
 
 def check_source(source: Metric | MetricMath, p: StreamPolicy) -> None:

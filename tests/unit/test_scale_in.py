@@ -85,27 +85,55 @@ def quiet(shards: int = 8, bytes_per_second: float = 400_000, **overrides: Any) 
     return base.model_copy(update={"window_minutes": 120})
 
 
-def test_alarm_is_metric_math_of_the_bytes_and_records_shares_against_a_constant_shard_count():
-    # Given a policy whose detector names the stream's deployed count
-    p = policy(detectors={"under_utilised": {"shards": 4}})
+def test_alarm_is_metric_math_of_the_bytes_and_records_shares_against_the_census_shard_count():
+    # Given a policy with the default under-utilised detector
+    p = policy()
     # When the symptom declares its alarm
     (spec,) = UNDER.alarms(p, UNDER.detector(p))
-    # Then it is the larger share of 4 shards' capacity per minute, below 30 % for 60 of 60 minutes
+    # Then it divides 5-minute sums by the capacity of the stream's OpenShards (the census's metric, under the
+    # service and StreamName dimensions Powertools publishes it with), below 30 % in 12 of 12 periods (an hour)
     assert isinstance(spec.metric, MetricMath)
-    assert spec.metric.expression == "MAX([bytes / 240000000, records / 240000])"
-    assert {m.name for m in spec.metric.metrics} == {"IncomingBytes", "IncomingRecords"}
+    assert spec.metric.expression == "MAX([bytes / (300000000 * shards), records / (300000 * shards)])"
+    inputs = spec.metric.inputs
+    assert {k: (m.namespace, m.name, m.statistic, m.period_seconds) for k, m in inputs.items()} == {
+        "bytes": ("AWS/Kinesis", "IncomingBytes", "Sum", 300),
+        "records": ("AWS/Kinesis", "IncomingRecords", "Sum", 300),
+        "shards": ("KinesisRemediator", "OpenShards", "Maximum", 300),
+    }
+    assert inputs["shards"].dimension_map == {"service": "kinesis-remediator", "StreamName": "orders"}
+    assert spec.metric.period_seconds == 300
     assert (spec.threshold, spec.comparison) == (0.3, Comparison.LESS_THAN_THRESHOLD)
-    assert (spec.evaluation_periods, spec.datapoints_to_alarm) == (60, 60)
+    assert (spec.evaluation_periods, spec.datapoints_to_alarm) == (12, 12)
+    # And a period without a census datapoint (or without writes) does not count towards the alarm
     assert spec.missing_data == MissingData.NOT_BREACHING
 
 
-def test_alarm_without_a_count_uses_the_policys_floor():
-    # Given no `shards` in the detector, and a floor of 2 shards
-    p = policy(reshard={"min_shards": 2})
+def evaluate_alarm_expression(expression: str, **series: float) -> float:
+    """CloudWatch's MAX([a, b]) of one period, evaluated in Python (the expression uses nothing else)."""
+    return float(eval(expression, {"__builtins__": {}, "MAX": max}, series))
+
+
+@pytest.mark.parametrize(
+    ("bytes_sum", "records_sum", "shards", "utilisation"),
+    [
+        pytest.param(300_000_000, 0, 1, 1.0, id="1 MB/s on 1 shard: full"),
+        pytest.param(300_000_000, 0, 4, 0.25, id="the same on 4 shards: a quarter"),
+        pytest.param(0, 300_000, 2, 0.5, id="1,000 records/s on 2 shards: half"),
+        pytest.param(30_000_000, 150_000, 5, 0.1, id="records share (0.1) above bytes share (0.02)"),
+        pytest.param(120_000_000, 3_000, 8, 0.05, id="bytes share (0.05) above records share"),
+    ],
+)
+def test_alarm_utilisation_divides_by_the_shards_of_the_period(
+    bytes_sum: float, records_sum: float, shards: int, utilisation: float
+) -> None:
+    # Given one 5-minute period's sums and the census's shard count for it
+    p = policy()
     (spec,) = UNDER.alarms(p, UNDER.detector(p))
-    # Then the alarm measures against the floor
     assert isinstance(spec.metric, MetricMath)
-    assert spec.metric.expression == "MAX([bytes / 120000000, records / 120000])"
+    # When the alarm's expression is evaluated
+    value = evaluate_alarm_expression(spec.metric.expression, bytes=bytes_sum, records=records_sum, shards=shards)
+    # Then it is the larger share of those shards' capacity
+    assert value == pytest.approx(utilisation)
 
 
 def test_evidence_covers_two_hours_of_load_throttles_and_every_consumers_lag():

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from remediator.core.deployment import KILL_SWITCH_OFF, POLICY_CACHE_SECONDS
@@ -66,8 +66,25 @@ class SsmPolicySource:
     """
 
     def __init__(self, ssm: Any, prefix: str) -> None:
+        self._ssm = ssm
         self._provider = parameters.SSMProvider(boto3_client=ssm)
         self._prefix = prefix.rstrip("/")
+
+    def names(self) -> list[str]:
+        """The streams with a policy parameter directly under the prefix: GetParametersByPath, one page of at most
+        10 parameters per call (SSM's maximum), so 1,000 streams take 100 calls. Stream names contain no '/', so
+        the listing is not recursive. IAM authorises the call against the path itself (the prefix), not against
+        the parameters it returns. Any failure raises PolicyUnreadable (the census fails, Lambda retries it)."""
+        names: list[str] = []
+        try:
+            pages = self._ssm.get_paginator("get_parameters_by_path").paginate(
+                Path=self._prefix, Recursive=False, PaginationConfig={"PageSize": 10}
+            )
+            for page in pages:
+                names += [p["Name"][len(self._prefix) + 1 :] for p in page.get("Parameters", [])]
+        except (ClientError, BotoCoreError) as exc:
+            raise PolicyUnreadable(f"cannot list the policies under {self._prefix}: {exc}") from exc
+        return sorted(name for name in names if name)
 
     def get(self, stream: str) -> StreamPolicy | None:
         name = f"{self._prefix}/{stream}"

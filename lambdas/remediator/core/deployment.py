@@ -31,6 +31,11 @@ def schedule_prefix(alarm_prefix: str) -> str:
 # The remediator function's timeout (the stack sets it). It must leave room for the worst case of what follows
 # a change (clients.aws.seconds_after_change: tests/infrastructure/test_timeouts.py checks it).
 FUNCTION_TIMEOUT_SECONDS: Final = 300
+# The shard census (service.census): a scheduled EventBridge rule invokes the function with this constant input
+# every CENSUS_RATE_MINUTES; the census publishes each protected stream's OpenShards, which the under-utilised
+# alarm divides the write load by (its period is the census's rate, so each period holds one census).
+CENSUS_SOURCE: Final = "kinesis-remediator.census"
+CENSUS_RATE_MINUTES: Final = 5
 # A stream's lease outlives the invocation that took it by this much at most, then expires on its own.
 LEASE_MARGIN_SECONDS: Final = 60
 
@@ -74,6 +79,8 @@ class RemediatorMetric:
     DUPLICATE_DELIVERIES: Final = "DuplicateDeliveriesInProgress"
     ALARM_RESOLUTIONS: Final = "AlarmResolutions"  # one of our alarms went from ALARM back to OK
     FOLLOW_THROUGHS: Final = "FollowThroughs"  # a follow-through schedule fired
+    # Per shard census: protected streams it left without an OpenShards (unreadable, or no time left); 0 normally.
+    CENSUS_STREAMS_MISSED: Final = "CensusStreamsMissed"
     # Per outcome (a trigger that got past idempotency)
     PLANS_MADE: Final = "PlansMade"  # a plan was made (also when it holds no step)
     ACTIONS_APPLIED: Final = "ActionsApplied"  # steps AWS accepted

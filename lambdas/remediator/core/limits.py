@@ -17,6 +17,9 @@ SCALE_UP_RESERVE: Final = 2
 # One call scales down to no less than half the current count (aws-facts.md §1: "scale down below 1/2").
 MIN_SCALE_DOWN_FRACTION: Final = 0.5
 
+# Kinesis control plane (aws-facts.md §5): DescribeStreamSummary, per account (shared with every other caller).
+DESCRIBE_STREAM_SUMMARY_PER_SECOND: Final = 20
+
 # Per-shard write capacity. AWS documents "1 MB/s"; the smaller (decimal) reading errs
 # towards calling a stream saturated rather than missing it.
 SHARD_WRITE_BYTES_PER_SECOND: Final = 1_000_000

@@ -265,9 +265,20 @@ MOVED_KEYS: dict[tuple[str, ...], str] = {
 }
 
 
+# Keys that were removed, so that `validate` can say why instead of "not permitted".
+REMOVED_KEYS: dict[tuple[str, ...], str] = {
+    ("detectors", "under_utilised", "shards"): "this setting was removed: the under-utilised alarm now divides by "
+    "the stream's open shards, which the remediator's shard census publishes every few minutes (OpenShards); "
+    "delete the key",
+}
+
+
 def moved_key_hint(location: tuple[Any, ...]) -> str | None:
-    """Where a key that is no longer accepted at `location` (relative to a stream) lives now."""
-    new = MOVED_KEYS.get(tuple(str(part) for part in location))
+    """Where a key that is no longer accepted at `location` (relative to a stream) lives now, or why it went."""
+    key = tuple(str(part) for part in location)
+    if key in REMOVED_KEYS:
+        return REMOVED_KEYS[key]
+    new = MOVED_KEYS.get(key)
     if new is None:
         return None
     return (

@@ -121,6 +121,11 @@ class PolicySource(Protocol):
 
     def get(self, stream: str) -> StreamPolicy | None: ...
 
+    def names(self) -> list[str]:
+        """The streams that have a deployed policy (the protected streams), sorted; raises PolicyUnreadable when
+        the list cannot be read."""
+        ...
+
 
 class KillSwitch(Protocol):
     def engaged(self) -> bool:

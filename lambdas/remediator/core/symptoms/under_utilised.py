@@ -1,20 +1,20 @@
 """under-utilised: writes stay far below the shards' capacity for an hour; fewer shards would do.
 
-The alarm is metric math over IncomingBytes and IncomingRecords: write utilisation, the larger of the bytes
-share and the records share of the capacity of `N` shards, below a threshold in every minute of an hour.
+The alarm is metric math over IncomingBytes, IncomingRecords and the stream's own OpenShards: write utilisation,
+the larger of the bytes share and the records share of the capacity of the stream's current shards, below a
+threshold in every 5-minute period of an hour.
 
-`N` is a constant in the alarm. CloudWatch has no metric of a stream's shard count, and the stack does not
-read the stream at synth, so the alarm cannot follow a reshard by itself. `N` is the detector's `shards` (the
-count the stream is deployed at, which the team redeploys after a reshard), or else the policy's floor,
-`actions.reshard.min_shards`. Why the floor: with `N` at or below the stream's real count the alarm computes a
-utilisation at or above the real one, so it never goes off on a stream that is busy at its real count; it only
-goes off later (for a stream well above its floor, once the writes would fit the floor). With `N` above the
-real count (a stale `shards` after a scale-in) it may go off early, and may then sit in ALARM without
-re-firing. Either way the alarm only starts a diagnosis: `diagnose` re-reads the open shard count and judges
-utilisation against it, proposes a scale-in only when the stream really is under-utilised at its current
-count, and sizes it with the capacity maths every reshard uses (`required_shards`, at
-`capacity.target_utilisation`). The reshard action then keeps the scale-in within AWS's per-call limits and
-the policy's bounds, and waits out the stabilisation window.
+CloudWatch publishes no shard count, so the remediator does: its shard census (service.census), run every
+CENSUS_RATE_MINUTES by a scheduled rule, reads every protected stream's open shard count and publishes it as
+OpenShards (namespace KinesisRemediator, dimensions service and StreamName). The alarm's period is the census's
+rate, so each period holds one census datapoint and the alarm follows a reshard, whoever made it, within one
+period. A period without a census datapoint (no census yet, a stream it could not read) has no utilisation, and
+missing data is not breaching: no census, no alarm, the safe side for a symptom that removes shards.
+
+The alarm only starts a diagnosis: `diagnose` re-reads the open shard count and judges utilisation against it,
+proposes a scale-in only when the stream really is under-utilised at its current count, and sizes it with the
+capacity maths every reshard uses (`required_shards`, at `capacity.target_utilisation`). The reshard action then
+keeps the scale-in within AWS's per-call limits and the policy's bounds, and waits out the stabilisation window.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from __future__ import annotations
 from pydantic import Field
 
 from remediator.core import limits
+from remediator.core.deployment import CENSUS_RATE_MINUTES, METRICS_NAMESPACE, SERVICE_NAME, RemediatorMetric
 from remediator.core.evidence import INCOMING_BYTES, INCOMING_RECORDS, Evidence
-from remediator.core.metrics import Comparison, MetricMath, MetricQuery, MissingData
+from remediator.core.metrics import Comparison, Metric, MetricMath, MetricQuery, MissingData
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
 from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.registry import REGISTRY
@@ -40,37 +41,49 @@ ON_DEMAND_IDLE = Advice(
 )
 
 
+# The alarm's period: the census's rate (core.deployment), so that each period holds one OpenShards datapoint.
+PERIOD_SECONDS = CENSUS_RATE_MINUTES * 60
+PERIODS_PER_HOUR = 3600 // PERIOD_SECONDS
+
+
 class UnderUtilisedDetector(DetectorPolicy):
     evaluation_periods: int = Field(
-        60, ge=1, le=60, description="Minutes the alarm looks back over (an hour: a quiet spell is not a trend)."
+        PERIODS_PER_HOUR,
+        ge=1,
+        le=2 * PERIODS_PER_HOUR,
+        description=f"{CENSUS_RATE_MINUTES}-minute periods the alarm looks back over ({PERIODS_PER_HOUR}: an hour; "
+        "a quiet spell is not a trend).",
     )
     datapoints_to_alarm: int = Field(
-        60, ge=1, le=60, description="Minutes below the threshold needed to alarm (every one of them by default)."
+        PERIODS_PER_HOUR,
+        ge=1,
+        le=2 * PERIODS_PER_HOUR,
+        description=f"{CENSUS_RATE_MINUTES}-minute periods below the threshold needed to alarm (every one of them "
+        "by default).",
     )
     threshold_utilisation: float = Field(
         0.3,
         gt=0.0,
         lt=1.0,
         description=f"Alarm when write utilisation (the larger of the {INCOMING_BYTES.name} and "
-        f"{INCOMING_RECORDS.name} shares of `shards` shards' capacity) stays below this.",
-    )
-    shards: int | None = Field(
-        None,
-        ge=1,
-        le=limits.MAX_SHARDS_PER_STREAM,
-        description="The shard count the alarm measures utilisation against: CloudWatch knows no stream's shard "
-        "count, so it is a constant in the alarm. Set the count the stream is deployed at (and redeploy after a "
-        "reshard); empty: actions.reshard.min_shards, which never alarms on a stream busy at its real count but "
-        "alarms only once the writes would fit that floor. The diagnosis always re-reads the real count.",
+        f"{INCOMING_RECORDS.name} shares of the capacity of the stream's open shards, as the remediator's shard "
+        "census publishes them) stays below this.",
     )
 
 
-def reference_shards(policy: StreamPolicy, detector: UnderUtilisedDetector) -> int:
-    """The `N` of the alarm (see the module docstring)."""
-    if detector.shards is not None:
-        return detector.shards
-    reshard = getattr(policy.actions, "reshard", None)
-    return int(getattr(reshard, "min_shards", 1))
+def open_shards_metric(stream: str) -> Metric:
+    """The census's OpenShards of a stream (observability.publish_open_shards), per alarm period."""
+    return Metric(
+        METRICS_NAMESPACE,
+        RemediatorMetric.OPEN_SHARDS,
+        "Maximum",
+        tuple(
+            sorted(
+                {RemediatorMetric.SERVICE_DIMENSION: SERVICE_NAME, RemediatorMetric.STREAM_DIMENSION: stream}.items()
+            )
+        ),
+        PERIOD_SECONDS,
+    )
 
 
 @REGISTRY.symptom
@@ -87,22 +100,29 @@ class UnderUtilised(Symptom[UnderUtilisedDetector]):
     evidence_window_minutes = CALM_EVIDENCE_MINUTES
 
     def alarms(self, policy: StreamPolicy, detector: UnderUtilisedDetector) -> list[AlarmSpec]:
-        shards = reference_shards(policy, detector)
-        period = limits.METRIC_PERIOD_SECONDS
-        # Sums per minute, divided by the minute's capacity of `shards` shards: the share of each in use.
-        bytes_capacity = period * shards * limits.SHARD_WRITE_BYTES_PER_SECOND
-        records_capacity = period * shards * limits.SHARD_WRITE_RECORDS_PER_SECOND
+        # Sums per period, divided by the period's capacity of the stream's open shards (the census's count).
+        period = PERIOD_SECONDS
+        bytes_capacity = f"{period * limits.SHARD_WRITE_BYTES_PER_SECOND} * shards"
+        records_capacity = f"{period * limits.SHARD_WRITE_RECORDS_PER_SECOND} * shards"
         utilisation = MetricMath(
-            f"MAX([bytes / {bytes_capacity}, records / {records_capacity}])",
+            f"MAX([bytes / ({bytes_capacity}), records / ({records_capacity})])",
             {
-                "bytes": INCOMING_BYTES.on(StreamName=policy.name),
-                "records": INCOMING_RECORDS.on(StreamName=policy.name),
+                "bytes": _per_period(INCOMING_BYTES.on(StreamName=policy.name)),
+                "records": _per_period(INCOMING_RECORDS.on(StreamName=policy.name)),
+                "shards": open_shards_metric(policy.name),
             },
-            label=f"write utilisation of {shards} shard(s)",
+            label="write utilisation of the open shards",
+            period_seconds=period,
         )
-        # No datapoint means no write in that minute, or metrics that did not arrive. Neither counts towards the
-        # alarm: the remediator never shrinks a stream on absent data (the diagnosis needs datapoints), so an
-        # idle stream is left to the people who own it.
+        # No utilisation in a period means no write in it, metrics that did not arrive, or no census datapoint
+        # (the census has not run, or could not read the stream). None counts towards the alarm (notBreaching):
+        # no census, no alarm. The remediator never shrinks a stream on absent data (the diagnosis needs
+        # datapoints), so an idle stream is left to the people who own it.
+        # UNCONFIRMED (aws-facts.md is silent): that CloudWatch metric math yields no datapoint, rather than an
+        # error or a zero, for a period in which one input (`shards`) has none. And the census's datapoints are
+        # stamped when it publishes, not at the period's start: a census that drifts across a period boundary can
+        # leave one period empty and another with two (Maximum keeps one), which only delays the alarm by up to
+        # an hour (12 of 12 periods), the safe side.
         return [
             self.alarm(
                 detector,
@@ -158,3 +178,7 @@ class UnderUtilised(Symptom[UnderUtilisedDetector]):
                 ),
             ),
         )
+
+
+def _per_period(metric: Metric) -> Metric:
+    return Metric(metric.namespace, metric.name, metric.statistic, metric.dimensions, PERIOD_SECONDS)
