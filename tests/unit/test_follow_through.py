@@ -170,6 +170,32 @@ def test_an_applied_reshard_has_more_to_do_until_desired_or_a_policy_bound(
     assert action.more_to_do(parameters, block) is more
 
 
+@pytest.mark.parametrize(
+    ("desired", "target", "stabilisation", "wait"),
+    [
+        pytest.param(8, 4, 60, None, id="scale-up-settles"),
+        pytest.param(1, 4, 60, timedelta(minutes=61), id="scale-in-waits-out-its-window"),
+        pytest.param(1, 4, 15, timedelta(minutes=16), id="scale-in-shorter-window"),
+    ],
+)
+def test_a_scale_in_follow_up_waits_out_the_stabilisation_window_its_own_step_restarted(
+    desired: int, target: int, stabilisation: int, wait: timedelta | None
+) -> None:
+    # Given an applied reshard with more to do, and the policy's stabilisation window
+    action = REGISTRY.actions["reshard"]
+    block = action.block(policy(reshard={"stabilisation_minutes": stabilisation}))
+    parameters = {"current_shards": 2 * target, "desired_shards": desired, "target_shards": target}
+    # When follow-through asks how long the next step waits
+    waited = action.next_step_after(parameters, block)
+    # Then a scale-up settles for the default time, and a scale-in waits a minute past its window (sooner, the
+    # stabilisation-window guardrail would only block it for our own reshard)
+    assert waited == wait
+    # And the decision schedules the follow-up that far out
+    facts = StepFacts(action="reshard", result=StepResult.APPLIED, more_to_do=True, wait=waited)
+    decision = decide(mode=Mode.ENFORCE, steps=[facts], attempt=0, origin=ORIGIN, now=NOW)
+    assert decision.at == at(wait if wait is not None else SETTLE)
+
+
 def test_step_facts_read_the_plan_the_outcomes_and_the_cooldown_end() -> None:
     # Given a reshard blocked by the cooldown of a reshard applied 10 minutes ago (30 min cooldown)
     stream_policy = policy(mode="enforce")

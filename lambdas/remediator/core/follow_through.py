@@ -9,7 +9,8 @@ same use case again (a new plan, every guardrail re-checked) as its own unit of 
 A follow-up is needed when a step
 - was applied and its action says there is more to do (`Action.more_to_do`: a reshard whose target_shards is
   short of desired_shards, because one call may at most double or halve): at `SETTLE` after it, the time a
-  reshard takes; the stream must be ACTIVE again by then, or the follow-up polls;
+  reshard takes, or as long as the action says (`Action.next_step_after`: a scale-in waits out its
+  stabilisation window); the stream must be ACTIVE again by then, or the follow-up polls;
 - was blocked only by transient guardrails (`TRANSIENT_GUARDRAILS`): the stream not ACTIVE (UPDATING) -> poll
   after `POLL_INTERVAL`; a cooldown -> when that cooldown ends.
 Any other outcome ends the chain: nothing to do, a failed step (never retried blindly), a guardrail that time
@@ -84,6 +85,7 @@ class StepFacts:
     more_to_do: bool = False  # applied, and the action reached only part of what was asked
     blocked_by: frozenset[str] = frozenset()  # the guardrails that failed (empty when none did)
     cooldown_ends: datetime | None = None  # when the cooldown blocking it ends
+    wait: timedelta | None = None  # how long an applied step's follow-up waits (None: SETTLE)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ def step_facts(
                 and action.more_to_do(step.parameters, action.block(policy)),
                 blocked_by=failing,
                 cooldown_ends=ends if "cooldown" in failing else None,
+                wait=action.next_step_after(step.parameters, action.block(policy)),
             )
         )
     return facts
@@ -126,7 +129,9 @@ def step_facts(
 def _wanted(step: StepFacts, now: datetime) -> tuple[datetime, str] | None:
     """When this step wants the plan made again, and why; None when it does not."""
     if step.result == StepResult.APPLIED:
-        return (now + SETTLE, f"{step.action} applied one step of several") if step.more_to_do else None
+        if not step.more_to_do:
+            return None
+        return now + (step.wait if step.wait is not None else SETTLE), f"{step.action} applied one step of several"
     if step.result != StepResult.BLOCKED or not step.blocked_by or not step.blocked_by <= TRANSIENT_GUARDRAILS:
         return None  # failed, or blocked by the kill switch or by a guardrail that time does not lift
     at = now

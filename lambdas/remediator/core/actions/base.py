@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from remediator.core.cost import Usage
@@ -130,6 +130,11 @@ class Action(ABC, Generic[PolicyT]):
         """True when this applied step reached only part of what was asked, and a next step within the policy's
         bounds (`block`) would go further."""
         return False
+
+    def next_step_after(self, parameters: dict[str, Any], block: PolicyT) -> timedelta | None:
+        """How long the follow-up of an applied step with more to do waits before planning again; None: the
+        default settle time (remediator.core.follow_through.SETTLE)."""
+        return None
 
     def bounds(self, block: PolicyT) -> str:
         """The policy's bounds for this action, in a few words, for the `validate` table."""

@@ -448,6 +448,13 @@ class Reshard(Action[ReshardPolicy]):
             return target > block.min_shards
         return False
 
+    def next_step_after(self, parameters: dict[str, Any], block: ReshardPolicy) -> timedelta | None:
+        # A scale-in's next step must find a calm stabilisation window after this one (stabilisation-window
+        # counts our own reshard): planning again sooner would only be blocked. A minute past it, to be clear of it.
+        if int(parameters["desired_shards"]) < int(parameters["target_shards"]):
+            return timedelta(minutes=block.stabilisation_minutes + 1)
+        return None
+
     def bounds(self, block: ReshardPolicy) -> str:
         return f"{block.min_shards}..{block.max_shards} shards"
 
