@@ -25,10 +25,12 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 from remediator.core.deployment import (
+    CENSUS_RATE_MINUTES,
     FAILED_OUTCOME_METRIC,
     METRICS_NAMESPACE,
     METRICS_SERVICE_DIMENSION,
     SERVICE_NAME,
+    RemediatorMetric,
 )
 from remediator.policy_files import PolicySet
 
@@ -37,6 +39,8 @@ OPERATOR_EMAILS_CONTEXT = "operatorEmails"
 # Alarm when the longest invocation in a period reaches this share of the function's timeout.
 DURATION_ALARM_SHARE = 0.8
 PERIOD = Duration.minutes(5)
+# Census periods in a row that must miss (or lack) a count before the census alarm fires: 15 minutes.
+CENSUS_PERIODS = 3
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 
 
@@ -162,8 +166,35 @@ class SelfMonitoring(Construct):
             ),
             1,
         )
+        # The census (every CENSUS_RATE_MINUTES) feeds the under-utilised alarms their shard counts: streams it
+        # missed, or no census at all, leave those alarms without data (they then never fire: the safe side,
+        # but a silent one).
+        self._alarm(
+            "census",
+            "Kinesis Remediator: the shard census missed streams, or did not run, for 15 minutes; the "
+            "under-utilised alarms have no shard count meanwhile.",
+            cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=RemediatorMetric.CENSUS_STREAMS_MISSED,
+                dimensions_map=service,
+                statistic="Minimum",
+                period=Duration.minutes(CENSUS_RATE_MINUTES),
+            ),
+            1,
+            periods=CENSUS_PERIODS,
+            missing=cloudwatch.TreatMissingData.BREACHING,
+        )
 
-    def _alarm(self, what: str, description: str, metric: cloudwatch.IMetric, threshold: float) -> None:
+    def _alarm(
+        self,
+        what: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        *,
+        periods: int = 1,
+        missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+    ) -> None:
         alarm = cloudwatch.Alarm(
             self,
             what,
@@ -171,10 +202,10 @@ class SelfMonitoring(Construct):
             alarm_description=description,
             metric=metric,
             threshold=threshold,
-            evaluation_periods=1,
-            datapoints_to_alarm=1,
+            evaluation_periods=periods,
+            datapoints_to_alarm=periods,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            treat_missing_data=missing,
         )
         alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
         self.alarms[what] = alarm

@@ -13,7 +13,7 @@ from aws_cdk import App
 from aws_cdk.assertions import Template
 from moto.events.models import EventPattern
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, identify
-from remediator.core.deployment import FAILED_OUTCOME_METRIC, METRICS_NAMESPACE, SERVICE_NAME
+from remediator.core.deployment import FAILED_OUTCOME_METRIC, METRICS_NAMESPACE, SERVICE_NAME, RemediatorMetric
 from remediator.events import AlarmStateChangeEvent
 from remediator.policy_files import load_policies
 
@@ -46,10 +46,10 @@ def operators_topic(synth: Synth) -> str:
 def test_every_alarm_is_a_streams_or_the_remediators_own(synth: Synth) -> None:
     # Given every alarm in the template
     names = {a["Properties"]["AlarmName"] for a in synth.resources("AWS::CloudWatch::Alarm").values()}
-    # Then each is either one the symptoms declare for a stream, or one of the remediator's four
+    # Then each is either one the symptoms declare for a stream, or one of the remediator's five
     assert names == set(alarms_by_name(synth)) | set(health_alarms(synth))
     assert sorted(health_alarms(synth)) == [
-        f"{HEALTH}{what}" for what in ("dead-letter-queue", "duration", "errors", "failed-outcomes")
+        f"{HEALTH}{what}" for what in ("census", "dead-letter-queue", "duration", "errors", "failed-outcomes")
     ]
 
 
@@ -94,9 +94,22 @@ def test_the_health_alarms_watch_what_the_remediator_emits(synth: Synth) -> None
         [{"Name": "service", "Value": SERVICE_NAME}],
         "GreaterThanOrEqualToThreshold",
     )
-    # And all of them treat no data as fine, and notify the operators' topic
-    for properties in alarms.values():
-        assert properties["TreatMissingData"] == "notBreaching"
+    # And the census alarm reads the streams the census missed, three 5-minute periods in a row, and takes no
+    # census at all (no data) as a problem too
+    census = alarms[f"{HEALTH}census"]
+    assert watched("census") == (
+        METRICS_NAMESPACE,
+        RemediatorMetric.CENSUS_STREAMS_MISSED,
+        "Minimum",
+        [{"Name": "service", "Value": SERVICE_NAME}],
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert (census["Period"], census["EvaluationPeriods"], census["DatapointsToAlarm"]) == (300, 3, 3)
+    assert census["TreatMissingData"] == "breaching"
+    # And the others treat no data as fine; all notify the operators' topic
+    for name, properties in alarms.items():
+        if name != f"{HEALTH}census":
+            assert properties["TreatMissingData"] == "notBreaching"
         assert properties["AlarmActions"] == [ref(operators_topic(synth))]
 
 
