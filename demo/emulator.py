@@ -328,7 +328,6 @@ def _lookup_events_unsupported(self: Any) -> Any:
 
 
 def install_patches() -> None:
-    CloudTrailResponse.lookup_events = _lookup_events_unsupported  # type: ignore[attr-defined]
     if getattr(CloudFormationBackend, "_kinesis_remediator_patched", False):
         return
     CloudFormationBackend._resolve_update_parameters = _resolve_update_parameters  # type: ignore[method-assign]
@@ -351,6 +350,10 @@ class Emulator:
         self.endpoint = ""
 
     def __enter__(self) -> Emulator:
+        # Only while this emulator runs: moto's classes are shared with any in-process moto (the tests), where
+        # LookupEvents must stay as moto has it.
+        self._lookup_events = CloudTrailResponse.__dict__.get("lookup_events")
+        CloudTrailResponse.lookup_events = _lookup_events_unsupported  # type: ignore[attr-defined]
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint = f"http://{host}:{port}"
@@ -359,6 +362,10 @@ class Emulator:
 
     def __exit__(self, *exc: object) -> None:
         self._server.stop()
+        if self._lookup_events is None:
+            del CloudTrailResponse.lookup_events  # type: ignore[attr-defined]
+        else:
+            CloudTrailResponse.lookup_events = self._lookup_events  # type: ignore[attr-defined]
 
     def environment(self) -> dict[str, str]:
         """What a boto3 client or the CDK CLI needs to talk to this emulator, and never to AWS."""
