@@ -23,7 +23,8 @@ SCANNED = ("tests", "demo")
 
 def users_policies_references(source: str) -> list[str]:
     """Where this Python source reads the project's policies folder: `<...ROOT...> / "policies"`, a relative
-    "policies/..." or Path("policies"), or app.py run (run_app) without a policyDir in its context."""
+    "policies/..." or Path("policies"), or app.py run without a policyDir: run_app without it in its context, or a
+    CDK CLI command line (a list starting with CDK: every cdk command, bootstrap included, runs app.py)."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
@@ -34,6 +35,9 @@ def users_policies_references(source: str) -> list[str]:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if node.value.startswith("policies/") and "\n" not in node.value:
                 found.append(f"line {node.lineno}: {node.value!r}")
+        elif isinstance(node, ast.List) and node.elts and "CDK" in ast.unparse(node.elts[0]):
+            if "policyDir" not in ast.unparse(node):
+                found.append(f"line {node.lineno}: {ast.unparse(node)} (no policyDir: app.py reads policies/)")
         elif isinstance(node, ast.Call):
             name = ast.unparse(node.func)
             first = ast.unparse(node.args[0]) if node.args else ""
@@ -57,6 +61,8 @@ def users_policies_references(source: str) -> list[str]:
         ('directory = WORK / "policies"', 0),
         ('EXAMPLE = PROJECT_ROOT / "examples" / "policies" / "example.yaml"', 0),
         ('name = "/kinesis-remediator/policies/orders"', 0),
+        ('command = [str(CDK), *args, "--output", str(WORK / "cdk.out")]', 1),
+        ('command = [str(CDK), *args, "-c", f"policyDir={WORK / \'policies\'}"]', 0),
     ],
 )
 def test_the_scanner_finds_references_to_the_users_policies(source: str, expected: int) -> None:
