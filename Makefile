@@ -14,6 +14,8 @@ CDK := node_modules/.bin/cdk
 LAMBDA_PYTHON := 3.14
 LAMBDA_PLATFORM := manylinux2014_aarch64
 LAYER := build/layer
+# Your policy files (policies/README.md). The tests and the demo bring their own; examples/ is documentation.
+POLICY_DIR ?= policies
 
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
@@ -51,19 +53,21 @@ bootstrap: $(VENV)/.installed node_modules/.installed $(LAYER)/.installed ## Ins
 layer: $(LAYER)/.installed ## Build the Lambda dependencies layer
 
 validate: $(VENV)/.installed ## Validate the policy files
-	@$(VENV)/bin/kinesis-remediator validate policies
+	@$(VENV)/bin/kinesis-remediator validate $(POLICY_DIR)
 
 docs: $(VENV)/.installed ## Regenerate the README's policy reference and plugin catalogue from the registry
 	@$(PY) -m remediator.reference README.md
 
 synth: bootstrap ## cdk synth, offline, with cdk-nag
-	@$(CDK) synth --quiet
+	@$(CDK) synth --quiet -c policyDir=$(POLICY_DIR)
 
 deploy: bootstrap ## cdk deploy into the account of your current AWS credentials
-	@$(CDK) deploy --require-approval broadening
+	@$(CDK) deploy --require-approval broadening -c policyDir=$(POLICY_DIR)
 
+# cdk destroy synthesizes the app only to learn the stack's name: the example lets you destroy after emptying
+# (or breaking) your policy folder, and it deploys nothing.
 destroy: bootstrap ## cdk destroy (the audit table is retained)
-	@$(CDK) destroy
+	@$(CDK) destroy -c policyDir=examples/policies
 
 lint: $(VENV)/.installed ## ruff and mypy
 	@$(VENV)/bin/ruff check .
@@ -76,7 +80,7 @@ test: bootstrap ## The whole test suite (unit, integration, infrastructure, e2e)
 test-fast: $(VENV)/.installed ## Unit and integration tests only
 	@$(PY) -m pytest tests/unit tests/integration -q
 
-demo: bootstrap ## Deploy into a local AWS emulator and play five incidents
+demo: bootstrap ## Deploy into a local AWS emulator and play seven incidents
 	@$(PY) -m demo
 
 clean: ## Remove build outputs (keeps .venv and node_modules)

@@ -6,9 +6,9 @@ import sys
 
 from aws_cdk import App
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX
-from remediator.policy_files import PolicyValidationError
+from remediator.policy_files import NoPolicyFiles, PolicyValidationError
 
-from stacks.app_builder import LayerNotBuilt, build_app
+from stacks.app_builder import LayerNotBuilt, build_app, no_policy_message
 from stacks.constructs.dashboard import DashboardTooLarge
 from stacks.constructs.self_monitoring import OPERATOR_EMAILS_CONTEXT, OperatorEmailsError
 
@@ -23,6 +23,9 @@ def main() -> None:
             alarm_prefix=app.node.try_get_context("alarmPrefix") or DEFAULT_ALARM_PREFIX,
             operator_emails=app.node.try_get_context(OPERATOR_EMAILS_CONTEXT),
         )
+    except NoPolicyFiles:
+        print(no_policy_message(policy_dir), file=sys.stderr)
+        sys.exit(1)
     except PolicyValidationError as exc:
         print(f"Invalid policy ({len(exc.errors)} error(s)):\n{exc}", file=sys.stderr)
         sys.exit(1)

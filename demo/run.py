@@ -415,8 +415,9 @@ class Demo:
             }
         )
         log = self.logs / f"{name}.log"
-        # Its own cloud assembly: the CLI locks cdk.out, which a developer's synth may be using.
-        command = [str(CDK), *args, "--output", str(WORK / "cdk.out")]
+        # Its own cloud assembly: the CLI locks cdk.out, which a developer's synth may be using. Its own policy
+        # too: every cdk command (bootstrap included) runs app.py, which must never read the user's policies/.
+        command = [str(CDK), *args, "--output", str(WORK / "cdk.out"), "-c", f"policyDir={WORK / 'policies'}"]
         with log.open("w", encoding="utf-8") as handle:
             completed = subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False)
         if completed.returncode != 0:
@@ -532,8 +533,6 @@ class Demo:
             "--method=direct",  # moto's change sets lose stack outputs and cannot update
             "--outputs-file",
             str(outputs),
-            "-c",
-            f"policyDir={WORK / 'policies'}",
         )
         self.outputs = json.loads(outputs.read_text(encoding="utf-8"))[STACK]
 
@@ -1022,6 +1021,7 @@ def run(out: TextIO) -> int:
             with progress.step(f"Starting the AWS emulator (moto) on {emulator.endpoint}"):
                 pass
             with progress.step("Bootstrapping the CDK toolkit in the emulator (cdk bootstrap)"):
+                demo.write_policy("dry-run")  # cdk bootstrap runs app.py, which needs a policy: the demo's own
                 demo.cdk("bootstrap", "bootstrap", f"aws://{ACCOUNT}/{REGION}")
             with progress.step(
                 f"Creating streams '{STREAM}', '{CLICKS}' and '{PAYMENTS}' ({START_SHARDS} shards each) and the "

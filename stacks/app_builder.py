@@ -8,7 +8,7 @@ from pathlib import Path
 from aws_cdk import App, Validations
 from cdk_nag import AwsSolutionsChecks
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX, STACK_NAME
-from remediator.policy_files import load_policies
+from remediator.policy_files import EXAMPLE_POLICY, load_policies
 
 from stacks.remediator_stack import KinesisRemediatorStack
 
@@ -19,6 +19,18 @@ PARAMETER_ROOT = "/kinesis-remediator"
 
 class LayerNotBuilt(RuntimeError):
     pass
+
+
+def no_policy_message(policy_dir: str | Path) -> str:
+    """What `cdk synth` / `make deploy` say when the policy folder holds no policy: nothing would be protected,
+    so nothing is deployed, and the user is told where policies go and how to start from the example."""
+    return (
+        f"No policy to deploy: {policy_dir} has no policy file (*.yaml or *.yml), so the remediator would watch "
+        "no stream. Nothing was synthesized.\n"
+        f"To start: cp {EXAMPLE_POLICY} {Path(policy_dir) / 'my-streams.yaml'}, put your own stream names and "
+        "e-mail addresses in it, then run `make validate`.\n"
+        "(Another folder: cdk synth -c policyDir=PATH, or make synth POLICY_DIR=PATH.)"
+    )
 
 
 def build_app(

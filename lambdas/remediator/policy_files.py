@@ -41,6 +41,15 @@ class PolicyValidationError(Exception):
         super().__init__("\n".join(str(e) for e in errors))
 
 
+# The project's commented example: documentation, never read unless the user copies it into a policy folder.
+EXAMPLE_POLICY = "examples/policies/example.yaml"
+NO_POLICY_FILES = f"no policy files (*.yaml or *.yml) found; to start, copy {EXAMPLE_POLICY} here and edit it"
+
+
+class NoPolicyFiles(PolicyValidationError):
+    """Nothing to load: the folders given hold no policy file (not one invalid file: no file at all)."""
+
+
 @dataclass(frozen=True)
 class PolicySet:
     """All streams under protection, each with the file it came from."""
@@ -134,9 +143,9 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
     """Load and validate every policy file; raise PolicyValidationError listing all errors at once."""
     paths = list(paths)
     files = policy_paths(paths)
-    errors: list[PolicyError] = []
     if not files:
-        errors.append(PolicyError(", ".join(map(str, paths)) or "(none)", None, None, "no policy files found"))
+        raise NoPolicyFiles([PolicyError(", ".join(map(str, paths)) or "(none)", None, None, NO_POLICY_FILES)])
+    errors: list[PolicyError] = []
     streams: dict[str, StreamPolicy] = {}
     sources: dict[str, str] = {}
     for path in files:

@@ -80,5 +80,5 @@ def grown_synth(grown_policy_dir: Path, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="session")
 def example_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The app built from the repository's own policies/example.yaml."""
+    """The app built from the documented example, examples/policies/example.yaml (not the user's policies/)."""
     return synthesize([EXAMPLE_POLICY], tmp_path_factory.mktemp("cdk.out-example"))

@@ -29,7 +29,9 @@ from remediator.policy_files import PolicySet, load_policies
 from stacks.app_builder import PROJECT_ROOT, build_app
 from stacks.remediator_stack import KinesisRemediatorStack
 
-EXAMPLE_POLICY = PROJECT_ROOT / "policies" / "example.yaml"
+# The README's commented example: documentation the tests keep true (it synthesizes, passes cdk-nag and cfn-lint).
+# Never the user's policies/ folder, which the suite does not read (tests/unit/test_own_policies.py).
+EXAMPLE_POLICY = PROJECT_ROOT / "examples" / "policies" / "example.yaml"
 # What the CDK CLI adds to cdk.json's context when it runs the app.
 CLI_CONTEXT = {"aws:cdk:enable-asset-metadata": True, "aws:cdk:enable-path-metadata": True}
 

@@ -1,4 +1,4 @@
-"""Bad inputs fail synthesis with a clear message and write nothing: an invalid policy, a missing layer."""
+"""Bad inputs fail synthesis with a clear message and write nothing: an invalid policy, no policy, a missing layer."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 from aws_cdk import App
-from remediator.policy_files import PolicyValidationError
+from remediator.policy_files import NO_POLICY_FILES, PolicyValidationError
 
-from stacks.app_builder import LayerNotBuilt, build_app
+from stacks.app_builder import LayerNotBuilt, build_app, no_policy_message
 from tests.infrastructure.support import cli_context, run_app, write_policies
 
 pytestmark = pytest.mark.xdist_group("infrastructure")
@@ -59,7 +59,7 @@ def test_missing_layer_gives_a_clear_message(policy_dir: Path, tmp_path: Path, l
 @pytest.mark.parametrize(
     ("files", "expected"),
     [
-        ({}, ["{dir}: no policy files found"]),
+        ({}, ["{dir}: " + NO_POLICY_FILES]),
         (
             {"empty.yaml": "version: 1\nstreams: []\n"},
             ["{dir}/empty.yaml: streams: Tuple should have at least 1 item after validation, not 0"],
@@ -84,3 +84,25 @@ def test_no_policy_never_means_all_streams(tmp_path: Path, files: dict[str, str]
     # Then it fails naming the file (and stream), rather than granting on every stream
     assert [str(error) for error in raised.value.errors] == [line.format(dir=policy_dir) for line in expected]
     assert app.node.children == []
+
+
+@pytest.mark.parametrize("readme", [True, False], ids=["readme-only", "empty"])
+def test_synth_with_no_policy_stops_naming_the_folder_and_what_to_do(tmp_path: Path, readme: bool) -> None:
+    # Given a policy folder with no policy file (as policies/ ships: a README only)
+    policy_dir = tmp_path / "policies"
+    policy_dir.mkdir()
+    if readme:
+        (policy_dir / "README.md").write_text("# Your policies\n", encoding="utf-8")
+    outdir = tmp_path / "cdk.out"
+    # When app.py is run with it as policyDir (cdk synth / make deploy)
+    result = run_app({**cli_context(), "policyDir": str(policy_dir)}, outdir)
+    # Then it exits 1 with the no-policy message (not "Invalid policy"), without a traceback
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().endswith(no_policy_message(str(policy_dir)))
+    assert "Invalid policy" not in result.stderr
+    assert "Traceback" not in result.stderr
+    # And it names the folder and what to do
+    assert f"{policy_dir} has no policy file" in result.stderr
+    assert f"cp examples/policies/example.yaml {policy_dir}/my-streams.yaml" in result.stderr
+    # And no template was written
+    assert list(outdir.rglob("*.template.json")) == []

@@ -255,9 +255,9 @@ def test_the_operator_emails_context_replaces_the_default(tmp_path: Path) -> Non
     assert endpoints == ["ops@example.com"]
 
 
-def test_app_py_reports_a_bad_operator_emails_context(tmp_path: Path) -> None:
-    # When app.py runs with an operatorEmails context that is not an address
-    result = run_app(cli_context() | {OPERATOR_EMAILS_CONTEXT: "nobody"}, tmp_path)
+def test_app_py_reports_a_bad_operator_emails_context(policy_dir: Path, tmp_path: Path) -> None:
+    # When app.py runs on the test policies with an operatorEmails context that is not an address
+    result = run_app(cli_context() | {"policyDir": str(policy_dir), OPERATOR_EMAILS_CONTEXT: "nobody"}, tmp_path)
     # Then it exits with the reason, naming the context key
     assert result.returncode == 1
     assert "operatorEmails" in result.stderr

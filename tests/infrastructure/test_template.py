@@ -70,7 +70,7 @@ ALARM_KEYS = (
 def test_one_alarm_per_stream_and_enabled_detector(
     request: pytest.FixtureRequest, fixture: str, expected: dict[tuple[str, str], tuple]
 ) -> None:
-    # Given the policies (the test directory, or policies/example.yaml)
+    # Given the policies (the test directory, or examples/policies/example.yaml)
     synth: Synth = request.getfixturevalue(fixture)
     # When the app is synthesized
     alarms = alarms_by_name(synth)

@@ -14,7 +14,7 @@ from remediator.core.policy import Capacity, Mode, StreamPolicy
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.iterator_age import IteratorAgeDetector
 from remediator.core.symptoms.write_throttling import WriteThrottlingDetector
-from remediator.policy_files import PolicyValidationError, load_policies, policy_paths
+from remediator.policy_files import NO_POLICY_FILES, PolicyValidationError, load_policies, policy_paths
 
 MINIMAL_STREAM: dict[str, Any] = {"name": "orders", "actions": {"reshard": {"max_shards": 16}}}
 
@@ -715,11 +715,11 @@ def test_directory_expands_to_yaml_and_yml_files(tmp_path: Path) -> None:
 
 
 def test_empty_directory_has_no_policies(tmp_path: Path) -> None:
-    assert load_errors(tmp_path) == [f"{tmp_path}: no policy files found"]
+    assert load_errors(tmp_path) == [f"{tmp_path}: {NO_POLICY_FILES}"]
 
 
 def test_no_paths_at_all() -> None:
-    assert load_errors() == ["(none): no policy files found"]
+    assert load_errors() == [f"(none): {NO_POLICY_FILES}"]
 
 
 def test_duplicate_stream_across_files_names_both(tmp_path: Path) -> None:
