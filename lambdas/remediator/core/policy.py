@@ -52,7 +52,17 @@ FunctionName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9-_]{1,64}$"
 ConsumerName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.-]{1,128}$")]
 TableName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.-]{3,255}$")]
 MetricNamespace = Annotated[str, StringConstraints(pattern=r"^[^:\s][^:]{0,254}$")]
-EmailAddress = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str) -> str:
+    # Said in words, not as the pattern: the reader is whoever edits the policy.
+    if not EMAIL_PATTERN.fullmatch(value):
+        raise ValueError(f"must be an e-mail address like name@example.com, got '{value}'")
+    return value
+
+
+EmailAddress = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
 
 
 class Notify(Strict):
