@@ -47,11 +47,35 @@ def _stream_name(value: str) -> str:
 
 
 StreamName = Annotated[str, AfterValidator(_stream_name)]
-FunctionName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9-_]{1,64}$")]
+
+
+def text_like(pattern: str, what: str) -> AfterValidator:
+    """Check text against `pattern`; the error says in words what it must be (not the pattern):
+    `Annotated[str, text_like(r"^...$", "a table name: ...")]`."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.search(value):
+            raise ValueError(f"must be {what}, got '{value}'")
+        return value
+
+    return AfterValidator(check)
+
+
+FunctionName = Annotated[
+    str, text_like(r"^[a-zA-Z0-9-_]{1,64}$", "a Lambda function's name: 1-64 letters, digits, '-' or '_'")
+]
 # RegisterStreamConsumer's ConsumerName; a KCL application name is also its lease table's name.
-ConsumerName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.-]{1,128}$")]
-TableName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.-]{3,255}$")]
-MetricNamespace = Annotated[str, StringConstraints(pattern=r"^[^:\s][^:]{0,254}$")]
+ConsumerName = Annotated[str, text_like(r"^[a-zA-Z0-9_.-]{1,128}$", "a name of 1-128 letters, digits, '_', '.' or '-'")]
+TableName = Annotated[
+    str, text_like(r"^[a-zA-Z0-9_.-]{3,255}$", "a DynamoDB table name: 3-255 letters, digits, '_', '.' or '-'")
+]
+MetricNamespace = Annotated[
+    str,
+    text_like(
+        r"^[^:\s][^:]{0,254}$", "a CloudWatch namespace: 1-255 characters without ':', not starting with a space"
+    ),
+]
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
