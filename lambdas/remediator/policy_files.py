@@ -49,21 +49,27 @@ class _StrictComposer(yaml.SafeLoader):
 
     def __init__(self, text: str) -> None:
         super().__init__(text)
-        self.policy_marks: list[tuple[int, str]] = []
+        # [node, line, what] in document order; the node is filled in once composed.
+        self.policy_marks: list[list[Any]] = []
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
         line = event.start_mark.line + 1
+        found: list[list[Any]] = []
         if isinstance(event, yaml.AliasEvent):
-            self.policy_marks.append((line, f"alias *{event.anchor}"))
+            found.append([None, line, f"alias *{event.anchor}"])
         else:
             if getattr(event, "anchor", None) is not None:
-                self.policy_marks.append((line, f"anchor &{event.anchor}"))
+                found.append([None, line, f"anchor &{event.anchor}"])
             tag = getattr(event, "tag", None)
             if tag is not None and tag != "!":
                 written = f"!!{tag.removeprefix(STANDARD_TAG)}" if tag.startswith(STANDARD_TAG) else tag
-                self.policy_marks.append((line, f"tag {written}"))
-        return super().compose_node(parent, index)
+                found.append([None, line, f"tag {written}"])
+        self.policy_marks.extend(found)
+        node = super().compose_node(parent, index)
+        for mark in found:
+            mark[0] = node
+        return node
 
 
 def _alias_or_tag_message(what: str) -> str:
@@ -86,6 +92,21 @@ class _Document:
     lines: dict[Path_, int] = field(default_factory=dict)
     texts: dict[Path_, str] = field(default_factory=dict)
     problems: list[_Problem] = field(default_factory=list)
+    # The composer's anchors, aliases and tags, met again in the same order as the tree is walked.
+    pending: list[list[Any]] = field(default_factory=list)
+
+    def _marked(self, node: yaml.Node, path: Path_) -> bool:
+        """Report the anchors, aliases and tags written at `node` (here, at `path`); whether there were any."""
+        marked = False
+        while self.pending and self.pending[0][0] is node:
+            if self.pending[0][2].startswith("alias ") and marked:
+                break  # an alias of this node, met later where the alias is written
+            _, line, what = self.pending.pop(0)
+            self.problems.append(_Problem(path, line, _alias_or_tag_message(what)))
+            marked = True
+            if what.startswith("alias "):
+                break
+        return marked
 
     def path_on(self, line: int) -> Path_:
         """The outermost key or value that starts on `line` (where an anchor, alias or tag was written)."""
@@ -102,10 +123,12 @@ class _Document:
 
     def build(self, loader: yaml.SafeLoader, node: yaml.Node, path: Path_) -> Any:
         self.lines.setdefault(path, node.start_mark.line + 1)
+        marked = self._marked(node, path)
         if isinstance(node, yaml.MappingNode):
             result: dict[str, Any] = {}
             for key_node, value_node in node.value:
                 line = key_node.start_mark.line + 1
+                self._marked(key_node, path)
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     self.lines.setdefault((*path, "<<"), line)
                     self.problems.append(
@@ -116,9 +139,11 @@ class _Document:
                             "so that no block is changed from elsewhere in the file",
                         )
                     )
+                    self.build(loader, value_node, (*path, "<<"))  # walked for its own marks, never merged
                     continue
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
                     self.problems.append(_Problem(path, line, f"a key must be a name, got {key_node.value!r}"))
+                    self.build(loader, value_node, (*path, str(key_node.value)))
                     continue
                 key = str(key_node.value)
                 if key in result:
@@ -130,6 +155,7 @@ class _Document:
                             "keep one; a repeated key is never read as 'the last one wins'",
                         )
                     )
+                    self.build(loader, value_node, (*path, key))
                     continue
                 self.lines[(*path, key)] = line
                 result[key] = self.build(loader, value_node, (*path, key))
@@ -137,6 +163,8 @@ class _Document:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(loader, item, (*path, i)) for i, item in enumerate(node.value)]
         self.texts[path] = str(node.value)
+        if marked:
+            return None  # a tagged value is never constructed (nor an alias, already reported)
         if node.tag == "tag:yaml.org,2002:timestamp":
             self.problems.append(
                 _Problem(path, node.start_mark.line + 1, f"{node.value} is read as a date: no setting is a date")
@@ -153,11 +181,11 @@ def _read_yaml(text: str) -> _Document:
     loader = _StrictComposer(text)
     try:
         node = loader.get_single_node()
-        document = _Document()
+        document = _Document(pending=list(loader.policy_marks))
         if node is not None:
-            # Building never constructs a tagged value (see build), so the tree is safe to walk first.
+            # Building never constructs a tagged value (see build), so the tree is safe to walk.
             document.data = document.build(loader, node, ())
-        for line, what in loader.policy_marks:
+        for _, line, what in document.pending:  # none expected: the walk meets every node; kept as a backstop
             document.problems.append(_Problem(document.path_on(line), line, _alias_or_tag_message(what)))
         document.problems.sort(key=lambda p: p.line)
         return document
