@@ -183,6 +183,11 @@ BAD_DOCUMENTS = [
         id="near miss of a stream key",
     ),
     pytest.param(
+        "version: yes\nstreams:\n" + TAIL,
+        ["{path}:1: version: must be 1 (a number), got true"],
+        id="YAML 1.1 boolean as the version",
+    ),
+    pytest.param(
         "version: 1\nstreams: []\n",
         [
             "{path}:2: streams: no stream to protect (an empty list never means every stream): list each stream "

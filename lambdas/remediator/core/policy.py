@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    field_validator,
     model_validator,
 )
 
@@ -281,6 +282,14 @@ class PolicyDocumentBase(Strict):
 
     version: Literal[1]
     streams: tuple[StreamPolicy, ...] = Field(..., min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_a_number(cls, value: Any) -> Any:
+        # YAML reads `version: yes` as true, and true == 1 in Python: say so rather than accept it.
+        if isinstance(value, bool):
+            raise ValueError(f"must be 1 (a number), got {str(value).lower()}")
+        return value
 
     @model_validator(mode="after")
     def _stream_names_unique(self) -> PolicyDocumentBase:
