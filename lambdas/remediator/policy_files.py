@@ -91,6 +91,7 @@ class _Document:
     data: Any = None
     lines: dict[Path_, int] = field(default_factory=dict)
     texts: dict[Path_, str] = field(default_factory=dict)
+    quoted: set[Path_] = field(default_factory=set)
     problems: list[_Problem] = field(default_factory=list)
     # The composer's anchors, aliases and tags, met again in the same order as the tree is walked.
     pending: list[list[Any]] = field(default_factory=list)
@@ -163,6 +164,8 @@ class _Document:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(loader, item, (*path, i)) for i, item in enumerate(node.value)]
         self.texts[path] = str(node.value)
+        if getattr(node, "style", None) in ("'", '"'):
+            self.quoted.add(path)
         if marked:
             return None  # a tagged value is never constructed (nor an alias, already reported)
         if node.tag == "tag:yaml.org,2002:timestamp":
@@ -302,19 +305,23 @@ TYPE_MESSAGES = {
     "float_type": "must be a number",
     "bool_type": "must be true or false",
     "string_type": "must be text",
+    "model_type": "must be a block of settings (`key: value` lines, indented below it)",
+    "dict_type": "must be a block of settings (`key: value` lines, indented below it)",
+    "tuple_type": "must be a list (`- item` lines, or [a, b])",
+    "list_type": "must be a list (`- item` lines, or [a, b])",
 }
 
 
-def _type_message(kind: str, value: Any, text: str | None) -> str:
+def _type_message(kind: str, value: Any, text: str | None, quoted: bool) -> str:
     written = _scalar(text, value)
     message = f"{TYPE_MESSAGES[kind]}, got {written}"
-    if isinstance(value, str) and kind != "string_type":
+    if quoted and kind in ("int_type", "float_type", "bool_type"):
         return f"{message} (quoted, so YAML reads it as text): write it without quotes"
     if kind == "string_type" and isinstance(value, bool):
         return f"{message}, which YAML reads as {str(value).lower()}: put it in quotes ('{written}') if it is a name"
     if kind == "string_type" and isinstance(value, int | float):
         return f"{message}, which YAML reads as a number: put it in quotes ('{written}') if it is a name"
-    if kind == "string_type" and value is None:
+    if value is None:
         return f"{TYPE_MESSAGES[kind]}, got nothing"
     return message
 
@@ -356,7 +363,9 @@ def _errors_from_validation(
         if kind == "extra_forbidden":
             message = moved_key_hint(tuple(loc[2:] if stream is not None else loc)) or _unknown_key(loc, model)
         elif kind in TYPE_MESSAGES:
-            message = _type_message(kind, item.get("input"), document.texts.get(tuple(loc)))
+            message = _type_message(
+                kind, item.get("input"), document.texts.get(tuple(loc)), tuple(loc) in document.quoted
+            )
         elif tuple(loc) == ("streams",) and kind in ("too_short", "tuple_type", "missing"):
             message = NO_STREAMS
         elif kind in WITH_INPUT:

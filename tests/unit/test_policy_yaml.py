@@ -106,6 +106,11 @@ BAD_DOCUMENTS = [
         id="quoted number",
     ),
     pytest.param(
+        "version: 1\nstreams:\n  - name: orders\n    actions: {reshard: {max_shards: sixteen}}\n" + TAIL,
+        ["{path}:4: stream 'orders': actions.reshard.max_shards: must be a whole number, got \"sixteen\""],
+        id="a word where a number is expected",
+    ),
+    pytest.param(
         "version: 1\nstreams:\n  - name: yes\n    actions: {reshard: {max_shards: 4}}\n" + TAIL,
         [
             "{path}:3: stream 'yes': name: must be text, got yes, which YAML reads as true: "
@@ -181,6 +186,27 @@ BAD_DOCUMENTS = [
         "version: 1\nstreams:\n  - name: orders\n    mood: enforce\n    actions: {reshard: {max_shards: 4}}\n" + TAIL,
         ["{path}:4: stream 'orders': mood: unknown key 'mood': did you mean mode?"],
         id="near miss of a stream key",
+    ),
+    pytest.param(
+        "version: 1\nstreams:\n  - name: orders\n    notify: oncall@example.com\n"
+        "    actions: {reshard: {max_shards: 4}}\n" + TAIL,
+        [
+            "{path}:4: stream 'orders': notify: must be a block of settings (`key: value` lines, indented below it), "
+            'got "oncall@example.com"'
+        ],
+        id="text where a block is expected",
+    ),
+    pytest.param(
+        "version: 1\nstreams:\n  - name: orders\n    notify: {emails: a@example.com}\n"
+        "    actions: {reshard: {max_shards: 4}}\n" + TAIL,
+        ["{path}:4: stream 'orders': notify.emails: must be a list (`- item` lines, or [a, b]), got \"a@example.com\""],
+        id="text where a list is expected",
+    ),
+    pytest.param(
+        "version: 1\nstreams:\n  - name: orders\n    capacity: {target_utilisation: }\n"
+        "    actions: {reshard: {max_shards: 4}}\n" + TAIL,
+        ["{path}:4: stream 'orders': capacity.target_utilisation: must be a number, got nothing"],
+        id="empty value",
     ),
     pytest.param(
         "version: yes\nstreams:\n" + TAIL,
