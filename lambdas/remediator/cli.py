@@ -73,6 +73,8 @@ def validate(paths: Sequence[str]) -> int:
     files = len(policy_paths(paths))
     print(f"OK: {files} file(s), {len(policies.streams)} stream(s)\n")
     print(_describe(policies))
+    for warning in policies.warnings:
+        print(f"WARNING {warning}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -32,7 +32,7 @@ def test_bad_policy_fails_synth_naming_file_stream_and_field(tmp_path: Path) -> 
     assert result.returncode == 1, result.stderr
     assert result.stderr.splitlines()[-2:] == [
         "Invalid policy (1 error(s)):",
-        f"{policy_dir / 'bad.yaml'}: stream 'x': actions.reshard.max_shards: "
+        f"{policy_dir / 'bad.yaml'}:5: stream 'x': actions.reshard.max_shards: "
         "Input should be greater than or equal to 1 (got 0)",
     ]
     assert "Traceback" not in result.stderr
@@ -62,12 +62,16 @@ def test_missing_layer_gives_a_clear_message(policy_dir: Path, tmp_path: Path, l
         ({}, ["{dir}: " + NO_POLICY_FILES]),
         (
             {"empty.yaml": "version: 1\nstreams: []\n"},
-            ["{dir}/empty.yaml: streams: Tuple should have at least 1 item after validation, not 0"],
+            [
+                "{dir}/empty.yaml:2: streams: no stream to protect (an empty list never means every stream): "
+                "list each stream under `streams:` as `- name: <stream>` with its "
+                "`actions: {{reshard: {{max_shards: <most shards it may have>}}}}`"
+            ],
         ),
         (
             {"wildcard.yaml": 'version: 1\nstreams:\n  - name: "*"\n    actions:\n      reshard: {max_shards: 2}\n'},
             [
-                "{dir}/wildcard.yaml: stream '*': name: '*' is not a Kinesis stream name: use 1-128 letters, "
+                "{dir}/wildcard.yaml:3: stream '*': name: '*' is not a Kinesis stream name: use 1-128 letters, "
                 "digits, '_', '.' or '-' (one stream per entry; wildcards are not allowed)"
             ],
         ),

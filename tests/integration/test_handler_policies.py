@@ -39,6 +39,8 @@ def saturated_stream(aws):
         pytest.param(enforce(actions={"reshard": {"max_shards": 2, "min_shards": 4}}), id="min-above-max"),
         pytest.param(enforce(actions={"reshard": {"max_shards": 16, "daily_budget": 10}}), id="budget-eats-reserve"),
         pytest.param(enforce(name="*"), id="wildcard-name"),
+        pytest.param(enforce(actions={"reshard": {"max_shards": "16"}}), id="max-shards-as-text"),
+        pytest.param(enforce(name=12345), id="name-as-a-number"),
         pytest.param(enforce(actions={}), id="no-actions"),
         pytest.param(
             enforce(actions={"reshard": {"max_shards": 16, "saturated_at": 0.5}}), id="capacity-key-in-its-old-place"

@@ -183,7 +183,10 @@ def test_aws_ranges(setting, value, inside):
         ({"max_parallelization_factor": 11}, "less than or equal to 10"),
         ({"max_batch_size": 10_001}, "less than or equal to 10000"),
         ({"max_retry_attempts": -1}, "greater than or equal to 0"),
-        ({"on_failure_destination": "arn:aws:lambda:us-east-1:123456789012:function:f"}, "should match pattern"),
+        (
+            {"on_failure_destination": "arn:aws:lambda:us-east-1:123456789012:function:f"},
+            "must be the ARN of an SQS queue, an SNS topic or an S3 bucket",
+        ),
     ],
 )
 def test_the_policy_block_refuses_bounds_aws_or_sense_would_not(fields, message):

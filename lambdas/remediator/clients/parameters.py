@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
@@ -99,7 +100,8 @@ class SsmPolicySource:
                 return None
             raise PolicyUnreadable(f"cannot read the policy of stream '{stream}' ({name}): {exc}") from exc
         try:
-            policy = REGISTRY.parse_stream_policy(raw)
+            # Strict, like the policy files: the stack writes model_dump(mode="json"), which always passes.
+            policy = REGISTRY.parse_stream_policy_json(json.dumps(raw))
         except ValidationError:
             logger.exception("Deployed policy does not validate; ignoring the stream", extra={"parameter": name})
             return None

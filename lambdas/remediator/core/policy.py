@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     StringConstraints,
     Tag,
+    field_validator,
     model_validator,
 )
 
@@ -47,12 +48,46 @@ def _stream_name(value: str) -> str:
 
 
 StreamName = Annotated[str, AfterValidator(_stream_name)]
-FunctionName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9-_]{1,64}$")]
+
+
+def text_like(pattern: str, what: str) -> AfterValidator:
+    """Check text against `pattern`; the error says in words what it must be (not the pattern):
+    `Annotated[str, text_like(r"^...$", "a table name: ...")]`."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.search(value):
+            raise ValueError(f"must be {what}, got '{value}'")
+        return value
+
+    return AfterValidator(check)
+
+
+FunctionName = Annotated[
+    str, text_like(r"^[a-zA-Z0-9-_]{1,64}$", "a Lambda function's name: 1-64 letters, digits, '-' or '_'")
+]
 # RegisterStreamConsumer's ConsumerName; a KCL application name is also its lease table's name.
-ConsumerName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.-]{1,128}$")]
-TableName = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9_.-]{3,255}$")]
-MetricNamespace = Annotated[str, StringConstraints(pattern=r"^[^:\s][^:]{0,254}$")]
-EmailAddress = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+ConsumerName = Annotated[str, text_like(r"^[a-zA-Z0-9_.-]{1,128}$", "a name of 1-128 letters, digits, '_', '.' or '-'")]
+TableName = Annotated[
+    str, text_like(r"^[a-zA-Z0-9_.-]{3,255}$", "a DynamoDB table name: 3-255 letters, digits, '_', '.' or '-'")
+]
+MetricNamespace = Annotated[
+    str,
+    text_like(
+        r"^[^:\s][^:]{0,254}$", "a CloudWatch namespace: 1-255 characters without ':', not starting with a space"
+    ),
+]
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str) -> str:
+    # Said in words, not as the pattern: the reader is whoever edits the policy.
+    if not EMAIL_PATTERN.fullmatch(value):
+        raise ValueError(f"must be an e-mail address like name@example.com, got '{value}'")
+    return value
+
+
+EmailAddress = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
 
 
 class Notify(Strict):
@@ -247,6 +282,14 @@ class PolicyDocumentBase(Strict):
 
     version: Literal[1]
     streams: tuple[StreamPolicy, ...] = Field(..., min_length=1)
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_is_a_number(cls, value: Any) -> Any:
+        # YAML reads `version: yes` as true, and true == 1 in Python: say so rather than accept it.
+        if isinstance(value, bool):
+            raise ValueError(f"must be 1 (a number), got {str(value).lower()}")
+        return value
 
     @model_validator(mode="after")
     def _stream_names_unique(self) -> PolicyDocumentBase:

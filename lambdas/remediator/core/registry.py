@@ -231,6 +231,12 @@ class Registry:
         """Validate one stream's policy against the registered plugins (raises pydantic's ValidationError)."""
         return self.stream_policy_model().model_validate(raw)
 
+    def parse_stream_policy_json(self, text: str) -> StreamPolicy:
+        """Validate one stream's policy given as JSON, strictly: a value of the wrong JSON type ("16" for 16,
+        "true" for true) is an error, never converted. Enums by their value and arrays for lists are JSON's own,
+        so the stack's own JSON (model_dump(mode="json")) always passes."""
+        return self.stream_policy_model().model_validate_json(text, strict=True)
+
     def parse_policy_document(self, raw: Any) -> PolicyDocumentBase:
         return self.policy_document_model().model_validate(raw)
 

@@ -82,7 +82,7 @@ import shlex
 from dataclasses import replace
 from datetime import timedelta
 from time import monotonic, sleep
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field
 
@@ -99,7 +99,7 @@ from remediator.core.grants import (
     IamGrant,
 )
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
-from remediator.core.policy import ActionPolicy, ConsumerName, StreamPolicy
+from remediator.core.policy import ActionPolicy, ConsumerName, StreamPolicy, text_like
 from remediator.core.ports import ReadPorts, ServicePort, WritePorts
 from remediator.core.registry import REGISTRY
 from remediator.core.stream_consumers import StreamConsumerFacts, read_stream_consumers, stream_consumers
@@ -127,10 +127,14 @@ COPIED_SETTINGS = (
 )
 
 
+ConsumerPrefix = Annotated[
+    str, text_like(r"^[a-zA-Z0-9_.-]{0,64}$", "a name prefix of at most 64 letters, digits, '_', '.' or '-'")
+]
+
+
 class EnhancedFanOutPolicy(ActionPolicy):
-    consumer_prefix: str = Field(
+    consumer_prefix: ConsumerPrefix = Field(
         "efo-",
-        pattern=r"^[a-zA-Z0-9_.-]{0,64}$",
         description="A Lambda consumer that moves reads through its own consumer, named this prefix followed by "
         "the function's name (a consumer holds one subscription per shard, so two readers cannot share one).",
     )

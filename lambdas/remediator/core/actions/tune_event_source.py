@@ -26,7 +26,7 @@ import shlex
 from collections.abc import Callable
 from typing import Annotated, Any, ClassVar
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, model_validator
 
 from remediator.core import limits
 from remediator.core.actions.base import Action, ValidationContext
@@ -34,7 +34,7 @@ from remediator.core.consumers import MappingFacts, lambda_mappings
 from remediator.core.cost import Usage
 from remediator.core.grants import EVENT_SOURCE_MAPPING, IamGrant
 from remediator.core.plan import Change, GuardrailVerdict, PlannedStep, Proposal
-from remediator.core.policy import ActionPolicy
+from remediator.core.policy import ActionPolicy, text_like
 from remediator.core.ports import ReadPorts, WritePorts
 from remediator.core.registry import REGISTRY
 
@@ -61,7 +61,13 @@ DESTINATION_PATTERN = (
     r"^arn:aws[a-z-]*:(sqs|sns):[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$"
     r"|^arn:aws[a-z-]*:s3:::[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 )
-DestinationArn = Annotated[str, StringConstraints(pattern=DESTINATION_PATTERN)]
+DestinationArn = Annotated[
+    str,
+    text_like(
+        DESTINATION_PATTERN,
+        "the ARN of an SQS queue, an SNS topic or an S3 bucket, like arn:aws:sqs:eu-west-1:123456789012:failed-batches",
+    ),
+]
 
 
 class TuneEventSourcePolicy(ActionPolicy):

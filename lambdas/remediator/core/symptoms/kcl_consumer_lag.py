@@ -20,14 +20,14 @@ import dataclasses
 import shlex
 from typing import Annotated
 
-from pydantic import Field, StringConstraints
+from pydantic import Field
 
 from remediator.core import limits
 from remediator.core.evidence import Evidence
 from remediator.core.lease_tables import lease_throttle_queries, throttle_events
 from remediator.core.metrics import MetricName, MetricQuery, MissingData
 from remediator.core.plan import Advice, Diagnosis, Figure
-from remediator.core.policy import DetectorPolicy, KclApplication, StreamPolicy
+from remediator.core.policy import DetectorPolicy, KclApplication, StreamPolicy, text_like
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.base import AlarmSpec, Symptom
 from remediator.core.symptoms.capacity import (
@@ -49,7 +49,9 @@ DIMENSION_NOTE = (
     "read from the KCL's source, not from AWS's documentation; if this alarm stays in INSUFFICIENT_DATA, list "
     "the application's metrics and set detectors.kcl_consumer_lag.operation."
 )
-OperationName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,255}$")]
+OperationName = Annotated[
+    str, text_like(r"^[A-Za-z0-9_.-]{1,255}$", "an operation name of 1-255 letters, digits, '_', '.' or '-'")
+]
 
 
 class KclConsumerLagDetector(DetectorPolicy):
