@@ -106,8 +106,9 @@ def test_a_target_beyond_twice_the_current_count_is_never_sent(aws, invoke, api_
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 10, "target_shards": 4}
     assert row["reason"] == "accepted by AWS: {'current_shards': 2, 'target_shards': 4}"
     assert plan_of(row)["actions"][0]["reason"] == (
-        "peak write utilisation 300%; 10 shards would put the observed peak at 60% of capacity; "
-        "this call goes to 4 because AWS allows at most 2x per call (4)"
+        "peak write utilisation 300%; 10 shards would put the observed peak at 60% of capacity (target 60%); "
+        "this call goes to 4 because AWS allows at most 2x per call (4); 4 shards put the observed write peak at "
+        "150% of capacity"
     )
 
 
@@ -143,7 +144,8 @@ def test_policy_max_shards_caps_the_target_below_the_aws_step(aws, invoke, api_c
     assert row["outcome"] == "applied"
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 10, "target_shards": 3}
     assert plan_of(row)["actions"][0]["reason"].endswith(
-        "this call goes to 3 because AWS allows at most 2x per call (4) and policy max_shards is 3"
+        "this call goes to 3 because AWS allows at most 2x per call (4) and policy max_shards is 3; 3 shards put the "
+        "observed write peak at 200% of capacity"
     )
 
 

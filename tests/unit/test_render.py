@@ -99,11 +99,12 @@ def test_dry_run_body() -> None:
         "  peak incoming records      0 records/s",
         "  throttled writes           150 records",
         "  1. reshard 2 -> 4 shards [allowed]",
-        "     Why:     peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity",
+        "     Why:     peak write utilisation 95%; 4 shards would put the observed peak at "
+        "48% of capacity (target 60%)",
         f"     Command: {CLI_2_TO_4}",
         "     Guardrails:",
         "       [pass] policy-enabled: enabled in the policy",
-        "       [pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4",
+        "       [pass] aws-step-limit: 2 -> 4; allowed range 1–4 (one call: half to double)",
         "       [pass] aws-daily-scalings: 0 of AWS's 10 scalings used in the last 24 h (the remediator's audit: 0; "
         "CloudTrail was not read)",
     ):

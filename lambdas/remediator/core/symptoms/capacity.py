@@ -5,7 +5,7 @@ from __future__ import annotations
 from remediator.core.evidence import INCOMING_BYTES, INCOMING_RECORDS, Evidence, StreamMode
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
 from remediator.core.policy import StreamPolicy
-from remediator.core.reshard import required_shards
+from remediator.core.reshard import peak_share, required_shards
 
 ON_DEMAND_SUMMARY = "The stream is on-demand: AWS scales its capacity, so it is never resharded."
 
@@ -25,14 +25,16 @@ def is_saturated(evidence: Evidence, policy: StreamPolicy) -> bool:
 
 
 def reshard_up(evidence: Evidence, policy: StreamPolicy, why: str) -> Proposal:
-    """Ask for the shards that put the observed peak at the target utilisation; the reshard action
-    decides how far one call may go."""
+    """Ask for the fewest shards that put the observed peak at or below the target utilisation; the reshard
+    action decides how far one call may go. The reason states the share that count gives, not the target."""
     target = policy.capacity.target_utilisation
-    desired = required_shards(evidence.peak_bytes_per_second, evidence.peak_records_per_second, target)
+    peak_bytes, peak_records = evidence.peak_bytes_per_second, evidence.peak_records_per_second
+    desired = required_shards(peak_bytes, peak_records, target)
+    share = peak_share(peak_bytes, peak_records, desired)
     return Proposal(
         action="reshard",
         parameters={"desired_shards": desired},
-        reason=f"{why}; {desired} shards would put the observed peak at {target:.0%} of capacity",
+        reason=f"{why}; {desired} shards would put the observed peak at {share:.0%} of capacity (target {target:.0%})",
     )
 
 
