@@ -11,13 +11,35 @@ ON_DEMAND_SUMMARY = "The stream is on-demand: AWS scales its capacity, so it is 
 
 
 def capacity_figures(evidence: Evidence) -> list[Figure]:
+    """The stream's write figures; one CloudWatch returned no datapoint for is n/a (None), never 0."""
+    traffic = evidence.has_write_traffic_data()
     return [
         Figure(name="open shards", value=evidence.stream.open_shards),
-        Figure(name="peak write utilisation", value=100 * evidence.write_utilisation(peak=True), unit="%"),
-        Figure(name="average write utilisation", value=100 * evidence.write_utilisation(peak=False), unit="%"),
-        Figure(name="peak incoming bytes", value=evidence.peak_bytes_per_second, unit="B/s"),
-        Figure(name="peak incoming records", value=evidence.peak_records_per_second, unit="records/s"),
+        Figure(
+            name="peak write utilisation",
+            value=100 * evidence.write_utilisation(peak=True) if traffic else None,
+            unit="%",
+        ),
+        Figure(
+            name="average write utilisation",
+            value=100 * evidence.write_utilisation(peak=False) if traffic else None,
+            unit="%",
+        ),
+        Figure(
+            name="peak incoming bytes",
+            value=_seen(evidence, "incoming_bytes", evidence.peak_bytes_per_second),
+            unit="B/s",
+        ),
+        Figure(
+            name="peak incoming records",
+            value=_seen(evidence, "incoming_records", evidence.peak_records_per_second),
+            unit="records/s",
+        ),
     ]
+
+
+def _seen(evidence: Evidence, key: str, value: float) -> float | None:
+    return value if evidence.values(key) else None
 
 
 def is_saturated(evidence: Evidence, policy: StreamPolicy) -> bool:
