@@ -222,12 +222,20 @@ def test_no_write_traffic_data_is_insufficient_evidence(symptom: Symptom[Any]) -
         "without these datapoints the remediator does not guess."
     )
     assert [a.title for a in diagnosis.advice] == ["Check the metrics"]
+    # And the write figures it could not compute are n/a, not 0 %
+    shown = {f.name: f.render() for f in diagnosis.figures}
+    assert shown["open shards"] == "2"
+    for name in ("peak write utilisation", "average write utilisation", "peak incoming bytes", "peak incoming records"):
+        assert shown[name] == "n/a", name
 
 
 def test_zero_write_traffic_is_data_not_missing_data() -> None:
     # Datapoints of 0 are evidence (an idle stream), unlike no datapoints at all.
     diagnosis = WRITE.diagnose(evidence(shards=2, throttled_per_minute=0), policy())
     assert diagnosis.cause == Cause.NOT_REPRODUCED
+    # And its figures are a measured 0, not n/a
+    shown = {f.name: f.render() for f in diagnosis.figures}
+    assert shown["peak write utilisation"] == "0 %"
 
 
 def test_on_demand_is_checked_before_missing_data() -> None:
