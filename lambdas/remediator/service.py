@@ -218,7 +218,10 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
         deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
     else:
         results = [f"{s.outcome}: {s.detail}" for s in steps]
-        subject, body = render.subject(plan, status), render.body(plan, status, results) + follow[0]
+        subject, body = (
+            render.subject(plan, status),
+            render.body(plan, status, results, [s.kill_switch for s in steps]) + follow[0],
+        )
         writeahead.bookkeep(run, "the e-mail", lambda: deps.notifier.send(plan.stream, subject, body))
     run.raise_if_failed()  # after a change: only once all is done, so the retry resumes (writeahead, 5)
     return Outcome(

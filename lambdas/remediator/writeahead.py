@@ -66,6 +66,7 @@ from remediator.core.ports import (
     LimitReached,
 )
 from remediator.core.registry import REGISTRY
+from remediator.core.render import applied_detail
 from remediator.observability import logger
 
 if TYPE_CHECKING:
@@ -184,12 +185,15 @@ def carry_out(plan: Plan, trigger: AlarmTrigger, deps: Dependencies, now: dateti
         intent = Intent(
             trigger=trigger_identity(trigger), slot=step_slot(step.action, seen[step.action]), step=step, entry=entry
         )
-        claimed = why_not(step, plan.mode, deps, run) or _claim(intent, deps, run)
+        refused = why_not(step, plan.mode, deps, run)
+        claimed = refused or _claim(intent, deps, run)
         if isinstance(claimed, Intent):
             result = _change(step, claimed, deps, run)
         else:  # not a change: audited in one row
             result = claimed
             bookkeep(run, "audit", lambda r=result, e=entry: deps.audit.record(_final(e, r)))
+        if refused is None and result.kill_switch is None:  # why_not read the kill switch, and it was off
+            result = result.model_copy(update={"kill_switch": "off"})
         results.append(result)
     return results
 
@@ -224,10 +228,14 @@ def why_not(step: PlannedStep, mode: Mode, deps: Dependencies, run: Run) -> Step
             action=step.action,
             outcome=StepResult.BLOCKED,
             detail=f"kill-switch: {exc}; taken as engaged, no change made",
+            kill_switch=f"unreadable ({exc}), taken as engaged",
         )
     if engaged:
         return StepOutcome(
-            action=step.action, outcome=StepResult.BLOCKED, detail="kill-switch: engaged; no change made"
+            action=step.action,
+            outcome=StepResult.BLOCKED,
+            detail="kill-switch: engaged; no change made",
+            kill_switch="engaged",
         )
     left, needed = deps.time_left(), deps.seconds_after_change
     if left < needed:
@@ -237,7 +245,9 @@ def why_not(step: PlannedStep, mode: Mode, deps: Dependencies, run: Run) -> Step
         )
         if not run.changed:
             raise NoTimeForChange(why + "; Lambda's retry starts afresh")
-        return StepOutcome(action=step.action, outcome=StepResult.BLOCKED, detail=f"not started: {why}")
+        return StepOutcome(
+            action=step.action, outcome=StepResult.BLOCKED, detail=f"not started: {why}", kill_switch="off"
+        )
     return None
 
 
@@ -280,10 +290,13 @@ def apply(step: PlannedStep, deps: Dependencies) -> StepOutcome:
         response = action.apply(step, DeclaredOnly(guarded, action.iam_actions, action.id))
     except KillSwitchEngaged as stop:
         outcome = StepResult.FAILED if stop.made else StepResult.BLOCKED  # a step left half done is a failure
-        return StepOutcome(action=step.action, outcome=outcome, detail=str(stop))
+        state = str(stop).removeprefix("kill-switch: ").split("; ")[0]
+        return StepOutcome(
+            action=step.action, outcome=outcome, detail=str(stop), kill_switch=f"off at first, then {state}"
+        )
     except Exception as exc:  # audited and e-mailed, never retried blindly
         return settle(step, action, exc, guarded.made, deps)
-    return StepOutcome(action=step.action, outcome=StepResult.APPLIED, detail=f"accepted by AWS: {response}")
+    return StepOutcome(action=step.action, outcome=StepResult.APPLIED, detail=applied_detail(step, response))
 
 
 def settle(step: PlannedStep, action: Action[Any], exc: Exception, made: list[str], deps: Dependencies) -> StepOutcome:

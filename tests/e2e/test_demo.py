@@ -215,7 +215,7 @@ def test_demo_prints_the_dry_run_email(demo_run: DemoRun) -> None:
         "aws kinesis update-shard-count --stream-arn arn:aws:kinesis:us-east-1:123456789012:stream/demo-orders "
         "--target-shard-count 4 --scaling-type UNIFORM_SCALING"
     ) in out
-    assert "[pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4" in out
+    assert "[pass] aws-step-limit: 2 -> 4; allowed range 1–4 (one call: half to double)" in out
     assert "Subject: [APPLIED] demo-orders: reshard 2 -> 4 shards (producers throttled)" in out
     assert "Alarm:     kinesis-remediator-demo-orders/write-throttling\n" in out
     # One e-mail per incident, and for incident 6 one per follow-up and the resolved one.

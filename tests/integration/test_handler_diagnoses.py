@@ -207,7 +207,8 @@ def test_throttling_that_has_passed_is_not_acted_on(aws, invoke, api_calls):
                 {
                     "action": "reshard",
                     "outcome": "dry-run",
-                    "detail": "peak write utilisation 70%; 3 shards would put the observed peak at 50% of capacity",
+                    "detail": "peak write utilisation 70%; 3 shards would put the observed peak at "
+                    "47% of capacity (target 50%)",
                 }
             ],
             id="capacity-saturated-at-65",

@@ -36,7 +36,8 @@ def test_saturated_stream_in_dry_run_is_planned_emailed_and_audited_but_not_chan
         {
             "action": "reshard",
             "outcome": "dry-run",
-            "detail": "peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity",
+            "detail": "peak write utilisation 95%; 4 shards would put the observed peak at "
+            "48% of capacity (target 60%)",
         }
     ]
     assert result["plan"]["mode"] == "dry-run"
@@ -108,7 +109,7 @@ def test_dry_run_email_carries_alarm_figures_exact_command_and_guardrails(aws, i
     guardrail_lines = [line.strip() for line in lines if line.strip().startswith(("[pass]", "[STOP]"))]
     assert [line.split(" ", 1)[1].split(":", 1)[0] for line in guardrail_lines] == GUARDRAIL_ORDER
     assert all(line.startswith("[pass]") for line in guardrail_lines)
-    assert "       [pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4" in lines
+    assert "       [pass] aws-step-limit: 2 -> 4; allowed range 1–4 (one call: half to double)" in lines
     assert "       [pass] daily-budget: 0 of 4 reshard actions used in the last 24 h" in lines
     assert lines[-1] == (
         "To let the remediator act on this stream, set `mode: enforce` for it in its policy file and redeploy."
@@ -131,7 +132,10 @@ def test_dry_run_writes_one_audit_row_with_the_parameters(aws, invoke):
     assert row["action"] == "reshard"
     assert row["alarm_name"] == WRITE_ALARM
     assert row["symptom"] == "write-throttling"
-    assert row["reason"] == "peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity"
+    assert (
+        row["reason"]
+        == "peak write utilisation 95%; 4 shards would put the observed peak at 48% of capacity (target 60%)"
+    )
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
     plan = plan_of(row)
     assert plan["actions"][0]["cli_command"] == update_command(4)

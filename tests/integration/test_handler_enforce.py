@@ -22,6 +22,8 @@ from tests.integration.support import (
 )
 
 SECOND_CHANGE = "2026-11-26T03:05:00.000+0000"
+# An applied reshard in words: the change before -> after, then UpdateShardCount's answer (not a Python dict).
+APPLIED_2_TO_4 = "accepted by AWS: open shards 2 -> 4 (AWS's answer: current shards 2, target shards 4)"
 
 
 def test_enforce_reshards_the_saturated_stream_and_reports_it(aws, invoke, api_calls):
@@ -44,7 +46,7 @@ def test_enforce_reshards_the_saturated_stream_and_reports_it(aws, invoke, api_c
     step = only(result["steps"])
     assert step["action"] == "reshard"
     assert step["outcome"] == "applied"
-    assert step["detail"] == "accepted by AWS: {'current_shards': 2, 'target_shards': 4}"
+    assert step["detail"] == APPLIED_2_TO_4
     # And the audit row says so
     row = only(decisions(aws.audit_rows(STREAM)))
     assert row["outcome"] == "applied"
@@ -56,7 +58,9 @@ def test_enforce_reshards_the_saturated_stream_and_reports_it(aws, invoke, api_c
     lines = email["Message"].splitlines()
     assert lines[0] == "Kinesis Remediator, ENFORCE: applied."
     assert f"     Command: {update_command(4)}" in lines
-    assert "     Result:  applied: accepted by AWS: {'current_shards': 2, 'target_shards': 4}" in lines
+    assert f"     Result:  applied: {APPLIED_2_TO_4}" in lines
+    # And the kill switch's verdict, as the service read it right before the change, is among the guardrails
+    assert "       [pass] kill-switch: off (read right before the change)" in lines
 
 
 def test_kill_switch_is_read_after_the_evidence_and_right_before_the_mutating_call(aws, invoke, api_calls):
@@ -104,10 +108,11 @@ def test_a_target_beyond_twice_the_current_count_is_never_sent(aws, invoke, api_
     assert result["status"] == "applied"
     row = only(decisions(aws.audit_rows(STREAM)))
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 10, "target_shards": 4}
-    assert row["reason"] == "accepted by AWS: {'current_shards': 2, 'target_shards': 4}"
+    assert row["reason"] == APPLIED_2_TO_4
     assert plan_of(row)["actions"][0]["reason"] == (
-        "peak write utilisation 300%; 10 shards would put the observed peak at 60% of capacity; "
-        "this call goes to 4 because AWS allows at most 2x per call (4)"
+        "peak write utilisation 300%; 10 shards would put the observed peak at 60% of capacity (target 60%); "
+        "this call goes to 4 because AWS allows at most 2x per call (4); 4 shards put the observed write peak at "
+        "150% of capacity"
     )
 
 
@@ -143,7 +148,8 @@ def test_policy_max_shards_caps_the_target_below_the_aws_step(aws, invoke, api_c
     assert row["outcome"] == "applied"
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 10, "target_shards": 3}
     assert plan_of(row)["actions"][0]["reason"].endswith(
-        "this call goes to 3 because AWS allows at most 2x per call (4) and policy max_shards is 3"
+        "this call goes to 3 because AWS allows at most 2x per call (4) and policy max_shards is 3; 3 shards put the "
+        "observed write peak at 200% of capacity"
     )
 
 

@@ -37,6 +37,8 @@ def test_kill_switch_on_blocks_the_reshard(aws, invoke, api_calls):
     email = only(aws.emails())
     assert email["Subject"] == "[BLOCKED] orders: reshard 2 -> 4 shards (producers throttled)"
     assert f"     Result:  blocked: {KILL_SWITCH_BLOCK}" in email["Message"].splitlines()
+    # And the e-mail's guardrails show the kill switch's verdict as read, not only its result
+    assert "       [STOP] kill-switch: engaged (read right before the change)" in email["Message"].splitlines()
 
 
 @pytest.mark.parametrize("value", ["on", "true", "of", "0", "disabled", "off!", "o f f", "'off'"])

@@ -115,7 +115,7 @@ def test_lag_on_saturated_shards_reshards() -> None:
         Proposal(
             action="reshard",
             parameters={"desired_shards": 4},
-            reason="peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity",
+            reason="peak write utilisation 95%; 4 shards would put the observed peak at 48% of capacity (target 60%)",
         ),
     )
 

@@ -88,7 +88,7 @@ def test_saturated_stream_with_clean_history_gets_one_allowed_action() -> None:
         ("cooldown", True, "no earlier action"),
         ("daily-budget", True, "0 of 4 reshard actions used in the last 24 h"),
         ("provisioned-mode", True, "stream is PROVISIONED"),
-        ("aws-step-limit", True, "2 -> 4; one call may go from 1 to 4"),
+        ("aws-step-limit", True, "2 -> 4; allowed range 1–4 (one call: half to double)"),
         ("aws-max-shards", True, "4 of at most 10,000 shards per stream"),
         ("policy-bounds", True, "4 within [1, 16]"),
         (
@@ -321,13 +321,13 @@ def context(ev: Evidence, p: StreamPolicy | None = None, history: ActionHistory 
 @pytest.mark.parametrize(
     ("shards", "target", "max_shards", "reasons"),
     [
-        pytest.param(2, 5, 16, ["aws-step-limit: 2 -> 5; one call may go from 1 to 4"], id="above 2x"),
+        pytest.param(2, 5, 16, ["aws-step-limit: 2 -> 5; allowed range 1–4 (one call: half to double)"], id="above 2x"),
         pytest.param(
             10,
             4,
             16,
             [
-                "aws-step-limit: 10 -> 4; one call may go from 5 to 20",
+                "aws-step-limit: 10 -> 4; allowed range 5–20 (one call: half to double)",
                 # A scale-in is checked on more: it is opt-in, and the saturated evidence is anything but calm.
                 "scale-in-enabled: removing shards is opt-in: set `scale_in: true` under the stream's "
                 "`actions.reshard` and deploy the policy",
@@ -343,7 +343,7 @@ def context(ev: Evidence, p: StreamPolicy | None = None, history: ActionHistory 
             20,
             16,
             [
-                "aws-step-limit: 4 -> 20; one call may go from 2 to 8",
+                "aws-step-limit: 4 -> 20; allowed range 2–8 (one call: half to double)",
                 "policy-bounds: 20 is above max_shards 16",
             ],
             id="above 2x and max_shards",

@@ -135,7 +135,7 @@ def test_a_row_renders_as_table_cells() -> None:
         action="reshard",
         parameters=RESHARD,
         plan={"actions": [RESHARD_STEP]},
-        reason="accepted by AWS: {'current_shards': 2, 'target_shards': 4} " + "x" * 100,
+        reason="accepted by AWS: open shards 2 -> 4 (AWS's answer: current shards 2, target shards 4) " + "x" * 100,
     )
     advice = row(symptom="iterator-age", mode="dry-run", outcome="no-action", notified=True, reason="consumer slow")
 
@@ -148,7 +148,7 @@ def test_a_row_renders_as_table_cells() -> None:
         "reshard",
         "open shards 2 -> 4",
         "applied",
-        "accepted by AWS: {'current_shards': 2, 'target_shards': 4}...",
+        "accepted by AWS: open shards 2 -> 4 (AWS's answer: current shards 2...",
     ]
     assert history_cells(advice) == [
         "2026-11-26 03:05:07",

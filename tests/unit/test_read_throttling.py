@@ -185,29 +185,32 @@ def test_one_kcl_application_gets_advice_on_fewer_calls_and_backoff() -> None:
 
 
 @pytest.mark.parametrize(
-    ("shards", "read_bps", "write_bps", "desired", "utilisation"),
+    ("shards", "read_bps", "write_bps", "desired", "utilisation", "shares"),
     [
-        pytest.param(2, 3_600_000, 200_000, 3, "90%", id="2 shards read at 90% -> 3.6 / (2 x 0.6) = 3"),
-        pytest.param(4, 7_200_000, 200_000, 6, "90%", id="4 shards read at 90% -> 6"),
-        pytest.param(2, 3_200_000, 200_000, 3, "80%", id="exactly at saturated_at counts -> 2.67 -> 3"),
-        pytest.param(2, 3_400_000, 1_900_000, 4, "85%", id="writes need more (1.9 / 0.6 -> 4) than reads (3)"),
+        pytest.param(2, 3_600_000, 200_000, 3, "90%", ("60%", "7%"), id="2 shards read at 90% -> 3.6 / (2 x 0.6) = 3"),
+        pytest.param(4, 7_200_000, 200_000, 6, "90%", ("60%", "3%"), id="4 shards read at 90% -> 6"),
+        pytest.param(2, 3_200_000, 200_000, 3, "80%", ("53%", "7%"), id="exactly at saturated_at counts -> 2.67 -> 3"),
+        pytest.param(
+            2, 3_400_000, 1_900_000, 4, "85%", ("42%", "48%"), id="writes need more (1.9 / 0.6 -> 4) than reads (3)"
+        ),
     ],
 )
 def test_one_consumer_reading_saturated_shards_gets_a_reshard(
-    shards: int, read_bps: float, write_bps: float, desired: int, utilisation: str
+    shards: int, read_bps: float, write_bps: float, desired: int, utilisation: str, shares: tuple[str, str]
 ) -> None:
     # Given one polling consumer and reads at or above 80 % of the shards' 2 MB/s
     ev = read_evidence(shards=shards, read_bytes_per_second=read_bps, write_bytes_per_second=write_bps)
     # When diagnosed
     diagnosis = READ.diagnose(ev, policy(consumers=[{"function": "orders-processor"}]))
-    # Then more shards are asked for, enough for the read peak and the write peak at the target (60 %)
+    # Then more shards are asked for, enough for the read peak and the write peak at the target (60 %), and the
+    # reason states the shares that count gives (3.4 MB/s over 4 shards' 8 MB/s is 42 %, not the target)
     assert diagnosis.cause == Cause.SATURATED
     assert diagnosis.proposals == (
         Proposal(
             action="reshard",
             parameters={"desired_shards": desired},
-            reason=f"peak read utilisation {utilisation}; {desired} shards would put the observed read peak at 60% "
-            "of capacity",
+            reason=f"peak read utilisation {utilisation}; {desired} shards would put the observed read peak at "
+            f"{shares[0]} and the write peak at {shares[1]} of capacity (target 60%)",
         ),
     )
 

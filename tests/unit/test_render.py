@@ -99,19 +99,24 @@ def test_dry_run_body() -> None:
         "  peak incoming records      0 records/s",
         "  throttled writes           150 records",
         "  1. reshard 2 -> 4 shards [allowed]",
-        "     Why:     peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity",
+        "     Why:     peak write utilisation 95%; 4 shards would put the observed peak at "
+        "48% of capacity (target 60%)",
         f"     Command: {CLI_2_TO_4}",
         "     Guardrails:",
         "       [pass] policy-enabled: enabled in the policy",
-        "       [pass] aws-step-limit: 2 -> 4; one call may go from 1 to 4",
+        "       [pass] aws-step-limit: 2 -> 4; allowed range 1–4 (one call: half to double)",
         "       [pass] aws-daily-scalings: 0 of AWS's 10 scalings used in the last 24 h (the remediator's audit: 0; "
         "CloudTrail was not read)",
     ):
         assert expected in lines
     (step,) = plan.steps
     guardrail_lines = [line for line in lines if line.startswith("       [")]
-    assert guardrail_lines == [f"       [pass] {g.name}: {g.detail}" for g in step.guardrails]
-    assert len(guardrail_lines) == 10
+    assert guardrail_lines == [
+        *(f"       [pass] {g.name}: {g.detail}" for g in step.guardrails),
+        # the kill switch's verdict is among the guardrails whatever its state: a dry run does not read it
+        "       [ -- ] kill-switch: not read: a dry run changes nothing",
+    ]
+    assert len(guardrail_lines) == 11
     assert lines[-1] == (
         "To let the remediator act on this stream, set `mode: enforce` for it in its policy file and redeploy."
     )
@@ -180,9 +185,11 @@ def test_plan_without_advice_has_no_advice_section() -> None:
         pytest.param(12.5, "s", "12.50 s", id="fraction under 100"),
         pytest.param(150.25, "s", "150 s", id="fraction from 100 on: no decimals"),
         pytest.param(1_234_567, "B/s", "1,234,567 B/s", id="thousands separators"),
+        pytest.param(0, "%", "0 %", id="a measured zero stays 0"),
+        pytest.param(None, "%", "n/a", id="no data: n/a, never 0"),
     ],
 )
-def test_figure_render(value: float, unit: str, shown: str) -> None:
+def test_figure_render(value: float | None, unit: str, shown: str) -> None:
     assert Figure(name="x", value=value, unit=unit).render() == shown
 
 
@@ -209,3 +216,121 @@ def test_a_summary_that_fits_only_alone_drops_the_title_rather_than_its_end() ->
     text = render.subject(plan, "applied")
     # Then the summary is whole, and the title is left out
     assert text == f"[APPLIED] orders: {summary}"
+
+
+# The kill switch among the guardrails -------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("mode", "reshard", "results", "read", "line"),
+    [
+        pytest.param(
+            "enforce",
+            {},
+            None,
+            None,
+            "       [ -- ] kill-switch: not read by plan; the service reads it right before each change",
+            id="plan shown by the CLI: not read",
+        ),
+        pytest.param(
+            "enforce",
+            {},
+            ["applied: accepted by AWS: open shards 2 -> 4"],
+            ["off"],
+            "       [pass] kill-switch: off (read right before the change)",
+            id="applied: off as read",
+        ),
+        pytest.param(
+            "enforce",
+            {},
+            ["blocked: kill-switch: engaged; no change made"],
+            ["engaged"],
+            "       [STOP] kill-switch: engaged (read right before the change)",
+            id="engaged as read",
+        ),
+        pytest.param(
+            "enforce",
+            {"enabled": False},
+            ["blocked: policy-enabled: actions.reshard.enabled is false"],
+            [None],
+            "       [ -- ] kill-switch: not read: the step is blocked by the guardrails above",
+            id="blocked step: not read",
+        ),
+        pytest.param(
+            "dry-run",
+            {},
+            None,
+            None,
+            "       [ -- ] kill-switch: not read: a dry run changes nothing",
+            id="dry run: not read",
+        ),
+    ],
+)
+def test_the_kill_switch_verdict_is_among_the_guardrails_whatever_its_state(
+    mode: str, reshard: dict[str, Any], results: list[str] | None, read: list[str | None] | None, line: str
+) -> None:
+    # Given a plan with one reshard step, and what the service read from the kill switch for it (if anything)
+    plan = make_plan(
+        alarm_name=alarm_name(DEFAULT_ALARM_PREFIX, "orders", "write-throttling"),
+        symptom="write-throttling",
+        policy=policy(mode=mode, reshard=reshard),
+        evidence=evidence(shards=2, bytes_per_second=1_900_000, throttled_per_minute=10),
+        history=ActionHistory(),
+        now=NOW,
+    )
+    # When the plan is rendered
+    lines = render.plan_text(plan, results, read).splitlines()
+    # Then the last guardrail line is the kill switch's verdict, once
+    guardrails = [text for text in lines if text.startswith("       [")]
+    assert guardrails[-1] == line
+    assert sum("kill-switch" in text for text in guardrails) == 1
+
+
+# A step that changes nothing --------------------------------------------------------------------------
+def test_a_step_that_changes_nothing_is_not_shown_as_a_command_to_run() -> None:
+    # Given a saturated stream already at its max_shards of 1: the reshard goes 1 -> 1 and is blocked
+    plan = make_plan(
+        alarm_name=alarm_name(DEFAULT_ALARM_PREFIX, "orders", "write-throttling"),
+        symptom="write-throttling",
+        policy=policy(reshard={"min_shards": 1, "max_shards": 1}),
+        evidence=evidence(shards=1, bytes_per_second=950_000, throttled_per_minute=10),
+        history=ActionHistory(),
+        now=NOW,
+    )
+    (step,) = plan.steps
+    assert step.summary == "reshard 1 -> 1 shards"
+    # When the plan is rendered
+    lines = render.plan_text(plan).splitlines()
+    # Then no AWS CLI command is offered, and the line says why
+    assert "  1. reshard 1 -> 1 shards [BLOCKED]" in lines
+    assert "     Command: none: this step changes nothing (open shards stays 1)" in lines
+    assert not any("update-shard-count" in text for text in lines)
+
+
+def test_a_step_that_changes_something_keeps_its_command() -> None:
+    assert f"     Command: {CLI_2_TO_4}" in render.plan_text(make()).splitlines()
+
+
+# An applied step in words -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("response", "detail"),
+    [
+        pytest.param(
+            {"current_shards": 2, "target_shards": 4},
+            "accepted by AWS: open shards 2 -> 4 (AWS's answer: current shards 2, target shards 4)",
+            id="reshard's answer",
+        ),
+        pytest.param({}, "accepted by AWS: open shards 2 -> 4", id="no answer body"),
+        pytest.param(
+            {"current_shards": None, "state": "Updating", "names": ["a", "b"]},
+            "accepted by AWS: open shards 2 -> 4 (AWS's answer: state Updating, names a, b)",
+            id="empty values left out, lists joined",
+        ),
+    ],
+)
+def test_an_applied_step_reads_as_words_not_a_python_dict(response: dict[str, Any], detail: str) -> None:
+    # Given the planned reshard 2 -> 4 and what its call answered
+    (step,) = make(mode="enforce").steps
+    # When its outcome is put in words
+    text = render.applied_detail(step, response)
+    # Then it says what changed, before -> after, and AWS's answer without braces or quotes
+    assert text == detail
+    assert not any(mark in text for mark in ("{", "}", "': ", "_shards"))

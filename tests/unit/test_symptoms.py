@@ -49,7 +49,7 @@ def figures(diagnosis: Diagnosis) -> dict[str, tuple[float, str]]:
             0,
             16,
             {"current_shards": 2, "desired_shards": 4, "target_shards": 4},
-            "peak write utilisation 95%; 4 shards would put the observed peak at 60% of capacity",
+            "peak write utilisation 95%; 4 shards would put the observed peak at 48% of capacity (target 60%)",
             id="bytes-saturated 2 -> 4",
         ),
         pytest.param(
@@ -58,7 +58,7 @@ def figures(diagnosis: Diagnosis) -> dict[str, tuple[float, str]]:
             3_800,
             16,
             {"current_shards": 4, "desired_shards": 7, "target_shards": 7},
-            "peak write utilisation 95%; 7 shards would put the observed peak at 60% of capacity",
+            "peak write utilisation 95%; 7 shards would put the observed peak at 54% of capacity (target 60%)",
             id="records-saturated 4 -> 7",
         ),
         pytest.param(
@@ -67,7 +67,7 @@ def figures(diagnosis: Diagnosis) -> dict[str, tuple[float, str]]:
             0,
             16,
             {"current_shards": 2, "desired_shards": 3, "target_shards": 3},
-            "peak write utilisation 80%; 3 shards would put the observed peak at 60% of capacity",
+            "peak write utilisation 80%; 3 shards would put the observed peak at 53% of capacity (target 60%)",
             id="exactly at saturated_at (80%) counts as saturated",
         ),
         pytest.param(
@@ -76,8 +76,9 @@ def figures(diagnosis: Diagnosis) -> dict[str, tuple[float, str]]:
             0,
             10,
             {"current_shards": 8, "desired_shards": 13, "target_shards": 10},
-            "peak write utilisation 95%; 13 shards would put the observed peak at 60% of capacity; "
-            "this call goes to 10 because policy max_shards is 10",
+            "peak write utilisation 95%; 13 shards would put the observed peak at 58% of capacity (target 60%); "
+            "this call goes to 10 because policy max_shards is 10; 10 shards put the observed write peak at 76% of "
+            "capacity",
             id="capped by max_shards, reason says why",
         ),
         pytest.param(
@@ -86,8 +87,9 @@ def figures(diagnosis: Diagnosis) -> dict[str, tuple[float, str]]:
             0,
             16,
             {"current_shards": 2, "desired_shards": 5, "target_shards": 4},
-            "peak write utilisation 150%; 5 shards would put the observed peak at 60% of capacity; "
-            "this call goes to 4 because AWS allows at most 2x per call (4)",
+            "peak write utilisation 150%; 5 shards would put the observed peak at 60% of capacity (target 60%); "
+            "this call goes to 4 because AWS allows at most 2x per call (4); 4 shards put the observed write peak at "
+            "75% of capacity",
             id="capped at 2x, reason says why",
         ),
     ],
@@ -220,12 +222,20 @@ def test_no_write_traffic_data_is_insufficient_evidence(symptom: Symptom[Any]) -
         "without these datapoints the remediator does not guess."
     )
     assert [a.title for a in diagnosis.advice] == ["Check the metrics"]
+    # And the write figures it could not compute are n/a, not 0 %
+    shown = {f.name: f.render() for f in diagnosis.figures}
+    assert shown["open shards"] == "2"
+    for name in ("peak write utilisation", "average write utilisation", "peak incoming bytes", "peak incoming records"):
+        assert shown[name] == "n/a", name
 
 
 def test_zero_write_traffic_is_data_not_missing_data() -> None:
     # Datapoints of 0 are evidence (an idle stream), unlike no datapoints at all.
     diagnosis = WRITE.diagnose(evidence(shards=2, throttled_per_minute=0), policy())
     assert diagnosis.cause == Cause.NOT_REPRODUCED
+    # And its figures are a measured 0, not n/a
+    shown = {f.name: f.render() for f in diagnosis.figures}
+    assert shown["peak write utilisation"] == "0 %"
 
 
 def test_on_demand_is_checked_before_missing_data() -> None:
@@ -241,7 +251,7 @@ def test_iterator_age_on_saturated_shards_proposes_reshard() -> None:
     diagnosis = AGE.diagnose(ev, policy())
     # Then more shards are asked for: 1.8 MB/s at 60% -> 3
     assert diagnosis.cause == Cause.SATURATED
-    reason = "peak write utilisation 90%; 3 shards would put the observed peak at 60% of capacity"
+    reason = "peak write utilisation 90%; 3 shards would put the observed peak at 60% of capacity (target 60%)"
     assert diagnosis.proposals == (Proposal(action="reshard", parameters={"desired_shards": 3}, reason=reason),)
     assert diagnosis.advice == ()
     (proposal,) = diagnosis.proposals

@@ -65,6 +65,9 @@ class StepOutcome(BaseModel):
     action: str
     outcome: StepResult
     detail: str
+    # What the kill switch read right before the step was carried out ("off", "engaged", or why it could not be
+    # read), for the e-mail's guardrails; None when it was not read (blocked, dry run). Not in results or logs.
+    kill_switch: str | None = Field(default=None, exclude=True)
 
 
 class Outcome(BaseModel):

@@ -17,13 +17,15 @@ class Frozen(BaseModel):
 
 
 class Figure(Frozen):
-    """One number of evidence, as people read it: 'peak write utilisation = 92 %'."""
+    """One number of evidence, as people read it: 'peak write utilisation = 92 %' ('n/a' without data)."""
 
     name: str
-    value: float
+    value: float | None  # None: no datapoint to compute it from; shown as n/a, never as 0
     unit: str = ""
 
     def render(self) -> str:
+        if self.value is None:
+            return "n/a"
         whole = self.value == int(self.value)
         shown = f"{self.value:,.0f}" if whole or abs(self.value) >= 100 else f"{self.value:,.2f}"
         return f"{shown} {self.unit}".strip()
@@ -101,6 +103,11 @@ class PlannedStep(Frozen):
     @property
     def allowed(self) -> bool:
         return all(verdict.passed for verdict in self.guardrails)
+
+    @property
+    def changes_nothing(self) -> bool:
+        """A step whose every change leaves its setting as it is (`reshard 1 -> 1`): nothing to run."""
+        return bool(self.changes) and all(change.before == change.after for change in self.changes)
 
     @property
     def blocking_reasons(self) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from remediator.core.plan import Plan
+from typing import Any
+
+from remediator.core.plan import Plan, PlannedStep
 from remediator.core.policy import Mode
 from remediator.core.registry import REGISTRY
 
@@ -35,18 +37,72 @@ def subject(plan: Plan, outcome: str) -> str:
     return f"{head} {_clip(what, room)} {tail}"
 
 
+def _readable(value: Any) -> str:
+    """A value from an action's answer as people read it: `current shards 2, target shards 4`, not a dict."""
+    if isinstance(value, dict):
+        return ", ".join(f"{str(k).replace('_', ' ')} {_readable(v)}" for k, v in value.items() if _shown(v))
+    if isinstance(value, list | tuple):
+        return ", ".join(_readable(v) for v in value if _shown(v))
+    return str(value)
+
+
+def _shown(value: Any) -> bool:
+    return value is not None and value != "" and value != [] and value != {}
+
+
+def applied_detail(step: PlannedStep, response: dict[str, Any]) -> str:
+    """What an applied step did, for the e-mail, the audit row and `history`: the changes before -> after, then
+    what AWS answered, in words (`accepted by AWS: open shards 2 -> 4 (AWS's answer: current shards 2, ...)`)."""
+    text = "accepted by AWS"
+    changes = "; ".join(change.render() for change in step.changes)
+    if changes:
+        text += f": {changes}"
+    answer = _readable(response)
+    if answer:
+        text += f" (AWS's answer: {answer})"
+    return text
+
+
+def command_line(step: PlannedStep) -> str:
+    """The step's AWS CLI command, or why there is none: a step that changes nothing is not a command to run."""
+    if step.changes_nothing:
+        same = "; ".join(f"{c.setting} stays {c.after}" for c in step.changes)
+        return f"none: this step changes nothing ({same})"
+    return step.cli_command
+
+
+def kill_switch_line(plan: Plan, step: PlannedStep, read: str | None, carried_out: bool) -> str:
+    """The kill switch's verdict among the step's guardrails, whatever its state. `read` is what the service read
+    right before carrying the step out ("off", "engaged", or why it could not be read); None when it was not read:
+    a dry run, a step the guardrails above stopped, a plan only shown (`carried_out` False: the CLI's `plan`)."""
+    if read is not None:
+        return f"       [{'pass' if read == 'off' else 'STOP'}] kill-switch: {read} (read right before the change)"
+    if plan.mode == Mode.DRY_RUN:
+        why = "not read: a dry run changes nothing"
+    elif not step.allowed:
+        why = "not read: the step is blocked by the guardrails above"
+    elif not carried_out:
+        why = "not read by plan; the service reads it right before each change"
+    else:
+        why = "not read"
+    return f"       [ -- ] kill-switch: {why}"
+
+
 def figures_table(plan: Plan) -> list[str]:
     width = max((len(f.name) for f in plan.diagnosis.figures), default=0)
     return [f"  {f.name.ljust(width)}  {f.render()}" for f in plan.diagnosis.figures]
 
 
-def body(plan: Plan, outcome: str, results: list[str] | None = None) -> str:
-    """The e-mail: what happened (or would have), then the plan itself."""
+def body(
+    plan: Plan, outcome: str, results: list[str] | None = None, kill_switch: list[str | None] | None = None
+) -> str:
+    """The e-mail: what happened (or would have), then the plan itself. `kill_switch`, when given, has what the
+    service read from the kill switch before each step (None for a step it did not read it for)."""
     if plan.mode == Mode.DRY_RUN:
         preamble = "Kinesis Remediator, DRY RUN: nothing was changed. This is what enforce mode would do."
     else:
         preamble = f"Kinesis Remediator, ENFORCE: {outcome}."
-    text = f"{preamble}\n\n{plan_text(plan, results)}"
+    text = f"{preamble}\n\n{plan_text(plan, results, kill_switch)}"
     if plan.mode == Mode.DRY_RUN:
         text += (
             "\nTo let the remediator act on this stream, set `mode: enforce` for it in its policy file and redeploy."
@@ -54,9 +110,9 @@ def body(plan: Plan, outcome: str, results: list[str] | None = None) -> str:
     return text
 
 
-def plan_text(plan: Plan, results: list[str] | None = None) -> str:
-    """`results`, when given, has one entry per step, in the plan's order."""
-    """The plan as people read it: alarm, diagnosis, evidence table, steps with guardrails, advice."""
+def plan_text(plan: Plan, results: list[str] | None = None, kill_switch: list[str | None] | None = None) -> str:
+    """The plan as people read it: alarm, diagnosis, evidence table, steps with guardrails, advice. `results` and
+    `kill_switch`, when given, have one entry per step, in the plan's order."""
     symptom = REGISTRY.symptoms[plan.symptom]
     lines = [
         f"Alarm:     {plan.alarm_name}",
@@ -85,10 +141,12 @@ def plan_text(plan: Plan, results: list[str] | None = None) -> str:
                     if step.cost
                     else []
                 ),
-                f"     Command: {step.cli_command}",
+                f"     Command: {command_line(step)}",
                 "     Guardrails:",
             ]
             lines += [f"       [{'pass' if g.passed else 'STOP'}] {g.name}: {g.detail}" for g in step.guardrails]
+            read = kill_switch[number - 1] if kill_switch and number <= len(kill_switch) else None
+            lines.append(kill_switch_line(plan, step, read, carried_out=results is not None))
             if results and number <= len(results):
                 lines.append(f"     Result:  {results[number - 1]}")
         lines.append("")

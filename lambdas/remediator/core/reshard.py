@@ -19,6 +19,14 @@ def required_shards(peak_bytes_per_second: float, peak_records_per_second: float
     return max(1, math.ceil(round(max(by_bytes, by_records) / target_utilisation, 6)))
 
 
+def peak_share(peak_bytes_per_second: float, peak_records_per_second: float, shards: int) -> float:
+    """The share of `shards` shards' write capacity the peak write rate fills (the larger of bytes and records):
+    what a reason states for the count it names, not the target it aimed at."""
+    by_bytes = peak_bytes_per_second / limits.SHARD_WRITE_BYTES_PER_SECOND
+    by_records = peak_records_per_second / limits.SHARD_WRITE_RECORDS_PER_SECOND
+    return max(by_bytes, by_records) / max(shards, 1)
+
+
 def quarter_step(current: int, desired: int) -> int:
     """Round a scale-up to the next multiple of 25 % of the current count.
 

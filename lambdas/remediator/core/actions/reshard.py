@@ -28,7 +28,13 @@ from remediator.core.plan import OPEN_SHARDS_SETTING, Change, GuardrailVerdict, 
 from remediator.core.policy import ActionPolicy, StreamPolicy
 from remediator.core.ports import ReadPorts, WritePorts
 from remediator.core.registry import REGISTRY
-from remediator.core.reshard import min_scale_down, scale_down_target, scale_up_target, shard_hours_per_month
+from remediator.core.reshard import (
+    min_scale_down,
+    peak_share,
+    scale_down_target,
+    scale_up_target,
+    shard_hours_per_month,
+)
 from remediator.core.symptoms.calm import CALM_EVIDENCE_MINUTES, disturbances
 
 # Facts under Evidence.facts["reshard"].
@@ -215,6 +221,12 @@ class Reshard(Action[ReshardPolicy]):
         reason = proposal.reason
         if step.limited_by:
             reason += f"; this call goes to {step.target} because " + " and ".join(step.limited_by)
+        if step.target != desired and step.target > current:
+            # The count this call goes to is not the one the reason named (one call's reach, a bound, the 25 %
+            # rounding): say the share it gives.
+            evidence = context.evidence
+            share = peak_share(evidence.peak_bytes_per_second, evidence.peak_records_per_second, step.target)
+            reason += f"; {step.target} shards put the observed write peak at {share:.0%} of capacity"
         if step.target < current:
             saved = shard_hours_per_month(current - step.target)
             reason += f"; {current} -> {step.target} shards saves {saved:,} shard-hours a month"
@@ -240,8 +252,8 @@ class Reshard(Action[ReshardPolicy]):
             GuardrailVerdict(
                 name="aws-step-limit",
                 passed=min_scale_down(current) <= target <= current * limits.MAX_SCALE_UP_FACTOR,
-                detail=f"{current} -> {target}; one call may go from {min_scale_down(current)} "
-                f"to {current * limits.MAX_SCALE_UP_FACTOR}",
+                detail=f"{current} -> {target}; allowed range {min_scale_down(current)}–"
+                f"{current * limits.MAX_SCALE_UP_FACTOR} (one call: half to double)",
             ),
             GuardrailVerdict(
                 name="aws-max-shards",

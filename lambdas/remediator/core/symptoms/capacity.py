@@ -5,19 +5,41 @@ from __future__ import annotations
 from remediator.core.evidence import INCOMING_BYTES, INCOMING_RECORDS, Evidence, StreamMode
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
 from remediator.core.policy import StreamPolicy
-from remediator.core.reshard import required_shards
+from remediator.core.reshard import peak_share, required_shards
 
 ON_DEMAND_SUMMARY = "The stream is on-demand: AWS scales its capacity, so it is never resharded."
 
 
 def capacity_figures(evidence: Evidence) -> list[Figure]:
+    """The stream's write figures; one CloudWatch returned no datapoint for is n/a (None), never 0."""
+    traffic = evidence.has_write_traffic_data()
     return [
         Figure(name="open shards", value=evidence.stream.open_shards),
-        Figure(name="peak write utilisation", value=100 * evidence.write_utilisation(peak=True), unit="%"),
-        Figure(name="average write utilisation", value=100 * evidence.write_utilisation(peak=False), unit="%"),
-        Figure(name="peak incoming bytes", value=evidence.peak_bytes_per_second, unit="B/s"),
-        Figure(name="peak incoming records", value=evidence.peak_records_per_second, unit="records/s"),
+        Figure(
+            name="peak write utilisation",
+            value=100 * evidence.write_utilisation(peak=True) if traffic else None,
+            unit="%",
+        ),
+        Figure(
+            name="average write utilisation",
+            value=100 * evidence.write_utilisation(peak=False) if traffic else None,
+            unit="%",
+        ),
+        Figure(
+            name="peak incoming bytes",
+            value=_seen(evidence, "incoming_bytes", evidence.peak_bytes_per_second),
+            unit="B/s",
+        ),
+        Figure(
+            name="peak incoming records",
+            value=_seen(evidence, "incoming_records", evidence.peak_records_per_second),
+            unit="records/s",
+        ),
     ]
+
+
+def _seen(evidence: Evidence, key: str, value: float) -> float | None:
+    return value if evidence.values(key) else None
 
 
 def is_saturated(evidence: Evidence, policy: StreamPolicy) -> bool:
@@ -25,14 +47,16 @@ def is_saturated(evidence: Evidence, policy: StreamPolicy) -> bool:
 
 
 def reshard_up(evidence: Evidence, policy: StreamPolicy, why: str) -> Proposal:
-    """Ask for the shards that put the observed peak at the target utilisation; the reshard action
-    decides how far one call may go."""
+    """Ask for the fewest shards that put the observed peak at or below the target utilisation; the reshard
+    action decides how far one call may go. The reason states the share that count gives, not the target."""
     target = policy.capacity.target_utilisation
-    desired = required_shards(evidence.peak_bytes_per_second, evidence.peak_records_per_second, target)
+    peak_bytes, peak_records = evidence.peak_bytes_per_second, evidence.peak_records_per_second
+    desired = required_shards(peak_bytes, peak_records, target)
+    share = peak_share(peak_bytes, peak_records, desired)
     return Proposal(
         action="reshard",
         parameters={"desired_shards": desired},
-        reason=f"{why}; {desired} shards would put the observed peak at {target:.0%} of capacity",
+        reason=f"{why}; {desired} shards would put the observed peak at {share:.0%} of capacity (target {target:.0%})",
     )
 
 

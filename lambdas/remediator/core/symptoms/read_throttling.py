@@ -36,7 +36,7 @@ from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
 from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.ports import ReadPorts
 from remediator.core.registry import REGISTRY
-from remediator.core.reshard import required_shards
+from remediator.core.reshard import peak_share, required_shards
 from remediator.core.stream_consumers import (
     STREAM_CONSUMER_READ_GRANTS,
     STREAM_CONSUMERS,
@@ -99,7 +99,8 @@ def read_utilisation(evidence: Evidence) -> float | None:
 
 
 def read_reshard(evidence: Evidence, policy: StreamPolicy, utilisation: float) -> Proposal:
-    """Shards that put the peak read rate (and the write peak) at the target utilisation."""
+    """The fewest shards that put the peak read rate (and the write peak) at or below the target utilisation; the
+    reason states the shares that count gives."""
     target = policy.capacity.target_utilisation
     peak = (evidence.maximum("read_bytes") or 0.0) / evidence.period_seconds
     by_reads = max(1, math.ceil(round(peak / limits.SHARD_READ_BYTES_PER_SECOND / target, 6)))
@@ -109,7 +110,9 @@ def read_reshard(evidence: Evidence, policy: StreamPolicy, utilisation: float) -
         action="reshard",
         parameters={"desired_shards": desired},
         reason=f"peak read utilisation {utilisation:.0%}; {desired} shards would put the observed read peak at "
-        f"{target:.0%} of capacity",
+        f"{peak / (desired * limits.SHARD_READ_BYTES_PER_SECOND):.0%} and the write peak at "
+        f"{peak_share(evidence.peak_bytes_per_second, evidence.peak_records_per_second, desired):.0%} of capacity "
+        f"(target {target:.0%})",
     )
 
 
