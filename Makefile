@@ -60,6 +60,8 @@ docs: $(VENV)/.installed ## Regenerate the README's policy reference and plugin 
 
 synth: bootstrap ## cdk synth, offline, with cdk-nag
 	@$(CDK) synth --quiet -c policyDir=$(POLICY_DIR)
+	@echo "==> Synthesized cdk.out. cdk-nag (AwsSolutions) ran during synth as a CDK validation plugin and passed:"
+	@echo "    no unacknowledged error-level finding (one would have failed synth before this line)."
 
 deploy: bootstrap ## cdk deploy into the account of your current AWS credentials
 	@$(CDK) deploy --require-approval broadening -c policyDir=$(POLICY_DIR)

@@ -7,10 +7,12 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Callable, Sequence
 from datetime import UTC, timedelta
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -30,7 +32,89 @@ from remediator.core.render import cost_table, plan_text, table
 from remediator.policy_files import PolicySet, PolicyValidationError, load_policies, policy_paths
 from remediator.service import build_plan, utc_now
 
-EXIT_OK, EXIT_INVALID, EXIT_ERROR = 0, 1, 2
+# Exit codes. 2 is argparse's own: a usage error (unknown option, missing --stream, bad --since).
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_AWS = 0, 1, 2, 3
+
+DISTRIBUTION = "kinesis-remediator"
+# lambdas/remediator/cli.py -> the checkout's root, when the package runs from one (`pip install -e .`).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+EPILOG = """\
+exit codes:
+  0  done: the plan was made, the policies are valid, the history was printed
+  1  policy or input error: an invalid policy file, a stream in no policy, a stack without the audit table output
+  2  usage error (argparse): an unknown or missing option, a value of the wrong form
+  3  AWS error: a call failed (access denied, no such stream or table, no credentials, endpoint unreachable)
+
+With --json, an error is one JSON object on stdout, {"error": "...", "kind": "policy" | "input" | "aws", ...},
+and stderr stays empty, so `... --json | jq` reads a plan or an error alike; the exit code tells them apart.
+Usage errors (exit 2) stay argparse's text on stderr.
+"""
+
+
+def default_policy_dir() -> Path:
+    """The project's policies/ folder: the checkout this CLI runs from, whatever the working directory; `policies`
+    under the working directory when the package is installed outside a checkout."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "policies"
+    return Path("policies")
+
+
+def version() -> str:
+    """The installed distribution's version; read from the checkout's pyproject.toml when it is not installed."""
+    try:
+        return metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        pyproject = PROJECT_ROOT / "pyproject.toml"
+        if pyproject.is_file():
+            return str(tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"])
+        return "unknown"
+
+
+class Failure(Exception):
+    """An error the CLI reports and exits on: `kind` is policy, input or aws; `fields` go into the JSON form."""
+
+    def __init__(self, message: str, kind: str, code: int, fields: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.message, self.kind, self.code, self.fields = message, kind, code, fields
+
+
+def policy_failure(exc: PolicyValidationError) -> Failure:
+    errors = [str(error) for error in exc.errors]
+    return Failure(f"Invalid policy files ({len(errors)} error(s)):\n{exc}", "policy", EXIT_INVALID, {"errors": errors})
+
+
+def input_failure(message: str, **fields: Any) -> Failure:
+    return Failure(message, "input", EXIT_INVALID, fields)
+
+
+def aws_failure(what: str, exc: Exception, **fields: Any) -> Failure:
+    """`what` names the thing that could not be read (the table, the stack, the stream), not the command's subject."""
+    detail = {"aws_error": type(exc).__name__, **fields}
+    if isinstance(exc, ClientError):
+        detail["aws_error"] = exc.response.get("Error", {}).get("Code") or type(exc).__name__
+        detail["operation"] = exc.operation_name
+    return Failure(f"Cannot read {what} from AWS: {exc}", "aws", EXIT_AWS, detail)
+
+
+T = TypeVar("T")
+
+
+def reading(what: str, call: Callable[[], T], **fields: Any) -> T:
+    """call(), an AWS failure (botocore's ClientError or BotoCoreError: no credentials, no region, endpoint
+    unreachable) becoming a Failure that names `what`."""
+    try:
+        return call()
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_failure(what, exc, **fields) from exc
+
+
+def report(failure: Failure, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps({"error": failure.message, "kind": failure.kind, **failure.fields}, indent=2, default=str))
+    else:
+        print(failure.message, file=sys.stderr)
+    return failure.code
 
 
 def _detectors(policy: StreamPolicy) -> str:
@@ -82,16 +166,15 @@ def plan(args: argparse.Namespace) -> int:
     try:
         policies = load_policies([args.policy_dir])
     except PolicyValidationError as exc:
-        print(f"Invalid policy files:\n{exc}", file=sys.stderr)
-        return EXIT_INVALID
+        raise policy_failure(exc) from exc
     policy = policies.get(args.stream)
     if policy is None:
-        print(
+        raise input_failure(
             f"Stream '{args.stream}' is in no policy under {args.policy_dir}; the remediator only plans for "
             f"listed streams ({', '.join(sorted(policies.streams)) or 'none'}).",
-            file=sys.stderr,
+            stream=args.stream,
+            policy_dir=str(args.policy_dir),
         )
-        return EXIT_INVALID
     now = utc_now()
     # Lambda and many shells set AWS_REGION, which boto3 alone does not read.
     region, endpoint = args.region or os.environ.get("AWS_REGION"), args.endpoint_url
@@ -103,12 +186,21 @@ def plan(args: argparse.Namespace) -> int:
         account="-",
         region=region or "-",
     )
-    try:
-        history = ActionHistory()
-        if args.audit_table:
-            audit = DynamoAuditLog(client("dynamodb", region=region, endpoint_url=endpoint), args.audit_table)
-            history = ActionHistory(audit.applied_actions(args.stream, now - timedelta(hours=24)))
-        result = build_plan(
+    history = ActionHistory()
+    if args.audit_table:
+        table_name = args.audit_table
+        history = ActionHistory(
+            reading(
+                f"audit table '{table_name}'",
+                lambda: DynamoAuditLog(
+                    client("dynamodb", region=region, endpoint_url=endpoint), table_name
+                ).applied_actions(args.stream, now - timedelta(hours=24)),
+                audit_table=table_name,
+            )
+        )
+    result = reading(
+        f"stream '{args.stream}' and its metrics",
+        lambda: build_plan(
             trigger,
             policy,
             KinesisStreams(client("kinesis", region=region, endpoint_url=endpoint)),
@@ -116,10 +208,9 @@ def plan(args: argparse.Namespace) -> int:
             AwsServices(lambda service: client(service, region=region, endpoint_url=endpoint)),
             history,
             now,
-        )
-    except (ClientError, BotoCoreError) as exc:
-        print(f"Cannot read stream '{args.stream}' from AWS: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        ),
+        stream=args.stream,
+    )
     if args.json:
         print(json.dumps(result.as_report(), indent=2, sort_keys=False))
     else:
@@ -224,26 +315,32 @@ def history_entry(row: AuditRow) -> dict[str, Any]:
 
 def find_audit_table(stack: str, region: str | None, endpoint: str | None) -> str:
     """The audit table the stack's `AuditTableName` output names."""
-    response = client("cloudformation", region=region, endpoint_url=endpoint).describe_stacks(StackName=stack)
+    response = reading(
+        f"stack '{stack}' (to find the audit table)",
+        lambda: client("cloudformation", region=region, endpoint_url=endpoint).describe_stacks(StackName=stack),
+        stack=stack,
+    )
     outputs = {o["OutputKey"]: o["OutputValue"] for o in response["Stacks"][0].get("Outputs", [])}
     if StackOutput.AUDIT_TABLE not in outputs:
-        raise LookupError(f"stack '{stack}' has no output {StackOutput.AUDIT_TABLE}: pass --audit-table")
+        raise input_failure(
+            f"Cannot find the audit table: stack '{stack}' has no output {StackOutput.AUDIT_TABLE}: pass --audit-table",
+            stack=stack,
+        )
     return outputs[StackOutput.AUDIT_TABLE]
 
 
 def history(args: argparse.Namespace) -> int:
     region, endpoint = args.region or os.environ.get("AWS_REGION"), args.endpoint_url
     since = utc_now() - args.since if args.since else None
-    try:
-        table_name = args.audit_table or find_audit_table(args.stack, region, endpoint)
-        audit = DynamoAuditLog(client("dynamodb", region=region, endpoint_url=endpoint), table_name)
-        rows = audit.history(args.stream, since)
-    except LookupError as exc:
-        print(f"Cannot find the audit table: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except (ClientError, BotoCoreError) as exc:
-        print(f"Cannot read the audit trail of stream '{args.stream}' from AWS: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+    table_name = args.audit_table or find_audit_table(args.stack, region, endpoint)
+    rows = reading(
+        f"audit table '{table_name}' (the audit trail of stream '{args.stream}')",
+        lambda: DynamoAuditLog(client("dynamodb", region=region, endpoint_url=endpoint), table_name).history(
+            args.stream, since
+        ),
+        audit_table=table_name,
+        stream=args.stream,
+    )
     if args.json:
         document = {
             "stream": args.stream,
@@ -263,48 +360,115 @@ def history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default: the value argparse holds, `off` for a flag; an option whose
+    default is not a plain value (None) says it in its own help."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        help_text = action.help or ""
+        if "default" in help_text or action.default is argparse.SUPPRESS or not action.option_strings:
+            return help_text
+        if action.required:
+            return f"{help_text} (required)"
+        if action.default is False:
+            return f"{help_text} (default: off)"
+        if action.default is not None:
+            return f"{help_text} (default: %(default)s)"
+        return help_text
+
+
+REGION_HELP = "AWS region (default: AWS_REGION, then your AWS configuration)"
+ENDPOINT_HELP = "send every AWS call to this endpoint, e.g. http://127.0.0.1:5000 for a local emulator (default: AWS)"
+JSON_HELP = "print one JSON object{}; an error is a JSON object too, on stdout (see below)"
+
+
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="kinesis-remediator", description=__doc__)
-    commands = root.add_subparsers(dest="command", required=True)
-
-    commands.add_parser("reference", help="print the policy reference and the plugin catalogue (Markdown)")
-
-    check = commands.add_parser("validate", help="validate policy files (default: policies/)")
-    check.add_argument("paths", nargs="*", default=["policies"], help="policy files or directories")
-
-    show = commands.add_parser("plan", help="print the plan the remediator would carry out now (read-only)")
-    show.add_argument("--stream", required=True)
-    show.add_argument("--symptom", required=True, choices=sorted(REGISTRY.symptoms))
-    show.add_argument("--policy-dir", default="policies", type=Path)
-    show.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:5000 for a local emulator")
-    show.add_argument("--region", help="AWS region (default: AWS_REGION, then your AWS configuration)")
-    show.add_argument("--audit-table", help="the deployed audit table, to check cooldowns and budgets")
-    show.add_argument("--alarm-prefix", default=DEFAULT_ALARM_PREFIX)
-    show.add_argument("--json", action="store_true", help="print one JSON object")
-
-    trail = commands.add_parser("history", help="print a stream's audit trail, newest first (read-only)")
-    trail.add_argument("--stream", required=True)
-    trail.add_argument(
-        "--since", type=parse_duration, metavar="DURATION", help="only rows this recent: 30m, 6h, 7d (default: all)"
+    root = argparse.ArgumentParser(
+        prog="kinesis-remediator", description=__doc__, epilog=EPILOG, formatter_class=HelpFormatter
     )
-    trail.add_argument("--json", action="store_true", help="print one JSON object, reasons and plans whole")
+    root.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    policies = default_policy_dir()
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name, help=help_text, description=help_text, epilog=EPILOG, formatter_class=HelpFormatter
+        )
+
+    command("reference", "print the policy reference and the plugin catalogue (Markdown)")
+
+    check = command("validate", "validate policy files")
+    check.add_argument(
+        "paths",
+        nargs="*",
+        default=[str(policies)],
+        help=f"policy files or directories (default: the project's policies folder, {policies})",
+    )
+
+    show = command("plan", "print the plan the remediator would carry out now (read-only)")
+    show.add_argument("--stream", required=True, help="the stream, as named in a policy")
+    show.add_argument(
+        "--symptom",
+        required=True,
+        choices=sorted(REGISTRY.symptoms),
+        metavar="SYMPTOM",
+        help="the alarm's symptom: %(choices)s",
+    )
+    show.add_argument(
+        "--policy-dir",
+        default=policies,
+        type=Path,
+        help="the folder of policy files (default: the project's policies folder, %(default)s, whatever the "
+        "working directory)",
+    )
+    show.add_argument("--endpoint-url", help=ENDPOINT_HELP)
+    show.add_argument("--region", help=REGION_HELP)
+    show.add_argument(
+        "--audit-table",
+        help="the deployed audit table (the stack's AuditTableName output), to check cooldowns and budgets against "
+        "its history (default: none, so they are checked against no history)",
+    )
+    show.add_argument(
+        "--alarm-prefix",
+        default=DEFAULT_ALARM_PREFIX,
+        help="the deployment's alarm-name prefix, the cdk context alarmPrefix (default: %(default)s)",
+    )
+    show.add_argument("--json", action="store_true", help=JSON_HELP.format(""))
+
+    trail = command("history", "print a stream's audit trail, newest first (read-only)")
+    trail.add_argument("--stream", required=True, help="the stream, as named in a policy")
+    trail.add_argument(
+        "--since",
+        type=parse_duration,
+        metavar="DURATION",
+        help="only rows this recent: 30m, 6h, 7d, 1h30m (default: all the table keeps, 90 days)",
+    )
+    trail.add_argument("--json", action="store_true", help=JSON_HELP.format(", reasons and plans whole"))
     trail.add_argument("--audit-table", help=f"the audit table (default: the stack's {StackOutput.AUDIT_TABLE} output)")
     trail.add_argument("--stack", default=STACK_NAME, help="the deployed stack, to find the audit table")
-    trail.add_argument("--endpoint-url", help="e.g. http://127.0.0.1:5000 for a local emulator")
-    trail.add_argument("--region", help="AWS region (default: AWS_REGION, then your AWS configuration)")
+    trail.add_argument("--endpoint-url", help=ENDPOINT_HELP)
+    trail.add_argument("--region", help=REGION_HELP)
     return root
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Exit code: EXIT_OK, EXIT_INVALID (policy or input), EXIT_AWS; argparse exits EXIT_USAGE itself."""
     args = parser().parse_args(argv)
-    if args.command == "validate":
-        return validate(args.paths)
-    if args.command == "reference":
-        print(reference.markdown())
-        return EXIT_OK
-    if args.command == "history":
-        return history(args)
-    return plan(args)
+    as_json = bool(getattr(args, "json", False))
+    try:
+        if args.command == "validate":
+            return validate(args.paths)
+        if args.command == "reference":
+            print(reference.markdown())
+            return EXIT_OK
+        if args.command == "history":
+            return history(args)
+        return plan(args)
+    except Failure as failure:
+        return report(failure, as_json)
+    except OSError as exc:
+        # A policy folder or file that cannot be read.
+        return report(input_failure(f"Cannot read {exc.filename or 'a file'}: {exc.strerror or exc}"), as_json)
 
 
 if __name__ == "__main__":

@@ -140,8 +140,9 @@ def test_plan_refuses_a_stream_in_no_policy(emulator: Emulator, policy_dir: Path
 def test_plan_reports_a_missing_stream_clearly(emulator: Emulator, tmp_path: Path) -> None:
     (tmp_path / "ghost.yaml").write_text(POLICY.replace("clicks", "ghost"))
     completed = run_cli(emulator, tmp_path, "--stream", "ghost", "--symptom", "write-throttling")
-    assert completed.returncode == 2
-    assert "Cannot read stream 'ghost' from AWS:" in completed.stderr
+    # An AWS error: exit 3 (2 is argparse's usage error), naming the stream it could not read
+    assert completed.returncode == 3
+    assert "Cannot read stream 'ghost' and its metrics from AWS:" in completed.stderr
     assert "ResourceNotFoundException" in completed.stderr
 
 

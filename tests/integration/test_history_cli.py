@@ -169,11 +169,10 @@ def test_a_missing_stack_is_a_clear_error(aws, capsys):
     # When history must find the table from it
     code, out, err = run(capsys, "--stack", "NoSuchStack")
 
-    # Then it fails with exit 2 and says what it could not read
-    assert code == cli.EXIT_ERROR
+    # Then it fails with exit 3 (AWS) and names the stack it could not read, not the stream
+    assert code == cli.EXIT_AWS == 3
     assert out == ""
-    assert err.startswith(f"Cannot read the audit trail of stream '{STREAM}' from AWS:")
-    assert "NoSuchStack" in err
+    assert err.startswith("Cannot read stack 'NoSuchStack' (to find the audit table) from AWS:")
 
 
 def test_a_stack_without_the_output_asks_for_the_table(aws, capsys):
@@ -184,8 +183,8 @@ def test_a_stack_without_the_output_asks_for_the_table(aws, capsys):
     # When history must find the table from it
     code, _, err = run(capsys, "--stack", "Other")
 
-    # Then it says which output is missing and what to pass instead
-    assert code == cli.EXIT_ERROR
+    # Then it says which output is missing and what to pass instead (exit 1: an input error, AWS answered)
+    assert code == cli.EXIT_INVALID == 1
     assert err.strip() == "Cannot find the audit table: stack 'Other' has no output AuditTableName: pass --audit-table"
 
 
