@@ -19,6 +19,7 @@ import pytest
 import yaml
 from remediator import cli
 
+from tests.conftest import USERS_POLICIES
 from tests.fakes import REGION
 from tests.integration.conftest import AwsEnv
 from tests.integration.support import STREAM, policy
@@ -338,9 +339,9 @@ def test_every_option_has_help_with_its_default(command: str, action: argparse.A
     [
         ("plan", "(default: kinesis-remediator-)"),
         ("plan", "(default: off)"),
-        ("plan", f"(default: the project's policies folder, {REPO_ROOT / 'policies'}"),
+        ("plan", f"(default: the project's policies folder, {USERS_POLICIES}"),
         ("history", "(default: KinesisRemediator)"),
-        ("validate", f"(default: the project's policies folder, {REPO_ROOT / 'policies'})"),
+        ("validate", f"(default: the project's policies folder, {USERS_POLICIES})"),
     ],
 )
 def test_help_shows_the_defaults_values(command: str, shows: str) -> None:
@@ -355,7 +356,7 @@ def test_the_default_policy_folder_is_the_checkouts(tmp_path: Path, monkeypatch:
     # Given the CLI runs from this checkout, from some other working directory
     monkeypatch.chdir(tmp_path)
     # Then its default policy folder is the checkout's policies/, not ./policies
-    assert cli.default_policy_dir() == REPO_ROOT / "policies"
+    assert cli.default_policy_dir() == USERS_POLICIES
 
 
 def test_validate_finds_the_projects_policies_from_another_cwd(
@@ -383,8 +384,8 @@ def test_outside_a_checkout_the_default_is_the_working_directorys(
 ) -> None:
     # Given the package installed outside a checkout (no pyproject.toml above it)
     monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path / "site-packages")
-    # Then the default is policies/ under the working directory
-    assert cli.default_policy_dir() == Path("policies")
+    # Then the default is policies/ under the working directory (named, never read here)
+    assert cli.default_policy_dir() == Path(USERS_POLICIES.name)
 
 
 def test_a_subprocess_from_another_cwd_shows_the_checkouts_folder(tmp_path: Path) -> None:
@@ -392,4 +393,4 @@ def test_a_subprocess_from_another_cwd_shows_the_checkouts_folder(tmp_path: Path
     result = run_process(["plan", "--help"], tmp_path, no_aws_environment(tmp_path))
     # Then its help names the checkout's policy folder as the default
     assert result.returncode == 0, result.stderr
-    assert str(REPO_ROOT / "policies") in " ".join(result.stdout.split())
+    assert str(USERS_POLICIES) in " ".join(result.stdout.split())
