@@ -10,6 +10,7 @@ ignored (returning normally, so AWS does not retry them).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import replace
 from functools import cache
@@ -205,14 +206,20 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
     # Counted before the idempotency check: duplicates show as triggers without a new outcome.
     count(RemediatorMetric.ALARM_TRIGGERS)
+    return _once(lambda: handle_trigger(trigger=trigger), trigger.stream, trigger.symptom)
+
+
+def _once(handle: Callable[[], dict[str, Any]], stream: str, symptom: str) -> dict[str, Any]:
+    """Run an idempotent unit of work; a second delivery while the first is still being handled answers quietly.
+
+    That first delivery acts and answers (if it fails, Lambda or Scheduler retries it); raising here would only put
+    noise in the dead-letter queue."""
     try:
-        return handle_trigger(trigger=trigger)
+        return handle()
     except IdempotencyAlreadyInProgressError:
-        # The same state change delivered again while the first delivery is still being handled: that one acts
-        # and answers (if it fails, Lambda retries it); raising here would only put noise in the dead-letter queue.
         logger.info("Duplicate delivery while the first is in progress; not handled twice")
         count(RemediatorMetric.DUPLICATE_DELIVERIES)
-        return _ignored(DUPLICATE_IN_PROGRESS, trigger.stream, trigger.symptom)
+        return _ignored(DUPLICATE_IN_PROGRESS, stream, symptom)
 
 
 def _follow_up(event: dict[str, Any]) -> dict[str, Any]:
@@ -225,13 +232,7 @@ def _follow_up(event: dict[str, Any]) -> dict[str, Any]:
         return _ignored("not a valid follow-through event")
     logger.append_keys(stream=follow.stream, symptom=follow.symptom, alarm=follow.alarm_name, attempt=follow.attempt)
     count(RemediatorMetric.FOLLOW_THROUGHS)
-    try:
-        return handle_follow_up(event=follow)
-    except IdempotencyAlreadyInProgressError:
-        # Scheduler retries a target it thinks failed: the first delivery is still acting.
-        logger.info("Duplicate follow-through delivery while the first is in progress; not handled twice")
-        count(RemediatorMetric.DUPLICATE_DELIVERIES)
-        return _ignored(DUPLICATE_IN_PROGRESS, follow.stream, follow.symptom)
+    return _once(lambda: handle_follow_up(event=follow), follow.stream, follow.symptom)
 
 
 def _census(event: dict[str, Any]) -> dict[str, Any]:
