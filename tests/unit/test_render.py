@@ -303,6 +303,9 @@ def test_a_step_that_changes_nothing_is_not_shown_as_a_command_to_run() -> None:
     assert "  1. reshard 1 -> 1 shards [BLOCKED]" in lines
     assert "     Command: none: this step changes nothing (open shards stays 1)" in lines
     assert not any("update-shard-count" in text for text in lines)
+    # And `plan --json` carries no command for it either
+    (blocked,) = plan.as_report()["blocked"]
+    assert blocked["cli_command"] is None
 
 
 def test_a_step_that_changes_something_keeps_its_command() -> None:

@@ -165,7 +165,8 @@ class Plan(Frozen):
                     "summary": s.summary,
                     "parameters": s.parameters,
                     "changes": [c.model_dump(mode="json") for c in s.changes],
-                    "cli_command": s.cli_command,
+                    # None for a step that changes nothing (`reshard 1 -> 1`): there is no command to run.
+                    "cli_command": None if s.changes_nothing else s.cli_command,
                     "reasons": s.blocking_reasons,
                     "cost": s.cost.report() if s.cost else None,
                 }
