@@ -113,10 +113,15 @@ def _invocation_dependencies() -> Dependencies:
 
 @idempotent_function(data_keyword_argument="trigger", config=idempotency, persistence_store=persistence)
 def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
-    outcome = remediate(trigger, _invocation_dependencies())
-    try:  # after a change nothing may fail the invocation for a metric or a log line
+    return _finished(remediate(trigger, _invocation_dependencies()), "Remediation finished")
+
+
+def _finished(outcome: Outcome, message: str) -> dict[str, Any]:
+    """Count and log an outcome, and return it. After a change nothing may fail the invocation for a metric or a
+    log line (a retry would only resume it, but it would also e-mail again)."""
+    try:
         record_outcome(outcome)
-        logger.info("Remediation finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
+        logger.info(message, extra={"outcome": outcome.model_dump(exclude={"plan"})})
     except Exception:
         logger.exception("Could not record the outcome's metric")
     return outcome.model_dump(mode="json")
@@ -136,18 +141,12 @@ def _own_account(context: LambdaContext) -> str:
     data_keyword_argument="event", config=follow_up_idempotency, persistence_store=follow_up_persistence
 )
 def handle_follow_up(event: FollowUp) -> dict[str, Any]:
-    outcome = follow_up(event, settings.alarm_prefix, _invocation_dependencies())
-    record_outcome(outcome)
-    logger.info("Follow-through finished", extra={"outcome": outcome.model_dump(exclude={"plan"})})
-    return outcome.model_dump(mode="json")
+    return _finished(follow_up(event, settings.alarm_prefix, _invocation_dependencies()), "Follow-through finished")
 
 
 @idempotent_function(data_keyword_argument="resolved", config=idempotency, persistence_store=persistence)
 def handle_resolution(resolved: AlarmResolved) -> dict[str, Any]:
-    outcome = resolve(resolved, dependencies())
-    record_outcome(outcome)
-    logger.info("Alarm resolution handled", extra={"outcome": outcome.model_dump()})
-    return outcome.model_dump(mode="json")
+    return _finished(resolve(resolved, dependencies()), "Alarm resolution handled")
 
 
 def _ignored(reason: str, stream: str = "-", symptom: str = "-") -> dict[str, Any]:
