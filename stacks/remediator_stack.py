@@ -12,6 +12,7 @@ from remediator.policy_files import PolicySet
 
 from stacks.constructs.alarms import StreamAlarms
 from stacks.constructs.dashboard import RemediatorDashboard
+from stacks.constructs.fleet_alarms import FleetAlarms
 from stacks.constructs.notifications import Notifications
 from stacks.constructs.remediator import Remediator
 from stacks.constructs.self_monitoring import SelfMonitoring, operator_emails
@@ -35,6 +36,8 @@ class KinesisRemediatorStack(Stack):
         self.state = RemediatorState(self, "State", policies=policies, parameter_root=parameter_root)
         self.notifications = Notifications(self, "Notifications", policies=policies)
         self.alarms = StreamAlarms(self, "Alarms", policies=policies, prefix=alarm_prefix)
+        # Streams with `alarms: fleet`: shared Metrics Insights alarms (H11-FLEET); StreamAlarms leaves theirs out.
+        self.fleet_alarms = FleetAlarms(self, "FleetAlarms", policies=policies, prefix=alarm_prefix)
         self.remediator = Remediator(
             self,
             "Remediator",
