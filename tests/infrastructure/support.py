@@ -434,6 +434,7 @@ def follow_through_pairs(synth: Synth) -> set[tuple[str, str]]:
     )
     return {
         ("cloudwatch:DescribeAlarms", alarms),
+        ("cloudwatch:DescribeAlarmContributors", alarms),  # a fleet alarm's contributor (H11-FLEET)
         ("scheduler:CreateSchedule", schedules),
         ("scheduler:DeleteSchedule", schedules),
         ("iam:PassRole", get_att(scheduler_role_id(synth))),
