@@ -465,7 +465,7 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
     if errors:
         raise PolicyValidationError(errors)
     # Streams on fleet alarms: which of their alarms stay per-stream, and the region's Metrics Insights quota.
-    for concerned, stream, field_, message in fleet_warnings(streams, DEFAULT_ALARM_PREFIX):
+    for concerned, named, field_, message in fleet_warnings(streams, DEFAULT_ALARM_PREFIX):
         where = ", ".join(dict.fromkeys(sources[name] for name in concerned))
-        warnings.append(PolicyError(where, stream, field_, message))
+        warnings.append(PolicyError(where, named, field_, message))
     return PolicySet(streams=streams, sources=sources, warnings=tuple(warnings))
