@@ -454,3 +454,37 @@ def test_a_contributor_not_listed_is_ok_and_a_missing_alarm_is_none() -> None:
     assert state is not None and state.value == "OK"
     reader, _ = states([("error", {}, {})])
     assert reader.state(f"{alarm}[orders]") is None
+
+
+# --- cost ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("standard_metrics", "analyzed", "usd"),
+    [
+        (0, 0, 0.0),
+        (10, 0, 0.0),  # the free tier's 10 alarm metrics
+        (11, 0, 0.10),
+        (10, 1, 0.10),  # no free tier for metrics analysed by a Metrics Insights alarm
+        (130, 0, 12.00),
+        (90, 40, 12.00),
+    ],
+)
+def test_monthly_alarm_cost(standard_metrics: int, analyzed: int, usd: float) -> None:
+    from remediator.core.pricing import monthly_alarm_cost
+
+    assert monthly_alarm_cost(standard_metrics, analyzed) == pytest.approx(usd)
+
+
+def test_the_readme_cost_table_is_the_one_pricing_computes() -> None:
+    # Given the README and the cost table computed from core/pricing.py's prices and the policies' alarms
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    table = fleet.cost_table_markdown(PREFIX)
+    # Then the README shows exactly that table
+    assert table in readme, f"README's Fleet alarms table is stale; it should read:\n{table}"
+    # And it covers 10, 100 and 1,000 streams, the fleet bill counting one analysed metric per stream and alarm
+    rows = fleet.cost_table(PREFIX)
+    assert [count for count, _, _ in rows] == [10, 100, 1000]
+    for count, own, shared in rows:
+        assert own.fleet_alarms == 0 and shared.metrics_analyzed == count * len(FLEET_SYMPTOMS)
+        assert own.standard_alarms - shared.standard_alarms == count * len(FLEET_SYMPTOMS)

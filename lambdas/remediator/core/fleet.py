@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Final
 from remediator.core.deployment import ALARM_NAME_MAX_LENGTH, ALARM_NAME_SEPARATOR
 from remediator.core.metrics import KINESIS_NAMESPACE, Comparison, Metric, MissingData
 from remediator.core.policy import FLEET, StreamPolicy
+from remediator.core.pricing import monthly_alarm_cost
 from remediator.core.registry import REGISTRY
 
 if TYPE_CHECKING:
@@ -397,3 +398,77 @@ def fleet_warnings(
         on_fleet = tuple(sorted(p.name for p in policies.values() if p.alarms == FLEET))
         warnings.append((on_fleet, None, "alarms", message))
     return warnings
+
+
+# --- what the alarms cost ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlarmBill:
+    """The alarms a deployment's policies make, counted as CloudWatch bills them (core.pricing)."""
+
+    streams: int
+    standard_alarms: int  # per-stream alarms (each billed per metric it lists)
+    standard_alarm_metrics: int
+    fleet_alarms: int  # Metrics Insights alarms (each billed per metric its query analyses)
+    metrics_analyzed: int  # one per stream per fleet alarm: SCHEMA(ns, StreamName) matches one metric per stream
+
+    @property
+    def alarms(self) -> int:
+        return self.standard_alarms + self.fleet_alarms
+
+    @property
+    def monthly_usd(self) -> float:
+        return monthly_alarm_cost(self.standard_alarm_metrics, self.metrics_analyzed)
+
+
+def alarm_bill(policies: Mapping[str, StreamPolicy], prefix: str) -> AlarmBill:
+    from remediator.core.alarm import deployed_alarms  # core.alarm imports this module
+
+    standard = [spec for policy in policies.values() for _, spec in deployed_alarms(policy, prefix).values()]
+    shared = fleet_alarms(policies, prefix)
+    return AlarmBill(
+        streams=len(policies),
+        standard_alarms=len(standard),
+        standard_alarm_metrics=sum(len(spec.metrics) for spec in standard),
+        fleet_alarms=len(shared),
+        metrics_analyzed=sum(len(alarm.streams) for alarm in shared),
+    )
+
+
+COST_TABLE_STREAMS: Final = (10, 100, 1000)
+
+
+def cost_table_policy(name: str, alarms: str) -> dict[str, object]:
+    """The README cost table's stream: every default detector, no consumer, a reshard bound."""
+    return {"name": name, "alarms": alarms, "actions": {"reshard": {"max_shards": 16}}}
+
+
+def cost_table(prefix: str, counts: Sequence[int] = COST_TABLE_STREAMS) -> list[tuple[int, AlarmBill, AlarmBill]]:
+    """(streams, per-stream bill, fleet bill) for the README: `counts` streams named stream-0000..., defaults."""
+    rows = []
+    for count in counts:
+        bills = []
+        for style in ("per-stream", FLEET):
+            policies = {
+                f"stream-{i:04d}": REGISTRY.parse_stream_policy(cost_table_policy(f"stream-{i:04d}", style))
+                for i in range(count)
+            }
+            bills.append(alarm_bill(policies, prefix))
+        rows.append((count, bills[0], bills[1]))
+    return rows
+
+
+def cost_table_markdown(prefix: str, counts: Sequence[int] = COST_TABLE_STREAMS) -> str:
+    """The README's table, as Markdown (tests/unit/test_fleet.py keeps the README equal to it)."""
+    lines = [
+        "| Streams | Per-stream: alarms | Per-stream: USD/month | Fleet: Metrics Insights alarms | "
+        "Fleet: per-stream alarms left | Fleet: USD/month |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for count, own, shared in cost_table(prefix, counts):
+        lines.append(
+            f"| {count:,} | {own.standard_alarms:,} | {own.monthly_usd:,.2f} | {shared.fleet_alarms:,} | "
+            f"{shared.standard_alarms:,} | {shared.monthly_usd:,.2f} |"
+        )
+    return "\n".join(lines)
