@@ -3,8 +3,9 @@
 Four events are ours: an alarm going into ALARM (remediate), an alarm going from ALARM back to OK (resolve:
 the "resolved" e-mail, pending follow-ups cancelled), a follow-through schedule firing (core.follow_through:
 remediate again, as attempt n of the same alarm state change), and the shard census's schedule (service.census:
-publish every protected stream's open shards). Events we do not understand are logged and
-ignored (returning normally, so AWS does not retry them).
+publish every protected stream's open shards). A fleet alarm's contributor state change (core.fleet: one stream
+of a Metrics Insights alarm) is the first two for that stream, exactly as its own alarm's would be. Events we do
+not understand are logged and ignored (returning normally, so AWS does not retry them).
 """
 
 from __future__ import annotations
