@@ -389,8 +389,8 @@ def fleet_warnings(
         shown = ", ".join(streams[:SHOWN_STREAMS]) + (f" and {more} more" if more > 0 else "")
         message = f"fleet: '{label}' stays a per-stream alarm for {len(streams)} streams ({shown}): {why}"
         warnings.append((tuple(streams), None, "alarms", message))
-    on_fleet = any(policy.alarms == FLEET for policy in policies.values())
-    count = len(fleet_alarms(policies, prefix)) if on_fleet else 0
+    any_fleet = any(policy.alarms == FLEET for policy in policies.values())
+    count = len(fleet_alarms(policies, prefix)) if any_fleet else 0
     if count > METRICS_INSIGHTS_ALARMS_PER_REGION:
         message = (
             f"{count} fleet alarms exceed the {METRICS_INSIGHTS_ALARMS_PER_REGION} Metrics Insights alarms an account "
