@@ -572,7 +572,8 @@ def add_backtest(command: Callable[[str, str], argparse.ArgumentParser]) -> None
         "--trace",
         type=Path,
         metavar="CSV",
-        help="the trace: timestamp,incoming_bytes,incoming_records[,consumer_records_per_s], one row per minute",
+        help="the trace: timestamp,incoming_bytes,incoming_records[,consumer_records_per_s], one row per minute "
+        "(default: none; this or --from-cloudwatch is required)",
     )
     source.add_argument(
         "--from-cloudwatch",
@@ -581,7 +582,9 @@ def add_backtest(command: Callable[[str, str], argparse.ArgumentParser]) -> None
     )
     rehearse.add_argument("--days", type=positive_int, default=7, help="with --from-cloudwatch: days to replay")
     rehearse.add_argument("--json", action="store_true", help=JSON_HELP.format(", with shards_per_minute"))
-    rehearse.add_argument("--plot", type=Path, metavar="PNG", help="also draw load, capacity, iterator age and actions")
+    rehearse.add_argument(
+        "--plot", type=Path, metavar="PNG", help="also draw load, capacity, iterator age and actions (default: no plot)"
+    )
     rehearse.add_argument(
         "--shards",
         type=positive_int,
