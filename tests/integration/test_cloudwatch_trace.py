@@ -151,6 +151,7 @@ def test_a_stream_without_any_datapoint_is_named_with_what_to_check(cloudwatch: 
         " region, or had no writes in that time; check the stream's name, the region and the account of your"
         " credentials"
     )
+    assert raised.value.kind == "no-data"
 
 
 BAD_RANGES = [
@@ -172,8 +173,9 @@ def test_a_range_beyond_one_minute_retention_is_refused_before_any_call(days: An
             raise AssertionError(f"called {name}")
 
     # When a range CloudWatch cannot serve at one minute is asked for / Then a clear error, no call
-    with pytest.raises(CloudWatchTraceError, match=f"^stream {STREAM}: .*{message}".replace("(", r"\(")):
+    with pytest.raises(CloudWatchTraceError, match=f"^stream {STREAM}: .*{message}".replace("(", r"\(")) as raised:
         trace_from_cloudwatch(NoCalls(), STREAM, days, end, now=NOW)
+    assert raised.value.kind == "input"
 
 
 def test_fifteen_days_ending_now_is_the_longest_range() -> None:
@@ -352,4 +354,5 @@ def test_access_denied_names_the_stream_and_the_permission(cloudwatch: Any, loop
         " to perform: cloudwatch:GetMetricData); the credentials need the IAM permission cloudwatch:GetMetricData"
         ' (on resource "*")'
     )
+    assert (raised.value.kind, raised.value.aws_error) == ("aws", "AccessDenied")
     assert len(PagingCloudWatch.calls) == 1

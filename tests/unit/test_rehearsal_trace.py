@@ -116,6 +116,9 @@ READ_ERRORS = [
         id="short-row",
     ),
     pytest.param(
+        f'{HEADER}\n{ROW}\n2026-11-20T10:01:00Z,"1"2,10\n', "3: not valid CSV: ',' expected after '\"'", id="quote"
+    ),
+    pytest.param(
         f"{HEADER}\n{ROW}\n2026-11-20T10:01:00Z,abc,10\n", "3: incoming_bytes: 'abc' is not a number", id="nan-text"
     ),
     pytest.param(

@@ -65,7 +65,15 @@ _QUERIES = {"incoming_bytes": BYTES_METRIC, "incoming_records": RECORDS_METRIC}
 
 
 class CloudWatchTraceError(Exception):
-    """The trace could not be built; the message names the stream and, for a permission, the IAM action."""
+    """The trace could not be built; the message names the stream and, for a permission, the IAM action.
+
+    kind: "input" (days or end out of range: nothing was called), "aws" (a call failed or was refused; aws_error is
+    AWS's error code or botocore's exception name) or "no-data" (CloudWatch answered, with no datapoint at all)."""
+
+    def __init__(self, message: str, *, kind: str = "input", aws_error: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.aws_error = aws_error
 
 
 def trace_from_cloudwatch(
@@ -114,7 +122,8 @@ def trace_from_cloudwatch(
         raise CloudWatchTraceError(
             f"stream {stream_name}: CloudWatch has no {BYTES_METRIC} or {RECORDS_METRIC} datapoint in {NAMESPACE}"
             f" from {_iso(start)} to {_iso(stop)}: the stream does not exist in this account and region, or had no"
-            " writes in that time; check the stream's name, the region and the account of your credentials"
+            " writes in that time; check the stream's name, the region and the account of your credentials",
+            kind="no-data",
         )
     minutes = int((stop - start) / MINUTE)
     timeline = [start + index * MINUTE for index in range(minutes)]
@@ -213,7 +222,9 @@ def _fetch_window(
         except ClientError as error:
             raise _refused(stream_name, error) from error
         except BotoCoreError as error:
-            raise CloudWatchTraceError(f"stream {stream_name}: GetMetricData failed: {error}") from error
+            raise CloudWatchTraceError(
+                f"stream {stream_name}: GetMetricData failed: {error}", kind="aws", aws_error=type(error).__name__
+            ) from error
         pages += 1
         for result in page.get("MetricDataResults", []):
             _check_status(stream_name, result, page)
@@ -228,7 +239,9 @@ def _fetch_window(
         if token is None:
             return pages
         if token in seen:  # AWS never repeats a token; a loop here would never end
-            raise CloudWatchTraceError(f"stream {stream_name}: GetMetricData returned the same NextToken twice")
+            raise CloudWatchTraceError(
+                f"stream {stream_name}: GetMetricData returned the same NextToken twice", kind="aws"
+            )
         seen.add(token)
 
 
@@ -241,9 +254,15 @@ def _check_status(stream_name: str, result: dict[str, Any], page: dict[str, Any]
     if status == "Forbidden":
         raise CloudWatchTraceError(
             f"stream {stream_name}: CloudWatch refused to read {NAMESPACE} {result.get('Label') or result.get('Id')}"
-            f"{detail}; the credentials need {PERMISSION}"
+            f"{detail}; the credentials need {PERMISSION}",
+            kind="aws",
+            aws_error=status,
         )
-    raise CloudWatchTraceError(f"stream {stream_name}: GetMetricData answered {status} for {result.get('Id')}{detail}")
+    raise CloudWatchTraceError(
+        f"stream {stream_name}: GetMetricData answered {status} for {result.get('Id')}{detail}",
+        kind="aws",
+        aws_error=status,
+    )
 
 
 def _refused(stream_name: str, error: ClientError) -> CloudWatchTraceError:
@@ -253,9 +272,13 @@ def _refused(stream_name: str, error: ClientError) -> CloudWatchTraceError:
     if code in ACCESS_DENIED:
         return CloudWatchTraceError(
             f"stream {stream_name}: access denied to GetMetricData ({message or code}); the credentials need the"
-            f' IAM permission {PERMISSION} (on resource "*")'
+            f' IAM permission {PERMISSION} (on resource "*")',
+            kind="aws",
+            aws_error=code,
         )
-    return CloudWatchTraceError(f"stream {stream_name}: GetMetricData failed: {code}: {message}")
+    return CloudWatchTraceError(
+        f"stream {stream_name}: GetMetricData failed: {code}: {message}", kind="aws", aws_error=code or None
+    )
 
 
 def _iso(moment: datetime) -> str:
