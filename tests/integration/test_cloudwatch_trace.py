@@ -133,7 +133,7 @@ def test_the_last_minutes_not_yet_published_are_left_out_older_silence_is_zero(c
         f"left out the last 5 minutes (from {THIS_MINUTE - 5 * MINUTE:%Y-%m-%dT%H:%MZ}):"
         " CloudWatch has not published them yet"
     )
-    # And a trace ending an hour ago keeps its trailing silent minutes: they are long published
+    # And a trace ending 5 minutes ago keeps its trailing silent minutes: older than the publishing delay
     earlier = trace_from_cloudwatch(cloudwatch, STREAM, 1, NOW - timedelta(minutes=5), now=NOW)
     assert earlier[-1].timestamp == THIS_MINUTE - 6 * MINUTE
     assert len(earlier) == 24 * 60
