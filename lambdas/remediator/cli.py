@@ -1,4 +1,5 @@
-"""kinesis-remediator: validate policy files, show the plan the remediator would carry out now, and what it did."""
+"""kinesis-remediator: validate policy files, show the plan the remediator would carry out now, what it did, and what a
+policy would have done on a trace of traffic (backtest)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EPILOG = """\
 exit codes:
   0  done: the plan was made, the policies are valid, the history was printed
-  1  policy or input error: an invalid policy file, a stream in no policy, a stack without the audit table output
+  1  policy or input error: an invalid policy file, a stream in no policy, a stack without the audit table output,
+     a trace that does not read
   2  usage error (argparse): an unknown or missing option, a value of the wrong form
   3  AWS error: a call failed (access denied, no such stream or table, no credentials, endpoint unreachable)
 
