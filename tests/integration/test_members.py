@@ -417,3 +417,25 @@ def test_follow_through_continues_a_members_reshard_reading_the_members_alarm(aw
     ]
     applied = [r for r in rows(aws, f"{MEMBER}/{REGION}/clicks") if r["outcome"] == "applied"]
     assert len(applied) == 2
+
+
+def test_a_members_alarm_back_to_ok_emails_what_was_done_there(aws: Any, hub: Hub) -> None:
+    # Given the member's stream resharded by its alarm
+    put_policy(aws, member_policy())
+    assert hub.invoke(event_from(MEMBER))["status"] == "applied"
+    aws.emails()  # the "applied" e-mail, read and left aside
+
+    # When the alarm goes back to OK in the member
+    ok = event_from(MEMBER, timestamp="2026-11-26T03:09:00.000+0000")
+    ok["detail"]["state"]["value"], ok["detail"]["previousState"] = (
+        "OK",
+        {"value": "ALARM", "reason": "", "timestamp": "2026-11-26T02:59:00.000+0000"},
+    )
+    result = hub.invoke(ok)
+
+    # Then the resolution is audited under the member's stream and e-mailed naming the account and region
+    assert result["status"] == "resolved", result
+    assert [r["outcome"] for r in rows(aws, f"{MEMBER}/{REGION}/{STREAM}")].count("resolved") == 1
+    assert rows(aws, STREAM) == []
+    mails = [m for m in aws.emails() if "RESOLVED" in m["Subject"]]
+    assert len(mails) == 1 and mails[0]["Subject"].startswith(f"[{MEMBER} {REGION}] [RESOLVED] {STREAM}")
