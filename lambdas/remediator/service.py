@@ -173,8 +173,9 @@ class _Located:
     def __init__(self, notifier: Notifier, account: str, region: str) -> None:
         self._notifier, self._account, self._region = notifier, account, region
 
-    def send(self, stream: str, subject: str, body: str) -> str:
-        return self._notifier.send(stream, *render.located(subject, body, self._account, self._region))
+    def send(self, stream: str, subject: str, body: str, *recipients: Any) -> str:
+        # *recipients: whatever else the hub's notifier takes (passed through unchanged)
+        return self._notifier.send(stream, *render.located(subject, body, self._account, self._region), *recipients)
 
 
 def _for_member(trigger: AlarmTrigger | AlarmResolved, deps: Dependencies) -> Dependencies | None:
