@@ -148,10 +148,21 @@ def _specs(policy: StreamPolicy) -> Iterable[tuple[str, AlarmSpec]]:
                 yield key, spec
 
 
+MEMBER_STREAM: Final = (
+    "the stream is in another account or region (a member's): fleet alarms are made in the hub's own account and "
+    "region only"
+)
+
+
+def hub_local(policy: StreamPolicy) -> bool:
+    """A stream in the hub's own account and region (issue 11.4's policies leave both out for those)."""
+    return getattr(policy, "account", None) is None and getattr(policy, "region", None) is None
+
+
 def fleet_thresholds(policy: StreamPolicy) -> dict[tuple[str, str], Thresholds]:
     """(symptom, qualifier) -> thresholds, for each alarm of a fleet policy that a fleet alarm carries ({} when the
-    policy keeps per-stream alarms)."""
-    if policy.alarms != FLEET:
+    policy keeps per-stream alarms, or is a member's stream)."""
+    if policy.alarms != FLEET or not hub_local(policy):
         return {}
     return {
         (key, spec.qualifier): Thresholds.of(key, spec)
@@ -162,13 +173,15 @@ def fleet_thresholds(policy: StreamPolicy) -> dict[tuple[str, str], Thresholds]:
 
 def covered(policy: StreamPolicy, symptom: str, spec: AlarmSpec) -> bool:
     """Whether this alarm of the stream is carried by a fleet alarm (so the stream gets no alarm of its own)."""
-    return policy.alarms == FLEET and not why_not_fleet(spec, policy.name)
+    return policy.alarms == FLEET and hub_local(policy) and not why_not_fleet(spec, policy.name)
 
 
 def per_stream_only(policy: StreamPolicy) -> list[tuple[str, str, str]]:
     """(symptom, qualifier, why) for each alarm of a fleet policy that stays a per-stream alarm."""
     if policy.alarms != FLEET:
         return []
+    if not hub_local(policy):
+        return [(key, spec.qualifier, MEMBER_STREAM) for key, spec in _specs(policy)]
     return [(key, spec.qualifier, why) for key, spec in _specs(policy) if (why := why_not_fleet(spec, policy.name))]
 
 
@@ -352,9 +365,9 @@ def fleet_alarms(policies: Mapping[str, StreamPolicy], prefix: str) -> list[Flee
     """Every fleet alarm of these policies: streams with the same thresholds share one, split where the query or
     the contributor limit would be exceeded. Sorted by name."""
     groups: dict[Thresholds, list[str]] = {}
-    for name, policy in policies.items():
+    for policy in policies.values():  # keyed by policy key (a member's is account/region/name); fleet: hub's own
         for thresholds in fleet_thresholds(policy).values():
-            groups.setdefault(thresholds, []).append(name)
+            groups.setdefault(thresholds, []).append(policy.name)
     alarms = []
     for thresholds, streams in groups.items():
 
@@ -375,20 +388,21 @@ def fleet_warnings(
     """(streams concerned, stream or None, field, message): what `validate` says of fleet alarms that is valid but
     worth a look. One warning per alarm that stays per-stream (naming its streams), not one per stream: a thousand
     streams make a handful of lines."""
-    kept: dict[tuple[str, str], list[str]] = {}
-    for name, policy in sorted(policies.items()):
+    kept: dict[tuple[str, str], list[tuple[str, str]]] = {}  # (label, why) -> [(policy key, stream name)]
+    for key, policy in sorted(policies.items()):
         for symptom, qualifier, why in per_stream_only(policy):
             label = symptom + (f"{SEP}{qualifier}" if qualifier else "")
-            kept.setdefault((label, why), []).append(name)
+            kept.setdefault((label, why), []).append((key, policy.name))
     warnings: list[tuple[tuple[str, ...], str | None, str, str]] = []
-    for (label, why), streams in kept.items():
-        if len(streams) == 1:
-            warnings.append(((streams[0],), streams[0], "alarms", f"fleet: '{label}' stays a per-stream alarm: {why}"))
+    for (label, why), found in kept.items():
+        keys, names = tuple(k for k, _ in found), [n for _, n in found]
+        if len(found) == 1:
+            warnings.append((keys, names[0], "alarms", f"fleet: '{label}' stays a per-stream alarm: {why}"))
             continue
-        more = len(streams) - SHOWN_STREAMS
-        shown = ", ".join(streams[:SHOWN_STREAMS]) + (f" and {more} more" if more > 0 else "")
-        message = f"fleet: '{label}' stays a per-stream alarm for {len(streams)} streams ({shown}): {why}"
-        warnings.append((tuple(streams), None, "alarms", message))
+        more = len(names) - SHOWN_STREAMS
+        shown = ", ".join(names[:SHOWN_STREAMS]) + (f" and {more} more" if more > 0 else "")
+        message = f"fleet: '{label}' stays a per-stream alarm for {len(names)} streams ({shown}): {why}"
+        warnings.append((keys, None, "alarms", message))
     any_fleet = any(policy.alarms == FLEET for policy in policies.values())
     count = len(fleet_alarms(policies, prefix)) if any_fleet else 0
     if count > METRICS_INSIGHTS_ALARMS_PER_REGION:
@@ -396,7 +410,7 @@ def fleet_warnings(
             f"{count} fleet alarms exceed the {METRICS_INSIGHTS_ALARMS_PER_REGION} Metrics Insights alarms an account "
             "has per region by default: ask AWS for more, or keep some streams per-stream"
         )
-        on_fleet = tuple(sorted(p.name for p in policies.values() if p.alarms == FLEET))
+        on_fleet = tuple(sorted(k for k, p in policies.items() if p.alarms == FLEET))
         warnings.append((on_fleet, None, "alarms", message))
     return warnings
 
