@@ -343,7 +343,7 @@ def test_a_fleet_alarm_of_other_thresholds_is_not_trusted(aws, invoke, api_calls
     [
         ("no StreamName attribute", {"stream": None}, "has no StreamName attribute"),
         ("a stream the query does not select", {"stream": "orders"}, "which its query does not select"),
-        ("another account", {"account": "999999999999"}, "event from account '999999999999'"),
+        ("another account", {"account": "999999999999"}, "fleet alarms are made in the hub's own account and region"),
         ("not a fleet alarm's name", {"alarm": f"{PREFIX}{FLEET_STREAM}/write-throttling"}, "does not start with"),
     ],
 )

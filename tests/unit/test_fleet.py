@@ -488,3 +488,16 @@ def test_the_readme_cost_table_is_the_one_pricing_computes() -> None:
     for count, own, shared in rows:
         assert own.fleet_alarms == 0 and shared.metrics_analyzed == count * len(FLEET_SYMPTOMS)
         assert own.standard_alarms - shared.standard_alarms == count * len(FLEET_SYMPTOMS)
+
+
+def test_a_members_stream_keeps_per_stream_alarms_and_says_so() -> None:
+    # Given a stream in another account and region (a member's) whose policy asks for fleet alarms
+    member = REGISTRY.parse_stream_policy(raw("orders") | {"account": "111122223333", "region": "eu-west-1"})
+    # Then no fleet alarm carries any of its alarms: the hub's fleet alarms query the hub's own metrics only
+    assert fleet.fleet_thresholds(member) == {}
+    assert fleet.fleet_alarms({"111122223333/eu-west-1/orders": member}, PREFIX) == []
+    assert {key for key, _ in deployed_alarms(member, PREFIX).values()} >= FLEET_SYMPTOMS
+    # And validate says why, naming the stream
+    ((keys, stream, _, message), *_) = fleet.fleet_warnings({"111122223333/eu-west-1/orders": member}, PREFIX)
+    assert (keys, stream) == (("111122223333/eu-west-1/orders",), "orders")
+    assert "fleet alarms are made in the hub's own account and region only" in message
