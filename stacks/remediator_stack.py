@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ class KinesisRemediatorStack(Stack):
         # policy goes to SSM and notifications; members' streams get theirs in member stacks (stacks/member_stack.py).
         placement = place_policies(policies, hub.place if hub else None)
         local = placement.local
-        self.members: dict[Place, Stack] = {}  # the member stacks (stacks.member_stack.add_member_stacks)
+        self.members: Mapping[Place, Stack] = {}  # the member stacks (stacks.member_stack.add_member_stacks)
         self.state = RemediatorState(self, "State", policies=policies, parameter_root=parameter_root)
         self.notifications = Notifications(self, "Notifications", policies=policies)
         self.alarms = StreamAlarms(self, "Alarms", policies=local, prefix=alarm_prefix)
