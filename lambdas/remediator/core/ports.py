@@ -119,7 +119,10 @@ class Notifier(Protocol):
 class PolicySource(Protocol):
     """The validated policy of a stream, or None when it has none (or none that validates)."""
 
-    def get(self, stream: str) -> StreamPolicy | None: ...
+    def get(self, stream: str, account: str | None = None, region: str | None = None) -> StreamPolicy | None:
+        """The policy of `stream` in `account`/`region` as a policy writes them (None: left out, the hub's own;
+        core.policy.lookup_keys lists the forms a stream elsewhere may be written in)."""
+        ...
 
     def names(self) -> list[str]:
         """The streams that have a deployed policy (the protected streams), sorted; raises PolicyUnreadable when
