@@ -25,9 +25,6 @@ HUB_ACCOUNT_CONTEXT: Final = "hubAccount"
 HUB_REGION_CONTEXT: Final = "hubRegion"
 EXTERNAL_ID_CONTEXT: Final = "memberExternalId"
 
-# core/deployment.py MEMBER_ROLE_NAME (H11-HUB-RT adds it; imported from there once merged).
-MEMBER_ROLE_NAME: Final = "KinesisRemediatorMember"
-
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 # IAM's sts:ExternalId: 2-1,224 characters of [\w+=,.@:/-] (AssumeRole's ExternalId parameter).
@@ -81,24 +78,18 @@ def hub_role_name(alarm_prefix: str, region: str) -> str:
     return f"KinesisRemediatorHub-{digest}-{region}"
 
 
-def member_role_arn(account: str, partition: str = "aws") -> str:
-    return f"arn:{partition}:iam::{account}:role/{MEMBER_ROLE_NAME}"
-
-
 def member_stack_name(place: Place) -> str:
     return f"{STACK_NAME}Member-{place.account}-{place.region}"
 
 
 def place_of(policy: StreamPolicy, hub: Place) -> Place:
     """Where a stream lives: its policy's account and region, each defaulting to the hub's."""
-    account = getattr(policy, "account", None) or hub.account
-    region = getattr(policy, "region", None) or hub.region
-    return Place(account, region)
+    return Place(policy.account or hub.account, policy.region or hub.region)
 
 
 def names_members(policies: PolicySet) -> bool:
     """Whether any policy names an account or a region (so the app must know where the hub is)."""
-    return any(getattr(p, "account", None) or getattr(p, "region", None) for p in policies.streams.values())
+    return any(p.account or p.region for p in policies.streams.values())
 
 
 def subset(policies: PolicySet, keys: list[str]) -> PolicySet:

@@ -16,11 +16,12 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from constructs import Construct
+from remediator.core.deployment import MEMBER_ROLE_NAME
 from remediator.core.grants import ArnFormatter
 from remediator.core.iam import Permission, permissions
 from remediator.policy_files import PolicySet
 
-from stacks.accounts import MEMBER_ROLE_NAME, Hub, Place, member_stack_name, place_policies
+from stacks.accounts import Hub, Place, member_stack_name, place_policies
 from stacks.constructs.alarms import StreamAlarms
 
 EVENTS_SERVICE = "events.amazonaws.com"

@@ -19,13 +19,13 @@ from aws_cdk import App
 from cfnlint.api import ManualArgs, lint
 from moto.events.models import EventPattern
 from remediator.core.alarm import deployed_alarms
+from remediator.core.deployment import MEMBER_ROLE_NAME
 from remediator.core.iam import permissions
 from remediator.policy_files import PolicySet, load_policies
 
 from stacks.accounts import (
     EXTERNAL_ID_CONTEXT,
     HUB_ACCOUNT_CONTEXT,
-    MEMBER_ROLE_NAME,
     MemberSettingsError,
     Place,
     hub_role_name,
@@ -38,13 +38,13 @@ from stacks.remediator_stack import KinesisRemediatorStack
 from tests.infrastructure.support import (
     ACCOUNT,
     REGION,
+    Synth,
     as_list,
     cli_context,
     permission_pairs,
     resolve,
     role_statements,
     write_policies,
-    Synth,
 )
 
 pytestmark = pytest.mark.xdist_group("infrastructure")
@@ -161,9 +161,8 @@ def pairs(statements: list[dict[str, Any]]) -> set[tuple[str, str]]:
 
 
 def member_role(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    (found,) = [
-        (k, v) for k, v in resources(template, "AWS::IAM::Role").items() if v["Properties"].get("RoleName") == MEMBER_ROLE_NAME
-    ]
+    roles = resources(template, "AWS::IAM::Role").items()
+    (found,) = [(k, v) for k, v in roles if v["Properties"].get("RoleName") == MEMBER_ROLE_NAME]
     return found
 
 
@@ -359,7 +358,7 @@ def test_the_hubs_bus_admits_exactly_the_member_accounts(fleet: Fleet) -> None:
     assert policy["EventBusName"] == "default"
     assert statement["Effect"] == "Allow" and statement["Action"] == "events:PutEvents"
     assert statement["Resource"] == f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
-    assert sorted(statement["Principal"]["AWS"]) == [f"arn:aws:iam::{DATA}:root", f"arn:aws:iam::{SALES}:root"]
+    assert sorted(statement["Principal"]["AWS"]) == [f"arn:aws:iam::{SALES}:root", f"arn:aws:iam::{DATA}:root"]
     assert statement["Sid"] == policy["StatementId"]
 
 
