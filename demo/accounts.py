@@ -347,7 +347,7 @@ class AccountsDemo:
         if delivered:
             result = self.invoke(event)
             case.status = str(result.get("status", "-"))
-            case.reason = str(result.get("reason") or result.get("why") or "")
+            case.reason = str(result.get("detail") or "")
             plan = result.get("plan") or {}
             listed = [*plan.get("actions", []), *plan.get("blocked", [])]
             for step in result.get("steps", []):
@@ -431,7 +431,10 @@ def _report(demo: AccountsDemo, cases: list[Case], trust: list[list[str]], audit
         for check, result in case.relay:
             rows.append([*lead, check, result])
             lead = ["", ""]
-        rows.append([*lead, "hub's remediator", case.status if case.delivered else "never invoked"])
+        verdict = (
+            (f"{case.status}: {case.reason}" if case.reason else case.status) if case.delivered else "never invoked"
+        )
+        rows.append([*lead, "hub's remediator", verdict])
     write(
         table(["case", "sent from", "EventBridge (demo relay) / remediator", "result"], wrapped(rows, {3: 60})) + "\n\n"
     )
