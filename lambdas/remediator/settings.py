@@ -28,7 +28,9 @@ class Settings(BaseModel):
     # stream is remedied (that event fails, audited, without it). STS: 2-1224 characters of [\w+=,.@:/-].
     # The hub's own account and partition are not settings: they come from the invoked function's ARN (each
     # invocation's context, no API call); its region is AWS_REGION above.
-    member_external_id: str | None = Field(None, alias=Env.MEMBER_EXTERNAL_ID, pattern=r"^[\w+=,.@:/-]{2,1224}$")
+    member_external_id: str | None = Field(
+        None, alias=Env.MEMBER_EXTERNAL_ID, min_length=2, max_length=1224, pattern=r"^[A-Za-z0-9_+=,.@:/-]+$"
+    )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:

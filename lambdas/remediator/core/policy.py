@@ -84,13 +84,19 @@ def stream_key(name: str, account: str | None = None, region: str | None = None)
     return f"{account or HUB_SCOPE}/{region or HUB_SCOPE}/{name}"
 
 
+def lookup_scopes(account: str, region: str, hub_account: str, hub_region: str) -> list[tuple[str | None, str | None]]:
+    """How a policy may write `account`/`region` (both known, as an event names them), the shortest first: the
+    hub's own account or region may be left out (as usual) or written out; another's must be written out. A
+    policy written for another account never matches."""
+    accounts: list[str | None] = [None, account] if account == hub_account else [account]
+    regions: list[str | None] = [None, region] if region == hub_region else [region]
+    return [(a, r) for a in accounts for r in regions]
+
+
 def lookup_keys(name: str, account: str, region: str, hub_account: str, hub_region: str) -> list[str]:
-    """The keys a policy for stream `name` in `account`/`region` (both known) may be written under, the shortest
-    first (the hub's own account or region may be left out, as usual, or written out). For a stream in the hub's
-    own account and region the first is its name, as before members existed."""
-    accounts = [None, account] if account == hub_account else [account]
-    regions = [None, region] if region == hub_region else [region]
-    return list(dict.fromkeys(stream_key(name, a, r) for a in accounts for r in regions))
+    """The keys (stream_key) a policy for stream `name` in `account`/`region` may be written under, in the order
+    of lookup_scopes. For a stream in the hub's own account and region the first is its name."""
+    return [stream_key(name, a, r) for a, r in lookup_scopes(account, region, hub_account, hub_region)]
 
 
 FunctionName = Annotated[

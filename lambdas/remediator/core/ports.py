@@ -130,6 +130,24 @@ class PolicySource(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class MemberPorts:
+    """A member account and region's own clients (issue 11.4), through the role the hub assumed there: the stream,
+    its metrics and its consumers are read and changed in the member; the audit, e-mail, kill switch, policies and
+    schedules stay the hub's."""
+
+    streams: StreamReader
+    metrics: MetricsReader
+    reads: ReadPorts
+    writes: WritePorts
+
+
+class MemberUnreachable(RuntimeError):
+    """The hub may not act in a member account (issue 11.4): no external id is configured, or sts:AssumeRole on
+    the member's role was refused (AccessDenied: no such role, a trust policy that does not name the hub, a wrong
+    external id). Nothing was changed; the trigger is audited and e-mailed as failed, and not retried."""
+
+
 class KillSwitch(Protocol):
     def engaged(self) -> bool:
         """True unless the operator's switch reads 'off'; raises KillSwitchUnreadable when it cannot be read."""
