@@ -298,11 +298,11 @@ class AccountsDemo:
             if target["Arn"] == hub_bus
         ]
         if sender.account != HUB_ACCOUNT:
-            where = f"{sender.account}'s rule {forwarding[0]['Name']}" if forwarding else f"no rule in {sender.account}"
-            checks.append(("member rule matches and targets the hub's bus", f"yes ({where})" if targets else "no"))
+            where = _ours(forwarding[0]["Name"], "rule") if forwarding else f"no rule in {sender.account}"
+            checks.append(("a rule there matches and targets the hub's bus", f"yes ({where})" if targets else "no"))
             if targets:
-                role = targets[0].get("RoleArn", "")
-                checks.append(("the target's role (in the sending account)", role.split(":")[-1] or "none"))
+                role = targets[0].get("RoleArn", "").split("/")[-1]
+                checks.append(("the target's role (in the sending account)", _ours(role, "role") if role else "none"))
             policy = json.loads(self.hub.client("events").describe_event_bus(Name="default").get("Policy") or "{}")
             admitted = sorted(
                 principal.split(":")[4]
@@ -409,6 +409,13 @@ class AccountsDemo:
             ]
             for f in rows
         ]
+
+
+def _ours(name: str, kind: str) -> str:
+    """A CloudFormation-named resource of the member stack, said plainly; anything else by its name."""
+    if name.startswith(f"{MEMBER_STACK}-"):
+        return f"the member stack's {kind} {name.removeprefix(f'{MEMBER_STACK}-').rsplit('-', 1)[0]}"
+    return f"{kind} {name}"
 
 
 def _principals(statement: dict[str, Any]) -> list[str]:

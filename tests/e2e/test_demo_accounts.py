@@ -72,7 +72,11 @@ def test_the_member_role_trusts_the_hubs_role_with_the_external_id(demo_run: Dem
     _, workdir = demo_run
     trust = {row[0]: row for row in report(workdir)["trust"]}
     assert trust["aws:PrincipalArn"][2] == "the hub's remediator role"
-    assert trust["sts:ExternalId"] == ["sts:ExternalId", "kinesis-remediator-demo", "the hub function's MEMBER_EXTERNAL_ID"]
+    assert trust["sts:ExternalId"] == [
+        "sts:ExternalId",
+        "kinesis-remediator-demo",
+        "the hub function's MEMBER_EXTERNAL_ID",
+    ]
 
 
 def test_the_members_incident_is_remedied_in_the_member_account(demo_run: DemoRun) -> None:
@@ -80,7 +84,7 @@ def test_the_members_incident_is_remedied_in_the_member_account(demo_run: DemoRu
     case = report(workdir)["cases"][0]
     # Given the member's stream throttled in B / Then the event went B's rule -> the hub's bus -> the hub's rule
     checks = dict(case["relay"])
-    assert checks["member rule matches and targets the hub's bus"].startswith("yes")
+    assert checks["a rule there matches and targets the hub's bus"].startswith("yes (the member stack's rule")
     assert checks[f"hub's bus policy admits {MEMBER}"].startswith("yes")
     assert checks[f"hub's rule matches (account {MEMBER})"] == "yes"
     # and the hub's remediator resharded B's stream, 2 -> 4 (read back from B)
