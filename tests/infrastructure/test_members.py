@@ -44,6 +44,7 @@ from tests.infrastructure.support import (
     permission_pairs,
     resolve,
     role_statements,
+    run_app,
     write_policies,
 )
 
@@ -448,3 +449,15 @@ def test_hub_role_names_fit_iam(region: str = "ap-southeast-2") -> None:
     name = hub_role_name("a-very-long-alarm-prefix-that-someone-chose-", "us-gov-west-1")
     assert len(name) <= 64 and name.replace("-", "").isalnum()
     assert hub_role_name("a-", region) != hub_role_name("b-", region) != hub_role_name("a-", "eu-west-1")
+
+
+def test_app_without_the_external_id_exits_naming_it(members_dir: Path, tmp_path: Path) -> None:
+    # Given member policies and the hub's place, but no memberExternalId context
+    context = {**cli_context(), "policyDir": str(members_dir), HUB_ACCOUNT_CONTEXT: ACCOUNT, "hubRegion": REGION}
+    # When app.py runs as the CDK CLI runs it
+    result = run_app(context, tmp_path)
+    # Then it exits 1, naming the context value to pass, without a traceback, and writes no template
+    assert result.returncode == 1, result.stderr
+    assert f"pass -c {EXTERNAL_ID_CONTEXT}=" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.rglob("*.template.json")) == []
