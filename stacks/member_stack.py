@@ -71,6 +71,10 @@ class KinesisRemediatorMemberStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.place = place
         self.alarms = StreamAlarms(self, "Alarms", policies=policies, prefix=alarm_prefix)
+        # NOTE fleet alarms (H11-FLEET, stacks/constructs/fleet_alarms.py): once merged, a member's streams with
+        # `alarms: fleet` need FleetAlarms(self, "FleetAlarms", policies=policies, prefix=alarm_prefix) here, as the
+        # hub has for its own (there with the hub's local policies only). Their contributor state changes need nothing
+        # more: the forwarding rule below copies the hub rule's pattern, whatever detail-types it lists.
 
         hub_bus = events.EventBus.from_event_bus_arn(self, "HubEventBus", hub.event_bus_arn(self.partition))
         # EventBridge sends to another account's (or region's) bus with a role of the sending account, allowed
