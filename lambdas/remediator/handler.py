@@ -197,6 +197,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     idempotency.register_lambda_context(context)
     _time_left.set(lambda: context.get_remaining_time_in_millis() / 1000)
     follow_up_idempotency.register_lambda_context(context)
+    member_idempotency.register_lambda_context(context)
     _invoked["arn"] = str(getattr(context, "invoked_function_arn", "") or "")
     if isinstance(event, dict) and event.get("source") == FOLLOW_UP_SOURCE:
         return _follow_up(event)

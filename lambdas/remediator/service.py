@@ -292,7 +292,13 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
         reached = _reach(trigger, policy, deps, now)
         if isinstance(reached, Outcome):
             return reached
-        deps = reached
+        # The hub publishes OpenShards per stream name in its own account: not for a member's stream.
+        return _act(trigger, policy, reached, now).model_copy(update={"open_shards": None})
+    return _act(trigger, policy, deps, now)
+
+
+def _act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencies, now: datetime) -> Outcome:
+    """Plan and act on a trusted trigger of a stream with a policy, under its lease (writeahead)."""
 
     with writeahead.stream_lease(trigger, policy, deps, now) as holder:
         if holder is not None:

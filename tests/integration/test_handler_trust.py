@@ -1,6 +1,7 @@
 """Event trust through the real handler: only alarms this deployment created, from its own account and region (or
-a member's: tests/integration/test_members.py), naming a stream Kinesis could have, are acted on. Ignored events touch no stream; they are audited only where the
-stream is valid and has a policy (never an audit row keyed by an invalid name)."""
+a member's: tests/integration/test_members.py), naming a stream Kinesis could have, are acted on. Ignored events
+touch no stream; they are audited only where the stream is valid and has a policy, or where the event names a
+well-formed account and region (never an audit row keyed by an invalid name)."""
 
 from __future__ import annotations
 
