@@ -37,6 +37,7 @@ from stacks.app_builder import build_app
 from stacks.remediator_stack import KinesisRemediatorStack
 from tests.infrastructure.support import (
     ACCOUNT,
+    EXTERNAL_ID,
     REGION,
     Synth,
     as_list,
@@ -50,7 +51,6 @@ from tests.infrastructure.support import (
 
 pytestmark = pytest.mark.xdist_group("infrastructure")
 
-EXTERNAL_ID = "test-external-id"
 SALES = "222222222222"  # two regions
 DATA = "333333333333"  # one region, dry-run only
 HUB = Place(ACCOUNT, REGION)
