@@ -461,3 +461,18 @@ def test_app_without_the_external_id_exits_naming_it(members_dir: Path, tmp_path
     assert f"pass -c {EXTERNAL_ID_CONTEXT}=" in result.stderr
     assert "Traceback" not in result.stderr
     assert list(tmp_path.rglob("*.template.json")) == []
+
+
+def test_the_hub_may_assume_exactly_the_member_roles_the_member_stacks_create(fleet: Fleet) -> None:
+    # Given the member roles the member stacks create (one per account), and the roles the hub's role may assume
+    created = {
+        f"arn:aws:iam::{stack.account}:role/{MEMBER_ROLE_NAME}"
+        for stack in fleet.hub.members.values()
+        for role in resources(fleet.templates[stack.stack_name], "AWS::IAM::Role").values()
+        if role["Properties"].get("RoleName") == MEMBER_ROLE_NAME
+    }
+    synth = Synth(stack=fleet.hub, template=fleet.hub_template, outdir=fleet.outdir, policies=fleet.policies)
+    assumable = {r for a, r in permission_pairs(synth, role_statements(synth)) if a == "sts:AssumeRole"}
+    # Then they are the same: each account the policies place a stream in (the hub's own, for another region)
+    assert assumable == created
+    assert {arn.split(":")[4] for arn in created} == {SALES, DATA, ACCOUNT}
