@@ -453,9 +453,10 @@ def test_hub_role_names_fit_iam(region: str = "ap-southeast-2") -> None:
 
 def test_app_without_the_external_id_exits_naming_it(members_dir: Path, tmp_path: Path) -> None:
     # Given member policies and the hub's place, but no memberExternalId context
-    context = {**cli_context(), "policyDir": str(members_dir), HUB_ACCOUNT_CONTEXT: ACCOUNT, "hubRegion": REGION}
     # When app.py runs as the CDK CLI runs it
-    result = run_app(context, tmp_path)
+    result = run_app(
+        {**cli_context(), "policyDir": str(members_dir), HUB_ACCOUNT_CONTEXT: ACCOUNT, "hubRegion": REGION}, tmp_path
+    )
     # Then it exits 1, naming the context value to pass, without a traceback, and writes no template
     assert result.returncode == 1, result.stderr
     assert f"pass -c {EXTERNAL_ID_CONTEXT}=" in result.stderr
