@@ -72,6 +72,12 @@ member_idempotency = IdempotencyConfig(
     expires_after_seconds=24 * 3600,
 )
 member_persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
+member_follow_up_idempotency = IdempotencyConfig(
+    event_key_jmespath="[account, region, alarm_name, state_timestamp, attempt]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=24 * 3600,
+)
+member_follow_up_persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
 # The function's own ARN, from the invocation (the follow-through schedules' target): set per invocation.
 _invoked: dict[str, str] = {}
 
@@ -181,6 +187,13 @@ def handle_follow_up(event: FollowUp) -> dict[str, Any]:
     return _finished(follow_up(event, settings.alarm_prefix, _invocation_dependencies()), "Follow-through finished")
 
 
+@idempotent_function(
+    data_keyword_argument="event", config=member_follow_up_idempotency, persistence_store=member_follow_up_persistence
+)
+def handle_member_follow_up(event: FollowUp) -> dict[str, Any]:
+    return _finished(follow_up(event, settings.alarm_prefix, _invocation_dependencies()), "Follow-through finished")
+
+
 @idempotent_function(data_keyword_argument="resolved", config=idempotency, persistence_store=persistence)
 def handle_resolution(resolved: AlarmResolved) -> dict[str, Any]:
     return _finished(resolve(resolved, dependencies()), "Alarm resolution handled")
@@ -198,6 +211,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     _time_left.set(lambda: context.get_remaining_time_in_millis() / 1000)
     follow_up_idempotency.register_lambda_context(context)
     member_idempotency.register_lambda_context(context)
+    member_follow_up_idempotency.register_lambda_context(context)
     _invoked["arn"] = str(getattr(context, "invoked_function_arn", "") or "")
     if isinstance(event, dict) and event.get("source") == FOLLOW_UP_SOURCE:
         return _follow_up(event)
@@ -307,6 +321,9 @@ def _follow_up(event: dict[str, Any]) -> dict[str, Any]:
         return _ignored("not a valid follow-through event")
     logger.append_keys(stream=follow.stream, symptom=follow.symptom, alarm=follow.alarm_name, attempt=follow.attempt)
     count(RemediatorMetric.FOLLOW_THROUGHS)
+    if follow.member:
+        logger.append_keys(account=follow.account, region=follow.region)
+        return _once(lambda: handle_member_follow_up(event=follow), follow.stream, follow.symptom)
     return _once(lambda: handle_follow_up(event=follow), follow.stream, follow.symptom)
 
 

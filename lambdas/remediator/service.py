@@ -173,8 +173,9 @@ class _Located:
     def __init__(self, notifier: Notifier, account: str, region: str) -> None:
         self._notifier, self._account, self._region = notifier, account, region
 
-    def send(self, stream: str, subject: str, body: str) -> str:
-        return self._notifier.send(stream, *render.located(subject, body, self._account, self._region))
+    def send(self, stream: str, subject: str, body: str, *recipients: Any) -> str:
+        # *recipients: whatever else the hub's notifier takes (passed through unchanged)
+        return self._notifier.send(stream, *render.located(subject, body, self._account, self._region), *recipients)
 
 
 def _for_member(trigger: AlarmTrigger | AlarmResolved, deps: Dependencies) -> Dependencies | None:
@@ -256,15 +257,22 @@ def _reach(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencies, now:
         reason = f"could not reach account {trigger.account}, region {trigger.region}: {type(exc).__name__}: {exc}"
         _audit(deps, trigger, now, mode=policy.mode, outcome=OutcomeStatus.FAILED, reason=reason)
         raise
-    # Follow-through reads the alarm's state and schedules in the hub: not for members' streams (yet).
+    # Follow-through: the schedules are the hub's; the alarm whose state a follow-up checks is the member's.
+    follow = deps.follow_through
     return replace(
         deps,
         streams=ports.streams,
         metrics=ports.metrics,
         reads=ports.reads,
         writes=ports.writes,
-        follow_through=None,
+        follow_through=None if follow is None else replace(follow, alarms=ports.alarms),
     )
+
+
+def alarm_key(trigger: AlarmTrigger | AlarmResolved) -> str:
+    """The alarm as a follow-through schedule's name digests it: its name, and for a member's alarm its account and
+    region too (the same alarm name may change state at the same time in two accounts)."""
+    return f"{trigger.account}/{trigger.region}/{trigger.alarm_name}" if trigger.member else trigger.alarm_name
 
 
 def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
@@ -444,7 +452,7 @@ def follow_through(
     if decision.at is None:
         return f"\nFollow-through: none; {decision.reason}.\n" if decision.needed else ""
     name = schedule_name(
-        deps.follow_through.schedule_prefix, trigger.alarm_name, trigger.state_timestamp, decision.attempt
+        deps.follow_through.schedule_prefix, alarm_key(trigger), trigger.state_timestamp, decision.attempt
     )
     follow_up = FollowUp(
         alarm_name=trigger.alarm_name,
@@ -454,6 +462,7 @@ def follow_through(
         attempt=decision.attempt,
         account=trigger.account,
         region=trigger.region,
+        member=trigger.member,
     )
     try:
         deps.follow_through.scheduler.create(name, decision.at, follow_up)
@@ -496,6 +505,7 @@ def follow_up(event: FollowUp, prefix: str, deps: Dependencies) -> Outcome:
         region=event.region,
         reason=f"follow-through {event.attempt} of the alarm state change at {event.state_timestamp}",
         attempt=event.attempt,
+        member=event.member,
     )
     now = deps.clock()
     ft = deps.follow_through
@@ -503,8 +513,22 @@ def follow_up(event: FollowUp, prefix: str, deps: Dependencies) -> Outcome:
         detail = "follow-through is not configured in this deployment"
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
     # Consumed first: ActionAfterCompletion=DELETE removes it in AWS too, and a retry finds nothing left to delete.
-    ft.scheduler.delete(schedule_name(ft.schedule_prefix, trigger.alarm_name, trigger.state_timestamp, trigger.attempt))
-    state = ft.alarms.state(trigger.alarm_name)
+    ft.scheduler.delete(schedule_name(ft.schedule_prefix, alarm_key(trigger), trigger.state_timestamp, trigger.attempt))
+    alarms = ft.alarms
+    if trigger.member:  # the member's alarm, read through its role (its policy is checked again by remediate)
+        member_deps = _for_member(trigger, deps)
+        policy = _policy(trigger, member_deps) if member_deps is not None else None
+        if member_deps is None or policy is None:
+            detail = f"follow-through {trigger.attempt} stopped: {_no_policy(trigger)}"
+            return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
+        reached = _reach(trigger, policy, member_deps, now)
+        if isinstance(reached, Outcome):
+            return reached
+        assert reached.follow_through is not None
+        deps_for_audit, alarms = reached, reached.follow_through.alarms
+    else:
+        deps_for_audit = deps
+    state = alarms.state(trigger.alarm_name)
     stale = _stale(state.transitioned_at, trigger.state_timestamp) if state is not None else False
     if state is None or state.value != "ALARM" or stale:
         why = (
@@ -515,7 +539,7 @@ def follow_up(event: FollowUp, prefix: str, deps: Dependencies) -> Outcome:
             else f"changed state at {state.transitioned_at:%Y-%m-%d %H:%M:%S} UTC, after this chain began"
         )
         detail = f"follow-through {trigger.attempt} stopped: the alarm {why}"
-        _audit(deps, trigger, now, outcome=OutcomeStatus.IGNORED, reason=detail)
+        _audit(deps_for_audit, trigger, now, outcome=OutcomeStatus.IGNORED, reason=detail)
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
     return remediate(trigger, deps)
 

@@ -26,8 +26,9 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.fakes import ACCOUNT, REGION, alarm_event
+from tests.integration.conftest import SCHEDULE_PREFIX
 from tests.integration.contract import is_read
-from tests.integration.support import SATURATED, STREAM, WRITE_ALARM, policy
+from tests.integration.support import SATURATED, STREAM, WRITE_ALARM, alarm, policy
 
 MEMBER = "222222222222"
 STRANGER = "333333333333"
@@ -53,13 +54,13 @@ def shards(kinesis: Any, stream: str = STREAM) -> int:
     return int(kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["OpenShardCount"])
 
 
-def saturate(cloudwatch: Any, stream: str = STREAM) -> None:
-    """Ten minutes of a saturated, throttled 2-shard stream (SATURATED), in that cloudwatch's account."""
+def saturate(cloudwatch: Any, stream: str = STREAM, load: dict[str, float] = SATURATED) -> None:
+    """Ten minutes of a saturated, throttled stream (SATURATED: 2 shards' worth), in that cloudwatch's account."""
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     values = {
-        "IncomingBytes": SATURATED["bytes_per_second"] * 60,
-        "IncomingRecords": SATURATED["records_per_second"] * 60,
-        "WriteProvisionedThroughputExceeded": SATURATED["throttled"],
+        "IncomingBytes": load["bytes_per_second"] * 60,
+        "IncomingRecords": load["records_per_second"] * 60,
+        "WriteProvisionedThroughputExceeded": load["throttled"],
     }
     data = [
         {
@@ -75,12 +76,15 @@ def saturate(cloudwatch: Any, stream: str = STREAM) -> None:
         cloudwatch.put_metric_data(Namespace="AWS/Kinesis", MetricData=data[start : start + 20])
 
 
-def event_from(account: str, *, arn_account: str | None = None, timestamp: str | None = None) -> dict[str, Any]:
+def event_from(
+    account: str, *, arn_account: str | None = None, timestamp: str | None = None, stream: str = STREAM
+) -> dict[str, Any]:
     """Our write-throttling alarm's state change as EventBridge delivers it from `account` (the member's rule
     forwards it unchanged to the hub's bus); its alarm ARN names `arn_account` (default: the same account)."""
-    event = alarm_event(WRITE_ALARM, **({"timestamp": timestamp} if timestamp else {}))
+    name = alarm(stream, "write-throttling")
+    event = alarm_event(name, stream=stream, **({"timestamp": timestamp} if timestamp else {}))
     event["account"] = account
-    event["resources"] = [f"arn:aws:cloudwatch:{REGION}:{arn_account or account}:alarm:{WRITE_ALARM}"]
+    event["resources"] = [f"arn:aws:cloudwatch:{REGION}:{arn_account or account}:alarm:{name}"]
     return event
 
 
@@ -372,3 +376,66 @@ def test_the_same_alarm_at_the_same_time_in_the_hub_and_a_member_are_two_trigger
     # Then each is acted on in its own account (idempotency, write-ahead and lease keys do not collide)
     assert (hub_result["status"], member_result["status"]) == ("applied", "applied")
     assert aws.shard_count(STREAM) == 4 and shards(hub.member_kinesis) == 4
+
+
+def test_follow_through_continues_a_members_reshard_reading_the_members_alarm(aws: Any, hub: Hub) -> None:
+    # Given a 1-shard member stream that needs 8 (three doublings), whose alarm is in ALARM in the member account
+    kinesis, cloudwatch = hub.member_kinesis, member_client(MEMBER, "cloudwatch")
+    kinesis.create_stream(StreamName="clicks", ShardCount=1)
+    saturate(cloudwatch, "clicks", {"bytes_per_second": 4_500_000, "records_per_second": 500, "throttled": 50})
+    cloudwatch.put_metric_alarm(
+        AlarmName=alarm("clicks", "write-throttling"),
+        Namespace="AWS/Kinesis",
+        MetricName="WriteProvisionedThroughputExceeded",
+        Dimensions=[{"Name": "StreamName", "Value": "clicks"}],
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    cloudwatch.set_alarm_state(AlarmName=alarm("clicks", "write-throttling"), StateValue="ALARM", StateReason="test")
+    put_policy(aws, member_policy(name="clicks"))
+    since = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+    # When the alarm's state change arrives, Then the first doubling is applied and a follow-up scheduled in the hub
+    assert hub.invoke(event_from(MEMBER, stream="clicks", timestamp=since))["status"] == "applied"
+    assert shards(kinesis, "clicks") == 2
+    scheduler = aws.client("scheduler")
+    [name] = [s["Name"] for s in scheduler.list_schedules(NamePrefix=SCHEDULE_PREFIX)["Schedules"]]
+    payload = json.loads(scheduler.get_schedule(Name=name)["Target"]["Input"])
+    assert (payload["account"], payload["region"], payload["member"]) == (MEMBER, REGION, True)
+
+    # When the schedule fires (moto never fires one: its Input is handed to the handler, as Scheduler would)
+    result = hub.invoke(payload)
+
+    # Then the follow-up read the member's alarm through the role and applied the next doubling in the member
+    assert result["status"] == "applied", result
+    assert shards(kinesis, "clicks") == 4
+    assert [c.params["AlarmNames"] for c in hub.member_calls() if c.operation == "DescribeAlarms"] == [
+        [alarm("clicks", "write-throttling")]
+    ]
+    applied = [r for r in rows(aws, f"{MEMBER}/{REGION}/clicks") if r["outcome"] == "applied"]
+    assert len(applied) == 2
+
+
+def test_a_members_alarm_back_to_ok_emails_what_was_done_there(aws: Any, hub: Hub) -> None:
+    # Given the member's stream resharded by its alarm
+    put_policy(aws, member_policy())
+    assert hub.invoke(event_from(MEMBER))["status"] == "applied"
+    aws.emails()  # the "applied" e-mail, read and left aside
+
+    # When the alarm goes back to OK in the member
+    ok = event_from(MEMBER, timestamp="2026-11-26T03:09:00.000+0000")
+    ok["detail"]["state"]["value"], ok["detail"]["previousState"] = (
+        "OK",
+        {"value": "ALARM", "reason": "", "timestamp": "2026-11-26T02:59:00.000+0000"},
+    )
+    result = hub.invoke(ok)
+
+    # Then the resolution is audited under the member's stream and e-mailed naming the account and region
+    assert result["status"] == "resolved", result
+    assert [r["outcome"] for r in rows(aws, f"{MEMBER}/{REGION}/{STREAM}")].count("resolved") == 1
+    assert rows(aws, STREAM) == []
+    mails = [m for m in aws.emails() if "RESOLVED" in m["Subject"]]
+    assert len(mails) == 1 and mails[0]["Subject"].startswith(f"[{MEMBER} {REGION}] [RESOLVED] {STREAM}")

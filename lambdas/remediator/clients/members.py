@@ -23,6 +23,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from remediator.clients.aws import RETRY_CONFIG, WRITE_CONFIG, _session
+from remediator.clients.follow_through import CloudWatchAlarmStates
 from remediator.clients.kinesis import KinesisStreams
 from remediator.clients.metrics import CloudWatchMetrics
 from remediator.clients.services import AwsServices
@@ -130,9 +131,11 @@ class MemberSessions:
         def writes(service: str) -> Any:
             return self.client(account, region, session_name, service, writes=True)
 
+        cloudwatch = reads("cloudwatch")
         return MemberPorts(
             streams=KinesisStreams(reads("kinesis")),
-            metrics=CloudWatchMetrics(reads("cloudwatch")),
+            metrics=CloudWatchMetrics(cloudwatch),
+            alarms=CloudWatchAlarmStates(cloudwatch),
             reads=AwsServices(reads),
             writes=AwsServices(writes),
         )

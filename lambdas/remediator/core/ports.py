@@ -140,6 +140,7 @@ class MemberPorts:
     metrics: MetricsReader
     reads: ReadPorts
     writes: WritePorts
+    alarms: AlarmStates  # the member's alarms' states, for follow-through
 
 
 class MemberUnreachable(RuntimeError):
