@@ -159,6 +159,16 @@ def hub_settings(
             f"the external id the hub passes to sts:AssumeRole: pass -c {EXTERNAL_ID_CONTEXT}=<2-1224 characters of "
             "letters, digits and +=,.@:/-> (the same value for every deploy of this app)"
         )
+    if not problems:
+        # The hub finds its own streams' policies by name only (remediator.service._policy): a policy that writes out
+        # the hub's own account and region would protect nothing, and no member stack may target the hub's own bus.
+        hub = Place(str(account), str(region))
+        for key, policy in sorted(policies.streams.items()):
+            if (policy.account or policy.region) and place_of(policy, hub) == hub:
+                problems.append(
+                    f"{policies.sources.get(key, '?')}: stream '{policy.name}': account/region name the hub's own "
+                    f"({hub}): leave them out for the hub's own streams"
+                )
     if problems:
         raise MemberSettingsError(
             "The policies name other accounts or regions (member stacks), so the app needs:\n  - "

@@ -428,9 +428,9 @@ def test_the_hub_place_defaults_to_the_cli_credentials(members_dir: Path) -> Non
         load_policies([members_dir]),
         external_id=EXTERNAL_ID,
         alarm_prefix="p-",
-        environ={"CDK_DEFAULT_ACCOUNT": DATA, "CDK_DEFAULT_REGION": "eu-west-1"},
+        environ={"CDK_DEFAULT_ACCOUNT": "444455556666", "CDK_DEFAULT_REGION": "ap-southeast-2"},
     )
-    assert hub is not None and hub.place == Place(DATA, "eu-west-1")
+    assert hub is not None and hub.place == Place("444455556666", "ap-southeast-2")
 
 
 def test_policies_without_members_leave_the_app_as_it_was(synth: Synth) -> None:
@@ -477,3 +477,25 @@ def test_the_hub_may_assume_exactly_the_member_roles_the_member_stacks_create(fl
     # Then they are the same: each account the policies place a stream in (the hub's own, for another region)
     assert assumable == created
     assert {arn.split(":")[4] for arn in created} == {SALES, DATA, ACCOUNT}
+
+
+@pytest.mark.parametrize(
+    "placement",
+    [f'account: "{ACCOUNT}"', f"region: {REGION}", f'account: "{ACCOUNT}"\n    region: {REGION}'],
+    ids=["account", "region", "both"],
+)
+def test_a_policy_writing_out_the_hubs_own_place_stops_synth(tmp_path: Path, placement: str) -> None:
+    # Given a stream whose policy writes out the hub's own account and/or region (the hub would never find it: it
+    # looks its own streams up by name) next to a real member
+    text = (
+        f"version: 1\nstreams:\n  - name: own\n    {placement}\n    actions: {{reshard: {{max_shards: 4}}}}\n"
+        f'  - name: far\n    account: "{SALES}"\n    actions: {{reshard: {{max_shards: 4}}}}\n'
+    )
+    folder = write_policies(tmp_path, {"own.yaml": text})
+    # When the hub's settings are read / Then the app refuses, naming the file, the stream and what to do
+    with pytest.raises(MemberSettingsError) as raised:
+        hub_settings(
+            load_policies([folder]), account=ACCOUNT, region=REGION, external_id=EXTERNAL_ID, alarm_prefix="p-"
+        )
+    assert f"{folder / 'own.yaml'}: stream 'own': account/region name the hub's own" in str(raised.value)
+    assert "leave them out" in str(raised.value)
