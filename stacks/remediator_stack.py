@@ -8,7 +8,7 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
-from remediator.core.deployment import StackOutput
+from remediator.core.deployment import Env, StackOutput
 from remediator.policy_files import PolicySet
 
 from stacks.accounts import Hub, Place, place_policies
@@ -61,7 +61,7 @@ class KinesisRemediatorStack(Stack):
             others = [account for account in placement.member_accounts if account != hub.account]
             if others:
                 self.member_events = HubEventBus(self, "MemberEvents", accounts=others, alarm_prefix=alarm_prefix)
-            self.remediator.function.add_environment("MEMBER_EXTERNAL_ID", hub.external_id)
+            self.remediator.function.add_environment(Env.MEMBER_EXTERNAL_ID, hub.external_id)
         self.self_monitoring = SelfMonitoring(
             self,
             "SelfMonitoring",
