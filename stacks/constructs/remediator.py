@@ -125,9 +125,14 @@ class Remediator(Construct):
         notifications: Notifications,
         alarm_prefix: str,
         layer_dir: Path,
+        local_policies: PolicySet | None = None,
+        role_name: str | None = None,
     ) -> None:
+        """`local_policies`: the streams in the hub's own account and region, whose IAM this role holds (default: all;
+        members' streams are reached through their member role). `role_name`: fixed when members trust the role."""
         super().__init__(scope, construct_id)
-        self.registry_permissions = registry_permissions(Stack.of(self), policies)
+        local = policies if local_policies is None else local_policies
+        self.registry_permissions = registry_permissions(Stack.of(self), local)
 
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -157,9 +162,10 @@ class Remediator(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Kinesis Remediator: may change only the streams named in its policies",
+            role_name=role_name,
         )
         self._grant(state, notifications)
-        self._policies = policies
+        self._policies = local
 
         self.layer = lambda_.LayerVersion(
             self,

@@ -316,7 +316,9 @@ class OnePolicy:
         self._policy = policy
 
     def get(self, stream: str, account: str | None = None, region: str | None = None) -> StreamPolicy | None:
-        # The PolicySource port takes the account and region (issue 11.4); a backtest has one hub-local stream.
+        # PolicySource.get (issue 11.4): the backtest rehearses one hub-local stream; a member's lookup finds none.
+        if account is not None or region is not None:
+            return None
         return self._policy if stream == self._policy.name else None
 
     def names(self) -> list[str]:
