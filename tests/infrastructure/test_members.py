@@ -390,6 +390,8 @@ def test_the_hub_template_passes_cfn_lint(fleet: Fleet) -> None:
         if m.rule.severity in ("error", "warning")
         # CDK's DependsOn of a function on its role (tests/infrastructure/test_cfn_lint.py says why)
         and not (m.rule.id == "W3005" and m.path[:3] == ["Resources", function_id, "DependsOn"])
+        # cfn-lint's IAM action list predates cloudwatch:DescribeAlarmContributors (test_cfn_lint.py says more)
+        and not (m.rule.id == "W3037" and "'describealarmcontributors' is not one of" in m.message)
     ]
     assert found == []
 
