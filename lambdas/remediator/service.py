@@ -95,7 +95,7 @@ def gather_evidence(
     minutes = plugin.evidence_window_minutes
     queries = with_cost_queries(plugin.evidence_queries(policy), policy.name)
     series = metrics.read(queries, end=now, minutes=minutes)
-    facts = plugin.gather(policy, state, DeclaredOnly(reads, plugin.read_iam_actions, plugin.id, read_only=True))
+    facts = plugin.gather(policy, state, DeclaredOnly(reads, plugin.read_iam_actions, plugin.id, read_only=True), now)
     evidence = Evidence(stream=state, collected_at=now, window_minutes=minutes, series=series, facts=facts)
     return _with_action_facts(evidence, symptom, policy, reads, now)
 

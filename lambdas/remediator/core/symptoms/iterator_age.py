@@ -12,6 +12,7 @@ The diagnosis chooses the fix for the lag from the evidence, and protects the da
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
@@ -77,7 +78,7 @@ class IteratorAge(Symptom[IteratorAgeDetector]):
         own = MetricQuery("iterator_age_ms", ITERATOR_AGE.on(StreamName=policy.name))
         return (*super().evidence_queries(policy), own)
 
-    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
         # Which Lambda consumers poll the stream, and how: the tune-event-source action shapes its step
         # from these facts.
         return gather_mappings(policy, stream, aws)

@@ -13,9 +13,8 @@ The diagnosis, on a provisioned stream with throttled writes:
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
@@ -80,10 +79,6 @@ BATCH_AND_BACK_OFF = Advice(
 )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class WriteThrottlingDetector(DetectorPolicy):
     threshold_records: int = Field(
         1, ge=1, description=f"Alarm when {WRITE_THROTTLED.name} ({WRITE_THROTTLED.statistic} per minute) reaches this."
@@ -101,9 +96,6 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
     )
     detector_schema = WriteThrottlingDetector
     read_grants = SHARD_LOAD_READ_GRANTS
-    # The end of the shard-level metrics' window. `gather` is not handed the evidence's time, so it reads the clock
-    # (the CLI and the Lambda both plan for now; a test may replace it).
-    clock: ClassVar[Callable[[], datetime]] = staticmethod(_utc_now)
 
     def alarms(self, policy: StreamPolicy, detector: WriteThrottlingDetector) -> list[AlarmSpec]:
         # No data means no producer was throttled.
@@ -114,12 +106,11 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
         own = MetricQuery("write_throttled", WRITE_THROTTLED.on(StreamName=policy.name))
         return (*super().evidence_queries(policy), own)
 
-    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
         # Shard-level metrics, read only when the stream has some on (DescribeStreamSummary said so). A denied or
         # throttled read is a fact: the diagnosis then cannot tell, and names the read that failed.
         minutes = int(getattr(self, "evidence_window_minutes", EVIDENCE_WINDOW_MINUTES))
-        end = type(self).clock()
-        return gather_or_error(SHARD_LOAD, lambda: gather_shard_load(stream, aws, end=end, minutes=minutes))
+        return gather_or_error(SHARD_LOAD, lambda: gather_shard_load(stream, aws, end=now, minutes=minutes))
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
         throttled = evidence.total("write_throttled")
