@@ -1,7 +1,9 @@
 """write-throttling: producers are throttled (WriteProvisionedThroughputExceeded).
 
 The diagnosis, on a provisioned stream with throttled writes:
-- the shards are saturated (peak per-minute write utilisation from `capacity.saturated_at`) -> reshard up;
+- the shards are saturated (peak per-minute write utilisation from `capacity.saturated_at`) -> reshard up, sized
+  from the load producers offered, estimated from the accepted and the throttled records (capacity.reshard_up):
+  what a throttled stream accepted is its capacity, not its load;
 - one open shard only -> bursts shorter than a minute (no shard can be hotter than the rest): advice;
 - shard-level metrics on, and one shard takes the throttles or the bulk of the bytes or records (or was itself
   saturated in its busiest minute) -> a hot partition key: advice naming the shard;
@@ -19,8 +21,16 @@ from typing import Any
 from pydantic import Field
 
 from remediator.core.consumers import gather_or_error, read_error, read_failure_advice
-from remediator.core.evidence import EVIDENCE_WINDOW_MINUTES, INCOMING_BYTES, INCOMING_RECORDS, Evidence, StreamState
-from remediator.core.metrics import MetricQuery, MissingData, kinesis_stream_metric
+from remediator.core.evidence import (
+    EVIDENCE_WINDOW_MINUTES,
+    INCOMING_BYTES,
+    INCOMING_RECORDS,
+    WRITE_THROTTLED,
+    WRITE_THROTTLED_KEY,
+    Evidence,
+    StreamState,
+)
+from remediator.core.metrics import MetricQuery, MissingData
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure
 from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.ports import ReadPorts
@@ -48,8 +58,6 @@ from remediator.core.symptoms.capacity import (
     on_demand,
     saturated,
 )
-
-WRITE_THROTTLED = kinesis_stream_metric("WriteProvisionedThroughputExceeded", "Sum")
 
 # Shard-level metrics carry the stream-level metric names.
 SHARD_METRIC_NAMES = tuple(metric.name for metric in (INCOMING_BYTES, INCOMING_RECORDS, WRITE_THROTTLED))
@@ -103,7 +111,7 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
         return [self.alarm(detector, metric, detector.threshold_records, missing_data=MissingData.NOT_BREACHING)]
 
     def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
-        own = MetricQuery("write_throttled", WRITE_THROTTLED.on(StreamName=policy.name))
+        own = MetricQuery(WRITE_THROTTLED_KEY, WRITE_THROTTLED.on(StreamName=policy.name))
         return (*super().evidence_queries(policy), own)
 
     def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
@@ -113,7 +121,7 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
         return gather_or_error(SHARD_LOAD, lambda: gather_shard_load(stream, aws, end=now, minutes=minutes))
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
-        throttled = evidence.total("write_throttled")
+        throttled = evidence.total(WRITE_THROTTLED_KEY)
         figures = [*capacity_figures(evidence), Figure(name="throttled writes", value=throttled, unit="records")]
         early = on_demand(evidence, figures, (ON_DEMAND_THROTTLING,)) or insufficient(evidence, figures)
         if early:
