@@ -16,7 +16,7 @@ from typing import Any
 
 from remediator import writeahead
 from remediator.core import limits, render, resolution
-from remediator.core.alarm import AlarmResolved, AlarmTrigger, parse_alarm_name, untrusted
+from remediator.core.alarm import AlarmResolved, AlarmTrigger, deployed_alarms, parse_alarm_name, untrusted
 from remediator.core.cost import with_cost_queries
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import Evidence
@@ -24,7 +24,9 @@ from remediator.core.follow_through import (
     MAX_FOLLOW_UPS,
     FollowUp,
     decide,
+    evidence_since,
     parse_timestamp,
+    recheck_wait,
     schedule_name,
     step_facts,
 )
@@ -85,14 +87,24 @@ class Dependencies:
 
 
 def gather_evidence(
-    streams: StreamReader, metrics: MetricsReader, reads: ReadPorts, symptom: str, policy: StreamPolicy, now: datetime
+    streams: StreamReader,
+    metrics: MetricsReader,
+    reads: ReadPorts,
+    symptom: str,
+    policy: StreamPolicy,
+    now: datetime,
+    since: datetime | None = None,
 ) -> Evidence:
     """The stream's state, exactly the series the symptom declared over the window it declared (plus the write
     load every plan's cost reads, when it did not declare it: one GetMetricData call), the facts its gather
-    reads, and the facts of the actions its diagnosis proposes (Evidence.facts[<action id>])."""
+    reads, and the facts of the actions its diagnosis proposes (Evidence.facts[<action id>]).
+
+    `since`: read no minute before it (a follow-through recheck reads only the minutes after the change)."""
     plugin = REGISTRY.symptoms[symptom]
     state = streams.describe(policy.name)
     minutes = plugin.evidence_window_minutes
+    if since is not None:
+        minutes = max(1, min(minutes, int((now - since).total_seconds() // 60)))
     queries = with_cost_queries(plugin.evidence_queries(policy), policy.name)
     series = metrics.read(queries, end=now, minutes=minutes)
     facts = plugin.gather(policy, state, DeclaredOnly(reads, plugin.read_iam_actions, plugin.id, read_only=True), now)
@@ -176,7 +188,8 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
         history = _chain(
             trigger, deps, ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
         )
-        evidence = gather_evidence(deps.streams, deps.metrics, deps.reads, trigger.symptom, policy, now)
+        since = _evidence_since(trigger, deps)
+        evidence = gather_evidence(deps.streams, deps.metrics, deps.reads, trigger.symptom, policy, now, since)
         plan = make_plan(
             alarm_name=trigger.alarm_name,
             symptom=trigger.symptom,
@@ -200,7 +213,10 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
 
     shards = evidence.stream.open_shards
     if not plan.steps:
-        return _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
+        advised = _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
+        if since is not None:  # a recheck that found nothing to change yet looks again (core.follow_through)
+            follow_through(trigger, plan, policy, history, [], deps, now, rechecking=since)
+        return advised
 
     run = writeahead.Run()
     steps = writeahead.carry_out(plan, trigger, deps, now, run)
@@ -282,6 +298,28 @@ def _chain(trigger: AlarmTrigger, deps: Dependencies, history: ActionHistory) ->
     return history.for_chain(own)
 
 
+def _evidence_since(trigger: AlarmTrigger, deps: Dependencies) -> datetime | None:
+    """A follow-up after a recheck reads only the minutes after the change (core.follow_through.evidence_since)."""
+    if not trigger.attempt:
+        return None
+    return evidence_since(
+        entry.parameters
+        for entry in deps.audit.entries(trigger.stream, parse_timestamp(trigger.state_timestamp))
+        if entry.alarm_name == trigger.alarm_name
+        and entry.outcome == OutcomeStatus.FOLLOW_UP_SCHEDULED
+        and entry.parameters
+    )
+
+
+def _recheck_after(trigger: AlarmTrigger, policy: StreamPolicy, prefix: str) -> timedelta | None:
+    """The alarm's own time to show a change (period and datapoints); None when it is not one we know."""
+    found = deployed_alarms(policy, prefix).get(trigger.alarm_name)
+    if found is None:
+        return None
+    spec = found[1]
+    return recheck_wait(spec.metric.period_seconds, spec.evaluation_periods, spec.datapoints_to_alarm)
+
+
 def follow_through(
     trigger: AlarmTrigger,
     plan: Plan,
@@ -290,6 +328,7 @@ def follow_through(
     steps: list[StepOutcome],
     deps: Dependencies,
     now: datetime,
+    rechecking: datetime | None = None,
 ) -> str:
     """After the steps: schedule the next attempt of this alarm state change if one is needed (audited).
 
@@ -302,6 +341,8 @@ def follow_through(
         attempt=trigger.attempt,
         origin=parse_timestamp(trigger.state_timestamp),
         now=now,
+        recheck_after=_recheck_after(trigger, policy, deps.alarm_prefix),
+        rechecking=rechecking,
     )
     if decision.at is None:
         return f"\nFollow-through: none; {decision.reason}.\n" if decision.needed else ""
@@ -334,7 +375,8 @@ def follow_through(
         mode=plan.mode,
         outcome=OutcomeStatus.FOLLOW_UP_SCHEDULED,
         reason=reason,
-        parameters={"schedule": name, "at": decision.at.isoformat(), "attempt": decision.attempt},
+        parameters={"schedule": name, "at": decision.at.isoformat(), "attempt": decision.attempt}
+        | ({"evidence_since": decision.evidence_since.isoformat()} if decision.evidence_since else {}),
     )
     return (
         f"\nFollow-through: {decision.reason}. The plan is made again at {decision.at:%H:%M:%S} UTC "

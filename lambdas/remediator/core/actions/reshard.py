@@ -461,6 +461,12 @@ class Reshard(Action[ReshardPolicy]):
             return target > block.min_shards
         return False
 
+    def recheck(self, parameters: dict[str, Any], block: ReshardPolicy) -> bool:
+        # A scale-up sized from the evidence (an estimate while writes are throttled) may fall short: look again,
+        # unless it stopped at the policy's ceiling (a next call would be refused by policy-bounds).
+        current, target = int(parameters["current_shards"]), int(parameters["target_shards"])
+        return current < target < block.max_shards
+
     def next_step_after(self, parameters: dict[str, Any], block: ReshardPolicy) -> timedelta | None:
         # A scale-in's next step must find a calm stabilisation window after this one (stabilisation-window
         # counts our own reshard): planning again sooner would only be blocked. A minute past it, to be clear of it.
