@@ -312,9 +312,10 @@ def _evidence_since(trigger: AlarmTrigger, deps: Dependencies) -> datetime | Non
 
 
 def _recheck_after(trigger: AlarmTrigger, policy: StreamPolicy, prefix: str) -> timedelta | None:
-    """The alarm's own time to show a change (period and datapoints); None when it is not one we know."""
+    """The alarm's own time to show a change (period and datapoints); None when it is not one we know, or its
+    symptom's alarm does not show a change as soon as it is in effect (Symptom.recheck_after_change)."""
     found = deployed_alarms(policy, prefix).get(trigger.alarm_name)
-    if found is None:
+    if found is None or not REGISTRY.symptoms[found[0]].recheck_after_change:
         return None
     spec = found[1]
     return recheck_wait(spec.metric.period_seconds, spec.evaluation_periods, spec.datapoints_to_alarm)

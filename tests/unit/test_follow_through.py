@@ -510,3 +510,28 @@ def test_a_recheck_that_finds_nothing_yet_looks_again_while_the_alarm_stays(
     assert decision.at == expected_at
     assert reason in decision.reason
     assert decision.evidence_since == (rechecking if expected_at else None)
+
+
+@pytest.mark.parametrize(
+    ("symptom", "wait"),
+    [
+        pytest.param("write-throttling", timedelta(minutes=4), id="throttling clears once the shards take the load"),
+        pytest.param("iterator-age", None, id="iterator age lags the change while the backlog drains: no recheck"),
+    ],
+)
+def test_only_an_alarm_that_shows_the_change_at_once_is_rechecked(symptom: str, wait: timedelta | None) -> None:
+    # Given a trigger of one of the stream's alarms (default detectors)
+    from remediator.core.alarm import DEFAULT_ALARM_PREFIX, AlarmTrigger
+    from remediator.service import _recheck_after
+
+    trigger = AlarmTrigger(
+        alarm_name=f"kinesis-remediator-orders/{symptom}",
+        stream="orders",
+        symptom=symptom,
+        state_timestamp="2026-11-26T02:59:00.000+0000",
+        account=ACCOUNT,
+        region=REGION,
+        reason="test",
+    )
+    # Then the recheck waits the alarm's own time to clear, or there is none
+    assert _recheck_after(trigger, policy(), DEFAULT_ALARM_PREFIX) == wait

@@ -12,7 +12,9 @@ A follow-up is needed when a step
   reshard takes, or as long as the action says (`Action.next_step_after`: a scale-in waits out its
   stabilisation window); the stream must be ACTIVE again by then, or the follow-up polls;
 - was applied, reached its target, and its action says a fresh look may still find more to do (`Action.recheck`:
-  a reshard up): if the alarm is still in ALARM once the change shows in its metrics, the plan is made again. A
+  a reshard up), for a symptom whose alarm shows the change as soon as it is in effect
+  (`Symptom.recheck_after_change`: write-throttling; not iterator-age, which stays high while the backlog
+  drains): if the alarm is still in ALARM once the change shows in its metrics, the plan is made again. A
   reshard sized from the evidence may fall short of the load (a throttled stream's IncomingBytes is its capacity;
   the offered load is an estimate), and an alarm that stays in ALARM sends no new event. The follow-up runs at
   `SETTLE` (the stream ACTIVE again) plus the alarm's own time to clear (`recheck_wait`: the periods it needs to

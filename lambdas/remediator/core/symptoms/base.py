@@ -67,6 +67,10 @@ class Symptom(ABC, Generic[DetectorT]):
     read_grants: ClassVar[tuple[IamGrant, ...]] = ()
     # Minutes of metrics the diagnosis reads, ending at the alarm (one datapoint a minute per query).
     evidence_window_minutes: ClassVar[int] = EVIDENCE_WINDOW_MINUTES
+    # Follow-through rechecks a change that reached its target while this symptom's alarm stays in ALARM
+    # (core.follow_through): only for an alarm whose metric shows the change as soon as it is in effect (throttled
+    # writes). Not for one that lags it, such as an iterator age that stays high while the backlog drains.
+    recheck_after_change: ClassVar[bool] = False
 
     def detector(self, policy: StreamPolicy) -> DetectorT:
         block: DetectorT = policy.block("detectors", self.id, self.detector_schema)  # type: ignore[assignment]

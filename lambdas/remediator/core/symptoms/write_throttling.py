@@ -104,6 +104,9 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
     )
     detector_schema = WriteThrottlingDetector
     read_grants = SHARD_LOAD_READ_GRANTS
+    # Throttled writes stop as soon as the shards take the load: an alarm still in ALARM after a reshard reached its
+    # target means the load needs more (follow-through rechecks it).
+    recheck_after_change = True
 
     def alarms(self, policy: StreamPolicy, detector: WriteThrottlingDetector) -> list[AlarmSpec]:
         # No data means no producer was throttled.
