@@ -10,6 +10,8 @@ from cdk_nag import AwsSolutionsChecks
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX, STACK_NAME
 from remediator.policy_files import EXAMPLE_POLICY, load_policies
 
+from stacks.accounts import hub_settings
+from stacks.member_stack import add_member_stacks
 from stacks.remediator_stack import KinesisRemediatorStack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -40,11 +42,18 @@ def build_app(
     alarm_prefix: str = DEFAULT_ALARM_PREFIX,
     layer_dir: Path = LAYER_DIR,
     operator_emails: object = None,
+    hub_account: object = None,
+    hub_region: object = None,
+    member_external_id: object = None,
 ) -> KinesisRemediatorStack:
     """Validate the policies (raising PolicyValidationError) and add the stack with cdk-nag applied."""
     policies = load_policies(policy_paths)
     if not (layer_dir / "python").is_dir():
         raise LayerNotBuilt(f"Lambda layer not built at {layer_dir}: run `make layer` first")
+    # Members (stacks/accounts.py): None unless a policy names another account or region.
+    hub = hub_settings(
+        policies, account=hub_account, region=hub_region, external_id=member_external_id, alarm_prefix=alarm_prefix
+    )
     stack = KinesisRemediatorStack(
         app,
         STACK_NAME,
@@ -54,6 +63,8 @@ def build_app(
         layer_dir=layer_dir,
         operators=operator_emails,
         description="Kinesis Remediator: alarms, remediator Lambda, audit and notifications",
+        hub=hub,
     )
+    stack.members = add_member_stacks(app, stack, policies, hub, alarm_prefix=alarm_prefix, rule=stack.remediator.rule)
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
-from remediator.core.deployment import StackOutput
+from remediator.core.deployment import Env, StackOutput
 from remediator.policy_files import PolicySet
 
+from stacks.accounts import Hub, Place, place_policies
 from stacks.constructs.alarms import StreamAlarms
 from stacks.constructs.dashboard import RemediatorDashboard
+from stacks.constructs.fleet_alarms import FleetAlarms
+from stacks.constructs.hub_bus import HubEventBus
 from stacks.constructs.notifications import Notifications
 from stacks.constructs.remediator import Remediator
 from stacks.constructs.self_monitoring import SelfMonitoring, operator_emails
@@ -29,12 +33,21 @@ class KinesisRemediatorStack(Stack):
         parameter_root: str,
         layer_dir: Path,
         operators: object = None,
+        hub: Hub | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        # Many accounts (stacks/accounts.py): the hub's own streams get their alarms and IAM here; every stream's
+        # policy goes to SSM and notifications; members' streams get theirs in member stacks (stacks/member_stack.py).
+        placement = place_policies(policies, hub.place if hub else None)
+        local = placement.local
+        self.members: Mapping[Place, Stack] = {}  # the member stacks (stacks.member_stack.add_member_stacks)
         self.state = RemediatorState(self, "State", policies=policies, parameter_root=parameter_root)
         self.notifications = Notifications(self, "Notifications", policies=policies)
-        self.alarms = StreamAlarms(self, "Alarms", policies=policies, prefix=alarm_prefix)
+        self.alarms = StreamAlarms(self, "Alarms", policies=local, prefix=alarm_prefix)
+        # Streams with `alarms: fleet`: shared Metrics Insights alarms; StreamAlarms leaves theirs out. The hub's
+        # own streams only: a member's stream keeps per-stream alarms in its member stack.
+        self.fleet_alarms = FleetAlarms(self, "FleetAlarms", policies=local, prefix=alarm_prefix)
         self.remediator = Remediator(
             self,
             "Remediator",
@@ -43,7 +56,16 @@ class KinesisRemediatorStack(Stack):
             notifications=self.notifications,
             alarm_prefix=alarm_prefix,
             layer_dir=layer_dir,
+            local_policies=local,
+            role_name=hub.role_name if hub else None,
         )
+        self.member_events: HubEventBus | None = None
+        if hub is not None:
+            # The members' accounts may put events on the hub's bus; the remediator gets the external id.
+            others = [account for account in placement.member_accounts if account != hub.account]
+            if others:
+                self.member_events = HubEventBus(self, "MemberEvents", accounts=others, alarm_prefix=alarm_prefix)
+            self.remediator.function.add_environment(Env.MEMBER_EXTERNAL_ID, hub.external_id)
         self.self_monitoring = SelfMonitoring(
             self,
             "SelfMonitoring",
@@ -56,7 +78,7 @@ class KinesisRemediatorStack(Stack):
         self.dashboard = RemediatorDashboard(
             self,
             "Dashboard",
-            policies=policies,
+            policies=local,
             specs=self.alarms.specs,
             function=self.remediator.function,
         )

@@ -26,8 +26,10 @@ from remediator.core.deployment import (
     SCHEDULER_SERVICE,
     SERVICE_NAME,
     Env,
+    member_role_arn,
     schedule_prefix,
 )
+from remediator.core.fleet import CONTRIBUTOR_DETAIL_TYPE
 from remediator.core.iam import Permission, permissions
 from remediator.policy_files import PolicySet
 
@@ -98,6 +100,20 @@ def wildcard_findings(policies: PolicySet) -> dict[str, str]:
     return found
 
 
+def member_role_arns(policies: PolicySet, stack: Stack) -> list[str]:
+    """The member roles (core.deployment.member_role_arn) the hub assumes: one per account in which a policy places
+    a stream outside the hub's own account and region (the hub's account too, for a stream in another region)."""
+    accounts: set[str] = set()
+    for policy in policies.streams.values():
+        if policy.account is None and policy.region is None:
+            continue  # the hub's own stream
+        account, region = policy.account or stack.account, policy.region or stack.region
+        if account == stack.account and region == stack.region:
+            continue  # the hub's own account and region, written out
+        accounts.add(account)
+    return [member_role_arn(account, stack.partition) for account in sorted(accounts)]
+
+
 class Remediator(Construct):
     def __init__(
         self,
@@ -109,9 +125,14 @@ class Remediator(Construct):
         notifications: Notifications,
         alarm_prefix: str,
         layer_dir: Path,
+        local_policies: PolicySet | None = None,
+        role_name: str | None = None,
     ) -> None:
+        """`local_policies`: the streams in the hub's own account and region, whose IAM this role holds (default: all;
+        members' streams are reached through their member role). `role_name`: fixed when members trust the role."""
         super().__init__(scope, construct_id)
-        self.registry_permissions = registry_permissions(Stack.of(self), policies)
+        local = policies if local_policies is None else local_policies
+        self.registry_permissions = registry_permissions(Stack.of(self), local)
 
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -141,9 +162,10 @@ class Remediator(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Kinesis Remediator: may change only the streams named in its policies",
+            role_name=role_name,
         )
         self._grant(state, notifications)
-        self._policies = policies
+        self._policies = local
 
         self.layer = lambda_.LayerVersion(
             self,
@@ -191,14 +213,18 @@ class Remediator(Construct):
         self.scheduler_role.add_to_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
         )
+        # Many accounts (issue 11.4): the hub may assume exactly the member roles of the accounts its policies name.
+        member_roles = member_role_arns(policies, stack)
+        if member_roles:
+            self.role.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=member_roles))
 
         self.rule = events.Rule(
             self,
             "AlarmStateChanges",
-            description="Our alarms going into ALARM, and back to OK (the resolved e-mail)",
+            description="Our alarms (and our fleet alarms' contributors) going into ALARM, and back to OK",
             event_pattern=events.EventPattern(
                 source=["aws.cloudwatch"],
-                detail_type=["CloudWatch Alarm State Change"],
+                detail_type=["CloudWatch Alarm State Change", CONTRIBUTOR_DETAIL_TYPE],
                 detail={"alarmName": [{"prefix": alarm_prefix}], "state": {"value": ["ALARM", "OK"]}},
             ),
         )
@@ -265,7 +291,12 @@ class Remediator(Construct):
             ),
             iam.PolicyStatement(actions=["sns:Publish"], resources=[notifications.topic.topic_arn]),
             # Follow-through (remediator.core.follow_through): our alarms' state, our schedules, the Scheduler role.
-            iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[self._alarms_arn()]),
+            # A fleet alarm's contributor (remediator.core.fleet): DescribeAlarmContributors lists those in ALARM.
+            # UNCONFIRMED (aws-facts.md is silent): that it is authorised on the alarm's ARN, as DescribeAlarms is.
+            iam.PolicyStatement(
+                actions=["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmContributors"],
+                resources=[self._alarms_arn()],
+            ),
             iam.PolicyStatement(
                 actions=["scheduler:CreateSchedule", "scheduler:DeleteSchedule"], resources=[self._schedules_arn()]
             ),
@@ -309,8 +340,9 @@ class Remediator(Construct):
 
     def _acknowledge_wildcards(self) -> None:
         prefixed = {
-            _nag_arn(f"cloudwatch:alarm:{self.alarm_prefix}*"): "cloudwatch:DescribeAlarms on the deployment's "
-            "alarms (their names start with its alarm prefix): a follow-through checks its alarm is still in ALARM",
+            _nag_arn(f"cloudwatch:alarm:{self.alarm_prefix}*"): "cloudwatch:DescribeAlarms and "
+            "DescribeAlarmContributors on the deployment's alarms (their names start with its alarm prefix): a "
+            "follow-through checks its alarm (or its fleet alarm's contributor) is still in ALARM",
             _nag_arn(f"scheduler:schedule/{SCHEDULE_GROUP}/{self.schedule_prefix}*"): "scheduler:CreateSchedule "
             "and DeleteSchedule on the deployment's follow-through schedules, named at run time under its prefix",
         }

@@ -315,7 +315,10 @@ class OnePolicy:
     def __init__(self, policy: StreamPolicy) -> None:
         self._policy = policy
 
-    def get(self, stream: str) -> StreamPolicy | None:
+    def get(self, stream: str, account: str | None = None, region: str | None = None) -> StreamPolicy | None:
+        # PolicySource.get (issue 11.4): the backtest rehearses one hub-local stream; a member's lookup finds none.
+        if account is not None or region is not None:
+            return None
         return self._policy if stream == self._policy.name else None
 
     def names(self) -> list[str]:
