@@ -17,7 +17,7 @@ from typing import Any
 
 from remediator import writeahead
 from remediator.core import limits, render, resolution
-from remediator.core.alarm import AlarmResolved, AlarmTrigger, parse_trigger_name, untrusted
+from remediator.core.alarm import AlarmResolved, AlarmTrigger, deployed_alarms, parse_trigger_name, untrusted
 from remediator.core.cost import with_cost_queries
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import Evidence
@@ -25,7 +25,9 @@ from remediator.core.follow_through import (
     MAX_FOLLOW_UPS,
     FollowUp,
     decide,
+    evidence_since,
     parse_timestamp,
+    recheck_wait,
     schedule_name,
     step_facts,
 )
@@ -105,17 +107,27 @@ class Dependencies:
 
 
 def gather_evidence(
-    streams: StreamReader, metrics: MetricsReader, reads: ReadPorts, symptom: str, policy: StreamPolicy, now: datetime
+    streams: StreamReader,
+    metrics: MetricsReader,
+    reads: ReadPorts,
+    symptom: str,
+    policy: StreamPolicy,
+    now: datetime,
+    since: datetime | None = None,
 ) -> Evidence:
     """The stream's state, exactly the series the symptom declared over the window it declared (plus the write
     load every plan's cost reads, when it did not declare it: one GetMetricData call), the facts its gather
-    reads, and the facts of the actions its diagnosis proposes (Evidence.facts[<action id>])."""
+    reads, and the facts of the actions its diagnosis proposes (Evidence.facts[<action id>]).
+
+    `since`: read no minute before it (a follow-through recheck reads only the minutes after the change)."""
     plugin = REGISTRY.symptoms[symptom]
     state = streams.describe(policy.name)
     minutes = plugin.evidence_window_minutes
+    if since is not None:
+        minutes = max(1, min(minutes, int((now - since).total_seconds() // 60)))
     queries = with_cost_queries(plugin.evidence_queries(policy), policy.name)
     series = metrics.read(queries, end=now, minutes=minutes)
-    facts = plugin.gather(policy, state, DeclaredOnly(reads, plugin.read_iam_actions, plugin.id, read_only=True))
+    facts = plugin.gather(policy, state, DeclaredOnly(reads, plugin.read_iam_actions, plugin.id, read_only=True), now)
     evidence = Evidence(stream=state, collected_at=now, window_minutes=minutes, series=series, facts=facts)
     return _with_action_facts(evidence, symptom, policy, reads, now)
 
@@ -322,7 +334,8 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
         history = _chain(
             trigger, deps, ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
         )
-        evidence = gather_evidence(deps.streams, deps.metrics, deps.reads, trigger.symptom, policy, now)
+        since = _evidence_since(trigger, deps)
+        evidence = gather_evidence(deps.streams, deps.metrics, deps.reads, trigger.symptom, policy, now, since)
         plan = make_plan(
             alarm_name=trigger.alarm_name,
             symptom=trigger.symptom,
@@ -346,7 +359,10 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
 
     shards = evidence.stream.open_shards
     if not plan.steps:
-        return _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
+        advised = _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
+        if since is not None:  # a recheck that found nothing to change yet looks again (core.follow_through)
+            follow_through(trigger, plan, policy, history, [], deps, now, rechecking=since)
+        return advised
 
     run = writeahead.Run()
     steps = writeahead.carry_out(plan, trigger, deps, now, run)
@@ -428,6 +444,32 @@ def _chain(trigger: AlarmTrigger, deps: Dependencies, history: ActionHistory) ->
     return history.for_chain(own)
 
 
+def _evidence_since(trigger: AlarmTrigger, deps: Dependencies) -> datetime | None:
+    """A follow-up after a recheck reads only the minutes after the change (core.follow_through.evidence_since)."""
+    if not trigger.attempt:
+        return None
+    return evidence_since(
+        entry.parameters
+        for entry in deps.audit.entries(trigger.stream, parse_timestamp(trigger.state_timestamp))
+        if entry.alarm_name == trigger.alarm_name
+        and entry.outcome == OutcomeStatus.FOLLOW_UP_SCHEDULED
+        and entry.parameters
+    )
+
+
+def _recheck_after(trigger: AlarmTrigger, policy: StreamPolicy, prefix: str) -> timedelta | None:
+    """The alarm's own time to show a change (period and datapoints); None when it is not one we know, or its
+    symptom's alarm does not show a change as soon as it is in effect (Symptom.recheck_after_change)."""
+    plugin = REGISTRY.symptoms.get(trigger.symptom)
+    if plugin is None or not plugin.recheck_after_change:
+        return None
+    found = deployed_alarms(policy, prefix).get(trigger.alarm_name)
+    # A fleet alarm's contributor has the periods and datapoints of the stream's own specs (core.fleet).
+    specs = [found[1]] if found else plugin.alarms(policy, plugin.detector(policy))
+    waits = [recheck_wait(s.metric.period_seconds, s.evaluation_periods, s.datapoints_to_alarm) for s in specs]
+    return max(waits, default=None)
+
+
 def follow_through(
     trigger: AlarmTrigger,
     plan: Plan,
@@ -436,6 +478,7 @@ def follow_through(
     steps: list[StepOutcome],
     deps: Dependencies,
     now: datetime,
+    rechecking: datetime | None = None,
 ) -> str:
     """After the steps: schedule the next attempt of this alarm state change if one is needed (audited).
 
@@ -448,6 +491,8 @@ def follow_through(
         attempt=trigger.attempt,
         origin=parse_timestamp(trigger.state_timestamp),
         now=now,
+        recheck_after=_recheck_after(trigger, policy, deps.alarm_prefix),
+        rechecking=rechecking,
     )
     if decision.at is None:
         return f"\nFollow-through: none; {decision.reason}.\n" if decision.needed else ""
@@ -481,7 +526,8 @@ def follow_through(
         mode=plan.mode,
         outcome=OutcomeStatus.FOLLOW_UP_SCHEDULED,
         reason=reason,
-        parameters={"schedule": name, "at": decision.at.isoformat(), "attempt": decision.attempt},
+        parameters={"schedule": name, "at": decision.at.isoformat(), "attempt": decision.attempt}
+        | ({"evidence_since": decision.evidence_since.isoformat()} if decision.evidence_since else {}),
     )
     return (
         f"\nFollow-through: {decision.reason}. The plan is made again at {decision.at:%H:%M:%S} UTC "

@@ -24,6 +24,13 @@ AGE_ALARM = alarm(STREAM, "iterator-age")
 SATURATED = {"bytes_per_second": 1_900_000, "records_per_second": 500, "throttled": 50}
 # 2 shards at 6 MB/s: 6 / 0.6 -> 10 shards wanted, far beyond one call's 2x.
 NEEDS_TEN = {"bytes_per_second": 6_000_000, "records_per_second": 500, "throttled": 50}
+# What a plan says when it sizes a reshard from the estimated offered load (throttled writes in the evidence).
+ESTIMATE = (
+    "{n} records were throttled, so what the stream accepted is a lower bound of what producers offer: accepted plus "
+    "throttled records give an estimated peak of {mb} MB/s and {rec} records/s (an estimate: throttled records "
+    "include the producers' retries, so it may overstate; one call at most doubles the shards and the policy's "
+    "max_shards bounds them)"
+)
 # 2 shards at 0.2 MB/s = 10 % of capacity, yet throttled: a hot partition key.
 HOT_KEY = {"bytes_per_second": 200_000, "records_per_second": 100, "throttled": 40}
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from moto.kinesis.models import kinesis_backends
+from remediator.core.follow_through import SETTLE
 
 from tests.fakes import ACCOUNT, REGION, alarm_event
 from tests.integration.conftest import SCHEDULE_PREFIX, SCHEDULER_ROLE, FakeContext
@@ -137,10 +138,10 @@ def test_a_one_to_eight_need_reaches_eight_in_three_audited_steps(aws, invoke, a
         api_calls.params("cloudwatch", "DescribeAlarms")
         == [{"AlarmNames": [WRITE_ALARM], "AlarmTypes": ["MetricAlarm"]}] * 2
     )
-    assert [p["Name"][-2:] for p in api_calls.params("scheduler", "CreateSchedule")] == ["-1", "-2"]
+    assert [p["Name"][-2:] for p in api_calls.params("scheduler", "CreateSchedule")] == ["-1", "-2", "-3"]
     assert [p["Name"][-2:] for p in api_calls.params("scheduler", "DeleteSchedule")] == ["-1", "-2"]
-    # And the last step reached what was needed: nothing more is scheduled
-    assert schedules(aws) == {}
+    # And the last step reached what was needed: only a recheck is scheduled, once the change can show in the alarm
+    # (SETTLE + 4 minutes: the write-throttling alarm needs 4 clean minutes of 5 to go OK), reading the minutes after
     rows = in_order(aws.audit_rows(STREAM))
     assert [r["outcome"] for r in rows] == [
         "applied",
@@ -148,7 +149,19 @@ def test_a_one_to_eight_need_reaches_eight_in_three_audited_steps(aws, invoke, a
         "applied",
         "follow-up-scheduled",
         "applied",
+        "follow-up-scheduled",
     ]
+    recheck = parameters_of(rows[-1])
+    assert "reshard reached its target" in rows[-1]["reason"]
+    due, since = datetime.fromisoformat(recheck["at"]), datetime.fromisoformat(recheck["evidence_since"])
+    assert timedelta(minutes=4) < due - since <= timedelta(minutes=4, seconds=1)
+    assert timedelta(minutes=1) < since - datetime.now(UTC) <= SETTLE  # the settle time after the step
+    # And when it fires with the alarm back to OK, it ends quietly: no plan, no call, nothing more scheduled
+    set_alarm(aws, "OK")
+    last = fire(aws, invoke)
+    assert last["status"] == "ignored" and "the alarm is OK" in last["detail"]
+    assert len(api_calls.params("kinesis", "UpdateShardCount")) == 3
+    assert schedules(aws) == {}
     # And the follow-ups were not held by the cooldown their own chain started; every other guardrail was checked
     cooldown = next(g for g in plan_of(rows[2])["actions"][0]["guardrails"] if g["name"] == "cooldown")
     assert cooldown["passed"]

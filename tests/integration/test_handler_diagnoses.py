@@ -8,6 +8,7 @@ from tests.fakes import alarm_event
 from tests.integration.support import (
     AGE_ALARM,
     ARN,
+    ESTIMATE,
     HOT_KEY,
     NEEDS_TEN,
     SATURATED,
@@ -102,7 +103,7 @@ def test_slow_consumer_gets_advice_not_a_reshard(aws, invoke, api_calls):
     # And the symptom read only what it declares: write load and iterator age, no throttled writes
     assert not [line for line in lines if "throttled writes" in line]
     queries = only(api_calls.params("cloudwatch", "GetMetricData"))["MetricDataQueries"]
-    assert [q["Id"] for q in queries] == ["incoming_bytes", "incoming_records", "iterator_age_ms"]
+    assert [q["Id"] for q in queries] == ["incoming_bytes", "incoming_records", "write_throttled", "iterator_age_ms"]
     assert only(aws.audit_rows(STREAM))["outcome"] == "no-action"
 
 
@@ -207,8 +208,9 @@ def test_throttling_that_has_passed_is_not_acted_on(aws, invoke, api_calls):
                 {
                     "action": "reshard",
                     "outcome": "dry-run",
-                    "detail": "peak write utilisation 70%; 3 shards would put the observed peak at "
-                    "47% of capacity (target 50%)",
+                    "detail": "peak write utilisation 70%; "
+                    + ESTIMATE.format(n=400, mb="1.41", rec=101)
+                    + "; 3 shards would put that estimated peak at 47% of capacity (target 50%)",
                 }
             ],
             id="capacity-saturated-at-65",

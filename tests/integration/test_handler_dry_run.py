@@ -7,6 +7,7 @@ import pytest
 from tests.fakes import GUARDRAIL_ORDER, alarm_event
 from tests.integration.support import (
     ARN,
+    ESTIMATE,
     SATURATED,
     STREAM,
     WRITE_ALARM,
@@ -36,8 +37,9 @@ def test_saturated_stream_in_dry_run_is_planned_emailed_and_audited_but_not_chan
         {
             "action": "reshard",
             "outcome": "dry-run",
-            "detail": "peak write utilisation 95%; 4 shards would put the observed peak at "
-            "48% of capacity (target 60%)",
+            "detail": "peak write utilisation 95%; "
+            + ESTIMATE.format(n=500, mb="1.90", rec=501)
+            + "; 4 shards would put that estimated peak at 48% of capacity (target 60%)",
         }
     ]
     assert result["plan"]["mode"] == "dry-run"
@@ -134,7 +136,9 @@ def test_dry_run_writes_one_audit_row_with_the_parameters(aws, invoke):
     assert row["symptom"] == "write-throttling"
     assert (
         row["reason"]
-        == "peak write utilisation 95%; 4 shards would put the observed peak at 48% of capacity (target 60%)"
+        == "peak write utilisation 95%; "
+        + ESTIMATE.format(n=500, mb="1.90", rec=501)
+        + "; 4 shards would put that estimated peak at 48% of capacity (target 60%)"
     )
     assert parameters_of(row) == {"current_shards": 2, "desired_shards": 4, "target_shards": 4}
     plan = plan_of(row)

@@ -9,6 +9,7 @@ import pytest
 from tests.fakes import alarm_event
 from tests.integration.support import (
     ARN,
+    ESTIMATE,
     NEEDS_TEN,
     SATURATED,
     STREAM,
@@ -107,12 +108,15 @@ def test_a_target_beyond_twice_the_current_count_is_never_sent(aws, invoke, api_
     assert aws.shard_count(STREAM) == 4
     assert result["status"] == "applied"
     row = only(decisions(aws.audit_rows(STREAM)))
-    assert parameters_of(row) == {"current_shards": 2, "desired_shards": 10, "target_shards": 4}
+    # (sized from the estimated offered load: 50 throttled records a minute on top of the accepted 6 MB/s)
+    assert parameters_of(row) == {"current_shards": 2, "desired_shards": 11, "target_shards": 4}
     assert row["reason"] == APPLIED_2_TO_4
     assert plan_of(row)["actions"][0]["reason"] == (
-        "peak write utilisation 300%; 10 shards would put the observed peak at 60% of capacity (target 60%); "
-        "this call goes to 4 because AWS allows at most 2x per call (4); 4 shards put the observed write peak at "
-        "150% of capacity"
+        "peak write utilisation 300%; "
+        + ESTIMATE.format(n=500, mb="6.01", rec=501)
+        + "; 11 shards would put that estimated peak at 55% of capacity (target 60%); "
+        "this call goes to 4 because AWS allows at most 2x per call (4); 4 shards put the estimated offered write "
+        "peak at 150% of capacity"
     )
 
 
@@ -146,10 +150,10 @@ def test_policy_max_shards_caps_the_target_below_the_aws_step(aws, invoke, api_c
     assert aws.shard_count(STREAM) == 3
     row = only(decisions(aws.audit_rows(STREAM)))
     assert row["outcome"] == "applied"
-    assert parameters_of(row) == {"current_shards": 2, "desired_shards": 10, "target_shards": 3}
+    assert parameters_of(row) == {"current_shards": 2, "desired_shards": 11, "target_shards": 3}
     assert plan_of(row)["actions"][0]["reason"].endswith(
         "this call goes to 3 because AWS allows at most 2x per call (4) and policy max_shards is 3; 3 shards put the "
-        "observed write peak at 200% of capacity"
+        "estimated offered write peak at 200% of capacity"
     )
 
 
@@ -197,7 +201,7 @@ def test_a_second_state_change_inside_the_cooldown_is_blocked(aws, invoke, api_c
     assert aws.shard_count(STREAM) == 4
     rows = sorted(decisions(aws.audit_rows(STREAM)), key=lambda r: r["sk"])
     assert [r["outcome"] for r in rows] == ["applied", "blocked"]
-    assert parameters_of(rows[1]) == {"current_shards": 4, "desired_shards": 10, "target_shards": 8}
+    assert parameters_of(rows[1]) == {"current_shards": 4, "desired_shards": 11, "target_shards": 8}
     emails = {e["Subject"]: e["Message"].splitlines() for e in aws.emails()}
     assert sorted(emails) == [
         "[APPLIED] orders: reshard 2 -> 4 shards (producers throttled)",

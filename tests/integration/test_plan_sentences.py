@@ -13,7 +13,7 @@ from remediator import cli
 
 from tests.fakes import REGION
 from tests.integration.conftest import ApiRecorder, AwsEnv
-from tests.integration.support import SATURATED, STREAM, policy, update_command
+from tests.integration.support import ESTIMATE, SATURATED, STREAM, policy, update_command
 
 
 def plan_out(tmp_path: Path, raw: dict[str, Any], api_calls: ApiRecorder | None = None) -> list[str]:
@@ -52,7 +52,9 @@ def test_plan_shows_the_kill_switch_it_does_not_read(aws: AwsEnv, tmp_path: Path
     assert "ssm" not in api_calls.services()
     # And the reason states the share 4 shards give the 1.9 MB/s peak (48 %), not the 60 % target
     why = (
-        "     Why:     peak write utilisation 95%; 4 shards would put the observed peak at 48% of capacity (target 60%)"
+        "     Why:     peak write utilisation 95%; "
+        + ESTIMATE.format(n=500, mb="1.90", rec=501)
+        + "; 4 shards would put that estimated peak at 48% of capacity (target 60%)"
     )
     assert why in lines
 

@@ -256,7 +256,7 @@ STATE = StreamState(name="orders", arn=ARN, status="ACTIVE", mode="PROVISIONED",
 def test_gather_reads_the_mapping_facts_through_declared_reads(symptom: Any) -> None:
     ports = Ports()
     view = DeclaredOnly(ports, symptom.read_iam_actions, symptom.id, read_only=True)
-    facts = symptom.gather(policy(consumers=LAMBDA), STATE, view)
+    facts = symptom.gather(policy(consumers=LAMBDA), STATE, view, NOW)
     assert ports.calls == ["ListEventSourceMappings", "GetFunctionConfiguration", "GetFunctionConcurrency"]
     (read,) = facts[LAMBDA_MAPPINGS]
     assert (read["uuid"], read["state"], read["function_timeout_seconds"]) == ("u1", "Enabled", 30)
@@ -264,7 +264,7 @@ def test_gather_reads_the_mapping_facts_through_declared_reads(symptom: Any) -> 
 
 def test_gather_reads_nothing_without_a_lambda_consumer() -> None:
     ports = Ports()
-    assert AGE.gather(policy(consumers=[{"kcl": "app"}]), STATE, ports) == {}
+    assert AGE.gather(policy(consumers=[{"kcl": "app"}]), STATE, ports, NOW) == {}
     assert ports.calls == []
 
 

@@ -89,7 +89,7 @@ def test_the_mapping_facts_carry_what_the_filters_need() -> None:
     from remediator.core.consumers import LAMBDA_MAPPINGS, MappingFacts
     from remediator.core.registry import REGISTRY
 
-    from tests.fakes import evidence, policy
+    from tests.fakes import NOW, evidence, policy
 
     class Ports:
         def service(self, name: str) -> Any:
@@ -103,7 +103,7 @@ def test_the_mapping_facts_carry_what_the_filters_need() -> None:
             return Port()
 
     symptom = REGISTRY.symptoms["read-throttling"]
-    facts = symptom.gather(policy(consumers=[{"function": "processor"}]), evidence().stream, Ports())
+    facts = symptom.gather(policy(consumers=[{"function": "processor"}]), evidence().stream, Ports(), NOW)
     # Then the facts keep the key and the error
     (fact,) = [MappingFacts.model_validate(m) for m in facts[LAMBDA_MAPPINGS]]
     assert (fact.kms_key_arn, fact.has_filter_criteria) == (KEY, False)

@@ -15,7 +15,9 @@ from remediator.core.follow_through import (
     Decision,
     StepFacts,
     decide,
+    evidence_since,
     parse_timestamp,
+    recheck_wait,
     schedule_name,
     step_facts,
 )
@@ -336,3 +338,200 @@ def test_the_resolved_email_says_what_was_done_and_how_long_recovery_took() -> N
         "  1. 2026-11-26 03:00:00 UTC  reshard 2 -> 4 shards",
         "  2. 2026-11-26 03:03:00 UTC  reshard 4 -> 8 shards",
     ]
+
+
+# Recheck: a reshard that reached its target, while the alarm stays in ALARM -------------------------------------
+APPLIED_REACHED = StepFacts(action="reshard", result=StepResult.APPLIED, recheck=True)
+ALARM_WINDOW = timedelta(minutes=4)
+
+
+@pytest.mark.parametrize(
+    ("steps", "recheck_after", "expected_at", "since", "reason"),
+    [
+        pytest.param(
+            [APPLIED_REACHED],
+            ALARM_WINDOW,
+            at(SETTLE + ALARM_WINDOW),
+            NOW + SETTLE,
+            "reshard reached its target; should the alarm still be in ALARM",
+            id="reached: look again once the change shows, on the minutes after it",
+        ),
+        pytest.param(
+            [APPLIED_REACHED], None, None, None, "no step left anything", id="the alarm is not known: no recheck"
+        ),
+        pytest.param([APPLIED_DONE], ALARM_WINDOW, None, None, "no step left anything", id="action asks no recheck"),
+        pytest.param(
+            [StepFacts(action="reshard", result=StepResult.APPLIED, more_to_do=True, recheck=True)],
+            ALARM_WINDOW,
+            at(SETTLE),
+            None,
+            "applied one step of several",
+            id="more to do comes first: the usual window",
+        ),
+        pytest.param(
+            [APPLIED_REACHED, blocked("stream-active")],
+            ALARM_WINDOW,
+            at(POLL_INTERVAL),
+            None,
+            "blocked only by stream-active",
+            id="the earliest wins",
+        ),
+        pytest.param(
+            [StepFacts(action="reshard", result=StepResult.BLOCKED, recheck=True)],
+            ALARM_WINDOW,
+            None,
+            None,
+            "no step left",
+            id="only an applied step is rechecked",
+        ),
+    ],
+)
+def test_a_step_that_reached_its_target_is_rechecked_once_the_alarm_can_show_it(
+    steps: list[StepFacts],
+    recheck_after: timedelta | None,
+    expected_at: datetime | None,
+    since: datetime | None,
+    reason: str,
+) -> None:
+    # Given the steps just carried out and the alarm's time to show a change
+    # When the decision is made
+    decision = decide(mode=Mode.ENFORCE, steps=steps, attempt=0, origin=ORIGIN, now=NOW, recheck_after=recheck_after)
+    # Then a recheck is scheduled after the settle time and the alarm's window, reading the minutes after the settle
+    assert decision.at == expected_at
+    assert decision.evidence_since == since
+    assert reason in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("attempt", "alarm_age", "scheduled", "why"),
+    [
+        (0, timedelta(minutes=5), True, ""),
+        (MAX_FOLLOW_UPS - 1, timedelta(minutes=5), True, ""),
+        (MAX_FOLLOW_UPS, timedelta(minutes=5), False, "follow-ups of this alarm state change are used up"),
+        (1, MAX_CHAIN - SETTLE - ALARM_WINDOW, False, "follow-through ends"),
+        (1, MAX_CHAIN - SETTLE - ALARM_WINDOW - timedelta(seconds=2), True, ""),
+    ],
+)
+def test_rechecks_are_within_the_bounds(attempt: int, alarm_age: timedelta, scheduled: bool, why: str) -> None:
+    # Given a reshard that reached its target on the given attempt, an alarm `alarm_age` old
+    decision = decide(
+        mode=Mode.ENFORCE,
+        steps=[APPLIED_REACHED],
+        attempt=attempt,
+        origin=NOW - alarm_age,
+        now=NOW,
+        recheck_after=ALARM_WINDOW,
+    )
+    # Then MAX_FOLLOW_UPS and MAX_CHAIN bound rechecks as they bound every follow-up
+    assert decision.follow_up is scheduled
+    assert decision.needed
+    assert why in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("period", "evaluation_periods", "datapoints", "wait"),
+    [
+        pytest.param(60, 5, 2, timedelta(minutes=4), id="write-throttling default: 4 clean minutes to go OK"),
+        pytest.param(60, 5, 3, timedelta(minutes=3), id="3 of 5: 3 minutes either way"),
+        pytest.param(60, 5, 5, timedelta(minutes=5), id="5 of 5: the datapoints it judges on"),
+        pytest.param(300, 3, 1, timedelta(minutes=15), id="5-minute periods, 1 of 3"),
+    ],
+)
+def test_recheck_waits_as_long_as_the_alarm_needs_to_show_the_change(
+    period: int, evaluation_periods: int, datapoints: int, wait: timedelta
+) -> None:
+    assert recheck_wait(period, evaluation_periods, datapoints) == wait
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "max_shards", "recheck"),
+    [
+        pytest.param(2, 4, 16, True, id="scale-up below the ceiling"),
+        pytest.param(8, 16, 16, False, id="stopped at max_shards: a next call would be refused"),
+        pytest.param(4, 2, 16, False, id="scale-in"),
+    ],
+)
+def test_a_reshard_up_asks_for_a_recheck_below_the_ceiling(
+    current: int, target: int, max_shards: int, recheck: bool
+) -> None:
+    action = REGISTRY.actions["reshard"]
+    block = action.block(policy(reshard={"max_shards": max_shards}))
+    parameters = {"current_shards": current, "desired_shards": target, "target_shards": target}
+    assert action.recheck(parameters, block) is recheck
+
+
+def test_evidence_since_is_the_latest_recheck_of_the_chain() -> None:
+    # Given a chain's scheduled follow-ups: a plain one, two rechecks
+    rows = [
+        {"schedule": "a", "attempt": 1},
+        {"schedule": "b", "attempt": 2, "evidence_since": (NOW - timedelta(minutes=20)).isoformat()},
+        {"schedule": "c", "attempt": 3},
+        {"schedule": "d", "attempt": 4, "evidence_since": (NOW - timedelta(minutes=5)).isoformat()},
+    ]
+    # Then follow-ups read from the latest recheck's start; without any, the usual window (None)
+    assert evidence_since(rows) == NOW - timedelta(minutes=5)
+    assert evidence_since(rows[:1]) is None
+
+
+@pytest.mark.parametrize(
+    ("steps", "rechecking", "expected_at", "reason"),
+    [
+        pytest.param(
+            [],
+            NOW - timedelta(minutes=5),
+            at(ALARM_WINDOW),
+            "the recheck found nothing to change yet",
+            id="a recheck with no step looks again after the alarm's time",
+        ),
+        pytest.param([], None, None, "no step left", id="not a recheck: a plan with no step ends the chain"),
+        pytest.param(
+            [blocked("policy-bounds")],
+            NOW - timedelta(minutes=5),
+            None,
+            "no step left",
+            id="a recheck blocked by what time does not lift ends the chain",
+        ),
+    ],
+)
+def test_a_recheck_that_finds_nothing_yet_looks_again_while_the_alarm_stays(
+    steps: list[StepFacts], rechecking: datetime | None, expected_at: datetime | None, reason: str
+) -> None:
+    # Given a follow-up that read the minutes since `rechecking` and the steps its plan had
+    decision = decide(
+        mode=Mode.ENFORCE,
+        steps=steps,
+        attempt=2,
+        origin=ORIGIN,
+        now=NOW,
+        recheck_after=ALARM_WINDOW,
+        rechecking=rechecking,
+    )
+    # Then it looks again after the alarm's time, reading from the same start, or the chain ends
+    assert decision.at == expected_at
+    assert reason in decision.reason
+    assert decision.evidence_since == (rechecking if expected_at else None)
+
+
+@pytest.mark.parametrize(
+    ("symptom", "wait"),
+    [
+        pytest.param("write-throttling", timedelta(minutes=4), id="throttling clears once the shards take the load"),
+        pytest.param("iterator-age", None, id="iterator age lags the change while the backlog drains: no recheck"),
+    ],
+)
+def test_only_an_alarm_that_shows_the_change_at_once_is_rechecked(symptom: str, wait: timedelta | None) -> None:
+    # Given a trigger of one of the stream's alarms (default detectors)
+    from remediator.core.alarm import DEFAULT_ALARM_PREFIX, AlarmTrigger
+    from remediator.service import _recheck_after
+
+    trigger = AlarmTrigger(
+        alarm_name=f"kinesis-remediator-orders/{symptom}",
+        stream="orders",
+        symptom=symptom,
+        state_timestamp="2026-11-26T02:59:00.000+0000",
+        account=ACCOUNT,
+        region=REGION,
+        reason="test",
+    )
+    # Then the recheck waits the alarm's own time to clear, or there is none
+    assert _recheck_after(trigger, policy(), DEFAULT_ALARM_PREFIX) == wait

@@ -12,7 +12,7 @@ from remediator.core.ports import DeclaredOnly
 from remediator.core.registry import REGISTRY
 from remediator.core.symptoms.lambda_consumer_errors import ROLE_PERMISSIONS, RoleCheck
 
-from tests.fakes import evidence, policy, stream_arn
+from tests.fakes import NOW, evidence, policy, stream_arn
 
 LAG = REGISTRY.symptoms["lambda-consumer-lag"]
 ERRORS = REGISTRY.symptoms["lambda-consumer-errors"]
@@ -334,7 +334,7 @@ class FakeAws:
 def gather(fake: FakeAws) -> dict[str, Any]:
     p = consumers_policy()
     state = evidence().stream
-    return ERRORS.gather(p, state, DeclaredOnly(fake, ERRORS.read_iam_actions, ERRORS.id, read_only=True))
+    return ERRORS.gather(p, state, DeclaredOnly(fake, ERRORS.read_iam_actions, ERRORS.id, read_only=True), NOW)
 
 
 def esm(**fields: Any) -> dict[str, Any]:
@@ -593,7 +593,7 @@ def test_a_consumer_function_that_does_not_exist_does_not_keep_the_others_from_b
     p = consumers_policy("orders-procesor", FUNCTION)
     aws = MissingFunction("orders-procesor")
     # When the mapping facts are gathered
-    facts = LAG.gather(p, evidence().stream, DeclaredOnly(aws, LAG.read_iam_actions, LAG.id, read_only=True))
+    facts = LAG.gather(p, evidence().stream, DeclaredOnly(aws, LAG.read_iam_actions, LAG.id, read_only=True), NOW)
     # Then the missing one has no mapping and says why, and the real one is read in full
     typo, real = [MappingFacts.model_validate(m) for m in facts[LAMBDA_MAPPINGS]]
     assert (typo.found, typo.read_error) == (
@@ -619,7 +619,7 @@ def test_any_other_error_reading_a_consumer_is_a_fact_not_a_guess():
     aws = MissingFunction(FUNCTION, code="AccessDeniedException")
     # When the mapping facts are gathered
     facts = LAG.gather(
-        consumers_policy(), evidence().stream, DeclaredOnly(aws, LAG.read_iam_actions, LAG.id, read_only=True)
+        consumers_policy(), evidence().stream, DeclaredOnly(aws, LAG.read_iam_actions, LAG.id, read_only=True), NOW
     )
     # Then no mapping is guessed (neither found nor missing): the failure is kept for the diagnosis to name
     assert LAMBDA_MAPPINGS not in facts

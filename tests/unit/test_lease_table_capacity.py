@@ -474,7 +474,7 @@ def test_lease_table_facts_from_describe_table() -> None:
     # When the facts are read through the symptom's declared read ports
     symptom = REGISTRY.symptoms["lease-table-throttling"]
     facts = symptom.gather(
-        p, evidence().stream, DeclaredOnly(ports, symptom.read_iam_actions, symptom.id, read_only=True)
+        p, evidence().stream, DeclaredOnly(ports, symptom.read_iam_actions, symptom.id, read_only=True), NOW
     )
     # Then each table's state is kept (JSON-able), and the missing one is a fact, not an error
     assert ports.asked == ["app-a", "b-leases", "app-c"]

@@ -467,7 +467,9 @@ class ShardPorts:
 
 
 def gather(ev: Evidence, ports: ShardPorts) -> dict[str, Any]:
-    return WRITE.gather(policy(), ev.stream, DeclaredOnly(ports, WRITE.read_iam_actions, WRITE.id, read_only=True))
+    return WRITE.gather(
+        policy(), ev.stream, DeclaredOnly(ports, WRITE.read_iam_actions, WRITE.id, read_only=True), ev.collected_at
+    )
 
 
 def test_gather_reads_nothing_when_no_shard_level_metric_is_on() -> None:
@@ -480,9 +482,9 @@ def test_gather_reads_nothing_when_no_shard_level_metric_is_on() -> None:
     assert facts == {SHARD_LOAD: {"enabled": [], "shards": [], "shards_not_read": 0}}
 
 
-def test_gather_reads_each_open_shards_metrics_over_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a stream with ALL shard-level metrics on, two pages of shards (one closed), and a fixed clock
-    monkeypatch.setattr(type(WRITE), "clock", staticmethod(lambda: NOW))
+def test_gather_reads_each_open_shards_metrics_over_the_window() -> None:
+    # Given a stream with ALL shard-level metrics on, two pages of shards (one closed), evidence collected at NOW
+    assert LOW.collected_at == NOW
     stream = LOW.stream.model_copy(update={"shard_level_metrics": ("ALL",)})
     ports = ShardPorts(pages=2)
     # When write-throttling gathers

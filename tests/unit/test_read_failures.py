@@ -71,7 +71,9 @@ class Ports:
 def gathered(symptom_id: str, p: Any, ports: Ports, base: Evidence) -> Evidence:
     """The evidence with the facts the symptom gathers through its declared, read-only ports."""
     symptom = REGISTRY.symptoms[symptom_id]
-    facts = symptom.gather(p, base.stream, DeclaredOnly(ports, symptom.read_iam_actions, symptom.id, read_only=True))
+    facts = symptom.gather(
+        p, base.stream, DeclaredOnly(ports, symptom.read_iam_actions, symptom.id, read_only=True), NOW
+    )
     return base.model_copy(update={"facts": facts})
 
 
@@ -192,4 +194,4 @@ def test_an_undeclared_call_is_still_raised(symptom_id: str, consumers: list[dic
     view = DeclaredOnly(Ports({}), frozenset(), symptom_id, read_only=True)
     # When the symptom gathers, then the bug is raised, not turned into a fact
     with pytest.raises(UndeclaredCall):
-        REGISTRY.symptoms[symptom_id].gather(p, evidence().stream, view)
+        REGISTRY.symptoms[symptom_id].gather(p, evidence().stream, view, NOW)

@@ -336,7 +336,7 @@ def test_gather_reads_the_mappings_and_the_stream_consumers() -> None:
             return Port()
 
     # When the symptom gathers its facts
-    facts = READ.gather(policy(consumers=[{"function": "a"}]), read_evidence().stream, Ports())
+    facts = READ.gather(policy(consumers=[{"function": "a"}]), read_evidence().stream, Ports(), NOW)
     # Then both sets of facts are there
     assert facts[LAMBDA_MAPPINGS][0]["uuid"] == "u-1"
     assert facts[STREAM_CONSUMERS] == [{"name": "x", "arn": f"{ARN}/consumer/x:1", "status": "ACTIVE"}]

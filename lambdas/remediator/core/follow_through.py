@@ -11,10 +11,22 @@ A follow-up is needed when a step
   short of desired_shards, because one call may at most double or halve): at `SETTLE` after it, the time a
   reshard takes, or as long as the action says (`Action.next_step_after`: a scale-in waits out its
   stabilisation window); the stream must be ACTIVE again by then, or the follow-up polls;
+- was applied, reached its target, and its action says a fresh look may still find more to do (`Action.recheck`:
+  a reshard up), for a symptom whose alarm shows the change as soon as it is in effect
+  (`Symptom.recheck_after_change`: write-throttling; not iterator-age, which stays high while the backlog
+  drains): if the alarm is still in ALARM once the change shows in its metrics, the plan is made again. A
+  reshard sized from the evidence may fall short of the load (a throttled stream's IncomingBytes is its capacity;
+  the offered load is an estimate), and an alarm that stays in ALARM sends no new event. The follow-up runs at
+  `SETTLE` (the stream ACTIVE again) plus the alarm's own time to clear (`recheck_wait`: the periods it needs to
+  see the change), and reads only the minutes after `SETTLE` (`Decision.evidence_since`, kept in the audit row
+  of the schedule and read back by `evidence_since`), so it never re-sizes from the minutes before the change.
+  A recheck whose plan has no step looks again after the alarm's time (the stream may have been UPDATING for
+  longer than SETTLE, or the load still growing), while the alarm stays in ALARM;
 - was blocked only by transient guardrails (`TRANSIENT_GUARDRAILS`): the stream not ACTIVE (UPDATING) -> poll
   after `POLL_INTERVAL`; a cooldown -> when that cooldown ends.
 Any other outcome ends the chain: nothing to do, a failed step (never retried blindly), a guardrail that time
-does not lift (bounds, budgets, AWS's daily scalings, a disabled action), the kill switch, a dry run.
+does not lift (bounds, budgets, AWS's daily scalings, a disabled action), the kill switch, a dry run. The
+follow-up itself checks that the alarm is still in ALARM, and ends quietly when it is not.
 
 Cooldown within a chain: the cooldown stops a *new* trigger from acting again too soon. A follow-up of the
 same alarm state change is not held by the cooldown its own chain's steps started (core.history
@@ -29,10 +41,10 @@ alarm went to ALARM. When the alarm goes back to OK, pending follow-ups are dele
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -94,6 +106,7 @@ class StepFacts:
     blocked_by: frozenset[str] = frozenset()  # the guardrails that failed (empty when none did)
     cooldown_ends: datetime | None = None  # when the cooldown blocking it ends
     wait: timedelta | None = None  # how long an applied step's follow-up waits (None: SETTLE)
+    recheck: bool = False  # applied, reached its target, and a fresh plan after it may still find more to do
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,8 @@ class Decision:
     attempt: int
     reason: str
     needed: bool = False  # more was needed, whether or not the bounds let a follow-up be scheduled
+    # The follow-up reads evidence only from this time on (a recheck: the minutes after the change), None: as usual.
+    evidence_since: datetime | None = None
 
     @property
     def follow_up(self) -> bool:
@@ -129,17 +144,50 @@ def step_facts(
                 blocked_by=failing,
                 cooldown_ends=ends if "cooldown" in failing else None,
                 wait=action.next_step_after(step.parameters, action.block(policy)),
+                recheck=outcome.outcome == StepResult.APPLIED and action.recheck(step.parameters, action.block(policy)),
             )
         )
     return facts
 
 
-def _wanted(step: StepFacts, now: datetime) -> tuple[datetime, str] | None:
+def recheck_wait(period_seconds: int, evaluation_periods: int, datapoints_to_alarm: int) -> timedelta:
+    """How long an alarm takes to show a change once it is in effect: at least the `datapoints_to_alarm` periods it
+    judges on, and as many as it needs to go back to OK (CloudWatch: fewer than M of the last N periods breaching,
+    so N - M + 1 periods without a breach)."""
+    periods = max(datapoints_to_alarm, evaluation_periods - datapoints_to_alarm + 1)
+    return timedelta(seconds=period_seconds * periods)
+
+
+def evidence_since(schedules: Iterable[Mapping[str, Any]]) -> datetime | None:
+    """From the parameters of a chain's scheduled follow-ups (audit rows), the time its evidence starts at: the
+    latest recheck's `evidence_since`, so that polls after a recheck keep reading only the minutes after the change.
+    None: the symptom's usual window."""
+    found = []
+    for parameters in schedules:
+        value = parameters.get("evidence_since")
+        if value:
+            found.append(datetime.fromisoformat(str(value)))
+    return max(found, default=None)
+
+
+Wanted = tuple[datetime, str, datetime | None]  # when, why, and the start of the evidence the plan reads then
+
+
+def _wanted(step: StepFacts, now: datetime, recheck_after: timedelta | None) -> Wanted | None:
     """When this step wants the plan made again, and why; None when it does not."""
     if step.result == StepResult.APPLIED:
-        if not step.more_to_do:
-            return None
-        return now + (step.wait if step.wait is not None else SETTLE), f"{step.action} applied one step of several"
+        if step.more_to_do:
+            wait = step.wait if step.wait is not None else SETTLE
+            return now + wait, f"{step.action} applied one step of several", None
+        if step.recheck and recheck_after is not None:
+            settled = now + SETTLE
+            return (
+                settled + recheck_after,
+                f"{step.action} reached its target; should the alarm still be in ALARM once the change shows in its "
+                "metrics, the plan is made again from the minutes after it",
+                settled,
+            )
+        return None
     if step.result != StepResult.BLOCKED or not step.blocked_by or not step.blocked_by <= TRANSIENT_GUARDRAILS:
         return None  # failed, or blocked by the kill switch or by a guardrail that time does not lift
     at = now
@@ -147,20 +195,38 @@ def _wanted(step: StepFacts, now: datetime) -> tuple[datetime, str] | None:
         at = max(at, now + POLL_INTERVAL)
     if "cooldown" in step.blocked_by and step.cooldown_ends is not None:
         at = max(at, step.cooldown_ends)
-    return at, f"{step.action} blocked only by {', '.join(sorted(step.blocked_by))}"
+    return at, f"{step.action} blocked only by {', '.join(sorted(step.blocked_by))}", None
 
 
-def decide(*, mode: Mode, steps: Sequence[StepFacts], attempt: int, origin: datetime, now: datetime) -> Decision:
-    """Whether the trigger `attempt` (0: the alarm's own change) needs a follow-up, and when."""
+def decide(
+    *,
+    mode: Mode,
+    steps: Sequence[StepFacts],
+    attempt: int,
+    origin: datetime,
+    now: datetime,
+    recheck_after: timedelta | None = None,
+    rechecking: datetime | None = None,
+) -> Decision:
+    """Whether the trigger `attempt` (0: the alarm's own change) needs a follow-up, and when.
+
+    `recheck_after`: the alarm's time to show a change (`recheck_wait`); None: no recheck after a step that reached
+    its target (the alarm is not known). `rechecking`: this trigger is a recheck (or a follow-up after one) and read
+    the evidence from then on; when its plan had no step at all, it looks again after `recheck_after` (the change
+    may not have shown yet: the stream may have taken longer than SETTLE to be ACTIVE), while the alarm stays in
+    ALARM and the bounds allow."""
     following = attempt + 1
     if mode == Mode.DRY_RUN:
         return Decision(None, following, "dry run: nothing changed, so there is nothing to follow through")
     if any(s.result == StepResult.FAILED for s in steps):
         return Decision(None, following, "a step failed: follow-through never retries a failed change")
-    wanted = [w for w in (_wanted(s, now) for s in steps) if w is not None]
+    wanted = [w for w in (_wanted(s, now, recheck_after) for s in steps) if w is not None]
+    if not steps and rechecking is not None and recheck_after is not None:
+        why = "the recheck found nothing to change yet; the alarm may not show the change yet, so it looks again"
+        wanted = [(now + recheck_after, why, rechecking)]
     if not wanted:
         return Decision(None, following, "no step left anything that a later attempt could do")
-    at, why = min(wanted)
+    at, why, since = min(wanted, key=lambda w: (w[0], w[1]))  # the earliest; on a tie, by reason
     at = max(at, now + MIN_LEAD).replace(microsecond=0) + timedelta(seconds=1)
     if following > MAX_FOLLOW_UPS:
         return Decision(
@@ -174,7 +240,7 @@ def decide(*, mode: Mode, steps: Sequence[StepFacts], attempt: int, origin: date
             f"{why}, but follow-through ends {MAX_CHAIN} after the alarm went to ALARM ({origin:%Y-%m-%d %H:%M} UTC)",
             needed=True,
         )
-    return Decision(at, following, why, needed=True)
+    return Decision(at, following, why, needed=True, evidence_since=since)
 
 
 def schedule_name(prefix: str, alarm_name: str, state_timestamp: str, attempt: int) -> str:

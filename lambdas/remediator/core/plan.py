@@ -124,6 +124,8 @@ class Plan(Frozen):
     steps: tuple[PlannedStep, ...] = Field(default=())
     # The stream's monthly cost now -> after every allowed step, itemised (core/cost.py).
     cost: CostEstimate | None = None
+    # Minutes of metrics the diagnosis read (a follow-through recheck reads fewer: only those after the change).
+    evidence_minutes: int | None = None
 
     @property
     def actions(self) -> list[PlannedStep]:

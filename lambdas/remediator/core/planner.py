@@ -65,6 +65,7 @@ def make_plan(
         diagnosis=diagnosis,
         steps=tuple(steps),
         cost=compare(start, usage, notes=notes),
+        evidence_minutes=evidence.window_minutes,
     )
 
 

@@ -124,7 +124,7 @@ def plan_text(plan: Plan, results: list[str] | None = None, kill_switch: list[st
         "Diagnosis",
         f"  {plan.diagnosis.summary}",
         "",
-        f"Evidence (CloudWatch, last {symptom.evidence_window_minutes} minutes)",
+        f"Evidence (CloudWatch, last {plan.evidence_minutes or symptom.evidence_window_minutes} minutes)",
         *figures_table(plan),
         "",
     ]

@@ -131,6 +131,12 @@ class Action(ABC, Generic[PolicyT]):
         bounds (`block`) would go further."""
         return False
 
+    def recheck(self, parameters: dict[str, Any], block: PolicyT) -> bool:
+        """True when this applied step, having reached its target, may still leave the alarm in ALARM and a fresh
+        plan on the minutes after it could go further within the policy's bounds (`block`): follow-through then
+        looks again once the change shows in the alarm's metrics (remediator.core.follow_through)."""
+        return False
+
     def next_step_after(self, parameters: dict[str, Any], block: PolicyT) -> timedelta | None:
         """How long the follow-up of an applied step with more to do waits before planning again; None: the
         default settle time (remediator.core.follow_through.SETTLE)."""

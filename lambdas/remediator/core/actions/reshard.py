@@ -224,9 +224,10 @@ class Reshard(Action[ReshardPolicy]):
         if step.target != desired and step.target > current:
             # The count this call goes to is not the one the reason named (one call's reach, a bound, the 25 %
             # rounding): say the share it gives.
-            evidence = context.evidence
-            share = peak_share(evidence.peak_bytes_per_second, evidence.peak_records_per_second, step.target)
-            reason += f"; {step.target} shards put the observed write peak at {share:.0%} of capacity"
+            load = context.evidence.sizing_load()  # the load the diagnosis sized from (capacity.reshard_up)
+            share = peak_share(load.bytes_per_second, load.records_per_second, step.target)
+            peak = "estimated offered" if load.estimated else "observed"
+            reason += f"; {step.target} shards put the {peak} write peak at {share:.0%} of capacity"
         if step.target < current:
             saved = shard_hours_per_month(current - step.target)
             reason += f"; {current} -> {step.target} shards saves {saved:,} shard-hours a month"
@@ -459,6 +460,12 @@ class Reshard(Action[ReshardPolicy]):
         if desired < target:
             return target > block.min_shards
         return False
+
+    def recheck(self, parameters: dict[str, Any], block: ReshardPolicy) -> bool:
+        # A scale-up sized from the evidence (an estimate while writes are throttled) may fall short: look again,
+        # unless it stopped at the policy's ceiling (a next call would be refused by policy-bounds).
+        current, target = int(parameters["current_shards"]), int(parameters["target_shards"])
+        return current < target < block.max_shards
 
     def next_step_after(self, parameters: dict[str, Any], block: ReshardPolicy) -> timedelta | None:
         # A scale-in's next step must find a calm stabilisation window after this one (stabilisation-window

@@ -8,9 +8,10 @@
   exactly these), over the last `evidence_window_minutes` (15 by default; one GetMetricData call, paginated,
   reads them: at one datapoint a minute, 100,800 datapoints per page and 500 queries per call bound it);
 - `diagnose(evidence, policy)`: the cause, the figures, the proposed actions and the advice;
-- `gather(policy, stream, aws)`: evidence that is not a metric (an event-source mapping's state, a
+- `gather(policy, stream, aws, now)`: evidence that is not a metric (an event-source mapping's state, a
   function's timeout), read through ReadPorts limited to its `read_grants`; JSON-able, kept in
-  `Evidence.facts` so a plan can be replayed;
+  `Evidence.facts` so a plan can be replayed; `now` is the evidence's time (the end of its metrics' window:
+  the core reads no clock);
 - `read_grants`: IAM for those reads, on the resources they touch.
 
 It registers itself with `@REGISTRY.symptom` (remediator.core.registry). Everything else, the policy
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from remediator.core.evidence import EVIDENCE_WINDOW_MINUTES, Evidence, StreamState, write_load_queries
@@ -65,6 +67,10 @@ class Symptom(ABC, Generic[DetectorT]):
     read_grants: ClassVar[tuple[IamGrant, ...]] = ()
     # Minutes of metrics the diagnosis reads, ending at the alarm (one datapoint a minute per query).
     evidence_window_minutes: ClassVar[int] = EVIDENCE_WINDOW_MINUTES
+    # Follow-through rechecks a change that reached its target while this symptom's alarm stays in ALARM
+    # (core.follow_through): only for an alarm whose metric shows the change as soon as it is in effect (throttled
+    # writes). Not for one that lags it, such as an iterator age that stays high while the backlog drains.
+    recheck_after_change: ClassVar[bool] = False
 
     def detector(self, policy: StreamPolicy) -> DetectorT:
         block: DetectorT = policy.block("detectors", self.id, self.detector_schema)  # type: ignore[assignment]
@@ -78,8 +84,9 @@ class Symptom(ABC, Generic[DetectorT]):
         """The series the diagnosis reads. By default the stream's write load; add your own to it."""
         return write_load_queries(policy.name)
 
-    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
-        """Facts beyond metrics, read through `aws` (only the reads in `read_grants`). None by default."""
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
+        """Facts beyond metrics, read through `aws` (only the reads in `read_grants`), as of `now` (the evidence's
+        time). None by default."""
         return {}
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from remediator.core.evidence import INCOMING_BYTES, INCOMING_RECORDS, Evidence, StreamMode
+from remediator.core.evidence import INCOMING_BYTES, INCOMING_RECORDS, Evidence, StreamMode, WriteLoad
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
 from remediator.core.policy import StreamPolicy
 from remediator.core.reshard import peak_share, required_shards
@@ -47,16 +47,33 @@ def is_saturated(evidence: Evidence, policy: StreamPolicy) -> bool:
 
 
 def reshard_up(evidence: Evidence, policy: StreamPolicy, why: str) -> Proposal:
-    """Ask for the fewest shards that put the observed peak at or below the target utilisation; the reshard
-    action decides how far one call may go. The reason states the share that count gives, not the target."""
+    """Ask for the fewest shards that put the peak load at or below the target utilisation; the reshard action
+    decides how far one call may go. The reason states the share that count gives, not the target.
+
+    The peak load is what the stream accepted, or, when writes were throttled, what producers offered, estimated
+    (Evidence.sizing_load): the reason says so, and why it is an estimate."""
     target = policy.capacity.target_utilisation
-    peak_bytes, peak_records = evidence.peak_bytes_per_second, evidence.peak_records_per_second
-    desired = required_shards(peak_bytes, peak_records, target)
-    share = peak_share(peak_bytes, peak_records, desired)
-    return Proposal(
-        action="reshard",
-        parameters={"desired_shards": desired},
-        reason=f"{why}; {desired} shards would put the observed peak at {share:.0%} of capacity (target {target:.0%})",
+    load = evidence.sizing_load()
+    desired = required_shards(load.bytes_per_second, load.records_per_second, target)
+    share = peak_share(load.bytes_per_second, load.records_per_second, desired)
+    if not load.estimated:
+        reason = f"{why}; {desired} shards would put the observed peak at {share:.0%} of capacity (target {target:.0%})"
+    else:
+        reason = (
+            f"{why}; {offered_load_sentence(load)}; {desired} shards would put that estimated peak at {share:.0%} "
+            f"of capacity (target {target:.0%})"
+        )
+    return Proposal(action="reshard", parameters={"desired_shards": desired}, reason=reason)
+
+
+def offered_load_sentence(load: WriteLoad) -> str:
+    """Why a reshard is sized from an estimate, and how much to trust it."""
+    return (
+        f"{load.throttled_records:,.0f} records were throttled, so what the stream accepted is a lower bound of what "
+        f"producers offer: accepted plus throttled records give an estimated peak of "
+        f"{load.bytes_per_second / 1e6:,.2f} MB/s and {load.records_per_second:,.0f} records/s (an estimate: "
+        "throttled records include the producers' retries, so it may overstate; one call at most doubles the "
+        "shards and the policy's max_shards bounds them)"
     )
 
 

@@ -15,6 +15,7 @@ alarms while they read; its diagnosis then shows each consumer's MillisBehindLat
 from __future__ import annotations
 
 import shlex
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
@@ -119,7 +120,7 @@ class ConsumerStalled(Symptom[ConsumerStalledDetector]):
             ]
         return (*super().evidence_queries(policy), *own)
 
-    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
         # The Lambda consumers' mapping state, last result and concurrency: why a function stopped reading.
         return gather_mappings(policy, stream, aws)
 

@@ -1,7 +1,8 @@
 """iterator-age: consumers fall behind (GetRecords.IteratorAgeMilliseconds, Maximum).
 
 The diagnosis chooses the fix for the lag from the evidence, and protects the data as well:
-- shards saturated: reshard (more shards, more parallel work for every consumer);
+- shards saturated: reshard (more shards, more parallel work for every consumer), sized from the load producers
+  offered when writes were throttled too (capacity.reshard_up);
 - shards not saturated and a Lambda consumer polling the stream (its mapping Enabled on the stream):
   tune that mapping for throughput (tune-event-source: parallelization factor, then batch size), since
   more shards would not make the function faster;
@@ -12,13 +13,14 @@ The diagnosis chooses the fix for the lag from the evidence, and protects the da
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
 
 from remediator.core import limits
 from remediator.core.consumers import MAPPING_READ_GRANTS
-from remediator.core.evidence import Evidence, StreamState
+from remediator.core.evidence import WRITE_THROTTLED, WRITE_THROTTLED_KEY, Evidence, StreamState
 from remediator.core.metrics import MetricQuery, MissingData, kinesis_stream_metric
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure, Proposal
 from remediator.core.policy import DetectorPolicy, StreamPolicy
@@ -75,9 +77,11 @@ class IteratorAge(Symptom[IteratorAgeDetector]):
 
     def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
         own = MetricQuery("iterator_age_ms", ITERATOR_AGE.on(StreamName=policy.name))
-        return (*super().evidence_queries(policy), own)
+        # Throttled writes: a reshard for saturated shards is sized from the load producers offered (reshard_up).
+        throttled = MetricQuery(WRITE_THROTTLED_KEY, WRITE_THROTTLED.on(StreamName=policy.name))
+        return (*super().evidence_queries(policy), throttled, own)
 
-    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
         # Which Lambda consumers poll the stream, and how: the tune-event-source action shapes its step
         # from these facts.
         return gather_mappings(policy, stream, aws)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -237,7 +238,7 @@ class LambdaConsumerErrors(Symptom[LambdaConsumerErrorsDetector]):
         )
         return (*super().evidence_queries(policy), *own)
 
-    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
         # A denied or throttled read of the mappings becomes a fact (the diagnosis names it); no role to check then.
         facts = gather_mappings(policy, stream, aws)
         mappings = [MappingFacts.model_validate(item) for item in facts.get(LAMBDA_MAPPINGS, [])]

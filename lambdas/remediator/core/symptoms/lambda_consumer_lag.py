@@ -10,6 +10,7 @@ raise-retention as well, ahead of the fix for the lag.
 from __future__ import annotations
 
 import shlex
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
@@ -91,7 +92,7 @@ class LambdaConsumerLag(Symptom[LambdaConsumerLagDetector]):
         )
         return (*super().evidence_queries(policy), *own)
 
-    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
         # A denied or throttled read becomes a fact: the diagnosis still protects the data and reshards.
         return gather_mappings(policy, stream, aws)
 

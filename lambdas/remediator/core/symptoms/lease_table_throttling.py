@@ -9,6 +9,7 @@ on-demand table that is still throttled get advice.
 from __future__ import annotations
 
 import shlex
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
@@ -100,7 +101,7 @@ class LeaseTableThrottling(Symptom[LeaseTableThrottlingDetector]):
     def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
         return (*super().evidence_queries(policy), *lease_throttle_queries(policy))
 
-    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
         return gather_lease_tables(policy, aws)
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:

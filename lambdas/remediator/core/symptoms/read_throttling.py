@@ -17,6 +17,7 @@ registered consumer of its own name (KCL 2.x registers its fan-out consumer unde
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from pydantic import Field
@@ -141,7 +142,7 @@ class ReadThrottling(Symptom[ReadThrottlingDetector]):
         )
         return (*super().evidence_queries(policy), *own)
 
-    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
         # A denied or throttled read becomes a fact: who polls is then read from the policy alone (polling_consumers),
         # and the advice names the read that failed.
         return gather_mappings(policy, stream, aws) | gather_or_error(

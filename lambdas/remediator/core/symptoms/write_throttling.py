@@ -1,7 +1,9 @@
 """write-throttling: producers are throttled (WriteProvisionedThroughputExceeded).
 
 The diagnosis, on a provisioned stream with throttled writes:
-- the shards are saturated (peak per-minute write utilisation from `capacity.saturated_at`) -> reshard up;
+- the shards are saturated (peak per-minute write utilisation from `capacity.saturated_at`) -> reshard up, sized
+  from the load producers offered, estimated from the accepted and the throttled records (capacity.reshard_up):
+  what a throttled stream accepted is its capacity, not its load;
 - one open shard only -> bursts shorter than a minute (no shard can be hotter than the rest): advice;
 - shard-level metrics on, and one shard takes the throttles or the bulk of the bytes or records (or was itself
   saturated in its busiest minute) -> a hot partition key: advice naming the shard;
@@ -13,15 +15,22 @@ The diagnosis, on a provisioned stream with throttled writes:
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any
 
 from pydantic import Field
 
 from remediator.core.consumers import gather_or_error, read_error, read_failure_advice
-from remediator.core.evidence import EVIDENCE_WINDOW_MINUTES, INCOMING_BYTES, INCOMING_RECORDS, Evidence, StreamState
-from remediator.core.metrics import MetricQuery, MissingData, kinesis_stream_metric
+from remediator.core.evidence import (
+    EVIDENCE_WINDOW_MINUTES,
+    INCOMING_BYTES,
+    INCOMING_RECORDS,
+    WRITE_THROTTLED,
+    WRITE_THROTTLED_KEY,
+    Evidence,
+    StreamState,
+)
+from remediator.core.metrics import MetricQuery, MissingData
 from remediator.core.plan import Advice, Cause, Diagnosis, Figure
 from remediator.core.policy import DetectorPolicy, StreamPolicy
 from remediator.core.ports import ReadPorts
@@ -49,8 +58,6 @@ from remediator.core.symptoms.capacity import (
     on_demand,
     saturated,
 )
-
-WRITE_THROTTLED = kinesis_stream_metric("WriteProvisionedThroughputExceeded", "Sum")
 
 # Shard-level metrics carry the stream-level metric names.
 SHARD_METRIC_NAMES = tuple(metric.name for metric in (INCOMING_BYTES, INCOMING_RECORDS, WRITE_THROTTLED))
@@ -80,10 +87,6 @@ BATCH_AND_BACK_OFF = Advice(
 )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class WriteThrottlingDetector(DetectorPolicy):
     threshold_records: int = Field(
         1, ge=1, description=f"Alarm when {WRITE_THROTTLED.name} ({WRITE_THROTTLED.statistic} per minute) reaches this."
@@ -101,9 +104,9 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
     )
     detector_schema = WriteThrottlingDetector
     read_grants = SHARD_LOAD_READ_GRANTS
-    # The end of the shard-level metrics' window. `gather` is not handed the evidence's time, so it reads the clock
-    # (the CLI and the Lambda both plan for now; a test may replace it).
-    clock: ClassVar[Callable[[], datetime]] = staticmethod(_utc_now)
+    # Throttled writes stop as soon as the shards take the load: an alarm still in ALARM after a reshard reached its
+    # target means the load needs more (follow-through rechecks it).
+    recheck_after_change = True
 
     def alarms(self, policy: StreamPolicy, detector: WriteThrottlingDetector) -> list[AlarmSpec]:
         # No data means no producer was throttled.
@@ -111,18 +114,17 @@ class WriteThrottling(Symptom[WriteThrottlingDetector]):
         return [self.alarm(detector, metric, detector.threshold_records, missing_data=MissingData.NOT_BREACHING)]
 
     def evidence_queries(self, policy: StreamPolicy) -> tuple[MetricQuery, ...]:
-        own = MetricQuery("write_throttled", WRITE_THROTTLED.on(StreamName=policy.name))
+        own = MetricQuery(WRITE_THROTTLED_KEY, WRITE_THROTTLED.on(StreamName=policy.name))
         return (*super().evidence_queries(policy), own)
 
-    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts) -> dict[str, Any]:
+    def gather(self, policy: StreamPolicy, stream: StreamState, aws: ReadPorts, now: datetime) -> dict[str, Any]:
         # Shard-level metrics, read only when the stream has some on (DescribeStreamSummary said so). A denied or
         # throttled read is a fact: the diagnosis then cannot tell, and names the read that failed.
         minutes = int(getattr(self, "evidence_window_minutes", EVIDENCE_WINDOW_MINUTES))
-        end = type(self).clock()
-        return gather_or_error(SHARD_LOAD, lambda: gather_shard_load(stream, aws, end=end, minutes=minutes))
+        return gather_or_error(SHARD_LOAD, lambda: gather_shard_load(stream, aws, end=now, minutes=minutes))
 
     def diagnose(self, evidence: Evidence, policy: StreamPolicy) -> Diagnosis:
-        throttled = evidence.total("write_throttled")
+        throttled = evidence.total(WRITE_THROTTLED_KEY)
         figures = [*capacity_figures(evidence), Figure(name="throttled writes", value=throttled, unit="records")]
         early = on_demand(evidence, figures, (ON_DEMAND_THROTTLING,)) or insufficient(evidence, figures)
         if early:
