@@ -21,7 +21,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap layer synth deploy destroy lint test test-fast demo validate docs clean
+.PHONY: help bootstrap layer synth deploy destroy lint test test-fast demo bench validate docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ test-fast: $(VENV)/.installed ## Unit and integration tests only
 
 demo: bootstrap ## Deploy into a local AWS emulator and play seven incidents
 	@$(PY) -m demo
+
+bench: bootstrap ## Benchmarks (not tests): the default policy vs the known autoscalers, and the remediator's figures
+	@$(PY) -m bench
 
 clean: ## Remove build outputs (keeps .venv and node_modules)
 	@rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache .demo
