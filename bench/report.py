@@ -38,6 +38,7 @@ class Row:
     scaling_calls: int | None
     # Minute indexes of the accepted scaling calls, and the shard count each minute (for the reasons and the plot).
     scaling_minutes: tuple[int, ...] = ()
+    throttled_at: tuple[int, ...] = field(default=(), repr=False)
     shards: tuple[int, ...] = field(default=(), repr=False)
 
 
@@ -66,6 +67,7 @@ def row_of(name: str, kind: Kind, result: SimulationResult, lag_threshold_ms: fl
         cost_usd=result.cost_usd,
         scaling_calls=None if on_demand else result.scaling_calls,
         scaling_minutes=tuple(c.index for c in result.actions if c.error_code is None),
+        throttled_at=tuple(m.index for m in result.minutes if m.write_throttled_records > 0),
         shards=tuple(result.shards_per_minute),
     )
 
@@ -79,7 +81,7 @@ def lower_bound_row(trace: Sequence[TraceMinute], shards: Sequence[int]) -> Row:
         size = row.incoming_bytes / row.incoming_records if row.incoming_records else 0.0
         units += row.incoming_records * max(math.ceil(size / pricing.PUT_PAYLOAD_UNIT_BYTES), 1)
     cost = shard_hours * pricing.PRICES.shard_hour + units / 1e6 * pricing.PRICES.put_payload_units_per_million
-    return Row("lower bound", "reference", 0, None, 0.0, shard_hours, cost, None, (), tuple(shards))
+    return Row("lower bound", "reference", 0, None, 0.0, shard_hours, cost, None, shards=tuple(shards))
 
 
 def _count(value: float) -> str:
@@ -136,6 +138,42 @@ def _first(minutes: Sequence[int]) -> str:
     return f"minute {minutes[0]}" if minutes else "never"
 
 
+def _minutes(minutes: Sequence[int]) -> str:
+    return ", ".join(str(m) for m in minutes) if minutes else "none"
+
+
+def last_change(shards: Sequence[int]) -> int | None:
+    """The first minute with the shard count the stream ends with, if it ever changed."""
+    changes = [i for i in range(1, len(shards)) if shards[i] != shards[i - 1]]
+    return changes[-1] if changes else None
+
+
+def throttled_why(ours: Row, other: Row, alarm_delay_minutes: int, reshard_minutes: int) -> str:
+    """Why we throttled more than `other`, from the figures: who scaled when, and what throttled after our last
+    reshard took effect."""
+    first = ours.throttled_at[0] if ours.throttled_at else None
+    text = (
+        f"throttled minutes: ours from {_first(ours.throttled_at)}, our reshards at minutes "
+        f"{_minutes(ours.scaling_minutes)}; {other.scaler} scaled at minutes {_minutes(other.scaling_minutes)}"
+    )
+    if other.scaling_minutes and (first is None or other.scaling_minutes[0] < first):
+        text += (
+            f". {other.scaler} scales on utilisation, before any write is throttled; the default policy scales on "
+            f"throttling: its alarm needs {alarm_delay_minutes} breaching minutes, and the new shards take writes "
+            f"{reshard_minutes} minutes after the call"
+        )
+    settled = last_change(ours.shards)
+    if settled is not None:
+        after = sum(1 for m in ours.throttled_at if m >= settled)
+        if after:
+            text += (
+                f". {after} throttled minutes came after our last reshard took effect (minute {settled}, "
+                f"{ours.shards[settled]} shards): its target is sized from the writes AWS accepted, which throttling "
+                "caps at the old capacity, and an alarm that stays in ALARM brings no new trigger"
+            )
+    return text
+
+
 def _beats(ours: int, theirs: int) -> bool:
     return ours < theirs or ours == theirs == 0
 
@@ -157,11 +195,7 @@ def goals(
         lag_ok = _beats(ours.lag_minutes or 0, other.lag_minutes or 0)
         why = []
         if not throttled_ok:
-            why.append(
-                f"throttled minutes: our first reshard came at {_first(ours.scaling_minutes)}, theirs at "
-                f"{_first(other.scaling_minutes)}; a write-throttling alarm needs {alarm_delay_minutes} breaching "
-                f"minutes and a reshard {reshard_minutes} more before the new shards take writes"
-            )
+            why.append(throttled_why(ours, other, alarm_delay_minutes, reshard_minutes))
         if not lag_ok:
             why.append(
                 "lag minutes: the consumers' own rate bounds how fast a backlog drains; more shards do not read "

@@ -50,6 +50,8 @@ class TraceReport:
     goals: list[Goal]
     picture: Path | None
     not_simulated: list[str]
+    # What the opt-in scale-in's under-utilised alarm led to: (minute, outcome, the core's diagnosis).
+    scale_in: list[tuple[int, str, str]]
 
 
 class Progress:
@@ -81,11 +83,17 @@ def run_trace(trace: StandardTrace, progress: Progress, out_dir: Path | None) ->
     setup = StreamSetup(shards=trace.initial_shards)
     rows = []
     not_simulated: list[str] = []
+    scale_in: list[tuple[int, str, str]] = []
     for label, candidate in (("default policy", policy), ("default + scale-in", default_policy(scale_in=True))):
         progress(f"{trace.name}: {label} (backtest, the real core)")
         result = backtest(candidate, trace.minutes, setup, progress=progress.minutes(label))
         rows.append(row_of(label, "ours", result.simulation, lag_threshold))
         not_simulated = list(result.not_simulated)
+        scale_in = [
+            (d.index, d.status, d.detail)
+            for d in result.deliveries
+            if d.kind == "alarm" and d.alarm.endswith("/under-utilised")
+        ]
     progress(f"{trace.name}: baselines")
     rows.append(row_of("no remediation", "reference", simulate(trace.minutes, setup), lag_threshold))
     autoscalers = []
@@ -109,7 +117,7 @@ def run_trace(trace: StandardTrace, progress: Progress, out_dir: Path | None) ->
     picture = None
     if out_dir is not None:
         picture = shards_plot(out_dir / f"{trace.name}.png", trace, [*rows, lower])
-    return TraceReport(trace, rows, lower, verdicts, picture, not_simulated)
+    return TraceReport(trace, rows, lower, verdicts, picture, not_simulated, scale_in)
 
 
 def print_trace(report: TraceReport, out: TextIO) -> None:
@@ -119,6 +127,8 @@ def print_trace(report: TraceReport, out: TextIO) -> None:
     out.write("Default policy's goals:\n")
     for goal in report.goals:
         out.write(f"  {goal.line()}\n")
+    for minute, status, detail in report.scale_in:
+        out.write(f"  default + scale-in: the under-utilised alarm fired at minute {minute}: {status}: {detail}\n")
     if report.picture is not None:
         out.write(f"Plot: {report.picture}\n")
 

@@ -8,7 +8,7 @@ alarms see a real-looking series, yet two runs give the same figures.
 | trace | minutes | shape |
 |---|---|---|
 | steady | 240 | 2.5 MB/s, 2,500 records/s (1 KB records) all along; 3 shards (83 %): nobody should act |
-| diurnal | 1,440 | a day: 0.8 MB/s at 02:00 up to 5.6 MB/s at 14:00 (cosine); starts with 2 shards |
+| diurnal | 2,880 | two days: 0.8 MB/s at 02:00 up to 5.6 MB/s at 14:00 (cosine); starts with 2 shards |
 | ramp | 240 | linear from 1 MB/s to 7 MB/s over 4 hours; starts with 2 shards |
 | spike-3x | 240 | 2 MB/s, then 6 MB/s reached within 10 minutes (minute 60), held an hour, back; 4 shards |
 | flash-crowd-8x | 240 | 1 MB/s, then 8 MB/s within 2 minutes (minute 60), held 30 min, decays over 30; 2 shards |
@@ -100,7 +100,7 @@ def diurnal() -> StandardTrace:
         return (3.2 - 2.4 * math.cos(2 * math.pi * (minute - 120) / 1440)) * MB
 
     return StandardTrace(
-        "diurnal", "a day, 0.8 MB/s at 02:00 to 5.6 MB/s at 14:00, 2 shards", 2, _build("diurnal", 1440, rate)
+        "diurnal", "two days, 0.8 MB/s at 02:00 to 5.6 MB/s at 14:00, 2 shards", 2, _build("diurnal", 2880, rate)
     )
 
 

@@ -10,7 +10,7 @@ from remediator.core import pricing
 from remediator.policy_files import load_policies
 from remediator.rehearsal.trace import TraceMinute
 
-from bench.report import Row, cells, goals, lower_bound_row, render_table, trace_table
+from bench.report import Row, cells, goals, last_change, lower_bound_row, render_table, trace_table
 from bench.self_measure import (
     CallCounter,
     by_service,
@@ -29,7 +29,7 @@ def row(scaler: str, throttled: int, lag: int | None, shard_hours: float | None,
     return Row(scaler, kind, throttled, lag, 0.0, shard_hours, cost, 1, **kw)  # type: ignore[arg-type]
 
 
-LOWER = Row("lower bound", "reference", 0, None, 0.0, 10.0, 1.0, None, (), (1, 2, 3))
+LOWER = Row("lower bound", "reference", 0, None, 0.0, 10.0, 1.0, None, shards=(1, 2, 3))
 
 
 def test_the_table_aligns_figures_right_and_names_left() -> None:
@@ -63,6 +63,8 @@ def test_the_lower_bound_costs_its_shard_hours_and_put_payload_units() -> None:
     expected = 3 / 60 * pricing.PRICES.shard_hour + 0.18 * pricing.PRICES.put_payload_units_per_million
     assert lower.cost_usd == pytest.approx(expected)
     assert (lower.throttled_minutes, lower.records_lost, lower.lag_minutes) == (0, 0.0, None)
+    # And it keeps its shards per minute (the plot and the shard-hours verdict read them)
+    assert (lower.shards, lower.throttled_at) == ((1, 2), ())
 
 
 def verdicts(ours: Row, autoscaler: Row, on_demand: Row) -> dict[str, bool]:
@@ -98,6 +100,18 @@ def test_shard_hours_within_1_3x_the_lower_bound(shard_hours: float, met: bool) 
     assert result["shard-hours within 1.3x the lower bound"] is met
 
 
+def test_the_shard_hours_verdict_names_both_peaks_and_last_minutes() -> None:
+    # Given ours ending on 7 shards after a peak of 7, against a lower bound peaking at 3 and ending at 3
+    ours = row("ours", 0, 0, 20.0, 1.0, kind="ours", shards=(2, 7, 7))
+    found = goals(
+        ours, [], row("od", 0, 0, None, 9), LOWER, alarm_delay_minutes=2, reshard_minutes=5, target_utilisation=0.6
+    )
+    (shard_hours,) = [g for g in found if g.name.startswith("shard-hours")]
+    # Then it is not met, and says the peaks and the last minutes of both
+    assert not shard_hours.met
+    assert "peak 7 shards vs the lower bound's 3, last minute 7 vs 3" in shard_hours.why
+
+
 @pytest.mark.parametrize(("cost", "met"), [(4.5, True), (4.51, False)])
 def test_at_most_half_of_on_demands_cost(cost: float, met: bool) -> None:
     result = verdicts(row("ours", 0, 0, 10, cost, kind="ours"), row("t", 0, 0, 1, 1), row("od", 0, 0, None, 9.0))
@@ -105,9 +119,11 @@ def test_at_most_half_of_on_demands_cost(cost: float, met: bool) -> None:
 
 
 def test_a_goal_not_met_says_why_with_the_figures() -> None:
-    # Given ours throttling more than an autoscaler that scaled earlier
-    ours = row("ours", 9, 0, 12.0, 1.0, kind="ours", scaling_minutes=(12,), shards=(1, 2))
-    theirs = row("them", 4, 0, 12.0, 1.0, scaling_minutes=(6,))
+    # Given ours throttling from minute 3, resharding at minute 5 (2 -> 4 shards from minute 8) and still throttled
+    # after, against an autoscaler that scaled at minute 2, before any write was throttled
+    shards = (2,) * 8 + (4,) * 4
+    ours = row("ours", 5, 0, 12.0, 1.0, kind="ours", scaling_minutes=(5,), shards=shards, throttled_at=(3, 4, 5, 9, 10))
+    theirs = row("them", 0, 0, 12.0, 1.0, scaling_minutes=(2,))
     found = goals(
         ours,
         [theirs],
@@ -118,9 +134,16 @@ def test_a_goal_not_met_says_why_with_the_figures() -> None:
         target_utilisation=0.6,
     )
     line = found[0].line()
-    # Then the line says NOT met, both figures, and why (the first reshard of each)
-    assert line.startswith("NOT met: fewer throttled and lag minutes than them: throttled 9 vs 4")
-    assert "our first reshard came at minute 12, theirs at minute 6" in line
+    # Then the line says NOT met, both figures, and why: who scaled when, and what throttled after our reshard
+    assert line.startswith("NOT met: fewer throttled and lag minutes than them: throttled 5 vs 0")
+    assert "ours from minute 3, our reshards at minutes 5; them scaled at minutes 2" in line
+    assert "them scales on utilisation, before any write is throttled" in line
+    assert "2 throttled minutes came after our last reshard took effect (minute 8, 4 shards)" in line
+
+
+@pytest.mark.parametrize(("shards", "expected"), [((2, 2, 4, 4, 7), 4), ((3, 3), None), ((1, 2, 1), 2)])
+def test_the_last_change_is_where_the_final_shard_count_starts(shards: tuple[int, ...], expected: int | None) -> None:
+    assert last_change(shards) == expected
 
 
 # --- self-measurement helpers ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from bench.traces import StandardTrace, standard_traces
 
 EXPECTED_LENGTHS = {
     "steady": 240,
-    "diurnal": 1440,
+    "diurnal": 2880,
     "ramp": 240,
     "spike-3x": 240,
     "flash-crowd-8x": 240,
