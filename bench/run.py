@@ -185,7 +185,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
     progress = Progress(err)
     out.write(
         f"Kinesis Remediator bench on {platform.system()} {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}\n\n"
+        f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.1f}\n\n"
     )
     reports = []
     if not args.no_traces:

@@ -197,8 +197,8 @@ def test_resources_are_counted_in_every_stack_and_nested_template(tmp_path: Path
     (tmp_path / "manifest.json").write_text(json.dumps(manifest))
     for name, n in (("A.template.json", 3), ("B.template.json", 5), ("ANested.nested.template.json", 7)):
         (tmp_path / name).write_text(json.dumps({"Resources": {f"R{i}": {} for i in range(n)}}))
-    # Then two stacks, and the largest is the nested one
-    assert count_resources(tmp_path) == (2, "ANested.nested", 7)
+    # Then two stacks and one nested, and the largest is the nested one
+    assert count_resources(tmp_path) == (2, 1, "ANested.nested", 7)
 
 
 @pytest.mark.parametrize(
