@@ -90,13 +90,15 @@ def load_trace(path: str | os.PathLike[str]) -> LoadedTrace:
     name = os.fspath(path)
     try:
         with open(name, encoding="utf-8-sig", newline="") as handle:
-            return _parse(name, csv.reader(handle))
+            reader = csv.reader(handle, strict=True)
+            try:
+                return _parse(name, reader)
+            except csv.Error as error:
+                raise TraceError(f"{name}:{reader.line_num}: not valid CSV: {error}") from error
     except OSError as error:
         raise TraceError(f"{name}: cannot read the trace: {error.strerror or error}") from error
     except UnicodeDecodeError as error:
         raise TraceError(f"{name}: not a UTF-8 text file ({error.reason} at byte {error.start})") from error
-    except csv.Error as error:
-        raise TraceError(f"{name}: not a CSV file: {error}") from error
 
 
 def _parse(name: str, reader: _CsvReader) -> LoadedTrace:
