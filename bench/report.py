@@ -178,6 +178,23 @@ def _beats(ours: int, theirs: int) -> bool:
     return ours < theirs or ours == theirs == 0
 
 
+def shard_hours_why(ours: Row, lower: Row, target_utilisation: float) -> str:
+    """Why our shard-hours are above the lower bound's, from the shard counts."""
+    peak, last = max(lower.shards, default=0), (lower.shards[-1] if lower.shards else 0)
+    if not ours.scaling_minutes:
+        return (
+            f"no reshard: the stream kept the {ours.shards[0] if ours.shards else 0} shards it started with, where "
+            f"the lower bound needs {peak} at the peak and {last} at the end; the default policy adds shards when "
+            "writes are throttled and removes them only with scale-in (opt-in)"
+        )
+    return (
+        f"peak {max(ours.shards, default=0)} shards vs the lower bound's {peak}, last minute "
+        f"{ours.shards[-1] if ours.shards else 0} vs {last}: a reshard aims at {target_utilisation:.0%} utilisation at "
+        f"the observed peak (headroom of {1 / target_utilisation:.2f}x over the lower bound's 100 %), in steps of at "
+        "most 2x per call, and without scale-in (opt-in) the shards of a peak stay after it"
+    )
+
+
 def goals(
     ours: Row,
     autoscalers: Sequence[Row],
@@ -218,11 +235,7 @@ def goals(
             f"shard-hours within {SHARD_HOURS_GOAL}x the lower bound",
             ratio <= SHARD_HOURS_GOAL,
             f"{ours.shard_hours or 0:,.1f} vs {lower.shard_hours or 0:,.1f} = {ratio:.2f}x",
-            f"peak {max(ours.shards, default=0)} shards vs the lower bound's {max(lower.shards, default=0)}, "
-            f"last minute {ours.shards[-1] if ours.shards else 0} vs {lower.shards[-1] if lower.shards else 0}: "
-            f"a reshard aims at {target_utilisation:.0%} utilisation at the observed peak (headroom of "
-            f"{1 / target_utilisation:.2f}x over the lower bound's 100 %), in steps of at most 2x per call, and "
-            "without scale-in (opt-in) the shards of a peak stay after it",
+            shard_hours_why(ours, lower, target_utilisation),
         )
     )
     half = ON_DEMAND_COST_GOAL * on_demand.cost_usd

@@ -102,7 +102,7 @@ def test_shard_hours_within_1_3x_the_lower_bound(shard_hours: float, met: bool) 
 
 def test_the_shard_hours_verdict_names_both_peaks_and_last_minutes() -> None:
     # Given ours ending on 7 shards after a peak of 7, against a lower bound peaking at 3 and ending at 3
-    ours = row("ours", 0, 0, 20.0, 1.0, kind="ours", shards=(2, 7, 7))
+    ours = row("ours", 0, 0, 20.0, 1.0, kind="ours", shards=(2, 7, 7), scaling_minutes=(0,))
     found = goals(
         ours, [], row("od", 0, 0, None, 9), LOWER, alarm_delay_minutes=2, reshard_minutes=5, target_utilisation=0.6
     )
@@ -110,6 +110,15 @@ def test_the_shard_hours_verdict_names_both_peaks_and_last_minutes() -> None:
     # Then it is not met, and says the peaks and the last minutes of both
     assert not shard_hours.met
     assert "peak 7 shards vs the lower bound's 3, last minute 7 vs 3" in shard_hours.why
+
+
+def test_without_a_reshard_the_shard_hours_verdict_says_the_stream_kept_its_shards() -> None:
+    ours = row("ours", 0, 0, 20.0, 1.0, kind="ours", shards=(4, 4, 4))
+    found = goals(
+        ours, [], row("od", 0, 0, None, 9), LOWER, alarm_delay_minutes=2, reshard_minutes=5, target_utilisation=0.6
+    )
+    (shard_hours,) = [g for g in found if g.name.startswith("shard-hours")]
+    assert "no reshard: the stream kept the 4 shards it started with" in shard_hours.why
 
 
 @pytest.mark.parametrize(("cost", "met"), [(4.5, True), (4.51, False)])
