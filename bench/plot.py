@@ -21,15 +21,19 @@ def shards_plot(path: Path, trace: StandardTrace, rows: Sequence[Row]) -> Path:
     load = [write_capacity_needed(row) for row in trace.minutes]
     figure, axes = plt.subplots(figsize=(10, 4.8), dpi=100)
     axes.fill_between(hours, load, color="0.85", step="post", label="offered load (shards' worth)")
+    ours_drawn = 0
     for row in rows:
         if not row.shards:
             continue
+        # Ours thick (a second row of ours dotted, so that it shows where it lies on the first), references dashed.
+        style = "--" if row.kind == "reference" else ":" if row.kind == "ours" and ours_drawn else "-"
+        ours_drawn += row.kind == "ours"
         axes.step(
             hours,
             row.shards,
             where="post",
-            linewidth=2.2 if row.kind == "ours" else 1.2,
-            linestyle="--" if row.kind == "reference" else "-",
+            linewidth=2.4 if row.kind == "ours" else 1.2,
+            linestyle=style,
             label=row.scaler,
         )
     axes.set_xlabel("hours into the trace")

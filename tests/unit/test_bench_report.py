@@ -220,3 +220,15 @@ def test_resources_are_counted_in_every_stack_and_nested_template(tmp_path: Path
 )
 def test_the_first_error_line_is_the_one_that_says_what_failed(output: str, expected: str) -> None:
     assert first_error_line(output) == expected
+
+
+def test_the_plot_is_a_png_of_every_row(tmp_path: Path) -> None:
+    # Given a short trace and two rows of shards
+    from bench.plot import shards_plot
+    from bench.traces import StandardTrace
+
+    trace = StandardTrace("t", "two minutes", 1, [TraceMinute(START, 6e7, 6e4), TraceMinute(START, 1.2e8, 1.2e5)])
+    rows = [row("ours", 0, 0, 1.0, 1.0, kind="ours", shards=(1, 2)), lower_bound_row(trace.minutes, [1, 2])]
+    # When drawn / Then a PNG file is written where asked (a folder made if needed)
+    path = shards_plot(tmp_path / "plots" / "t.png", trace, rows)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
