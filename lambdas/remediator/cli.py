@@ -1,4 +1,5 @@
-"""kinesis-remediator: validate policy files, show the plan the remediator would carry out now, and what it did."""
+"""kinesis-remediator: validate policy files, show the plan the remediator would carry out now, what it did, and what a
+policy would have done on a trace of traffic (backtest)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EPILOG = """\
 exit codes:
   0  done: the plan was made, the policies are valid, the history was printed
-  1  policy or input error: an invalid policy file, a stream in no policy, a stack without the audit table output
+  1  policy or input error: an invalid policy file, a stream in no policy, a stack without the audit table output,
+     a trace that does not read
   2  usage error (argparse): an unknown or missing option, a value of the wrong form
   3  AWS error: a call failed (access denied, no such stream or table, no credentials, endpoint unreachable)
 
@@ -398,13 +400,20 @@ def _backtest_trace(args: argparse.Namespace) -> list[TraceMinute]:
         if not args.json:
             print(message, file=sys.stderr)
 
-    rows = reading(
-        f"the CloudWatch metrics of stream '{args.stream}'",
-        lambda: fetch_cloudwatch_trace(
-            client("cloudwatch", region=region, endpoint_url=endpoint), args.stream, args.days, say
-        ),
-        stream=args.stream,
-    )
+    from remediator.clients.cloudwatch_trace import CloudWatchTraceError
+
+    try:
+        rows = reading(
+            f"the CloudWatch metrics of stream '{args.stream}'",
+            lambda: fetch_cloudwatch_trace(
+                client("cloudwatch", region=region, endpoint_url=endpoint), args.stream, args.days, say
+            ),
+            stream=args.stream,
+        )
+    except CloudWatchTraceError as exc:
+        if exc.kind == "aws":
+            raise Failure(str(exc), "aws", EXIT_AWS, {"stream": args.stream, "aws_error": exc.aws_error}) from exc
+        raise input_failure(str(exc), stream=args.stream) from exc
     if not rows:
         raise input_failure(
             f"CloudWatch has no IncomingBytes or IncomingRecords for stream '{args.stream}' in the last {args.days} "
@@ -580,7 +589,9 @@ def add_backtest(command: Callable[[str, str], argparse.ArgumentParser]) -> None
         action="store_true",
         help="build the trace from the stream's CloudWatch metrics (IncomingBytes, IncomingRecords) of the last --days",
     )
-    rehearse.add_argument("--days", type=positive_int, default=7, help="with --from-cloudwatch: days to replay")
+    rehearse.add_argument(
+        "--days", type=positive_int, default=7, help="with --from-cloudwatch: days to replay, 1 to 15"
+    )
     rehearse.add_argument("--json", action="store_true", help=JSON_HELP.format(", with shards_per_minute"))
     rehearse.add_argument(
         "--plot", type=Path, metavar="PNG", help="also draw load, capacity, iterator age and actions (default: no plot)"

@@ -47,6 +47,9 @@ CODE_EXCLUDES = [
     "remediator/cli.py",
     "remediator/policy_files.py",
     "remediator/reference.py",
+    # The rehearsal tools (the CLI's backtest, and the trace it reads from CloudWatch).
+    "remediator/rehearsal",
+    "remediator/clients/cloudwatch_trace.py",
 ]
 
 

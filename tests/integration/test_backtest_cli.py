@@ -158,3 +158,49 @@ def test_from_cloudwatch_uses_the_trace_source(
     monkeypatch.setattr(cli, "fetch_cloudwatch_trace", denied)
     code, out, _ = run(capsys, "--policy", str(policy), "--stream", "orders", "--from-cloudwatch", "--json")
     assert code == cli.EXIT_AWS and json.loads(out)["aws_error"] == "AccessDenied"
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "exit_code"),
+    [
+        ("aws", "AccessDeniedException", cli.EXIT_AWS),
+        ("no-data", None, cli.EXIT_INVALID),
+        ("input", None, cli.EXIT_INVALID),
+    ],
+)
+def test_from_cloudwatch_errors_keep_their_kind(
+    capsys: pytest.CaptureFixture[str],
+    files: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    code: str | None,
+    exit_code: int,
+) -> None:
+    from remediator.clients.cloudwatch_trace import CloudWatchTraceError
+
+    policy, _ = files
+
+    def failing(*_: Any) -> list[TraceMinute]:
+        raise CloudWatchTraceError(f"stream orders: {kind}", kind=kind, aws_error=code)
+
+    monkeypatch.setattr(cli, "fetch_cloudwatch_trace", failing)
+    got, out, err = run(capsys, "--policy", str(policy), "--stream", "orders", "--from-cloudwatch", "--json")
+    assert (got, err) == (exit_code, "")
+    error = json.loads(out)
+    assert error["error"] == f"stream orders: {kind}" and error["stream"] == "orders"
+    if code:
+        assert error["aws_error"] == code
+
+
+def test_long_traces_show_progress_on_stderr(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Given a 12-hour trace (the size from which progress is shown)
+    policy = write_policy(tmp_path)
+    trace = tmp_path / "long.csv"
+    write_trace(trace, [TraceMinute(T0 + timedelta(minutes=i), 60e6 * 0.2, 60 * 200) for i in range(720)])
+    code, _, err = run(capsys, "--policy", str(policy), "--stream", "orders", "--trace", str(trace))
+    # Then stderr counts the simulated minutes up to the last
+    assert code == cli.EXIT_OK
+    assert "backtest: 720 of 720 minutes simulated (100%)" in err
+    # And with --json stderr stays empty
+    code, _, err = run(capsys, "--policy", str(policy), "--stream", "orders", "--trace", str(trace), "--json")
+    assert (code, err) == (cli.EXIT_OK, "")

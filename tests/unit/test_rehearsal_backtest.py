@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from remediator.core.evidence import StreamMode
 from remediator.core.ports import LimitReached
-from remediator.rehearsal.adapters import SimService, Where
+from remediator.rehearsal.adapters import CapturingNotifier, SimService, Where
 from remediator.rehearsal.backtest import backtest
 from remediator.rehearsal.simulator import SimulatedStream, StreamSetup
 from remediator.rehearsal.trace import TraceMinute
@@ -95,3 +95,28 @@ def test_write_port_refuses_as_aws_would() -> None:
     summary = kinesis.call("DescribeStreamSummary", StreamARN="arn:aws:kinesis:us-east-1:000000000000:stream/orders")
     assert summary["StreamDescriptionSummary"]["StreamStatus"] == "UPDATING"
     assert model.mode == StreamMode.PROVISIONED
+
+
+def test_a_failed_delivery_is_retried_and_the_write_ahead_resumes_without_a_second_change(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given the first e-mail fails (after the reshard was made), as SNS might
+    sent: list[str] = []
+    original = CapturingNotifier.send
+
+    def flaky(self: CapturingNotifier, stream: str, subject: str, body: str) -> str:
+        sent.append(subject)
+        if len(sent) == 1:
+            raise RuntimeError("SNS is down")
+        return original(self, stream, subject, body)
+
+    monkeypatch.setattr(CapturingNotifier, "send", flaky)
+    enforce = policy("orders", mode="enforce")
+    result = backtest(enforce, spike(30, high=1.5e6), StreamSetup(shards=1))
+    # When the delivery is retried (as Lambda retries an asynchronous invocation)
+    first = next(d for d in result.deliveries if d.kind == "alarm")
+    assert "after 1 failed attempt(s)" in first.detail and "SNS is down" in first.detail
+    assert first.detail.startswith("resumed an interrupted delivery")
+    # Then the write-ahead audit settles the change already made: one UpdateShardCount, not two
+    assert [c.operation for c in result.simulation.actions] == ["UpdateShardCount"]
+    assert [a.status for a in result.actions if a.action == "reshard"] == ["applied"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from remediator.core.evidence import StreamMode, StreamStatus
 from remediator.rehearsal.simulator import (
     MinuteStats,
@@ -238,3 +240,31 @@ def test_bad_setup_is_refused_with_the_field() -> None:
         StreamSetup(shards=0)
     with pytest.raises(ValueError, match="retention_hours"):
         StreamSetup(retention_hours=10)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.floats(0, 5 * MB), st.floats(0, 5_000), st.one_of(st.none(), st.floats(0, 3_000))),
+        min_size=1,
+        max_size=40,
+    ),
+    shards=st.integers(1, 4),
+    consumers=st.integers(1, 7),
+    retention_minutes_over=st.integers(0, 3),
+)
+def test_records_are_conserved(
+    rows: list[tuple[float, float, float | None]], shards: int, consumers: int, retention_minutes_over: int
+) -> None:
+    # Given any small trace, stream and consumers
+    trace_rows = [TraceMinute(T0 + timedelta(minutes=i), b * 60, r * 60, rate) for i, (b, r, rate) in enumerate(rows)]
+    result = simulate(trace_rows, StreamSetup(shards=shards, polling_consumers=consumers))
+    for m in result.minutes:
+        # Then every offered record is written or throttled, never both, never more
+        assert m.incoming_records + m.write_throttled_records == pytest.approx(m.offered_records, rel=1e-9, abs=1e-6)
+        assert m.incoming_records <= m.write_capacity_records + 1e-6
+        assert m.backlog_records >= 0 and (m.iterator_age_ms or 0) >= 0
+    # And every written record is read, still waiting, or lost
+    written = sum(m.incoming_records for m in result.minutes)
+    read = sum(m.outgoing_records for m in result.minutes)
+    assert written == pytest.approx(read + result.minutes[-1].backlog_records + result.records_lost, rel=1e-6, abs=1e-3)

@@ -10,8 +10,8 @@ Each simulated minute (simulator.simulate calls the backtest after it, as a Scal
 The service runs with the adapters of rehearsal.adapters: its reads come from the model, its writes change the model
 through StreamControl (refused as AWS would refuse them), its audit, e-mails and schedules stay in memory, the kill
 switch is off and the clock is the simulated minute's end. Nothing is decided here: the plan, the guardrails, the
-write-ahead and the follow-through are the core's. A delivery that raises is recorded (status "error") and not
-retried (the Lambda's asynchronous retries are not modelled).
+write-ahead and the follow-through are the core's. A delivery that raises is retried twice at once (the function's
+asynchronous retries, which in AWS come a minute or two later), then recorded with status "error".
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ ACCOUNT = "000000000000"  # the simulated stream's account and region, when the 
 REGION = "us-east-1"
 SCHEDULE_PREFIX = "kr-backtest-"
 ITERATOR_AGE = "iterator-age"
+# The function's retry_attempts for asynchronous invocations (stacks/constructs/remediator.py).
+LAMBDA_RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -265,12 +267,19 @@ class _Driver:
             self.deliveries.append(Delivery(self.where.minute, "ignored", change.alarm, "ignored", why_not))
 
     def _deliver(self, kind: str, alarm: str, call: Callable[[], Any]) -> None:
-        try:
-            outcome = call()
-        except Exception as exc:  # the Lambda would retry, then dead-letter it: recorded, the backtest goes on
-            self.deliveries.append(Delivery(self.where.minute, kind, alarm, "error", f"{type(exc).__name__}: {exc}"))
+        """One asynchronous invocation: a failure is retried as Lambda does (LAMBDA_RETRIES more times; here at once,
+        in the same minute), then dead-lettered: recorded with status "error", and the backtest goes on."""
+        errors = []
+        for _ in range(1 + LAMBDA_RETRIES):
+            try:
+                outcome = call()
+            except Exception as exc:
+                errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            detail = outcome.detail + (f" (after {len(errors)} failed attempt(s): {errors[-1]})" if errors else "")
+            self.deliveries.append(Delivery(self.where.minute, kind, alarm, str(outcome.status), detail))
             return
-        self.deliveries.append(Delivery(self.where.minute, kind, alarm, str(outcome.status), outcome.detail))
+        self.deliveries.append(Delivery(self.where.minute, kind, alarm, "error", "; ".join(errors)))
 
     def actions(self) -> list[BacktestAction]:
         found = []

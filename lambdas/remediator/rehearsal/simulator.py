@@ -464,7 +464,7 @@ def _read(
         if left_records <= 0:
             break
         take = min(chunk.records, left_records)
-        size = chunk.bytes / chunk.records if chunk.records else 0.0
+        size = chunk.bytes / chunk.records if chunk.records > 1e-9 else 0.0
         wanted_bytes += take * size
         if left_bytes > 0:
             by_bytes = take if size == 0 else min(take, left_bytes / size)
@@ -518,7 +518,7 @@ def simulate(
                 left -= chunk.records
                 backlog.popleft()
             else:
-                size = chunk.bytes / chunk.records if chunk.records else 0.0
+                size = chunk.bytes / chunk.records if chunk.records > 1e-9 else 0.0
                 chunk.records -= left
                 chunk.bytes = chunk.records * size
                 left = 0
@@ -589,7 +589,8 @@ def cost_of(minutes: Sequence[MinuteStats], setup: StreamSetup) -> tuple[float, 
 
     for m in minutes:
         hours = 1 / 60
-        size = m.incoming_bytes / m.incoming_records if m.incoming_records else 0.0
+        # The minute's average record size (a fraction of a record, from throttling shares, counts as one).
+        size = m.incoming_bytes / max(m.incoming_records, 1.0) if m.incoming_records else 0.0
         efo_bytes = m.incoming_bytes * setup.efo_consumers  # each EFO consumer reads every record once
         if m.mode == StreamMode.ON_DEMAND:
             add("stream-hours", hours * prices.on_demand_stream_hour)
