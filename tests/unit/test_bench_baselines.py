@@ -249,6 +249,7 @@ def test_application_auto_scaling_removes_a_shard_after_three_low_five_minute_su
 
 
 def test_application_auto_scaling_threshold_is_eighty_percent_of_the_records_per_minute() -> None:
+    # Given 3 shards / Then both alarms' threshold is 80 % of 3 x 1,000 records/s over a minute
     assert ApplicationAutoScaling.threshold(3) == 144_000
 
 
@@ -272,6 +273,7 @@ def row(bytes_per_s: float, records_per_s: float) -> TraceMinute:
 def test_shards_needed_is_the_larger_of_bytes_and_records(
     bytes_per_s: float, records_per_s: float, expected: int
 ) -> None:
+    # Given a minute's offered writes / Then the shards needed are the larger of the bytes' and the records' need
     assert shards_needed(row(bytes_per_s, records_per_s)) == expected
 
 

@@ -49,6 +49,7 @@ def test_cells_show_a_dash_where_a_figure_does_not_apply() -> None:
 
 
 def test_the_trace_table_ends_with_the_lower_bound() -> None:
+    # Given one row / When the trace's table is rendered / Then the header, the rule, the row and the lower bound
     text = trace_table([row("x", 1, 2, 13.0, 0.5)], LOWER)
     assert text.splitlines()[-1].startswith("lower bound")
     assert len(text.splitlines()) == 4
@@ -96,6 +97,7 @@ def test_fewer_throttled_and_lag_minutes_than_each_autoscaler(
 
 @pytest.mark.parametrize(("shard_hours", "met"), [(13.0, True), (13.1, False), (9.0, True)])
 def test_shard_hours_within_1_3x_the_lower_bound(shard_hours: float, met: bool) -> None:
+    # Given our shard-hours against a lower bound of 10 / Then met up to 13.0, not above
     result = verdicts(row("ours", 0, 0, shard_hours, 1.0, kind="ours"), row("t", 0, 0, 1, 1), row("od", 0, 0, None, 9))
     assert result["shard-hours within 1.3x the lower bound"] is met
 
@@ -113,6 +115,7 @@ def test_the_shard_hours_verdict_names_both_peaks_and_last_minutes() -> None:
 
 
 def test_without_a_reshard_the_shard_hours_verdict_says_the_stream_kept_its_shards() -> None:
+    # Given ours never resharding from 4 shards / Then the verdict says the stream kept the shards it started with
     ours = row("ours", 0, 0, 20.0, 1.0, kind="ours", shards=(4, 4, 4))
     found = goals(
         ours, [], row("od", 0, 0, None, 9), LOWER, alarm_delay_minutes=2, reshard_minutes=5, target_utilisation=0.6
@@ -123,6 +126,7 @@ def test_without_a_reshard_the_shard_hours_verdict_says_the_stream_kept_its_shar
 
 @pytest.mark.parametrize(("cost", "met"), [(4.5, True), (4.51, False)])
 def test_at_most_half_of_on_demands_cost(cost: float, met: bool) -> None:
+    # Given on-demand costing $9 / Then ours is met up to $4.50, not above
     result = verdicts(row("ours", 0, 0, 10, cost, kind="ours"), row("t", 0, 0, 1, 1), row("od", 0, 0, None, 9.0))
     assert result["at most half of on-demand's cost"] is met
 
@@ -152,6 +156,7 @@ def test_a_goal_not_met_says_why_with_the_figures() -> None:
 
 @pytest.mark.parametrize(("shards", "expected"), [((2, 2, 4, 4, 7), 4), ((3, 3), None), ((1, 2, 1), 2)])
 def test_the_last_change_is_where_the_final_shard_count_starts(shards: tuple[int, ...], expected: int | None) -> None:
+    # Given shards per minute / Then the minute the last count starts (None when it never changed)
     assert last_change(shards) == expected
 
 
@@ -163,6 +168,7 @@ def test_the_last_change_is_where_the_final_shard_count_starts(shards: tuple[int
     [([1.0] * 19 + [9.0], 0.95, 1.0), ([float(n) for n in range(1, 21)], 0.95, 19.0), ([5.0], 0.95, 5.0)],
 )
 def test_percentile_is_the_nearest_rank(values: list[float], fraction: float, expected: float) -> None:
+    # Given latencies / Then p95 is the nearest-rank value (one outlier in 20 does not move it)
     assert percentile(values, fraction) == expected
 
 
@@ -219,6 +225,7 @@ def test_resources_are_counted_in_every_stack_and_nested_template(tmp_path: Path
     ],
 )
 def test_the_first_error_line_is_the_one_that_says_what_failed(output: str, expected: str) -> None:
+    # Given a failed synth's stderr / Then the line that says what failed (the exception, or the message)
     assert first_error_line(output) == expected
 
 
