@@ -697,7 +697,11 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help=JSON_HELP.format(""))
 
     trail = command("history", "print a stream's audit trail, newest first (read-only)")
-    trail.add_argument("--stream", required=True, help="the stream, as named in a policy")
+    trail.add_argument(
+        "--stream",
+        required=True,
+        help="the stream, as named in a policy; one in another account or region: <account>/<region>/<name>",
+    )
     trail.add_argument(
         "--since",
         type=parse_duration,

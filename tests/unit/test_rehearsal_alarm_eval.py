@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from remediator.core.metrics import Comparison, Metric, MetricMath, MissingData
 from remediator.core.symptoms.base import AlarmSpec
 from remediator.rehearsal.alarm_eval import (
@@ -177,3 +179,26 @@ def test_alarms_on_metrics_the_model_lacks_are_not_simulated() -> None:
     )
     assert sorted(evaluator.not_simulated) == ["elsewhere", "errors", "latency"]
     assert evaluator.simulated == ["throttled"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    window=st.lists(st.sampled_from([True, False, None]), min_size=3, max_size=7),
+    n=st.integers(1, 5),
+    m_share=st.integers(1, 5),
+    current=st.sampled_from([OK, ALARM, INSUFFICIENT_DATA]),
+)
+def test_enough_real_datapoints_make_the_missing_data_setting_irrelevant(
+    window: list[bool | None], n: int, m_share: int, current: str
+) -> None:
+    # Given an evaluation range holding at least N real datapoints (AWS: "the value you set for how to treat
+    # missing data is not needed and is ignored")
+    m = min(m_share, n)
+    assume(sum(point is not None for point in window) >= n)
+    states = {
+        next_state(window, evaluation_periods=n, datapoints_to_alarm=m, missing_data=mode, current=current)
+        for mode in MODES
+    }
+    # Then every treatment gives the same state: ALARM exactly when M of the N newest real ones breach
+    newest = [point for point in window if point is not None][-n:]
+    assert states == {ALARM if sum(newest) >= m else OK}
