@@ -315,7 +315,8 @@ class OnePolicy:
     def __init__(self, policy: StreamPolicy) -> None:
         self._policy = policy
 
-    def get(self, stream: str) -> StreamPolicy | None:
+    def get(self, stream: str, account: str | None = None, region: str | None = None) -> StreamPolicy | None:
+        # PolicySource's signature since the hub (account, region); the backtest's one stream is the policy's own.
         return self._policy if stream == self._policy.name else None
 
     def names(self) -> list[str]:
