@@ -23,7 +23,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap layer synth deploy destroy lint test test-fast demo demo-accounts validate docs clean
+.PHONY: help bootstrap layer synth deploy destroy lint test test-fast demo demo-accounts bench validate docs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -90,6 +90,9 @@ demo: bootstrap ## Deploy into a local AWS emulator and play seven incidents
 
 demo-accounts: bootstrap ## Deploy a hub and one member account into the emulator and play one incident there
 	@$(PY) -m demo.accounts
+
+bench: bootstrap ## Benchmarks (not tests): the default policy vs the known autoscalers, and the remediator's figures
+	@$(PY) -m bench
 
 clean: ## Remove build outputs (keeps .venv and node_modules)
 	@rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache .demo .demo-accounts
