@@ -53,7 +53,9 @@ def build_app(
         parameter_root=PARAMETER_ROOT,
         layer_dir=layer_dir,
         operators=operator_emails,
-        description="Kinesis Remediator: alarms, remediator Lambda, audit and notifications",
+        description="Kinesis Remediator: remediator Lambda, audit and notifications (the streams' alarms and "
+        "policies are in its nested stacks)",
     )
+    stack.check_sizes()
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack

@@ -215,14 +215,17 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
 
     writeahead.bookkeep(run, "the follow-through", schedule_next)
     if plan.mode == Mode.DRY_RUN:
-        deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
+        deps.notifier.send(
+            plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"), policy.notify.emails
+        )
     else:
         results = [f"{s.outcome}: {s.detail}" for s in steps]
         subject, body = (
             render.subject(plan, status),
             render.body(plan, status, results, [s.kill_switch for s in steps]) + follow[0],
         )
-        writeahead.bookkeep(run, "the e-mail", lambda: deps.notifier.send(plan.stream, subject, body))
+        emails = policy.notify.emails
+        writeahead.bookkeep(run, "the e-mail", lambda: deps.notifier.send(plan.stream, subject, body, emails))
     run.raise_if_failed()  # after a change: only once all is done, so the retry resumes (writeahead, 5)
     return Outcome(
         status=status,
@@ -256,7 +259,9 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
         notified=last is None,
     )
     if last is None:
-        deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
+        deps.notifier.send(
+            plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"), policy.notify.emails
+        )
     return Outcome(
         status=OutcomeStatus.NO_ACTION,
         stream=plan.stream,
@@ -390,7 +395,8 @@ def _stale(transitioned_at: datetime | None, origin: str) -> bool:
 def resolve(resolved: AlarmResolved, deps: Dependencies) -> Outcome:
     """ALARM -> OK: cancel the pending follow-ups, and e-mail what was done if anything was (audited)."""
     now = deps.clock()
-    if deps.policies.get(resolved.stream) is None:
+    policy = deps.policies.get(resolved.stream)
+    if policy is None:
         detail = f"no valid policy for stream '{resolved.stream}'"
         return Outcome(status=OutcomeStatus.IGNORED, stream=resolved.stream, symptom=resolved.symptom, detail=detail)
     ok_at = parse_timestamp(resolved.state_timestamp)
@@ -416,6 +422,7 @@ def resolve(resolved: AlarmResolved, deps: Dependencies) -> Outcome:
         resolved.stream,
         resolution.subject(resolved, took),
         resolution.body(resolved, applied, alarm_at, ok_at, cancelled),
+        policy.notify.emails,
     )
     detail = f"back to OK after {len(applied)} applied step(s)" + (
         f", {resolution.duration(took)} after the alarm" if took is not None else ""
