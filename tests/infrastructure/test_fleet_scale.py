@@ -79,16 +79,23 @@ REMOVED, ADDED = 7, STREAMS
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    directory = write_policies(tmp_path_factory.mktemp("fleet"), {"fleet.yaml": fleet_yaml(list(range(STREAMS)))})
-    return synthesize([directory], tmp_path_factory.mktemp("cdk.out-fleet"))
+def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fleet")
 
 
 @pytest.fixture(scope="module")
-def changed_fleet(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+def fleet(fleet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    write_policies(fleet_dir, {"fleet.yaml": fleet_yaml(list(range(STREAMS)))})
+    return synthesize([fleet_dir], tmp_path_factory.mktemp("cdk.out-fleet"))
+
+
+@pytest.fixture(scope="module")
+def changed_fleet(fleet: Synth, fleet_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The same policy file, edited: as a user edits it between two deploys (its path is in each parameter's
+    description)."""
     indices = [i for i in range(STREAMS) if i != REMOVED] + [ADDED]
-    directory = write_policies(tmp_path_factory.mktemp("changed-fleet"), {"fleet.yaml": fleet_yaml(indices)})
-    return synthesize([directory], tmp_path_factory.mktemp("cdk.out-changed-fleet"))
+    write_policies(fleet_dir, {"fleet.yaml": fleet_yaml(indices)})
+    return synthesize([fleet_dir], tmp_path_factory.mktemp("cdk.out-changed-fleet"))
 
 
 def name_of(index: int) -> str:
