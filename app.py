@@ -11,6 +11,7 @@ from remediator.policy_files import NoPolicyFiles, PolicyValidationError
 from stacks.app_builder import LayerNotBuilt, build_app, no_policy_message
 from stacks.constructs.dashboard import DashboardTooLarge
 from stacks.constructs.self_monitoring import OPERATOR_EMAILS_CONTEXT, OperatorEmailsError
+from stacks.fleet import StackTooLarge
 
 
 def main() -> None:
@@ -29,7 +30,7 @@ def main() -> None:
     except PolicyValidationError as exc:
         print(f"Invalid policy ({len(exc.errors)} error(s)):\n{exc}", file=sys.stderr)
         sys.exit(1)
-    except (LayerNotBuilt, OperatorEmailsError, DashboardTooLarge) as exc:
+    except (LayerNotBuilt, OperatorEmailsError, DashboardTooLarge, StackTooLarge) as exc:
         print(str(exc), file=sys.stderr)
         sys.exit(1)
     app.synth()

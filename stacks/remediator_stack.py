@@ -120,9 +120,6 @@ class KinesisRemediatorStack(Stack):
         }.items():
             CfnOutput(self, name, value=value)
 
-    def stream_stack_of(self, policy_identity: str) -> StreamStack:
-        return self.stream_stacks[bucket_of(policy_identity)]
-
     def check_sizes(self) -> None:
         """Every stack within MAX_RESOURCES_PER_STACK (stacks/fleet.py); raises StackTooLarge naming the stack."""
         for stream_stack in self.stream_stacks.values():

@@ -13,16 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import App
 from remediator.core.iam import permissions
 from remediator.policy_files import PolicySet, load_policies
 
-from stacks.app_builder import build_app
 from stacks.constructs.remediator import list_length
 from stacks.fleet import (
     MAX_RESOURCES_PER_STACK,
     STREAM_BUCKETS,
-    StackTooLarge,
     bucket_id,
     bucket_of,
     compact,
@@ -37,6 +34,7 @@ from tests.infrastructure.support import (
     function,
     resolve,
     role_statements,
+    run_app,
     synthesize,
     write_policies,
 )
@@ -250,18 +248,22 @@ def test_a_stream_stack_past_the_limit_fails_synth_naming_the_bucket_its_count_a
         f"  - name: {n}\n    actions: {{reshard: {{max_shards: 2}}}}\n" for n in names
     )
     directory = write_policies(tmp_path / "policies", {"crowded.yaml": text})
+    outdir = tmp_path / "cdk.out"
 
-    # When the app is built
-    with pytest.raises(StackTooLarge) as raised:
-        build_app(App(outdir=str(tmp_path / "out"), context=cli_context()), [directory])
+    # When app.py is run with it, as `cdk synth` runs it
+    result = run_app({**cli_context(), "policyDir": str(directory)}, outdir)
 
-    # Then the error names the stack, its count, the limit, and what to do
-    message = str(raised.value)
+    # Then it exits 1 with a message naming the stack, its count, the limit, and what to do; no traceback
+    assert result.returncode == 1, result.stderr
+    message = result.stderr.strip().splitlines()[-1]
     assert message.startswith(
         f"stack {bucket_id(0)} (nested in KinesisRemediator) would hold 460 resources, more than the 450"
     )
     assert "Disable detectors these streams do not need" in message
     assert "split the policies over two deployments" in message
+    assert "Traceback" not in result.stderr
+    # And no template was written
+    assert list(outdir.rglob("*.template.json")) == []
 
 
 # --- IAM compaction (stacks/fleet.compact) --------------------------------------------------------------------------
