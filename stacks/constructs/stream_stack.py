@@ -36,6 +36,8 @@ class StreamStack(NestedStack):
         self.policy_parameters = PolicyParameters(self, "Policies", policies=policies, parameter_root=parameter_root)
         self._parent = Stack.of(scope).stack_name
         self._id = construct_id
+        # What another construct adds to this stack adds its count here (resource_count).
+        self.extra_resources = 0
 
     @property
     def resource_count(self) -> int:
@@ -43,8 +45,6 @@ class StreamStack(NestedStack):
         tests/infrastructure/test_fleet_scale.py checks it against the synthesized templates. A construct added to
         a stream stack adds its own count to `extra_resources`."""
         return len(self.alarms.alarms) + len(self.policy_parameters.parameters) + self.extra_resources
-
-    extra_resources = 0
 
     def check_size(self) -> None:
         count = self.resource_count
