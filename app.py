@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """CDK entry point. Context: policyDir (default: policies), alarmPrefix, operatorEmails (the addresses the
-remediator's own alarms e-mail: a list or a comma-separated string; default: every address in the policies)."""
+remediator's own alarms e-mail: a list or a comma-separated string; default: every address in the policies),
+withoutStreamStacks (true: the core stack alone, the first deploy of the upgrade from a single-stack deployment;
+README, "Fleet scale")."""
 
 import sys
 
@@ -23,6 +25,7 @@ def main() -> None:
             [policy_dir],
             alarm_prefix=app.node.try_get_context("alarmPrefix") or DEFAULT_ALARM_PREFIX,
             operator_emails=app.node.try_get_context(OPERATOR_EMAILS_CONTEXT),
+            without_stream_stacks=str(app.node.try_get_context("withoutStreamStacks")).lower() == "true",
         )
     except NoPolicyFiles:
         print(no_policy_message(policy_dir), file=sys.stderr)

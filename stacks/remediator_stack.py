@@ -61,12 +61,14 @@ class KinesisRemediatorStack(Stack):
         parameter_root: str,
         layer_dir: Path,
         operators: object = None,
+        stream_stacks: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.state = RemediatorState(self, "State", parameter_root=parameter_root)
         self.notifications = Notifications(self, "Notifications", policies=policies)
-        # bucket -> its nested stack; a bucket without streams has none.
+        # bucket -> its nested stack; a bucket without streams has none. Without stream stacks (the first step of
+        # the upgrade from a single-stack deployment: README, "Fleet scale"), none at all.
         self.stream_stacks: dict[int, StreamStack] = {
             bucket: StreamStack(
                 self,
@@ -76,7 +78,7 @@ class KinesisRemediatorStack(Stack):
                 alarm_prefix=alarm_prefix,
                 parameter_root=parameter_root,
             )
-            for bucket, members in buckets(policies).items()
+            for bucket, members in (buckets(policies) if stream_stacks else {}).items()
         }
         self.alarms = AllStreamAlarms()
         for stream_stack in self.stream_stacks.values():

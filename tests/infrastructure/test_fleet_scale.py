@@ -294,3 +294,28 @@ def test_a_small_deployment_keeps_every_arn(tmp_path: Path) -> None:
     text = "version: 1\nstreams:\n  - name: a\n    actions: {reshard: {max_shards: 2}}\n"
     policies: PolicySet = load_policies([write_policies(tmp_path, {"a.yaml": text})])
     assert list_length(policies) is None
+
+
+def test_the_upgrade_step_deploys_the_core_without_any_stream_resource(tmp_path: Path) -> None:
+    # Given two streams, and app.py run with withoutStreamStacks=true (the upgrade's first deploy)
+    text = "version: 1\nstreams:\n" + "".join(
+        f"  - name: {n}\n    notify: {{emails: [a@example.com]}}\n    actions: {{reshard: {{max_shards: 2}}}}\n"
+        for n in ("a", "b")
+    )
+    directory = write_policies(tmp_path / "policies", {"two.yaml": text})
+    outdir = tmp_path / "cdk.out"
+    result = run_app({**cli_context(), "policyDir": str(directory), "withoutStreamStacks": "true"}, outdir)
+
+    # Then only the core stack is synthesized, with no stream's alarm, parameter or nested stack, so the deploy
+    # removes them from a single-stack deployment before the next one creates them in the stream stacks
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in outdir.glob("*.template.json")) == ["KinesisRemediator.template.json"]
+    resources = json.loads((outdir / "KinesisRemediator.template.json").read_text(encoding="utf-8"))["Resources"]
+    types = {r["Type"] for r in resources.values()}
+    assert "AWS::SSM::Parameter" in types  # the kill switch
+    assert [r["Properties"]["Name"] for r in resources.values() if r["Type"] == "AWS::SSM::Parameter"] == [
+        "/kinesis-remediator/kill-switch"
+    ]
+    assert "AWS::CloudFormation::Stack" not in types
+    alarm_names = [r["Properties"]["AlarmName"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarm_names and all(name.startswith("KinesisRemediator-health/") for name in alarm_names)
