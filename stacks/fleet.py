@@ -10,6 +10,7 @@ names), so it is raised only with a migration.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 
 from remediator.core.policy import StreamPolicy
@@ -104,7 +105,5 @@ def compact(values: Iterable[str], at_most: int) -> list[str]:
 def policy_size(statements: Iterable[dict[str, object]]) -> int:
     """The size IAM counts: characters of the JSON document without white space (IAM quotas: "IAM does not count
     white space when calculating the size of a policy")."""
-    import json
-
     text = json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, separators=(",", ":"))
     return len(text) - text.count(" ")

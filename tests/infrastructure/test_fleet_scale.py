@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from remediator.core.iam import permissions
 from remediator.policy_files import PolicySet, load_policies
 
@@ -287,6 +289,20 @@ def test_compact_covers_every_value_with_at_most_n_prefixes(
     assert patterns == expected
     assert len(patterns) <= at_most
     assert all(any(v == p or (p.endswith("*") and v.startswith(p[:-1])) for p in patterns) for v in values)
+
+
+@given(
+    values=st.lists(st.text(alphabet="ab-/*", min_size=1, max_size=8), min_size=1, max_size=40),
+    at_most=st.integers(min_value=1, max_value=12),
+)
+@settings(max_examples=200, deadline=None)
+def test_compact_always_covers_every_value_within_the_count(values: list[str], at_most: int) -> None:
+    # Given any values and any count / When compacted
+    patterns = compact(values, at_most)
+    # Then there are at most that many patterns, and each value is one of them or starts with a pattern's prefix
+    assert 1 <= len(patterns) <= at_most
+    for value in values:
+        assert any(value == p or (p.endswith("*") and value.startswith(p[:-1])) for p in patterns), value
 
 
 def test_a_small_deployment_keeps_every_arn(tmp_path: Path) -> None:
