@@ -1,4 +1,5 @@
-"""kinesis-remediator: validate policy files, show the plan the remediator would carry out now, and what it did."""
+"""kinesis-remediator: validate policy files, show the plan the remediator would carry out now, what it did, and what a
+policy would have done on a trace of traffic (backtest)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -24,6 +25,7 @@ from remediator.clients.metrics import CloudWatchMetrics
 from remediator.clients.services import AwsServices
 from remediator.core.alarm import DEFAULT_ALARM_PREFIX, AlarmTrigger, alarm_name
 from remediator.core.deployment import STACK_NAME, StackOutput
+from remediator.core.evidence import StreamMode
 from remediator.core.history import ActionHistory
 from remediator.core.plan import Change
 from remediator.core.policy import StreamPolicy
@@ -31,6 +33,10 @@ from remediator.core.registry import REGISTRY
 from remediator.core.render import cost_table, plan_text, table
 from remediator.policy_files import PolicySet, PolicyValidationError, load_policies, policy_paths
 from remediator.service import build_plan, utc_now
+
+if TYPE_CHECKING:
+    from remediator.rehearsal.backtest import BacktestResult
+    from remediator.rehearsal.trace import TraceMinute
 
 # Exit codes. 2 is argparse's own: a usage error (unknown option, missing --stream, bad --since).
 EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_AWS = 0, 1, 2, 3
@@ -42,7 +48,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EPILOG = """\
 exit codes:
   0  done: the plan was made, the policies are valid, the history was printed
-  1  policy or input error: an invalid policy file, a stream in no policy, a stack without the audit table output
+  1  policy or input error: an invalid policy file, a stream in no policy, a stack without the audit table output,
+     a trace that does not read
   2  usage error (argparse): an unknown or missing option, a value of the wrong form
   3  AWS error: a call failed (access denied, no such stream or table, no credentials, endpoint unreachable)
 
@@ -360,6 +367,260 @@ def history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- backtest -----------------------------------------------------------------------------------------------
+
+# Traces of at least this many minutes show their progress on stderr (text output only).
+PROGRESS_FROM_MINUTES = 720
+PROGRESS_STEPS = 10
+
+
+def fetch_cloudwatch_trace(
+    cloudwatch: Any, stream: str, days: int, progress: Callable[[str], None] | None
+) -> list[TraceMinute]:
+    """The stream's last `days` days from CloudWatch (remediator.clients.cloudwatch_trace)."""
+    from remediator.clients.cloudwatch_trace import trace_from_cloudwatch
+
+    return trace_from_cloudwatch(cloudwatch, stream, days, utc_now(), progress=progress)
+
+
+def _backtest_trace(args: argparse.Namespace) -> list[TraceMinute]:
+    from remediator.rehearsal.trace import TraceError, read_trace
+
+    if args.trace is not None:
+        try:
+            rows = read_trace(args.trace)
+        except TraceError as exc:
+            raise input_failure(str(exc), trace=str(args.trace)) from exc
+        if not rows:
+            raise input_failure(f"{args.trace}: the trace has no rows", trace=str(args.trace))
+        return rows
+    region, endpoint = args.region or os.environ.get("AWS_REGION"), args.endpoint_url
+
+    def say(message: str) -> None:
+        if not args.json:
+            print(message, file=sys.stderr)
+
+    from remediator.clients.cloudwatch_trace import CloudWatchTraceError
+
+    try:
+        rows = reading(
+            f"the CloudWatch metrics of stream '{args.stream}'",
+            lambda: fetch_cloudwatch_trace(
+                client("cloudwatch", region=region, endpoint_url=endpoint), args.stream, args.days, say
+            ),
+            stream=args.stream,
+        )
+    except CloudWatchTraceError as exc:
+        if exc.kind == "aws":
+            raise Failure(str(exc), "aws", EXIT_AWS, {"stream": args.stream, "aws_error": exc.aws_error}) from exc
+        raise input_failure(str(exc), stream=args.stream) from exc
+    if not rows:
+        raise input_failure(
+            f"CloudWatch has no IncomingBytes or IncomingRecords for stream '{args.stream}' in the last {args.days} "
+            "day(s): nothing to replay",
+            stream=args.stream,
+        )
+    return rows
+
+
+def _progress(args: argparse.Namespace, total: int) -> Callable[[int, int], None] | None:
+    if args.json or total < PROGRESS_FROM_MINUTES:
+        return None
+    step = max(total // PROGRESS_STEPS, 1)
+
+    def show(done: int, of: int) -> None:
+        if done % step == 0 or done == of:
+            print(f"backtest: {done:,} of {of:,} minutes simulated ({done / of:.0%})", file=sys.stderr)
+
+    return show
+
+
+def _backtest_text(result: BacktestResult) -> str:
+    sim = result.simulation
+    minutes = sim.minutes
+    summary = result.summary()
+    setup = sim.setup
+    out = [
+        f"Backtest of stream '{result.policy}': {len(minutes):,} minutes from {minutes[0].timestamp:%Y-%m-%d %H:%M} "
+        f"to {minutes[-1].timestamp:%Y-%m-%d %H:%M} UTC; {setup.shards} shard(s) at the start, {setup.mode}, "
+        f"{setup.polling_consumers} polling and {setup.efo_consumers} enhanced fan-out consumer(s), a reshard takes "
+        f"{setup.reshard_minutes} min.",
+        "",
+        table(
+            ["figure", "value"],
+            [
+                ["throttled minutes", f"{summary['throttled_minutes']:,} ({summary['throttled_records']:,} records)"],
+                [
+                    f"minutes with iterator age >= {result.lag_threshold_ms / 1000:g} s",
+                    f"{summary['lag_minutes']:,} (max {summary['max_iterator_age_ms'] / 1000:,.0f} s)",
+                ],
+                ["records lost (past retention)", f"{summary['records_lost']:,}"],
+                ["shard-hours", f"{summary['shard_hours']:,.2f}"],
+                ["cost (USD, list prices)", f"{summary['cost_usd']:,.2f}"],
+                ["scaling calls (accepted)", str(summary["scaling_calls"])],
+                [
+                    "shards (first -> last, max)",
+                    f"{minutes[0].shards} -> {minutes[-1].shards}, max {max(sim.shards_per_minute)}",
+                ],
+            ],
+        ),
+        "",
+    ]
+    if result.actions:
+        rows = [
+            [
+                str(a.index),
+                f"{minutes[a.index].timestamp:%Y-%m-%d %H:%M}" if a.index < len(minutes) else "-",
+                a.symptom or "-",
+                a.action,
+                ", ".join(f"{k}={v}" for k, v in sorted(a.parameters.items())) or "-",
+                a.status,
+                shorten(a.reason, 60),
+            ]
+            for a in result.actions
+        ]
+        out += [
+            f"Actions ({len(result.actions)}):",
+            table(["minute", "time (UTC)", "symptom", "action", "parameters", "status", "reason"], rows),
+            "",
+        ]
+    else:
+        out += ["Actions: none.", ""]
+    errors = [d for d in result.deliveries if d.status == "error"]
+    for error in errors:
+        out.append(f"ERROR at minute {error.index} ({error.kind} of {error.alarm}): {error.detail}")
+    if result.not_simulated:
+        out.append("Alarms not simulated (the model does not produce their metrics; never guessed):")
+        out += [f"  {name}: {result.not_simulated_why.get(name, '')}" for name in result.not_simulated]
+        out.append("")
+    out.append(
+        "A simulation: nothing in AWS was changed. Costs use core/pricing.py's us-east-1 list prices (UNCONFIRMED)."
+    )
+    return "\n".join(out)
+
+
+def backtest_command(args: argparse.Namespace) -> int:
+    from remediator.rehearsal.backtest import backtest
+    from remediator.rehearsal.simulator import StreamSetup
+
+    try:
+        policies = load_policies([args.policy])
+    except PolicyValidationError as exc:
+        raise policy_failure(exc) from exc
+    policy = policies.get(args.stream)
+    if policy is None:
+        raise input_failure(
+            f"Stream '{args.stream}' is in no policy in {args.policy} "
+            f"({', '.join(sorted(policies.streams)) or 'none'}).",
+            stream=args.stream,
+            policy=str(args.policy),
+        )
+    trace = _backtest_trace(args)
+    shards = args.shards
+    if shards is None:
+        shards = int(REGISTRY.actions["reshard"].block(policy).min_shards)
+    try:
+        setup = StreamSetup(
+            shards=shards,
+            mode=StreamMode.ON_DEMAND if args.mode == "on-demand" else StreamMode.PROVISIONED,
+            retention_hours=args.retention_hours,
+            consumer_records_per_s=args.consumer_records_per_s,
+            polling_consumers=args.polling_consumers,
+            efo_consumers=args.efo_consumers,
+            reshard_minutes=args.reshard_minutes,
+        )
+    except ValueError as exc:
+        raise input_failure(str(exc)) from exc
+    result = backtest(policy, trace, setup, progress=_progress(args, len(trace)))
+    if args.plot is not None:
+        from remediator.rehearsal.plot import backtest_plot
+
+        backtest_plot(args.plot, result)
+    if args.json:
+        document = result.to_json()
+        if args.plot is not None:
+            document["plot"] = str(args.plot)
+        print(json.dumps(document, indent=2, default=str))
+        return EXIT_OK
+    print(_backtest_text(result))
+    if args.plot is not None:
+        print(f"Plot: {args.plot}")
+    return EXIT_OK
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def add_backtest(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    rehearse = command(
+        "backtest",
+        "replay a trace of a stream's traffic against a model of the stream, with the policy's alarms and the "
+        "remediator's own decisions, and print what would have happened (a simulation: changes nothing)",
+    )
+    rehearse.add_argument("--policy", required=True, type=Path, help="the policy file (or folder) naming the stream")
+    rehearse.add_argument("--stream", required=True, help="the stream, as named in the policy")
+    source = rehearse.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--trace",
+        type=Path,
+        metavar="CSV",
+        help="the trace: timestamp,incoming_bytes,incoming_records[,consumer_records_per_s], one row per minute "
+        "(default: none; this or --from-cloudwatch is required)",
+    )
+    source.add_argument(
+        "--from-cloudwatch",
+        action="store_true",
+        help="build the trace from the stream's CloudWatch metrics (IncomingBytes, IncomingRecords) of the last --days",
+    )
+    rehearse.add_argument(
+        "--days", type=positive_int, default=7, help="with --from-cloudwatch: days to replay, 1 to 15"
+    )
+    rehearse.add_argument("--json", action="store_true", help=JSON_HELP.format(", with shards_per_minute"))
+    rehearse.add_argument(
+        "--plot", type=Path, metavar="PNG", help="also draw load, capacity, iterator age and actions (default: no plot)"
+    )
+    rehearse.add_argument(
+        "--shards",
+        type=positive_int,
+        help="open shards at the trace's first minute (default: the policy's actions.reshard.min_shards)",
+    )
+    rehearse.add_argument("--mode", choices=["provisioned", "on-demand"], default="provisioned", help="capacity mode")
+    rehearse.add_argument("--retention-hours", type=positive_int, default=24, help="retention period at the start")
+    rehearse.add_argument(
+        "--consumer-records-per-s",
+        type=non_negative_float,
+        help="records a second each consumer processes, where the trace has no consumer_records_per_s (default: "
+        "as many as the stream lets it read)",
+    )
+    rehearse.add_argument("--polling-consumers", type=int, default=1, help="consumers reading with GetRecords")
+    rehearse.add_argument("--efo-consumers", type=int, default=0, help="enhanced fan-out consumers (billed only)")
+    rehearse.add_argument(
+        "--reshard-minutes",
+        type=positive_int,
+        default=5,
+        help="minutes a reshard or a mode switch keeps the stream UPDATING (AWS: 'a few minutes')",
+    )
+    rehearse.add_argument("--endpoint-url", help=ENDPOINT_HELP)
+    rehearse.add_argument("--region", help=REGION_HELP)
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Every option's help ends with its default: the value argparse holds, `off` for a flag; an option whose
     default is not a plain value (None) says it in its own help."""
@@ -436,7 +697,11 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help=JSON_HELP.format(""))
 
     trail = command("history", "print a stream's audit trail, newest first (read-only)")
-    trail.add_argument("--stream", required=True, help="the stream, as named in a policy")
+    trail.add_argument(
+        "--stream",
+        required=True,
+        help="the stream, as named in a policy; one in another account or region: <account>/<region>/<name>",
+    )
     trail.add_argument(
         "--since",
         type=parse_duration,
@@ -448,6 +713,7 @@ def parser() -> argparse.ArgumentParser:
     trail.add_argument("--stack", default=STACK_NAME, help="the deployed stack, to find the audit table")
     trail.add_argument("--endpoint-url", help=ENDPOINT_HELP)
     trail.add_argument("--region", help=REGION_HELP)
+    add_backtest(command)
     return root
 
 
@@ -463,6 +729,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "history":
             return history(args)
+        if args.command == "backtest":
+            return backtest_command(args)
         return plan(args)
     except Failure as failure:
         return report(failure, as_json)

@@ -30,17 +30,18 @@ from remediator.clients.audit import DynamoAuditLog
 from remediator.clients.aws import RETRY_CONFIG, client, seconds_after_change, worst_case_seconds
 from remediator.clients.follow_through import CloudWatchAlarmStates, EventBridgeScheduler
 from remediator.clients.kinesis import KinesisStreams
+from remediator.clients.members import MemberSessions
 from remediator.clients.metrics import CloudWatchMetrics
 from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
 from remediator.clients.services import AwsServices
-from remediator.core.alarm import AlarmResolved, AlarmTrigger, foreign_origin, identify
+from remediator.core.alarm import AlarmResolved, AlarmTrigger, event_origin, identify
 from remediator.core.deployment import CENSUS_SOURCE, RemediatorMetric
 from remediator.core.follow_through import FOLLOW_UP_SOURCE, FollowUp
-from remediator.core.outcome import Outcome, OutcomeStatus
+from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus
 from remediator.events import AlarmStateChangeEvent, CensusEvent
 from remediator.observability import count, logger, metrics, publish_open_shards, record_outcome, tracer
-from remediator.service import Dependencies, FollowThrough, census, follow_up, remediate, resolve
+from remediator.service import Dependencies, FollowThrough, Members, census, follow_up, remediate, resolve
 from remediator.settings import Settings
 
 settings = Settings.from_environment(os.environ)
@@ -63,6 +64,20 @@ follow_up_idempotency = IdempotencyConfig(
 # Its own persistence layer: Powertools configures a layer's key (event_key_jmespath) once, with the first config
 # it is used with, so a layer shared with `idempotency` would key every follow-up without its attempt.
 follow_up_persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
+# A member's alarm state change (issue 11.4): the same, keyed also by the account and region it comes from (an alarm
+# of the same name may change state at the same time in two accounts). Hub-local keys stay as they were.
+member_idempotency = IdempotencyConfig(
+    event_key_jmespath="[account, region, alarm_name, state_timestamp]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=24 * 3600,
+)
+member_persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
+member_follow_up_idempotency = IdempotencyConfig(
+    event_key_jmespath="[account, region, alarm_name, state_timestamp, attempt]",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=24 * 3600,
+)
+member_follow_up_persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
 # The function's own ARN, from the invocation (the follow-through schedules' target): set per invocation.
 _invoked: dict[str, str] = {}
 
@@ -82,21 +97,31 @@ def _follow_through() -> FollowThrough | None:
     )
 
 
+def _partition() -> str:
+    """The hub's partition (aws, aws-cn, aws-us-gov), from its own ARN: the members' role ARNs are in it."""
+    parts = _invoked.get("arn", "").split(":")
+    return parts[1] if len(parts) > 1 and parts[1] else "aws"
+
+
 @cache
 def dependencies() -> Dependencies:
     ssm = client("ssm", region=settings.region)
+    audit = DynamoAuditLog(dynamodb, settings.audit_table)
+    sessions = MemberSessions(client("sts", region=settings.region), settings.member_external_id, _partition)
     return Dependencies(
         streams=KinesisStreams(client("kinesis", region=settings.region)),
         metrics=CloudWatchMetrics(client("cloudwatch", region=settings.region)),
         reads=AwsServices(lambda service: client(service, region=settings.region)),
         writes=AwsServices(lambda service: client(service, region=settings.region, writes=True)),
-        audit=DynamoAuditLog(dynamodb, settings.audit_table),
+        audit=audit,
         notifier=SnsNotifier(client("sns", region=settings.region), settings.topic_arn),
         kill_switch=SsmKillSwitch(ssm, settings.kill_switch_parameter),
         policies=SsmPolicySource(ssm, settings.policy_parameter_prefix),
         seconds_after_change=seconds_after_change(),
         alarm_prefix=settings.alarm_prefix,
         follow_through=_follow_through(),
+        # The hub's account is set per invocation (_invocation_dependencies), from the invoked function's ARN.
+        members=Members(connect=sessions.connect, audit=audit.scoped, hub_account="", hub_region=settings.region),
     )
 
 
@@ -105,15 +130,29 @@ _time_left: ContextVar[Any] = ContextVar("time_left", default=None)
 
 
 def _invocation_dependencies() -> Dependencies:
-    """The cold-start dependencies, with this invocation's clock of time left."""
+    """The cold-start dependencies, with this invocation's clock of time left and the hub's own account."""
     deps = dependencies()
     time_left = _time_left.get()
-    return deps if time_left is None else replace(deps, time_left=time_left)
+    if time_left is not None:
+        deps = replace(deps, time_left=time_left)
+    if deps.members is not None:
+        deps = replace(deps, members=replace(deps.members, hub_account=_own_account_of(_invoked.get("arn", ""))))
+    return deps
 
 
 @idempotent_function(data_keyword_argument="trigger", config=idempotency, persistence_store=persistence)
 def handle_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
     return _finished(remediate(trigger, _invocation_dependencies()), "Remediation finished")
+
+
+@idempotent_function(data_keyword_argument="trigger", config=member_idempotency, persistence_store=member_persistence)
+def handle_member_trigger(trigger: AlarmTrigger) -> dict[str, Any]:
+    return _finished(remediate(trigger, _invocation_dependencies()), "Remediation finished")
+
+
+@idempotent_function(data_keyword_argument="resolved", config=member_idempotency, persistence_store=member_persistence)
+def handle_member_resolution(resolved: AlarmResolved) -> dict[str, Any]:
+    return _finished(resolve(resolved, _invocation_dependencies()), "Alarm resolution handled")
 
 
 def _finished(outcome: Outcome, message: str) -> dict[str, Any]:
@@ -132,8 +171,12 @@ DUPLICATE_IN_PROGRESS = "duplicate delivery in progress"
 
 def _own_account(context: LambdaContext) -> str:
     """The account this function runs in, from its ARN (arn:aws:lambda:<region>:<account>:function:<name>); '' if
-    the context has no such ARN."""
-    parts = str(getattr(context, "invoked_function_arn", "") or "").split(":")
+    the context has no such ARN. The hub's own account (issue 11.4) is this: no API call, on every invocation."""
+    return _own_account_of(str(getattr(context, "invoked_function_arn", "") or ""))
+
+
+def _own_account_of(arn: str) -> str:
+    parts = arn.split(":")
     return parts[4] if len(parts) > 4 else ""
 
 
@@ -141,6 +184,13 @@ def _own_account(context: LambdaContext) -> str:
     data_keyword_argument="event", config=follow_up_idempotency, persistence_store=follow_up_persistence
 )
 def handle_follow_up(event: FollowUp) -> dict[str, Any]:
+    return _finished(follow_up(event, settings.alarm_prefix, _invocation_dependencies()), "Follow-through finished")
+
+
+@idempotent_function(
+    data_keyword_argument="event", config=member_follow_up_idempotency, persistence_store=member_follow_up_persistence
+)
+def handle_member_follow_up(event: FollowUp) -> dict[str, Any]:
     return _finished(follow_up(event, settings.alarm_prefix, _invocation_dependencies()), "Follow-through finished")
 
 
@@ -160,7 +210,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     idempotency.register_lambda_context(context)
     _time_left.set(lambda: context.get_remaining_time_in_millis() / 1000)
     follow_up_idempotency.register_lambda_context(context)
-    _invoked["arn"] = context.invoked_function_arn
+    member_idempotency.register_lambda_context(context)
+    member_follow_up_idempotency.register_lambda_context(context)
+    _invoked["arn"] = str(getattr(context, "invoked_function_arn", "") or "")
     if isinstance(event, dict) and event.get("source") == FOLLOW_UP_SOURCE:
         return _follow_up(event)
     if isinstance(event, dict) and event.get("source") == CENSUS_SOURCE:
@@ -173,14 +225,23 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return _ignored("not a CloudWatch Alarm State Change event")
 
     detail = change.detail
-    # Event trust: only our own account and region (not audited: the stream it names is not ours).
-    foreign = foreign_origin(
-        account=change.account, region=change.region, own_account=_own_account(context), own_region=settings.region
+    # Event trust (issue 11.4): the hub's own account and region, or a member's whose envelope and alarm ARN agree;
+    # whether a policy names the stream there is the service's check. An event that names no well-formed account
+    # is only logged (no stream of ours to audit it under).
+    origin = event_origin(
+        account=change.account,
+        region=change.region,
+        alarm=detail.alarmName,
+        resources=change.resources,
+        hub_account=_own_account(context),
+        hub_region=settings.region,
     )
-    if foreign:
-        logger.warning("Ignoring an alarm from elsewhere", extra={"alarm": detail.alarmName[:300], "reason": foreign})
+    if origin.problem and not origin.audited:
+        logger.warning(
+            "Ignoring an alarm from elsewhere", extra={"alarm": detail.alarmName[:300], "reason": origin.problem}
+        )
         count(RemediatorMetric.IGNORED_ALARM_CHANGES)
-        return _ignored(foreign)
+        return _ignored(origin.problem)
 
     trigger, why_not = identify(
         alarm=detail.alarmName,
@@ -194,18 +255,47 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         reason=detail.state.reason,
         previous_timestamp=detail.previousState.timestamp if detail.previousState else None,
     )
-    if isinstance(trigger, AlarmResolved):
-        logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
-        count(RemediatorMetric.ALARM_RESOLUTIONS)
-        return handle_resolution(resolved=trigger)
     if trigger is None:
         logger.info("Ignoring alarm state change", extra={"alarm": detail.alarmName, "reason": why_not})
         count(RemediatorMetric.IGNORED_ALARM_CHANGES)
         return _ignored(why_not)
+    if origin.member:
+        trigger = trigger.model_copy(update={"member": True})
+        logger.append_keys(account=trigger.account, region=trigger.region)
     logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
+    if origin.problem:  # one of our alarms' names, from a well-formed account and region: audited there
+        return _distrusted(trigger, origin.problem)
+    if isinstance(trigger, AlarmResolved):
+        count(RemediatorMetric.ALARM_RESOLUTIONS)
+        if trigger.member:
+            return handle_member_resolution(resolved=trigger)
+        return handle_resolution(resolved=trigger)
     # Counted before the idempotency check: duplicates show as triggers without a new outcome.
     count(RemediatorMetric.ALARM_TRIGGERS)
+    if trigger.member:
+        member_trigger = trigger
+        return _once(lambda: handle_member_trigger(trigger=member_trigger), trigger.stream, trigger.symptom)
     return _once(lambda: handle_trigger(trigger=trigger), trigger.stream, trigger.symptom)
+
+
+def _distrusted(trigger: AlarmTrigger | AlarmResolved, reason: str) -> dict[str, Any]:
+    """An event whose envelope and alarm ARN disagree: logged, counted and audited (under the account and region
+    the envelope names), never acted on."""
+    logger.warning("Ignoring an alarm event that is not trusted", extra={"reason": reason})
+    count(RemediatorMetric.IGNORED_ALARM_CHANGES)
+    deps = dependencies()
+    audit = deps.members.audit(trigger.account, trigger.region) if trigger.member and deps.members else deps.audit
+    audit.record(
+        AuditEntry(
+            at=deps.clock(),
+            stream=trigger.stream,
+            alarm_name=trigger.alarm_name,
+            symptom=trigger.symptom,
+            outcome=OutcomeStatus.IGNORED,
+            reason=reason,
+        )
+    )
+    return _ignored(reason, trigger.stream, trigger.symptom)
 
 
 def _once(handle: Callable[[], dict[str, Any]], stream: str, symptom: str) -> dict[str, Any]:
@@ -231,6 +321,9 @@ def _follow_up(event: dict[str, Any]) -> dict[str, Any]:
         return _ignored("not a valid follow-through event")
     logger.append_keys(stream=follow.stream, symptom=follow.symptom, alarm=follow.alarm_name, attempt=follow.attempt)
     count(RemediatorMetric.FOLLOW_THROUGHS)
+    if follow.member:
+        logger.append_keys(account=follow.account, region=follow.region)
+        return _once(lambda: handle_member_follow_up(event=follow), follow.stream, follow.symptom)
     return _once(lambda: handle_follow_up(event=follow), follow.stream, follow.symptom)
 
 

@@ -15,7 +15,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from remediator.core.policy import CONSUMER_KINDS, PolicyDocumentBase, StreamPolicy, moved_key_hint
+from remediator.core.policy import CONSUMER_KINDS, PolicyDocumentBase, StreamPolicy, moved_key_hint, stream_key
 from remediator.core.registry import REGISTRY
 
 POLICY_SUFFIXES = (".yaml", ".yml")
@@ -232,12 +232,15 @@ class NoPolicyFiles(PolicyValidationError):
 class PolicySet:
     """All streams under protection, each with the file it came from, and what is valid but worth a look."""
 
+    # Keyed by the policy's key (core.policy.stream_key): the stream's name for a hub-local stream, else
+    # `<account>/<region>/<name>` ('-' for a part left out), so one name may be listed once per account and region.
     streams: Mapping[str, StreamPolicy]
     sources: Mapping[str, str]
     warnings: tuple[PolicyError, ...] = ()
 
-    def get(self, stream: str) -> StreamPolicy | None:
-        return self.streams.get(stream)
+    def get(self, stream: str, account: str | None = None, region: str | None = None) -> StreamPolicy | None:
+        """The policy of `stream` in `account`/`region` as the policy writes them (None: left out, the hub's)."""
+        return self.streams.get(stream_key(stream, account, region))
 
     def names(self) -> list[str]:
         return sorted(self.streams)
@@ -455,11 +458,14 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
         errors.extend(file_errors)
         warnings.extend(file_warnings)
         for stream in document.streams if document else ():
-            if stream.name in sources:
-                errors.append(PolicyError(str(path), stream.name, "name", f"also defined in {sources[stream.name]}"))
+            # One stream is (account, region, name): the same name in two accounts is two streams.
+            key = stream.key
+            if key in sources:
+                where = "" if key == stream.name else f" (account {stream.account}, region {stream.region})"
+                errors.append(PolicyError(str(path), stream.name, "name", f"also defined{where} in {sources[key]}"))
                 continue
-            streams[stream.name] = stream
-            sources[stream.name] = str(path)
+            streams[key] = stream
+            sources[key] = str(path)
     if errors:
         raise PolicyValidationError(errors)
     return PolicySet(streams=streams, sources=sources, warnings=tuple(warnings))

@@ -7,10 +7,11 @@ per-stream lease) is remediator.writeahead's part.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,12 +34,14 @@ from remediator.core.intent import trigger_identity
 from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutcome, StepResult
 from remediator.core.plan import OPEN_SHARDS_SETTING, Plan
 from remediator.core.planner import make_plan
-from remediator.core.policy import Mode, StreamPolicy
+from remediator.core.policy import Mode, StreamPolicy, lookup_scopes
 from remediator.core.ports import (
     AlarmStates,
     AuditLog,
     DeclaredOnly,
     KillSwitch,
+    MemberPorts,
+    MemberUnreachable,
     MetricsReader,
     Notifier,
     PolicySource,
@@ -64,6 +67,21 @@ class FollowThrough:
 
 
 @dataclass(frozen=True)
+class Members:
+    """How the hub reaches the streams of other accounts and regions (issue 11.4).
+
+    `connect(account, region, session_name)` gives that member's ports, raising MemberUnreachable when the hub may
+    not act there (no external id, AssumeRole refused); `audit(account, region)` is the hub's audit log keyed for
+    that member. `hub_account`/`hub_region` say which account and region are the hub's own (a policy may leave
+    them out)."""
+
+    connect: Callable[[str, str, str], MemberPorts]
+    audit: Callable[[str, str], AuditLog]
+    hub_account: str
+    hub_region: str
+
+
+@dataclass(frozen=True)
 class Dependencies:
     streams: StreamReader
     metrics: MetricsReader
@@ -82,6 +100,8 @@ class Dependencies:
     alarm_prefix: str = DEFAULT_ALARM_PREFIX
     # None: no follow-through (the CLI, and a deployment without a Scheduler role): one step per trigger.
     follow_through: FollowThrough | None = None
+    # None: this deployment acts on its own account and region only (the CLI); a member's trigger is ignored.
+    members: Members | None = None
 
 
 def gather_evidence(
@@ -144,14 +164,127 @@ def _audit(deps: Dependencies, trigger: AlarmTrigger, now: datetime, **fields: A
     )
 
 
-def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
-    now = deps.clock()
-    policy = deps.policies.get(trigger.stream)  # raises when it cannot be read: retried, then dead-lettered
-    if policy is None:
-        detail = (
+# --- members (issue 11.4) ------------------------------------------------------------------------------------
+
+
+class _Located:
+    """The hub's notifier, for a member's stream: every e-mail names the account and region."""
+
+    def __init__(self, notifier: Notifier, account: str, region: str) -> None:
+        self._notifier, self._account, self._region = notifier, account, region
+
+    def send(self, stream: str, subject: str, body: str, recipients: Sequence[str]) -> str:
+        return self._notifier.send(stream, *render.located(subject, body, self._account, self._region), recipients)
+
+
+def _for_member(trigger: AlarmTrigger | AlarmResolved, deps: Dependencies) -> Dependencies | None:
+    """The hub's dependencies with the audit log keyed, and the e-mails labelled, for the trigger's member account
+    and region; None when this deployment reaches no member."""
+    if deps.members is None:
+        return None
+    return replace(
+        deps,
+        audit=deps.members.audit(trigger.account, trigger.region),
+        notifier=_Located(deps.notifier, trigger.account, trigger.region),
+    )
+
+
+def _policy(trigger: AlarmTrigger | AlarmResolved, deps: Dependencies) -> StreamPolicy | None:
+    """The trigger's stream's policy: by name for the hub's own streams; for a member's, only a policy that names
+    that stream in the event's account and region (never another account's: a member cannot make the hub act on
+    another member's streams). Raises when it cannot be read: retried, then dead-lettered."""
+    if not trigger.member:
+        return deps.policies.get(trigger.stream)
+    members = deps.members
+    if members is None:
+        return None
+    for account, region in lookup_scopes(trigger.account, trigger.region, members.hub_account, members.hub_region):
+        policy = deps.policies.get(trigger.stream, account, region)
+        if policy is not None:
+            return policy
+    return None
+
+
+def _no_policy(trigger: AlarmTrigger | AlarmResolved) -> str:
+    if not trigger.member:
+        return (
             f"no valid policy for stream '{trigger.stream}' (none deployed, or it failed validation: see the "
             "remediator's logs); the remediator touches only streams with a valid policy"
         )
+    return (
+        f"no policy names stream '{trigger.stream}' in account {trigger.account}, region {trigger.region} (no "
+        "policy for that account and region, or the stream is named only in another account's or region's policy, "
+        "or its policy failed validation): the hub acts on a member's alarm only when a policy names that stream "
+        "in the account and region the alarm comes from"
+    )
+
+
+SESSION_NAME_LIMIT = 64  # sts:AssumeRole's RoleSessionName: 2-64 of [\w+=,.@-]
+
+
+def session_name(trigger: AlarmTrigger) -> str:
+    """The RoleSessionName the member's CloudTrail shows for the hub's calls: the alarm's stream and symptom
+    (stream names and symptom ids hold only allowed characters), cut with a digest when too long."""
+    name = f"kr-{trigger.symptom}-{trigger.stream}"
+    if len(name) <= SESSION_NAME_LIMIT:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: SESSION_NAME_LIMIT - 9]}-{digest}"
+
+
+def _reach(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencies, now: datetime) -> Dependencies | Outcome:
+    """The member's ports in place of the hub's, or the failed outcome (audited, e-mailed, not retried) when the
+    hub may not act there. Any other failure (STS throttled or unreachable) is audited and raised: retried."""
+    assert deps.members is not None  # _for_member returned deps
+    try:
+        ports = deps.members.connect(trigger.account, trigger.region, session_name(trigger))
+    except MemberUnreachable as exc:
+        detail = (
+            f"the hub could not act in account {trigger.account}, region {trigger.region}: {exc}. Nothing was "
+            "changed, and this alarm state change is not retried"
+        )
+        _audit(deps, trigger, now, mode=policy.mode, outcome=OutcomeStatus.FAILED, reason=detail)
+        subject = render._clip(f"[FAILED] {trigger.stream}: the hub could not assume the member's role", 99)
+        body = (
+            f"Stream:    {trigger.stream} (mode: {policy.mode})\nAlarm:     {trigger.alarm_name}\n\n{detail}.\n\n"
+            "Check the member stack in that account and region (its role's trust policy names the hub's account "
+            "and the external id), and the hub's MEMBER_EXTERNAL_ID (CDK context memberExternalId).\n"
+        )
+        deps.notifier.send(trigger.stream, subject, body, policy.notify.emails)
+        return Outcome(status=OutcomeStatus.FAILED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
+    except Exception as exc:
+        reason = f"could not reach account {trigger.account}, region {trigger.region}: {type(exc).__name__}: {exc}"
+        _audit(deps, trigger, now, mode=policy.mode, outcome=OutcomeStatus.FAILED, reason=reason)
+        raise
+    # Follow-through: the schedules are the hub's; the alarm whose state a follow-up checks is the member's.
+    follow = deps.follow_through
+    return replace(
+        deps,
+        streams=ports.streams,
+        metrics=ports.metrics,
+        reads=ports.reads,
+        writes=ports.writes,
+        follow_through=None if follow is None else replace(follow, alarms=ports.alarms),
+    )
+
+
+def alarm_key(trigger: AlarmTrigger | AlarmResolved) -> str:
+    """The alarm as a follow-through schedule's name digests it: its name, and for a member's alarm its account and
+    region too (the same alarm name may change state at the same time in two accounts)."""
+    return f"{trigger.account}/{trigger.region}/{trigger.alarm_name}" if trigger.member else trigger.alarm_name
+
+
+def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
+    now = deps.clock()
+    if trigger.member:
+        scoped = _for_member(trigger, deps)
+        if scoped is None:
+            detail = f"alarm from account {trigger.account}, region {trigger.region}: this deployment reaches no member"
+            return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
+        deps = scoped
+    policy = _policy(trigger, deps)  # raises when it cannot be read: retried, then dead-lettered
+    if policy is None:
+        detail = _no_policy(trigger)
         _audit(deps, trigger, now, outcome=OutcomeStatus.IGNORED, reason=detail)
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
 
@@ -161,6 +294,18 @@ def remediate(trigger: AlarmTrigger, deps: Dependencies) -> Outcome:
     if why_not:
         _audit(deps, trigger, now, mode=policy.mode, outcome=OutcomeStatus.IGNORED, reason=why_not)
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=why_not)
+
+    if trigger.member:
+        reached = _reach(trigger, policy, deps, now)
+        if isinstance(reached, Outcome):
+            return reached
+        # The hub publishes OpenShards per stream name in its own account: not for a member's stream.
+        return _act(trigger, policy, reached, now).model_copy(update={"open_shards": None})
+    return _act(trigger, policy, deps, now)
+
+
+def _act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencies, now: datetime) -> Outcome:
+    """Plan and act on a trusted trigger of a stream with a policy, under its lease (writeahead)."""
 
     with writeahead.stream_lease(trigger, policy, deps, now) as holder:
         if holder is not None:
@@ -311,7 +456,7 @@ def follow_through(
     if decision.at is None:
         return f"\nFollow-through: none; {decision.reason}.\n" if decision.needed else ""
     name = schedule_name(
-        deps.follow_through.schedule_prefix, trigger.alarm_name, trigger.state_timestamp, decision.attempt
+        deps.follow_through.schedule_prefix, alarm_key(trigger), trigger.state_timestamp, decision.attempt
     )
     follow_up = FollowUp(
         alarm_name=trigger.alarm_name,
@@ -321,6 +466,7 @@ def follow_through(
         attempt=decision.attempt,
         account=trigger.account,
         region=trigger.region,
+        member=trigger.member,
     )
     try:
         deps.follow_through.scheduler.create(name, decision.at, follow_up)
@@ -363,6 +509,7 @@ def follow_up(event: FollowUp, prefix: str, deps: Dependencies) -> Outcome:
         region=event.region,
         reason=f"follow-through {event.attempt} of the alarm state change at {event.state_timestamp}",
         attempt=event.attempt,
+        member=event.member,
     )
     now = deps.clock()
     ft = deps.follow_through
@@ -370,8 +517,22 @@ def follow_up(event: FollowUp, prefix: str, deps: Dependencies) -> Outcome:
         detail = "follow-through is not configured in this deployment"
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
     # Consumed first: ActionAfterCompletion=DELETE removes it in AWS too, and a retry finds nothing left to delete.
-    ft.scheduler.delete(schedule_name(ft.schedule_prefix, trigger.alarm_name, trigger.state_timestamp, trigger.attempt))
-    state = ft.alarms.state(trigger.alarm_name)
+    ft.scheduler.delete(schedule_name(ft.schedule_prefix, alarm_key(trigger), trigger.state_timestamp, trigger.attempt))
+    alarms = ft.alarms
+    if trigger.member:  # the member's alarm, read through its role (its policy is checked again by remediate)
+        member_deps = _for_member(trigger, deps)
+        policy = _policy(trigger, member_deps) if member_deps is not None else None
+        if member_deps is None or policy is None:
+            detail = f"follow-through {trigger.attempt} stopped: {_no_policy(trigger)}"
+            return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
+        reached = _reach(trigger, policy, member_deps, now)
+        if isinstance(reached, Outcome):
+            return reached
+        assert reached.follow_through is not None
+        deps_for_audit, alarms = reached, reached.follow_through.alarms
+    else:
+        deps_for_audit = deps
+    state = alarms.state(trigger.alarm_name)
     stale = _stale(state.transitioned_at, trigger.state_timestamp) if state is not None else False
     if state is None or state.value != "ALARM" or stale:
         why = (
@@ -382,7 +543,7 @@ def follow_up(event: FollowUp, prefix: str, deps: Dependencies) -> Outcome:
             else f"changed state at {state.transitioned_at:%Y-%m-%d %H:%M:%S} UTC, after this chain began"
         )
         detail = f"follow-through {trigger.attempt} stopped: the alarm {why}"
-        _audit(deps, trigger, now, outcome=OutcomeStatus.IGNORED, reason=detail)
+        _audit(deps_for_audit, trigger, now, outcome=OutcomeStatus.IGNORED, reason=detail)
         return Outcome(status=OutcomeStatus.IGNORED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
     return remediate(trigger, deps)
 
@@ -395,9 +556,19 @@ def _stale(transitioned_at: datetime | None, origin: str) -> bool:
 def resolve(resolved: AlarmResolved, deps: Dependencies) -> Outcome:
     """ALARM -> OK: cancel the pending follow-ups, and e-mail what was done if anything was (audited)."""
     now = deps.clock()
-    policy = deps.policies.get(resolved.stream)
+    if resolved.member:
+        scoped = _for_member(resolved, deps)
+        if scoped is None:
+            detail = (
+                f"alarm from account {resolved.account}, region {resolved.region}: this deployment reaches no member"
+            )
+            return Outcome(
+                status=OutcomeStatus.IGNORED, stream=resolved.stream, symptom=resolved.symptom, detail=detail
+            )
+        deps = scoped
+    policy = _policy(resolved, deps)
     if policy is None:
-        detail = f"no valid policy for stream '{resolved.stream}'"
+        detail = _no_policy(resolved) if resolved.member else f"no valid policy for stream '{resolved.stream}'"
         return Outcome(status=OutcomeStatus.IGNORED, stream=resolved.stream, symptom=resolved.symptom, detail=detail)
     ok_at = parse_timestamp(resolved.state_timestamp)
     alarm_at = parse_timestamp(resolved.alarm_timestamp) if resolved.alarm_timestamp else None

@@ -24,6 +24,14 @@ class Settings(BaseModel):
     follow_up_role_arn: str | None = Field(None, alias=Env.FOLLOW_UP_ROLE, pattern=r"^arn:aws[a-z-]*:iam::")
     schedule_prefix: str | None = Field(None, alias=Env.SCHEDULE_PREFIX, pattern=r"^[0-9a-zA-Z_.-]{1,40}$")
 
+    # Many accounts (issue 11.4): the external id for sts:AssumeRole on a member's role. Needed only when a member's
+    # stream is remedied (that event fails, audited, without it). STS: 2-1224 characters of [\w+=,.@:/-].
+    # The hub's own account and partition are not settings: they come from the invoked function's ARN (each
+    # invocation's context, no API call); its region is AWS_REGION above.
+    member_external_id: str | None = Field(
+        None, alias=Env.MEMBER_EXTERNAL_ID, min_length=2, max_length=1224, pattern=r"^[A-Za-z0-9_+=,.@:/-]+$"
+    )
+
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> Settings:
         wanted = {field.alias for field in cls.model_fields.values() if field.alias}

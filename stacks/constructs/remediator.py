@@ -27,6 +27,7 @@ from remediator.core.deployment import (
     SCHEDULER_SERVICE,
     SERVICE_NAME,
     Env,
+    member_role_arn,
     schedule_prefix,
 )
 from remediator.core.iam import Permission, permissions
@@ -49,6 +50,9 @@ CODE_EXCLUDES = [
     "remediator/cli.py",
     "remediator/policy_files.py",
     "remediator/reference.py",
+    # The rehearsal tools (the CLI's backtest, and the trace it reads from CloudWatch).
+    "remediator/rehearsal",
+    "remediator/clients/cloudwatch_trace.py",
 ]
 
 
@@ -163,6 +167,20 @@ def wildcard_findings(policies: PolicySet) -> dict[str, str]:
     return found
 
 
+def member_role_arns(policies: PolicySet, stack: Stack) -> list[str]:
+    """The member roles (core.deployment.member_role_arn) the hub assumes: one per account in which a policy places
+    a stream outside the hub's own account and region (the hub's account too, for a stream in another region)."""
+    accounts: set[str] = set()
+    for policy in policies.streams.values():
+        if policy.account is None and policy.region is None:
+            continue  # the hub's own stream
+        account, region = policy.account or stack.account, policy.region or stack.region
+        if account == stack.account and region == stack.region:
+            continue  # the hub's own account and region, written out
+        accounts.add(account)
+    return [member_role_arn(account, stack.partition) for account in sorted(accounts)]
+
+
 class Remediator(Construct):
     def __init__(
         self,
@@ -257,6 +275,10 @@ class Remediator(Construct):
         self.scheduler_role.add_to_policy(
             iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[self.function.function_arn])
         )
+        # Many accounts (issue 11.4): the hub may assume exactly the member roles of the accounts its policies name.
+        member_roles = member_role_arns(policies, stack)
+        if member_roles:
+            self.role.add_to_policy(iam.PolicyStatement(actions=["sts:AssumeRole"], resources=member_roles))
 
         self.rule = events.Rule(
             self,

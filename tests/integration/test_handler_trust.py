@@ -1,6 +1,7 @@
-"""Event trust through the real handler: only alarms this deployment created, from its own account and region,
-naming a stream Kinesis could have, are acted on. Ignored events touch no stream; they are audited only where the
-stream is valid and has a policy (never an audit row keyed by an invalid name)."""
+"""Event trust through the real handler: only alarms this deployment created, from its own account and region (or
+a member's: tests/integration/test_members.py), naming a stream Kinesis could have, are acted on. Ignored events
+touch no stream; they are audited only where the stream is valid and has a policy, or where the event names a
+well-formed account and region (never an audit row keyed by an invalid name)."""
 
 from __future__ import annotations
 
@@ -108,28 +109,38 @@ def test_an_alarm_of_a_disabled_detector_is_ignored_and_audited(aws, invoke):
         pytest.param(
             "account",
             "210987654321",
-            "event from account '210987654321', not this function's account '123456789012'",
+            "the event comes from account '210987654321' but its alarm's ARN names account '123456789012'",
             id="wrong-account",
         ),
         pytest.param(
-            "region", "eu-west-1", "event from region 'eu-west-1', not this function's region 'us-east-1'", id="region"
+            "region",
+            "eu-west-1",
+            "the event comes from region 'eu-west-1' but its alarm's ARN names region 'us-east-1'",
+            id="region",
         ),
     ],
 )
 @pytest.mark.usefixtures("saturated")
-def test_alarms_from_another_account_or_region_are_ignored_without_audit(aws, invoke, api_calls, field, value, why):
-    # Given our alarm's state change as another account or region would send it (a stream of the same name there
-    # is another stream)
+def test_an_event_whose_envelope_and_alarm_arn_disagree_is_audited_never_acted_on(
+    aws, invoke, api_calls, field, value, why
+):
+    # Given our alarm's state change with another account or region in its envelope than in its alarm's ARN
+    # (since issue 11.4 another account or region may be a member, so the two must agree)
     event = alarm_event(WRITE_ALARM)
     event[field] = value
 
     # When it reaches the handler
     result = invoke(event)
 
-    # Then it is ignored before any AWS call, and no audit row is written for our stream of that name
-    assert result == {"status": "ignored", "stream": "-", "symptom": "-", "detail": why, "steps": [], "plan": None}
-    assert api_calls.calls == []
-    assert all_audit_rows(aws) == []
+    # Then it is ignored with the reason, audited under the account and region the envelope names (never in the hub's
+    # stream's rows), and nothing else is called: no policy read, no role assumed, no stream touched
+    assert result["status"] == "ignored" and why in result["detail"]
+    assert [(c.service, c.operation) for c in api_calls.calls] == [("dynamodb", "PutItem")]
+    [row] = all_audit_rows(aws)
+    account, region = (value, "us-east-1") if field == "account" else ("123456789012", value)
+    assert row["pk"]["S"] == f"STREAM#{account}/{region}/{STREAM}"
+    assert (row["account"]["S"], row["region"]["S"], row["outcome"]["S"]) == (account, region, "ignored")
+    assert aws.audit_rows(STREAM) == []
     assert aws.shard_count(STREAM) == 2
 
 

@@ -6,6 +6,11 @@ in partitions no row query reads:
   step, before the step's in-flight row; each names its row and carries the row's first version, so a retry
   can finish a row its predecessor never managed to write;
 - leases (pk `LEASE#<stream>`, sk `LEASE`): which trigger is acting on a stream, until when.
+
+A member's stream (issue 11.4: another account or region than the hub's) is keyed `<account>/<region>/<stream>`
+in place of `<stream>` (rows, leases), by the log `scoped(account, region)` returns; its rows also hold `account`
+and `region`. Stream names hold no '/', so a hub-local key never meets a member's. Its claims are keyed by its
+trigger's identity, which names the account and region (core.intent.trigger_identity).
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ class AuditRow:
     notified: bool = False
     parameters: dict[str, Any] | None = None
     plan: dict[str, Any] | None = field(default=None, repr=False)
+    # A member's stream (issue 11.4): its account and region; '' for the hub's own.
+    account: str = ""
+    region: str = ""
 
     @classmethod
     def from_item(cls, item: dict[str, dict[str, Any]]) -> AuditRow:
@@ -68,17 +76,27 @@ class AuditRow:
             notified=bool(item.get("notified", {}).get("BOOL", False)),
             parameters=document("parameters"),
             plan=document("plan"),
+            account=text("account"),
+            region=text("region"),
         )
 
 
 class DynamoAuditLog:
-    def __init__(self, dynamodb: Any, table_name: str) -> None:
+    def __init__(self, dynamodb: Any, table_name: str, scope: tuple[str, str] | None = None) -> None:
         self._dynamodb = dynamodb
         self._table = table_name
+        self._scope = scope
 
-    @staticmethod
-    def partition(stream: str) -> str:
-        return f"STREAM#{stream}"
+    def scoped(self, account: str, region: str) -> DynamoAuditLog:
+        """The same table, for the streams of a member account and region: every key names them."""
+        return DynamoAuditLog(self._dynamodb, self._table, (account, region))
+
+    def key(self, stream: str) -> str:
+        """The stream's key in the table: its name (the hub's own), or `<account>/<region>/<name>`."""
+        return stream if self._scope is None else f"{self._scope[0]}/{self._scope[1]}/{stream}"
+
+    def partition(self, stream: str) -> str:
+        return f"STREAM#{self.key(stream)}"
 
     @staticmethod
     def row_key(at: datetime) -> str:
@@ -103,6 +121,9 @@ class DynamoAuditLog:
                 item[key] = {"S": str(value)}
         if entry.notified:
             item["notified"] = {"BOOL": True}
+        account, region = self._scope or (entry.account, entry.region)
+        if account and region:
+            item["account"], item["region"] = {"S": account}, {"S": region}
         for key in ("parameters", "plan"):
             value = getattr(entry, key)
             if value is not None:
@@ -197,6 +218,8 @@ class DynamoAuditLog:
                         mode=Mode(text["mode"]) if text.get("mode") in {m.value for m in Mode} else None,
                         action=text.get("action"),
                         parameters=json.loads(text["parameters"]) if "parameters" in text else None,
+                        account=text.get("account"),
+                        region=text.get("region"),
                     )
                 )
         return sorted(found, key=lambda entry: entry.at)
@@ -287,9 +310,8 @@ class DynamoAuditLog:
 
     # --- the per-stream lease ---------------------------------------------------------------------------
 
-    @staticmethod
-    def _lease_key(stream: str) -> dict[str, dict[str, str]]:
-        return {"pk": {"S": f"LEASE#{stream}"}, "sk": {"S": LEASE_SK}}
+    def _lease_key(self, stream: str) -> dict[str, dict[str, str]]:
+        return {"pk": {"S": f"LEASE#{self.key(stream)}"}, "sk": {"S": LEASE_SK}}
 
     def _lease_item(self, lease: Lease) -> dict[str, dict[str, str]]:
         return {

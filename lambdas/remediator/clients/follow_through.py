@@ -47,7 +47,7 @@ class EventBridgeScheduler:
                 Target={
                     "Arn": function_arn(self._target_arn()),
                     "RoleArn": self._role_arn,
-                    "Input": follow_up.model_dump_json(),
+                    "Input": follow_up.model_dump_json(exclude=None if follow_up.member else {"member"}),
                     "RetryPolicy": RETRY_POLICY,
                 },
                 ClientToken=name,

@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from remediator.core.deployment import KILL_SWITCH_OFF, POLICY_CACHE_SECONDS
-from remediator.core.policy import StreamPolicy
+from remediator.core.policy import StreamPolicy, stream_key
 from remediator.core.ports import KillSwitchUnreadable, PolicyUnreadable
 from remediator.core.registry import REGISTRY
 from remediator.observability import logger
@@ -87,8 +87,10 @@ class SsmPolicySource:
             raise PolicyUnreadable(f"cannot list the policies under {self._prefix}: {exc}") from exc
         return sorted(name for name in names if name)
 
-    def get(self, stream: str) -> StreamPolicy | None:
-        name = f"{self._prefix}/{stream}"
+    def get(self, stream: str, account: str | None = None, region: str | None = None) -> StreamPolicy | None:
+        """The policy parameter `<prefix>/<key>` (core.policy.stream_key: the stream's name for a hub-local
+        stream, `<account>/<region>/<name>` for one elsewhere)."""
+        name = f"{self._prefix}/{stream_key(stream, account, region)}"
         try:
             raw = self._provider.get(name, max_age=POLICY_CACHE_SECONDS, transform="json")
         except TransformParameterError:
@@ -105,8 +107,8 @@ class SsmPolicySource:
         except ValidationError:
             logger.exception("Deployed policy does not validate; ignoring the stream", extra={"parameter": name})
             return None
-        if policy.name != stream:
-            # Never act on one stream under another stream's policy.
-            logger.error("Deployed policy names another stream", extra={"parameter": name, "names": policy.name})
+        if (policy.name, policy.account, policy.region) != (stream, account, region):
+            # Never act on one stream under another stream's policy (nor on a stream in another account's).
+            logger.error("Deployed policy names another stream", extra={"parameter": name, "names": policy.key})
             return None
         return policy

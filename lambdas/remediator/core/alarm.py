@@ -8,13 +8,14 @@ whatever resource the alarm watches (a consumer function, a lease table): no loo
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from remediator.core.deployment import ALARM_NAME_MAX_LENGTH, ALARM_NAME_SEPARATOR, DEFAULT_ALARM_PREFIX
-from remediator.core.policy import STREAM_NAME_PATTERN, StreamPolicy
+from remediator.core.policy import ACCOUNT_ID_PATTERN, REGION_NAME_PATTERN, STREAM_NAME_PATTERN, StreamPolicy
 from remediator.core.registry import REGISTRY
 
 if TYPE_CHECKING:
@@ -24,8 +25,10 @@ __all__ = [
     "DEFAULT_ALARM_PREFIX",
     "AlarmResolved",
     "AlarmTrigger",
+    "Origin",
     "alarm_name",
     "deployed_alarms",
+    "event_origin",
     "foreign_origin",
     "identify",
     "untrusted",
@@ -81,6 +84,9 @@ class AlarmTrigger(BaseModel):
     # 0: the alarm's own state change. n >= 1: the n-th follow-through of that same state change
     # (remediator.core.follow_through), its own unit of work: idempotency and audit keys include it.
     attempt: int = Field(0, ge=0)
+    # From a member (issue 11.4): `account`/`region` are not the hub's own, so the stream is looked up, audited and
+    # reached there (an assumed role), and its keys (idempotency, write-ahead, lease, audit) name them.
+    member: bool = False
 
     @property
     def key(self) -> str:
@@ -100,6 +106,7 @@ class AlarmResolved(BaseModel):
     alarm_timestamp: str | None  # when it had gone to ALARM (the event's previousState), if the event says
     account: str
     region: str
+    member: bool = False  # as AlarmTrigger.member
 
 
 STREAM_DIMENSION = "StreamName"
@@ -206,6 +213,74 @@ def foreign_origin(*, account: str, region: str, own_account: str, own_region: s
     if region != own_region:
         return f"event from region '{region}', not this function's region '{own_region}'"
     return ""
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an alarm event comes from, as far as the hub trusts it (issue 11.4).
+
+    `member`: from an account or region other than the hub's own (the stream is looked up and reached there).
+    `problem`: why the event is not acted on at all ('' when it may go on to the policy check). `audited`: the
+    problem is recorded in the audit log (under the account and region the event names, which are well formed);
+    otherwise it is only logged, as an event that names nothing of ours."""
+
+    member: bool
+    problem: str = ""
+    audited: bool = False
+
+
+ALARM_ARN = "arn:<partition>:cloudwatch:<region>:<account>:alarm:<name>"
+
+
+def _alarm_arn(arn: str) -> tuple[str, str, str] | None:
+    """(account, region, alarm name) of a CloudWatch alarm ARN, or None when it is not one. Alarm names may hold
+    ':', so the name is everything after the sixth."""
+    parts = arn.split(":", 6)
+    if len(parts) != 7 or parts[0] != "arn" or parts[2] != "cloudwatch" or parts[5] != "alarm":
+        return None
+    return parts[4], parts[3], parts[6]
+
+
+def event_origin(
+    *, account: str, region: str, alarm: str, resources: Sequence[str], hub_account: str, hub_region: str
+) -> Origin:
+    """Who sent an alarm event: the hub's own account and region, a member, or no one to act for (and why).
+
+    EventBridge sets the envelope's `account` and `region` to where the event happened, also when a member's rule
+    forwards it to the hub's bus, and `aws.cloudwatch` events cannot be put by anyone else. The alarm's ARN (the
+    event's one resource) must say the same account, region and alarm name: an event whose envelope and ARN
+    disagree is not trusted. Whether a policy names the stream in that account and region is checked after."""
+    if not hub_account:
+        return Origin(
+            False, f"this function's account is unknown, so an event from account '{account}' cannot be trusted"
+        )
+    if not ACCOUNT_ID_PATTERN.fullmatch(account) or not REGION_NAME_PATTERN.fullmatch(region):
+        return Origin(
+            False, f"event from account '{account[:64]}', region '{region[:64]}': not an AWS account id and region"
+        )
+    member = (account, region) != (hub_account, hub_region)
+    arns = list(resources)
+    if not arns and not member:
+        return Origin(False)  # the hub's own event, as before members existed
+    parsed = _alarm_arn(arns[0]) if len(arns) == 1 else None
+    if parsed is None:
+        return Origin(member, f"the event names {len(arns)} resource(s), not one alarm ARN ({ALARM_ARN})", audited=True)
+    arn_account, arn_region, arn_alarm = parsed
+    for what, envelope, arn in (("account", account, arn_account), ("region", region, arn_region)):
+        if envelope != arn:
+            return Origin(
+                member,
+                f"the event comes from {what} '{envelope}' but its alarm's ARN names {what} '{arn[:64]}': an event "
+                "whose envelope and alarm disagree is not acted on",
+                audited=True,
+            )
+    if arn_alarm != alarm:
+        return Origin(
+            member,
+            f"the event's alarm ARN names alarm '{_shown(arn_alarm, 80)}', not '{_shown(alarm, 80)}'",
+            audited=True,
+        )
+    return Origin(member)
 
 
 def deployed_alarms(policy: StreamPolicy, prefix: str) -> dict[str, tuple[str, AlarmSpec]]:

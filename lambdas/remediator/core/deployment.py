@@ -40,6 +40,16 @@ CENSUS_RATE_MINUTES: Final = 5
 LEASE_MARGIN_SECONDS: Final = 60
 
 
+# Many accounts and regions (issue 11.4): each member stack creates this role; the hub's remediator assumes it
+# (sts:AssumeRole with the deployment's external id) to act on that member's streams.
+MEMBER_ROLE_NAME: Final = "KinesisRemediatorMember"
+
+
+def member_role_arn(account: str, partition: str = "aws") -> str:
+    """The role a member stack creates in `account` (IAM is global: one per account, whatever the region)."""
+    return f"arn:{partition}:iam::{account}:role/{MEMBER_ROLE_NAME}"
+
+
 SERVICE_NAME: Final = "kinesis-remediator"
 STACK_NAME: Final = "KinesisRemediator"  # the CloudFormation stack `cdk deploy` creates
 METRICS_NAMESPACE: Final = "KinesisRemediator"
@@ -65,6 +75,8 @@ class Env:
     POLICY_DIGEST: Final = "POLICY_DIGEST"
     FOLLOW_UP_ROLE: Final = "FOLLOW_UP_SCHEDULER_ROLE_ARN"
     SCHEDULE_PREFIX: Final = "FOLLOW_UP_SCHEDULE_PREFIX"
+    # The external id the hub passes to sts:AssumeRole on a member's role (CDK context `memberExternalId`).
+    MEMBER_EXTERNAL_ID: Final = "MEMBER_EXTERNAL_ID"
 
 
 class RemediatorMetric:

@@ -74,6 +74,14 @@ class FollowUp(BaseModel):
     attempt: int = Field(..., ge=1, le=MAX_FOLLOW_UPS)
     account: str
     region: str
+    # A member's stream (issue 11.4): its alarm is read, and the stream reached, in `account`/`region`. Left out of
+    # the hub's own follow-ups' payloads (clients.follow_through), which are as before members existed.
+    member: bool = False
+
+    @property
+    def alarm_key(self) -> str:
+        """The alarm, as the schedule's name digests it (service.alarm_key)."""
+        return f"{self.account}/{self.region}/{self.alarm_name}" if self.member else self.alarm_name
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,8 @@ def trigger_identity(trigger: AlarmTrigger) -> str:
     intents and each retry of one attempt finds the same ones.
     """
     parts = [trigger.alarm_name, trigger.state_timestamp]
+    if trigger.member:  # a member's alarm may bear the same name, at the same time, as one in another account
+        parts = [f"{trigger.account}/{trigger.region}", *parts]
     attempt = getattr(trigger, "attempt", None)  # follow-through (H-FOLLOW): the attempt number, if any
     if attempt:
         parts.append(f"attempt-{attempt}")

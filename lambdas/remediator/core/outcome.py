@@ -102,6 +102,10 @@ class AuditEntry(BaseModel):
     plan: dict[str, Any] | None = None
     # An advice e-mail went out with this row: the next one for the stream and symptom waits its interval.
     notified: bool = False
+    # A member's stream (issue 11.4): the account and region it is in. None for the hub's own streams (their
+    # rows are as before members existed); the audit log keyed for a member fills them in.
+    account: str | None = None
+    region: str | None = None
 
 
 # Rows that count as a change made, for cooldowns and budgets: an applied change, a change that may have been

@@ -63,6 +63,42 @@ def text_like(pattern: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+# Where a stream lives, when not in the hub's own account and region (issue 11.4: one hub, many members).
+ACCOUNT_ID_PATTERN = re.compile(r"^[0-9]{12}$")
+# aws regions (us-east-1, eu-central-2, ap-southeast-4), GovCloud (us-gov-west-1), China (cn-north-1), ISO.
+REGION_NAME_PATTERN = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$")
+AccountId = Annotated[
+    str, text_like(ACCOUNT_ID_PATTERN.pattern, "an AWS account id: 12 digits (in quotes in YAML, like '123456789012')")
+]
+RegionName = Annotated[str, text_like(REGION_NAME_PATTERN.pattern, "an AWS region name like 'eu-west-1'")]
+# Stands for the hub's own account or region in a stream key, where the policy leaves it out.
+HUB_SCOPE = "-"
+
+
+def stream_key(name: str, account: str | None = None, region: str | None = None) -> str:
+    """A policy's key, as written: the stream's name for a hub-local stream (account and region left out, so
+    its SSM parameter keeps its name), else `<account>/<region>/<name>` with '-' for a part left out (the hub's).
+    Stream names, account ids and region names contain no '/', so a key names exactly one policy."""
+    if account is None and region is None:
+        return name
+    return f"{account or HUB_SCOPE}/{region or HUB_SCOPE}/{name}"
+
+
+def lookup_scopes(account: str, region: str, hub_account: str, hub_region: str) -> list[tuple[str | None, str | None]]:
+    """How a policy may write `account`/`region` (both known, as an event names them), the shortest first: the
+    hub's own account or region may be left out (as usual) or written out; another's must be written out. A
+    policy written for another account never matches."""
+    accounts: list[str | None] = [None, account] if account == hub_account else [account]
+    regions: list[str | None] = [None, region] if region == hub_region else [region]
+    return [(a, r) for a in accounts for r in regions]
+
+
+def lookup_keys(name: str, account: str, region: str, hub_account: str, hub_region: str) -> list[str]:
+    """The keys (stream_key) a policy for stream `name` in `account`/`region` may be written under, in the order
+    of lookup_scopes. For a stream in the hub's own account and region the first is its name."""
+    return [stream_key(name, a, r) for a, r in lookup_scopes(account, region, hub_account, hub_region)]
+
+
 FunctionName = Annotated[
     str, text_like(r"^[a-zA-Z0-9-_]{1,64}$", "a Lambda function's name: 1-64 letters, digits, '-' or '_'")
 ]
@@ -243,6 +279,14 @@ class StreamPolicy(Strict):
     name: StreamName = Field(
         ..., description="The stream, by name: 1-128 of a-z A-Z 0-9 _ . - (no wildcards, one stream per entry)."
     )
+    account: AccountId | None = Field(
+        None,
+        description="The AWS account the stream is in, when not the hub's (12 digits, quoted): the remediator acts "
+        "there through the member stack's role. Left out: the hub's own account.",
+    )
+    region: RegionName | None = Field(
+        None, description="The AWS region the stream is in, when not the hub's. Left out: the hub's region."
+    )
     mode: Mode = Field(Mode.DRY_RUN, description="dry-run (the default) emails the plan; enforce acts.")
     notify: Notify = Notify()
     consumers: tuple[Consumer, ...] = Field(
@@ -251,6 +295,18 @@ class StreamPolicy(Strict):
     capacity: Capacity = Capacity()
     detectors: Strict = Strict()
     actions: Strict = Strict()
+
+    @property
+    def key(self) -> str:
+        """The policy's key (core.policy.stream_key): its name for a hub-local stream."""
+        return stream_key(self.name, self.account, self.region)
+
+    def where(self) -> str:
+        """The stream as people read it: `'orders'`, or `'orders' in account 123456789012, region eu-west-1`."""
+        if self.account is None and self.region is None:
+            return f"'{self.name}'"
+        account, region = self.account or "(the hub's)", self.region or "(the hub's)"
+        return f"'{self.name}' in account {account}, region {region}"
 
     @property
     def lambda_consumers(self) -> tuple[LambdaConsumer, ...]:
@@ -293,11 +349,12 @@ class PolicyDocumentBase(Strict):
 
     @model_validator(mode="after")
     def _stream_names_unique(self) -> PolicyDocumentBase:
+        # A stream is (account, region, name): the same name may be listed once per account and region.
         seen: set[str] = set()
         for stream in self.streams:
-            if stream.name in seen:
-                raise ValueError(f"stream '{stream.name}' is listed twice")
-            seen.add(stream.name)
+            if stream.key in seen:
+                raise ValueError(f"stream {stream.where()} is listed twice")
+            seen.add(stream.key)
         return self
 
 

@@ -121,12 +121,34 @@ class Notifier(Protocol):
 class PolicySource(Protocol):
     """The validated policy of a stream, or None when it has none (or none that validates)."""
 
-    def get(self, stream: str) -> StreamPolicy | None: ...
+    def get(self, stream: str, account: str | None = None, region: str | None = None) -> StreamPolicy | None:
+        """The policy of `stream` in `account`/`region` as a policy writes them (None: left out, the hub's own;
+        core.policy.lookup_keys lists the forms a stream elsewhere may be written in)."""
+        ...
 
     def names(self) -> list[str]:
         """The streams that have a deployed policy (the protected streams), sorted; raises PolicyUnreadable when
         the list cannot be read."""
         ...
+
+
+@dataclass(frozen=True)
+class MemberPorts:
+    """A member account and region's own clients (issue 11.4), through the role the hub assumed there: the stream,
+    its metrics and its consumers are read and changed in the member; the audit, e-mail, kill switch, policies and
+    schedules stay the hub's."""
+
+    streams: StreamReader
+    metrics: MetricsReader
+    reads: ReadPorts
+    writes: WritePorts
+    alarms: AlarmStates  # the member's alarms' states, for follow-through
+
+
+class MemberUnreachable(RuntimeError):
+    """The hub may not act in a member account (issue 11.4): no external id is configured, or sts:AssumeRole on
+    the member's role was refused (AccessDenied: no such role, a trust policy that does not name the hub, a wrong
+    external id). Nothing was changed; the trigger is audited and e-mailed as failed, and not retried."""
 
 
 class KillSwitch(Protocol):

@@ -209,3 +209,12 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     out = ["  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True)), line]
     out += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     return "\n".join(text.rstrip() for text in out)
+
+
+def located(subject_line: str, body_text: str, account: str, region: str) -> tuple[str, str]:
+    """A member stream's e-mail (issue 11.4): the subject starts with its account and region (so a cut never loses
+    them), and the body's first lines name them."""
+    return (
+        _clip(f"[{account} {region}] {subject_line}", SUBJECT_LIMIT),
+        f"Account:   {account}\nRegion:    {region}\n{body_text}",
+    )
