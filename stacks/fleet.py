@@ -28,13 +28,10 @@ class StackTooLarge(ValueError):
 
 
 def stream_identity(policy: StreamPolicy) -> str:
-    """(account, region, name): the name alone for a stream of the deployment's own account and region, so the
-    streams of a deployment made before accounts and regions existed keep their buckets."""
-    account = getattr(policy, "account", None)
-    region = getattr(policy, "region", None)
-    if account is None and region is None:
-        return policy.name
-    return f"{account or ''}:{region or ''}:{policy.name}"
+    """The stream's (account, region, name), as its policy key writes it (core.policy.stream_key): the name alone
+    for a stream of the deployment's own account and region, so the streams of a deployment made before accounts
+    and regions existed keep their buckets."""
+    return policy.key
 
 
 def bucket_of(identity: str) -> int:
