@@ -16,15 +16,17 @@ LAMBDA_PLATFORM := manylinux2014_aarch64
 LAYER := build/layer
 # Your policy files (policies/README.md). The tests and the demo bring their own; examples/ is documentation.
 POLICY_DIR ?= policies
+# More CDK CLI arguments for synth and deploy, e.g. CDK_ARGS="-c memberExternalId=..." when policies name other accounts.
+CDK_ARGS ?=
 
 export CDK_DISABLE_CLI_TELEMETRY := true
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help bootstrap layer synth deploy destroy lint test test-fast demo validate docs clean
+.PHONY: help bootstrap layer synth deploy destroy lint test test-fast demo demo-accounts validate docs clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@echo "==> Creating $(VENV) from requirements-dev.txt (log: $(PIP_LOG))"
@@ -59,12 +61,13 @@ docs: $(VENV)/.installed ## Regenerate the README's policy reference and plugin 
 	@$(PY) -m remediator.reference README.md
 
 synth: bootstrap ## cdk synth, offline, with cdk-nag
-	@$(CDK) synth --quiet -c policyDir=$(POLICY_DIR)
+	@$(CDK) synth --quiet -c policyDir=$(POLICY_DIR) $(CDK_ARGS)
 	@echo "==> Synthesized cdk.out. cdk-nag (AwsSolutions) ran during synth as a CDK validation plugin and passed:"
 	@echo "    no unacknowledged error-level finding (one would have failed synth before this line)."
 
-deploy: bootstrap ## cdk deploy into the account of your current AWS credentials
-	@$(CDK) deploy --require-approval broadening -c policyDir=$(POLICY_DIR)
+# --all: the hub, and a member stack per other account and region the policies name (each into its own account).
+deploy: bootstrap ## cdk deploy into the account of your current AWS credentials (and the members' accounts)
+	@$(CDK) deploy --all --require-approval broadening -c policyDir=$(POLICY_DIR) $(CDK_ARGS)
 
 # cdk destroy synthesizes the app only to learn the stack's name: the example lets you destroy after emptying
 # (or breaking) your policy folder, and it deploys nothing.
@@ -85,5 +88,8 @@ test-fast: $(VENV)/.installed ## Unit and integration tests only
 demo: bootstrap ## Deploy into a local AWS emulator and play seven incidents
 	@$(PY) -m demo
 
+demo-accounts: bootstrap ## Deploy a hub and one member account into the emulator and play one incident there
+	@$(PY) -m demo.accounts
+
 clean: ## Remove build outputs (keeps .venv and node_modules)
-	@rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache .demo
+	@rm -rf build cdk.out .pytest_cache .mypy_cache .ruff_cache .demo .demo-accounts

@@ -4,7 +4,8 @@ moto 5.2.5 (pinned) reports CREATE_COMPLETE but silently skips AWS::CloudWatch::
 AWS::SNS::Subscription, drops AWS::SQS::QueuePolicy, a function's Layers, a table's TTL and PITR, and
 cannot update a stack whose template has CDK's BootstrapVersion parameter. The patches below make it
 create what the template says, so the demo shows the stack as deployed. moto does not implement CloudTrail's
-LookupEvents either: it is answered with an error (see _lookup_events_unsupported). They must be applied before the
+LookupEvents either: it is answered with an error (see _lookup_events_unsupported). The hub of `make demo-accounts`
+adds a bus policy, AWS::Events::EventBusPolicy, which moto's CloudFormation also skips. They must be applied before the
 first CloudFormation request: moto caches its resource-type registry.
 """
 
@@ -25,6 +26,7 @@ from moto.core.common_models import CloudFormationModel
 from moto.core.exceptions import JsonRESTError
 from moto.dynamodb.models import dynamodb_backends
 from moto.dynamodb.models.table import Table
+from moto.events.models import events_backends
 from moto.server import ThreadedMotoServer
 from moto.sns.models import sns_backends
 from moto.sqs.models import sqs_backends
@@ -219,6 +221,28 @@ class CfnEventInvokeConfig(_AddedResource, CloudFormationModel):
         config = {k: p[k] for k in ("MaximumRetryAttempts", "MaximumEventAgeInSeconds", "DestinationConfig") if k in p}
         backend.put_function_event_invoke_config(p["FunctionName"], config)
         return cls(f"{p['FunctionName']}-event-invoke-config")
+
+
+class CfnEventBusPolicy(_AddedResource, CloudFormationModel):
+    """A statement in an event bus's resource policy (the hub's bus admitting its member accounts): moto 5.2.5's
+    CloudFormation skips AWS::Events::EventBusPolicy. Applied as PutPermission with a policy applies it, so that
+    DescribeEventBus shows it. (moto does not enforce bus policies on cross-account delivery either.)"""
+
+    __module__ = "moto.kinesis_remediator_demo"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::Events::EventBusPolicy"
+
+    @classmethod
+    def create_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Json, account_id: str, region_name: str, **_: Any
+    ) -> CfnEventBusPolicy:
+        p = cloudformation_json["Properties"]
+        bus = events_backends[account_id][region_name].describe_event_bus(p.get("EventBusName", "default"))
+        statement = {"Sid": p["StatementId"], **p["Statement"]}
+        bus.add_policy({"Statement": [statement]})
+        return cls(f"{bus.name}-{p['StatementId']}", lambda: bus.remove_statement(p["StatementId"]))
 
 
 class CfnBucketPolicy(_AddedResource, CloudFormationModel):

@@ -10,6 +10,8 @@ from cdk_nag import AwsSolutionsChecks
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX, STACK_NAME
 from remediator.policy_files import EXAMPLE_POLICY, load_policies
 
+from stacks.accounts import hub_settings
+from stacks.member_stack import add_member_stacks
 from stacks.remediator_stack import KinesisRemediatorStack
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +43,9 @@ def build_app(
     layer_dir: Path = LAYER_DIR,
     operator_emails: object = None,
     without_stream_stacks: bool = False,
+    hub_account: object = None,
+    hub_region: object = None,
+    member_external_id: object = None,
 ) -> KinesisRemediatorStack:
     """Validate the policies (raising PolicyValidationError) and add the stack with cdk-nag applied.
     `without_stream_stacks`: the core stack alone, no stream's alarms or parameter (the first deploy of the upgrade
@@ -49,6 +54,10 @@ def build_app(
     policies = load_policies(policy_paths)
     if not (layer_dir / "python").is_dir():
         raise LayerNotBuilt(f"Lambda layer not built at {layer_dir}: run `make layer` first")
+    # Members (stacks/accounts.py): None unless a policy names another account or region.
+    hub = hub_settings(
+        policies, account=hub_account, region=hub_region, external_id=member_external_id, alarm_prefix=alarm_prefix
+    )
     stack = KinesisRemediatorStack(
         app,
         STACK_NAME,
@@ -60,7 +69,9 @@ def build_app(
         stream_stacks=not without_stream_stacks,
         description="Kinesis Remediator: remediator Lambda, audit and notifications (the streams' alarms and "
         "policies are in its nested stacks)",
+        hub=hub,
     )
+    stack.members = add_member_stacks(app, stack, policies, hub, alarm_prefix=alarm_prefix, rule=stack.remediator.rule)
     stack.check_sizes()
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack

@@ -8,6 +8,7 @@ deploys them all."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,14 @@ from typing import Any
 from aws_cdk import CfnOutput, CfnResource, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
-from remediator.core.deployment import StackOutput
+from remediator.core.deployment import Env, StackOutput
 from remediator.core.symptoms.base import AlarmSpec
 from remediator.policy_files import PolicySet
 
+from stacks.accounts import Hub, Place, place_policies
 from stacks.constructs.dashboard import RemediatorDashboard
+from stacks.constructs.fleet_alarms import FleetAlarms
+from stacks.constructs.hub_bus import HubEventBus
 from stacks.constructs.notifications import Notifications
 from stacks.constructs.remediator import Remediator
 from stacks.constructs.self_monitoring import SelfMonitoring, operator_emails
@@ -62,19 +66,30 @@ class KinesisRemediatorStack(Stack):
         layer_dir: Path,
         operators: object = None,
         stream_stacks: bool = True,
+        hub: Hub | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        # Many accounts (stacks/accounts.py): the hub's own streams get their alarms and IAM here; every stream's
+        # policy goes to SSM and notifications; members' streams get theirs in member stacks (stacks/member_stack.py).
+        placement = place_policies(policies, hub.place if hub else None)
+        local = placement.local
+        self.members: Mapping[Place, Stack] = {}  # the member stacks (stacks.member_stack.add_member_stacks)
         self.state = RemediatorState(self, "State", parameter_root=parameter_root)
         self.notifications = Notifications(self, "Notifications", policies=policies)
-        # bucket -> its nested stack; a bucket without streams has none. Without stream stacks (the first step of
-        # the upgrade from a single-stack deployment: README, "Fleet scale"), none at all.
+        # bucket -> its nested stack (every stream's policy parameter, the hub's own streams' alarms); a bucket
+        # without streams has none. Without stream stacks (the first step of the upgrade from a single-stack
+        # deployment: README, "Fleet scale"), none at all.
         self.stream_stacks: dict[int, StreamStack] = {
             bucket: StreamStack(
                 self,
                 bucket_id(bucket),
                 bucket=bucket,
                 policies=members,
+                alarm_policies=PolicySet(
+                    streams={k: p for k, p in members.streams.items() if k in local.streams},
+                    sources={k: members.sources[k] for k in members.streams if k in local.streams},
+                ),
                 alarm_prefix=alarm_prefix,
                 parameter_root=parameter_root,
             )
@@ -84,6 +99,9 @@ class KinesisRemediatorStack(Stack):
         for stream_stack in self.stream_stacks.values():
             self.alarms.alarms.update(stream_stack.alarms.alarms)
             self.alarms.specs.update(stream_stack.alarms.specs)
+        # Streams with `alarms: fleet`: shared Metrics Insights alarms; StreamAlarms leaves theirs out. The hub's
+        # own streams only: a member's stream keeps per-stream alarms in its member stack.
+        self.fleet_alarms = FleetAlarms(self, "FleetAlarms", policies=local, prefix=alarm_prefix)
         self.remediator = Remediator(
             self,
             "Remediator",
@@ -92,7 +110,16 @@ class KinesisRemediatorStack(Stack):
             notifications=self.notifications,
             alarm_prefix=alarm_prefix,
             layer_dir=layer_dir,
+            local_policies=local,
+            role_name=hub.role_name if hub else None,
         )
+        self.member_events: HubEventBus | None = None
+        if hub is not None:
+            # The members' accounts may put events on the hub's bus; the remediator gets the external id.
+            others = [account for account in placement.member_accounts if account != hub.account]
+            if others:
+                self.member_events = HubEventBus(self, "MemberEvents", accounts=others, alarm_prefix=alarm_prefix)
+            self.remediator.function.add_environment(Env.MEMBER_EXTERNAL_ID, hub.external_id)
         self.self_monitoring = SelfMonitoring(
             self,
             "SelfMonitoring",
@@ -105,7 +132,7 @@ class KinesisRemediatorStack(Stack):
         self.dashboard = RemediatorDashboard(
             self,
             "Dashboard",
-            policies=policies,
+            policies=local,
             specs=self.alarms.specs,
             function=self.remediator.function,
         )

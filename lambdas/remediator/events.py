@@ -1,5 +1,5 @@
-"""Powertools parser models for the EventBridge "CloudWatch Alarm State Change" event, and for the census's
-scheduled input (a constant the stack's rule sends)."""
+"""Powertools parser models for the EventBridge "CloudWatch Alarm State Change" and "CloudWatch Alarm Contributor
+State Change" events, and for the census's scheduled input (a constant the stack's rule sends)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,9 @@ class AlarmMetricStat(BaseModel):
 class AlarmMetricQuery(BaseModel):
     id: str
     metricStat: AlarmMetricStat | None = None
-    expression: str | None = None
+    expression: str | None = None  # metric math, or a Metrics Insights query (a fleet alarm's)
     returnData: bool | None = None
+    period: int | None = None
 
 
 class AlarmConfiguration(BaseModel):
@@ -58,6 +59,33 @@ class AlarmStateChangeEvent(EventBridgeModel):
     source: Literal["aws.cloudwatch"]
     detail_type: Literal["CloudWatch Alarm State Change"] = Field(..., alias="detail-type")
     detail: AlarmStateChangeDetail
+
+
+class AlarmContributor(BaseModel):
+    id: str = Field(..., min_length=1, max_length=1024)
+    attributes: dict[str, str] = {}
+
+
+class AlarmContributorStateChangeDetail(BaseModel):
+    """A multi-time-series (Metrics Insights) alarm's contributor changed state. Shape from AWS's sample event
+    (CloudWatch user guide, "Alarm events and EventBridge", Multi Time Series Alarm): alarmName,
+    alarmContributor{id, attributes}, state{value, reason, timestamp}, configuration{metrics[{id, expression,
+    period, returnData}], description}; no previousState (kept optional, in case it comes)."""
+
+    alarmName: str
+    alarmContributor: AlarmContributor
+    state: AlarmState
+    previousState: AlarmState | None = None
+    configuration: AlarmConfiguration = AlarmConfiguration()
+
+    def expressions(self) -> tuple[str, ...]:
+        return tuple(q.expression for q in self.configuration.metrics if q.expression)
+
+
+class AlarmContributorStateChangeEvent(EventBridgeModel):
+    source: Literal["aws.cloudwatch"]
+    detail_type: Literal["CloudWatch Alarm Contributor State Change"] = Field(..., alias="detail-type")
+    detail: AlarmContributorStateChangeDetail
 
 
 class CensusEvent(BaseModel):

@@ -3,8 +3,9 @@
 Four events are ours: an alarm going into ALARM (remediate), an alarm going from ALARM back to OK (resolve:
 the "resolved" e-mail, pending follow-ups cancelled), a follow-through schedule firing (core.follow_through:
 remediate again, as attempt n of the same alarm state change), and the shard census's schedule (service.census:
-publish every protected stream's open shards). Events we do not understand are logged and
-ignored (returning normally, so AWS does not retry them).
+publish every protected stream's open shards). A fleet alarm's contributor state change (core.fleet: one stream
+of a Metrics Insights alarm) is the first two for that stream, exactly as its own alarm's would be. Events we do
+not understand are logged and ignored (returning normally, so AWS does not retry them).
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from remediator.clients.metrics import CloudWatchMetrics
 from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
 from remediator.clients.services import AwsServices
-from remediator.core.alarm import AlarmResolved, AlarmTrigger, event_origin, identify
+from remediator.core.alarm import AlarmResolved, AlarmTrigger, event_origin, identify, identify_contributor
 from remediator.core.deployment import CENSUS_SOURCE, RemediatorMetric
+from remediator.core.fleet import CONTRIBUTOR_DETAIL_TYPE
 from remediator.core.follow_through import FOLLOW_UP_SOURCE, FollowUp
 from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus
-from remediator.events import AlarmStateChangeEvent, CensusEvent
+from remediator.events import AlarmContributorStateChangeEvent, AlarmStateChangeEvent, CensusEvent
 from remediator.observability import count, logger, metrics, publish_open_shards, record_outcome, tracer
 from remediator.service import Dependencies, FollowThrough, Members, census, follow_up, remediate, resolve
 from remediator.settings import Settings
@@ -92,7 +94,7 @@ def _follow_through() -> FollowThrough | None:
             settings.follow_up_role_arn,
             lambda: _invoked["arn"],
         ),
-        alarms=CloudWatchAlarmStates(client("cloudwatch", region=settings.region)),
+        alarms=CloudWatchAlarmStates(client("cloudwatch", region=settings.region), settings.alarm_prefix),
         schedule_prefix=settings.schedule_prefix,
     )
 
@@ -217,6 +219,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return _follow_up(event)
     if isinstance(event, dict) and event.get("source") == CENSUS_SOURCE:
         return _census(event)
+    if isinstance(event, dict) and event.get("detail-type") == CONTRIBUTOR_DETAIL_TYPE:
+        return _contributor(event, context)
     try:
         change = parse(event=event, model=AlarmStateChangeEvent)
     except (ValidationError, ValueError, TypeError) as exc:
@@ -275,6 +279,65 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if trigger.member:
         member_trigger = trigger
         return _once(lambda: handle_member_trigger(trigger=member_trigger), trigger.stream, trigger.symptom)
+    return _once(lambda: handle_trigger(trigger=trigger), trigger.stream, trigger.symptom)
+
+
+def _contributor(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A fleet alarm's contributor (one stream) changed state: handled exactly as that stream's own alarm would be,
+    as its own unit of work (`<fleet alarm>[<stream>]` and the state change's time)."""
+    try:
+        change = parse(event=event, model=AlarmContributorStateChangeEvent)
+    except (ValidationError, ValueError, TypeError) as exc:
+        logger.error("Ignoring a contributor state change that does not parse", extra={"error": str(exc)})
+        count(RemediatorMetric.UNRECOGNISED_EVENTS)
+        return _ignored("not a valid CloudWatch Alarm Contributor State Change event")
+    detail = change.detail
+    # Event trust as for an alarm's state change (issue 11.4's envelope and alarm ARN checks). Fleet alarms are made
+    # in the hub's own account and region only (core.fleet.fleet_capable_policy): a member's is not ours.
+    origin = event_origin(
+        account=change.account,
+        region=change.region,
+        alarm=detail.alarmName,
+        resources=change.resources,
+        hub_account=_own_account(context),
+        hub_region=settings.region,
+    )
+    problem = origin.problem or (
+        f"a contributor state change from account '{change.account}', region '{change.region}': fleet alarms are "
+        "made in the hub's own account and region only"
+        if origin.member
+        else ""
+    )
+    if problem:
+        logger.warning("Ignoring an alarm from elsewhere", extra={"alarm": detail.alarmName[:300], "reason": problem})
+        count(RemediatorMetric.IGNORED_ALARM_CHANGES)
+        return _ignored(problem)
+    trigger, why_not = identify_contributor(
+        alarm=detail.alarmName,
+        prefix=settings.alarm_prefix,
+        contributor_id=detail.alarmContributor.id,
+        attributes=detail.alarmContributor.attributes,
+        state=detail.state.value,
+        previous_state=detail.previousState.value if detail.previousState else None,
+        state_timestamp=detail.state.timestamp,
+        account=change.account,
+        region=change.region,
+        reason=detail.state.reason,
+        expressions=detail.expressions(),
+    )
+    if isinstance(trigger, AlarmResolved):
+        logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
+        count(RemediatorMetric.ALARM_RESOLUTIONS)
+        return _once(lambda: handle_resolution(resolved=trigger), trigger.stream, trigger.symptom)
+    if trigger is None:
+        logger.info(
+            "Ignoring contributor state change",
+            extra={"alarm": detail.alarmName[:300], "contributor": detail.alarmContributor.id, "reason": why_not},
+        )
+        count(RemediatorMetric.IGNORED_ALARM_CHANGES)
+        return _ignored(why_not)
+    logger.append_keys(stream=trigger.stream, symptom=trigger.symptom, alarm=trigger.alarm_name)
+    count(RemediatorMetric.ALARM_TRIGGERS)
     return _once(lambda: handle_trigger(trigger=trigger), trigger.stream, trigger.symptom)
 
 

@@ -15,6 +15,8 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from remediator.core.deployment import DEFAULT_ALARM_PREFIX
+from remediator.core.fleet import fleet_warnings
 from remediator.core.policy import CONSUMER_KINDS, PolicyDocumentBase, StreamPolicy, moved_key_hint, stream_key
 from remediator.core.registry import REGISTRY
 
@@ -468,4 +470,8 @@ def load_policies(paths: Iterable[str | Path]) -> PolicySet:
             sources[key] = str(path)
     if errors:
         raise PolicyValidationError(errors)
+    # Streams on fleet alarms: which of their alarms stay per-stream, and the region's Metrics Insights quota.
+    for concerned, named, field_, message in fleet_warnings(streams, DEFAULT_ALARM_PREFIX):
+        where = ", ".join(dict.fromkeys(sources[name] for name in concerned))
+        warnings.append(PolicyError(where, named, field_, message))
     return PolicySet(streams=streams, sources=sources, warnings=tuple(warnings))

@@ -17,7 +17,7 @@ from typing import Any
 
 from remediator import writeahead
 from remediator.core import limits, render, resolution
-from remediator.core.alarm import AlarmResolved, AlarmTrigger, parse_alarm_name, untrusted
+from remediator.core.alarm import AlarmResolved, AlarmTrigger, parse_trigger_name, untrusted
 from remediator.core.cost import with_cost_queries
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import Evidence
@@ -496,7 +496,7 @@ def follow_through(
 
 def follow_up(event: FollowUp, prefix: str, deps: Dependencies) -> Outcome:
     """A follow-through schedule fired: consume it, check the alarm is still in the same ALARM, then remediate."""
-    parsed = parse_alarm_name(event.alarm_name, prefix)
+    parsed = parse_trigger_name(event.alarm_name, prefix)  # a stream's alarm, or a fleet alarm's contributor
     if isinstance(parsed, str) or parsed != (event.stream, event.symptom):
         detail = f"follow-up names alarm '{event.alarm_name}', which is not ours for {event.stream}/{event.symptom}"
         return Outcome(status=OutcomeStatus.IGNORED, stream=event.stream, symptom=event.symptom, detail=detail)

@@ -30,6 +30,7 @@ from remediator.core.deployment import (
     member_role_arn,
     schedule_prefix,
 )
+from remediator.core.fleet import CONTRIBUTOR_DETAIL_TYPE
 from remediator.core.iam import Permission, permissions
 from remediator.policy_files import PolicySet
 
@@ -192,9 +193,14 @@ class Remediator(Construct):
         notifications: Notifications,
         alarm_prefix: str,
         layer_dir: Path,
+        local_policies: PolicySet | None = None,
+        role_name: str | None = None,
     ) -> None:
+        """`local_policies`: the streams in the hub's own account and region, whose IAM this role holds (default: all;
+        members' streams are reached through their member role). `role_name`: fixed when members trust the role."""
         super().__init__(scope, construct_id)
-        self.registry_permissions = registry_permissions(Stack.of(self), policies)
+        local = policies if local_policies is None else local_policies
+        self.registry_permissions = registry_permissions(Stack.of(self), local)
 
         self.dead_letter_queue = sqs.Queue(
             self,
@@ -224,10 +230,11 @@ class Remediator(Construct):
             "Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description="Kinesis Remediator: may change only the streams named in its policies",
+            role_name=role_name,
         )
         self._policy_path = state.policy_prefix.lstrip("/")
         self._grant(state, notifications)
-        self._policies = policies
+        self._policies = local
 
         self.layer = lambda_.LayerVersion(
             self,
@@ -283,10 +290,10 @@ class Remediator(Construct):
         self.rule = events.Rule(
             self,
             "AlarmStateChanges",
-            description="Our alarms going into ALARM, and back to OK (the resolved e-mail)",
+            description="Our alarms (and our fleet alarms' contributors) going into ALARM, and back to OK",
             event_pattern=events.EventPattern(
                 source=["aws.cloudwatch"],
-                detail_type=["CloudWatch Alarm State Change"],
+                detail_type=["CloudWatch Alarm State Change", CONTRIBUTOR_DETAIL_TYPE],
                 detail={"alarmName": [{"prefix": alarm_prefix}], "state": {"value": ["ALARM", "OK"]}},
             ),
         )
@@ -355,7 +362,12 @@ class Remediator(Construct):
             ),
             iam.PolicyStatement(actions=["sns:Publish"], resources=[notifications.topic.topic_arn]),
             # Follow-through (remediator.core.follow_through): our alarms' state, our schedules, the Scheduler role.
-            iam.PolicyStatement(actions=["cloudwatch:DescribeAlarms"], resources=[self._alarms_arn()]),
+            # A fleet alarm's contributor (remediator.core.fleet): DescribeAlarmContributors lists those in ALARM.
+            # UNCONFIRMED (aws-facts.md is silent): that it is authorised on the alarm's ARN, as DescribeAlarms is.
+            iam.PolicyStatement(
+                actions=["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmContributors"],
+                resources=[self._alarms_arn()],
+            ),
             iam.PolicyStatement(
                 actions=["scheduler:CreateSchedule", "scheduler:DeleteSchedule"], resources=[self._schedules_arn()]
             ),
@@ -399,8 +411,9 @@ class Remediator(Construct):
 
     def _acknowledge_wildcards(self) -> None:
         prefixed = {
-            _nag_arn(f"cloudwatch:alarm:{self.alarm_prefix}*"): "cloudwatch:DescribeAlarms on the deployment's "
-            "alarms (their names start with its alarm prefix): a follow-through checks its alarm is still in ALARM",
+            _nag_arn(f"cloudwatch:alarm:{self.alarm_prefix}*"): "cloudwatch:DescribeAlarms and "
+            "DescribeAlarmContributors on the deployment's alarms (their names start with its alarm prefix): a "
+            "follow-through checks its alarm (or its fleet alarm's contributor) is still in ALARM",
             _nag_arn(f"scheduler:schedule/{SCHEDULE_GROUP}/{self.schedule_prefix}*"): "scheduler:CreateSchedule "
             "and DeleteSchedule on the deployment's follow-through schedules, named at run time under its prefix",
             _nag_arn(f"ssm:parameter/{self._policy_path}/*"): "ssm:GetParameter on the streams' policy parameters, "

@@ -1,6 +1,7 @@
 """A nested stack holding the per-stream resources of the streams hashed to its bucket (stacks/fleet.py): their
-alarms and their policy parameters. It references nothing in the core stack (alarm and parameter names are fixed),
-so a change to a stream redeploys its bucket's nested stack and no other."""
+policy parameters, and the alarms of the hub's own streams among them (a member's are in its member stack). It
+references nothing in the core stack (alarm and parameter names are fixed), so a change to a stream redeploys its
+bucket's nested stack and no other."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class StreamStack(NestedStack):
         *,
         bucket: int,
         policies: PolicySet,
+        alarm_policies: PolicySet | None = None,
         alarm_prefix: str,
         parameter_root: str,
     ) -> None:
@@ -32,7 +34,8 @@ class StreamStack(NestedStack):
         )
         self.bucket = bucket
         self.streams = sorted(policies.streams)
-        self.alarms = StreamAlarms(self, "Alarms", policies=policies, prefix=alarm_prefix)
+        # Alarms for `alarm_policies` (default: all): the hub's own streams; a member's are in its member stack.
+        self.alarms = StreamAlarms(self, "Alarms", policies=alarm_policies or policies, prefix=alarm_prefix)
         self.policy_parameters = PolicyParameters(self, "Policies", policies=policies, parameter_root=parameter_root)
         self._parent = Stack.of(scope).stack_name
         self._id = construct_id

@@ -139,7 +139,8 @@ def read_template(outdir: Path, stack: Stack) -> dict[str, Any]:
 
 def synthesize(policy_paths: list[Path], outdir: Path) -> Synth:
     app = App(outdir=str(outdir), context=cli_context())
-    stack = build_app(app, policy_paths)
+    # The hub's place and external id matter only to policies naming other accounts or regions (member stacks).
+    stack = build_app(app, policy_paths, hub_account=ACCOUNT, hub_region=REGION, member_external_id=EXTERNAL_ID)
     # Synthesizing runs the cdk-nag plugin: it raises on any unacknowledged finding.
     app.synth()
     return Synth(
@@ -154,6 +155,7 @@ def synthesize(policy_paths: list[Path], outdir: Path) -> Synth:
 PARTITION = "aws"
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+EXTERNAL_ID = "test-external-id"
 PSEUDO = {
     "AWS::Partition": PARTITION,
     "AWS::Region": REGION,
@@ -465,6 +467,7 @@ def follow_through_pairs(synth: Synth) -> set[tuple[str, str]]:
     )
     return {
         ("cloudwatch:DescribeAlarms", alarms),
+        ("cloudwatch:DescribeAlarmContributors", alarms),  # a fleet alarm's contributor (H11-FLEET)
         ("scheduler:CreateSchedule", schedules),
         ("scheduler:DeleteSchedule", schedules),
         ("iam:PassRole", get_att(scheduler_role_id(synth))),

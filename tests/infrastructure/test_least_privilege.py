@@ -149,10 +149,10 @@ def test_only_account_scoped_grants_and_xray_use_a_wildcard_resource(
         for a in p.actions
         for r in p.resources
     }
-    # (and for follow-through's prefixes: our alarms, and our schedules, both named by the deployment's prefix;
-    # and the policy parameters' path)
+    # (and for follow-through's prefixes: our alarms (their state, and a fleet alarm's contributors), and our
+    # schedules, both named by the deployment's prefix; and the policy parameters' path)
     prefixed = {(a, r) for a, r in follow_through_pairs(synth) if r.endswith("*")}
-    assert len(prefixed) == 3
+    assert len(prefixed) == 4
     prefixed.add(("ssm:GetParameter", POLICY_PARAMETERS))
     assert [(a, r) for a, r in pairs if r != "*" and "*" in r and (a, r) not in suffix_wildcards | prefixed] == []
     assert all(r.endswith("/*") or r.endswith(":*") for _, r in suffix_wildcards)

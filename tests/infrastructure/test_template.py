@@ -200,10 +200,10 @@ def test_rule_matches_our_alarms_going_into_alarm_and_targets_the_function(synth
     function_id, _ = function(synth)
     (queue_id,) = synth.resources("AWS::SQS::Queue")
     # Then the rule matches CloudWatch alarm state changes to ALARM (remediate) and to OK (the resolved e-mail) of
-    # alarms with our prefix
+    # alarms with our prefix, and those of our fleet alarms' contributors (one stream each)
     assert rule["Properties"]["EventPattern"] == {
         "source": ["aws.cloudwatch"],
-        "detail-type": ["CloudWatch Alarm State Change"],
+        "detail-type": ["CloudWatch Alarm State Change", "CloudWatch Alarm Contributor State Change"],
         "detail": {"alarmName": [{"prefix": DEFAULT_ALARM_PREFIX}], "state": {"value": ["ALARM", "OK"]}},
     }
     assert rule["Properties"]["State"] == "ENABLED"

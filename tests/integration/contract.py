@@ -110,7 +110,9 @@ def _cloudwatch(call: ApiCall) -> str:
         if len(names) != 1 or set(call.params) - {"AlarmNames", "AlarmTypes"}:
             raise UnmappedCall("DescribeAlarms is mapped for exactly one alarm name")
         return alarm_arn(str(names[0]))
-    raise UnmappedCall("only GetMetricData and DescribeAlarms are mapped")
+    if call.operation == "DescribeAlarmContributors":  # a fleet alarm's contributors (follow-through)
+        return alarm_arn(str(call.params["AlarmName"]))
+    raise UnmappedCall("only GetMetricData, DescribeAlarms and DescribeAlarmContributors are mapped")
 
 
 def _scheduler(call: ApiCall) -> str:
@@ -224,7 +226,9 @@ class StackResources:
         """ARN prefix -> the IAM actions granted on every resource under it (the stack's `...prefix*` grants)."""
         granted: dict[str, frozenset[str]] = {}
         if self.alarm_prefix:
-            granted[alarm_arn(self.alarm_prefix)] = frozenset({"cloudwatch:DescribeAlarms"})
+            granted[alarm_arn(self.alarm_prefix)] = frozenset(
+                {"cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmContributors"}
+            )
         if self.schedule_prefix:
             granted[schedule_arn("default", self.schedule_prefix)] = frozenset(
                 {"scheduler:CreateSchedule", "scheduler:DeleteSchedule"}

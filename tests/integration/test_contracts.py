@@ -184,8 +184,8 @@ def test_reading_the_policy_of_a_stream_with_none_deployed_is_tolerated_but_noth
             [call("cloudwatch", "PutMetricAlarm", AlarmName="x")],
             deployed(orders={}),
             [
-                "cloudwatch:PutMetricAlarm: unmapped call (cloudwatch:PutMetricAlarm: only GetMetricData and "
-                "DescribeAlarms are mapped); map it in tests/integration/contract.py"
+                "cloudwatch:PutMetricAlarm: unmapped call (cloudwatch:PutMetricAlarm: only GetMetricData, "
+                "DescribeAlarms and DescribeAlarmContributors are mapped); map it in tests/integration/contract.py"
             ],
             id="unmapped-operation",
         ),

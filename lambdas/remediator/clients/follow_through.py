@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from remediator.core.fleet import STREAM_DIMENSION, FleetUnit, parse_unit_name
 from remediator.core.follow_through import FollowUp
 from remediator.core.ports import AlarmState
 
@@ -68,10 +69,17 @@ class EventBridgeScheduler:
 
 
 class CloudWatchAlarmStates:
-    def __init__(self, cloudwatch: Any) -> None:
+    """Our alarms' current state; for a fleet alarm's unit (`<fleet alarm>[<stream>]`), that stream's contributor's
+    state: ALARM while DescribeAlarmContributors lists it (the API lists the contributors in ALARM), else OK."""
+
+    def __init__(self, cloudwatch: Any, prefix: str = "") -> None:
         self._cloudwatch = cloudwatch
+        self._prefix = prefix
 
     def state(self, alarm_name: str) -> AlarmState | None:
+        unit = parse_unit_name(alarm_name, self._prefix)
+        if isinstance(unit, FleetUnit):
+            return self._contributor(unit.fleet.alarm, unit.stream)
         response = self._cloudwatch.describe_alarms(AlarmNames=[alarm_name], AlarmTypes=["MetricAlarm"])
         alarms = response.get("MetricAlarms", [])
         if not alarms:
@@ -80,3 +88,22 @@ class CloudWatchAlarmStates:
         # StateTransitionedTimestamp: when StateValue last changed (StateUpdatedTimestamp also moves when only the
         # reason does). moto leaves it out; then the staleness check (service.follow_up) cannot be made.
         return AlarmState(value=str(alarm["StateValue"]), transitioned_at=alarm.get("StateTransitionedTimestamp"))
+
+    def _contributor(self, alarm_name: str, stream: str) -> AlarmState | None:
+        """moto gap: moto has no DescribeAlarmContributors (tests stub it with botocore's Stubber)."""
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {"AlarmName": alarm_name} | ({"NextToken": token} if token else {})
+            try:
+                response = self._cloudwatch.describe_alarm_contributors(**request)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                    return None
+                raise
+            for contributor in response.get("AlarmContributors", []):
+                attributes = {k.lower(): v for k, v in (contributor.get("ContributorAttributes") or {}).items()}
+                if attributes.get(STREAM_DIMENSION.lower()) == stream:
+                    return AlarmState(value="ALARM", transitioned_at=contributor.get("StateTransitionedTimestamp"))
+            token = response.get("NextToken")
+            if not token:
+                return AlarmState(value="OK")

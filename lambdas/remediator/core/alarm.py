@@ -3,6 +3,10 @@
 An alarm is named `<prefix><stream>/<symptom>[/<qualifier>]`. Stream names cannot contain '/', so the
 name maps back to exactly one stream and one registered symptom, whatever the stream is called and
 whatever resource the alarm watches (a consumer function, a lease table): no lookup table to drift.
+
+A fleet alarm (core.fleet) watches many streams and changes state per stream (a contributor): its contributor
+state change becomes the same trigger, named `<fleet alarm>[<stream>]`, the stream taken from the contributor's
+StreamName attribute.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from remediator.core import fleet
 from remediator.core.deployment import ALARM_NAME_MAX_LENGTH, ALARM_NAME_SEPARATOR, DEFAULT_ALARM_PREFIX
-from remediator.core.policy import ACCOUNT_ID_PATTERN, REGION_NAME_PATTERN, STREAM_NAME_PATTERN, StreamPolicy
+from remediator.core.policy import ACCOUNT_ID_PATTERN, FLEET, REGION_NAME_PATTERN, STREAM_NAME_PATTERN, StreamPolicy
 from remediator.core.registry import REGISTRY
 
 if TYPE_CHECKING:
@@ -31,6 +36,8 @@ __all__ = [
     "event_origin",
     "foreign_origin",
     "identify",
+    "identify_contributor",
+    "parse_trigger_name",
     "untrusted",
 ]
 
@@ -161,6 +168,11 @@ def identify(
     """Return the trigger (into ALARM), the resolution (ALARM -> OK), or None and why the change is not for us."""
     if not alarm.startswith(prefix):
         return None, f"alarm '{_shown(alarm, ALARM_NAME_MAX_LENGTH)}' does not start with '{prefix}'"
+    if fleet.is_fleet_name(alarm, prefix):
+        return None, (
+            f"fleet alarm '{_shown(alarm, ALARM_NAME_MAX_LENGTH)}' changed state as a whole; the remediator acts on "
+            "its contributors' (each stream's) state changes"
+        )
     if state == "OK" and previous_state == "ALARM":
         resolved = _ours(alarm, prefix, dimensions)
         if isinstance(resolved, str):
@@ -296,8 +308,33 @@ def deployed_alarms(policy: StreamPolicy, prefix: str) -> dict[str, tuple[str, A
         if not detector.enabled:
             continue
         for spec in symptom.alarms(policy, detector):
+            if fleet.covered(policy, key, spec):
+                continue  # a fleet alarm carries it (core.fleet): the stream has no alarm of its own for it
             alarms[alarm_name(prefix, policy.name, key, spec.qualifier)] = (key, spec)
     return alarms
+
+
+def _untrusted_unit(trigger: AlarmTrigger, unit: fleet.FleetUnit, policy: StreamPolicy, prefix: str) -> str:
+    """Why a fleet alarm's contributor trigger is not to be acted on for this policy, or ''."""
+    if unit.stream != policy.name or trigger.stream != policy.name:
+        return f"'{trigger.alarm_name}' names stream '{unit.stream}', not '{policy.name}'"
+    if policy.alarms != FLEET:
+        return (
+            f"fleet alarm '{unit.fleet.alarm}' reported stream '{policy.name}', whose deployed policy keeps "
+            "per-stream alarms (alarms: per-stream): this deployment made no fleet alarm for it"
+        )
+    thresholds = [t for (symptom, _), t in fleet.fleet_thresholds(policy).items() if symptom == trigger.symptom]
+    made = {fleet.fleet_alarm_name(prefix, t, unit.fleet.index) for t in thresholds}
+    if unit.fleet.alarm not in made:
+        return (
+            f"fleet alarm '{unit.fleet.alarm}' is not one this deployment made for stream '{policy.name}': its "
+            f"deployed policy's {trigger.symptom} thresholds make another group (or the alarm was made elsewhere "
+            "with our prefix)"
+        )
+    arrived = {value for key, value in trigger.dimensions or () if key.lower() == STREAM_DIMENSION.lower()}
+    if trigger.dimensions is not None and arrived != {policy.name}:
+        return f"'{trigger.alarm_name}' arrived with {STREAM_DIMENSION} {sorted(arrived)}, not ['{policy.name}']"
+    return ""
 
 
 def untrusted(trigger: AlarmTrigger, policy: StreamPolicy, prefix: str) -> str:
@@ -306,6 +343,9 @@ def untrusted(trigger: AlarmTrigger, policy: StreamPolicy, prefix: str) -> str:
     Acts only on alarms this deployment created: the alarm's name must be exactly one that the policy and the
     prefix make, and an alarm whose metric has a StreamName dimension must arrive with it.
     """
+    unit = fleet.parse_unit_name(trigger.alarm_name, prefix)
+    if isinstance(unit, fleet.FleetUnit):
+        return _untrusted_unit(trigger, unit, policy, prefix)
     deployed = deployed_alarms(policy, prefix)
     found = deployed.get(trigger.alarm_name)
     if found is None:
@@ -344,3 +384,78 @@ def _ours(alarm: str, prefix: str, dimensions: Mapping[str, str]) -> tuple[str, 
     if dimension is not None and dimension != stream:
         return f"alarm '{alarm}' watches stream '{dimension}', but its name says '{stream}'"
     return parsed
+
+
+def parse_trigger_name(name: str, prefix: str) -> tuple[str, str] | str:
+    """(stream, symptom) of a trigger's alarm name, a stream's own alarm or a fleet alarm's unit
+    (`<fleet alarm>[<stream>]`), or why it is neither (a follow-up checks its event with it)."""
+    unit = fleet.parse_unit_name(name, prefix)
+    if isinstance(unit, fleet.FleetUnit):
+        return unit.stream, unit.fleet.symptom
+    return parse_alarm_name(name, prefix)
+
+
+def identify_contributor(
+    *,
+    alarm: str,
+    prefix: str,
+    contributor_id: str,
+    attributes: Mapping[str, str],
+    state: str,
+    previous_state: str | None,
+    state_timestamp: str,
+    account: str,
+    region: str,
+    reason: str = "",
+    expressions: tuple[str, ...] = (),
+) -> tuple[AlarmTrigger | AlarmResolved | None, str]:
+    """A fleet alarm's contributor state change: the trigger (into ALARM) or the resolution (back to OK) of the
+    stream named by its StreamName attribute, or None and why it is not for us.
+
+    The event carries no previousState (AWS's sample; a contributor is only ever ALARM or OK, CloudWatch's guide),
+    so a contributor going to OK had been in ALARM; when a previousState does come, it is checked as for an alarm.
+    `expressions` are the alarm's queries as the event carries them: the stream must be one they select.
+    """
+    shown = _shown(alarm, ALARM_NAME_MAX_LENGTH)
+    parsed = fleet.parse_fleet_name(alarm, prefix)
+    if isinstance(parsed, str):
+        return None, f"contributor state change of '{shown}': {parsed}"
+    found = {k.lower(): v for k, v in attributes.items()}.get(STREAM_DIMENSION.lower())
+    if found is None:
+        return None, f"contributor '{contributor_id}' of fleet alarm '{alarm}' has no {STREAM_DIMENSION} attribute"
+    if len(found) > STREAM_NAME_MAX_LENGTH or not STREAM_NAME_PATTERN.fullmatch(found):
+        return None, f"contributor '{contributor_id}' of '{alarm}' names no valid stream ('{_shown(found, 128)}')"
+    selected = frozenset().union(*(fleet.query_streams(e) for e in expressions)) if expressions else None
+    if selected is not None and found not in selected:
+        return None, f"fleet alarm '{alarm}' reported stream '{found}', which its query does not select"
+    unit = fleet.unit_name(alarm, found)
+    if state == "OK" and previous_state in (None, "ALARM"):
+        return (
+            AlarmResolved(
+                alarm_name=unit,
+                stream=found,
+                symptom=parsed.symptom,
+                state_timestamp=state_timestamp,
+                alarm_timestamp=None,
+                account=account,
+                region=region,
+            ),
+            "",
+        )
+    if state != "ALARM":
+        return None, f"contributor '{found}' of '{alarm}' went to {state}, not ALARM"
+    if previous_state == "ALARM":
+        return None, f"contributor '{found}' of '{alarm}' was already in ALARM"
+    return (
+        AlarmTrigger(
+            alarm_name=unit,
+            stream=found,
+            symptom=parsed.symptom,
+            state_timestamp=state_timestamp,
+            account=account,
+            region=region,
+            reason=(f"{reason} " if reason else "") + f"(fleet alarm contributor {contributor_id})",
+            dimensions=((STREAM_DIMENSION, found),),
+        ),
+        "",
+    )

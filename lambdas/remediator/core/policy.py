@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -273,6 +273,12 @@ def field_name(plugin_id: str) -> str:
     return plugin_id.replace("-", "_")
 
 
+# How a stream's alarms are built (core.fleet): one per stream and symptom, or shared Metrics Insights alarms.
+AlarmStyle = Literal["per-stream", "fleet"]
+PER_STREAM: Final = "per-stream"
+FLEET: Final = "fleet"
+
+
 class StreamPolicy(Strict):
     """One stream's policy. The registry subclasses it with the `detectors` and `actions` blocks."""
 
@@ -293,6 +299,13 @@ class StreamPolicy(Strict):
         (), description="Who reads the stream, one entry each: `function: NAME`, `efo: NAME` or `kcl: NAME`."
     )
     capacity: Capacity = Capacity()
+    alarms: AlarmStyle = Field(
+        "per-stream",
+        description="per-stream (the default): one CloudWatch alarm per symptom for this stream. fleet: the "
+        "stream's Kinesis metric alarms are shared Metrics Insights alarms, one per group of streams with the same "
+        "thresholds, alarming per stream (README: Fleet alarms); alarms no query can express stay per-stream "
+        "(`validate` lists them).",
+    )
     detectors: Strict = Strict()
     actions: Strict = Strict()
 

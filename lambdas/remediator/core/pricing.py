@@ -152,3 +152,29 @@ def monthly_shard_level_metrics_cost(
 ) -> float:
     """USD a month for `metrics` shard-level metrics on `shards` shards, kept on for the whole month."""
     return max(shards, 0) * max(metrics, 0) * per_metric_month
+
+
+# --- CloudWatch alarms ---------------------------------------------------------------------------------------------
+# What the stack's alarms cost (README "Fleet alarms" computes its table from these, core.fleet.alarm_bill). A
+# standard-resolution alarm is billed per metric it lists (a metric-math alarm per metric in its expression);
+# the free tier's 10 alarm metrics apply to those alarms only ("only applicable to Standard resolution alarms that
+# list metrics directly and don't use a Metrics Insights query", https://aws.amazon.com/cloudwatch/pricing/).
+# A Metrics Insights query alarm is billed per metric its query analyses, per hour ("a Metric Insights query alarm
+# that references a query whose filter matches ten metrics incurs ten metrics analyzed cost", CloudWatch user
+# guide, cloudwatch_billing / "CloudWatch alarms" pricing notes). UNCONFIRMED: the two dollar figures, $0.10 per
+# alarm metric-month and $0.10 per metric analysed-month in us-east-1, come from third-party summaries of
+# https://aws.amazon.com/cloudwatch/pricing/ (2026-11-26) that agree with each other, not from the live page;
+# aws-facts.md is silent on alarm prices.
+ALARM_METRIC_USD_PER_MONTH: Final = 0.10
+FREE_ALARM_METRICS: Final = 10  # per account and month, standard alarms only
+METRICS_INSIGHTS_METRIC_ANALYZED_USD_PER_MONTH: Final = 0.10
+ALARM_PRICE_NOTE: Final = "CloudWatch alarm list prices, us-east-1, 2026-11-26, UNCONFIRMED"
+
+
+def monthly_alarm_cost(standard_alarm_metrics: int, metrics_analyzed: int, *, free_tier: bool = True) -> float:
+    """USD a month for standard alarms listing `standard_alarm_metrics` metrics in all, and Metrics Insights alarms
+    whose queries analyse `metrics_analyzed` metrics in all (the free tier applies to the former only)."""
+    billed = max(standard_alarm_metrics - (FREE_ALARM_METRICS if free_tier else 0), 0)
+    return (
+        billed * ALARM_METRIC_USD_PER_MONTH + max(metrics_analyzed, 0) * METRICS_INSIGHTS_METRIC_ANALYZED_USD_PER_MONTH
+    )

@@ -316,7 +316,9 @@ class OnePolicy:
         self._policy = policy
 
     def get(self, stream: str, account: str | None = None, region: str | None = None) -> StreamPolicy | None:
-        # The backtest's one policy, whatever account and region it names (the PolicySource port's lookup).
+        # PolicySource.get (issue 11.4): the backtest rehearses one hub-local stream; a member's lookup finds none.
+        if account is not None or region is not None:
+            return None
         return self._policy if stream == self._policy.name else None
 
     def names(self) -> list[str]:

@@ -25,7 +25,7 @@ from remediator.core.alarm import AlarmResolved, AlarmTrigger, deployed_alarms, 
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.follow_through import FollowUp
 from remediator.core.outcome import OutcomeStatus
-from remediator.core.policy import StreamPolicy
+from remediator.core.policy import PER_STREAM, StreamPolicy
 from remediator.core.registry import REGISTRY
 from remediator.rehearsal.adapters import (
     CapturingNotifier,
@@ -307,6 +307,9 @@ def backtest(
     alarm_prefix: str = DEFAULT_ALARM_PREFIX,
 ) -> BacktestResult:
     """What the policy would have done on this trace, minute by minute (see the module docstring)."""
+    # A fleet alarm (core.fleet) evaluates each stream as the stream's own alarm would, with the same thresholds:
+    # the backtest rehearses the stream as if on per-stream alarms (named and trusted as those).
+    policy = policy.model_copy(update={"alarms": PER_STREAM})
     alarms = {name: spec for name, (_, spec) in deployed_alarms(policy, alarm_prefix).items()}
     evaluator = AlarmEvaluator(alarms, policy.name)
     driver = _Driver(policy, evaluator, alarm_prefix)
