@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """CDK entry point. Context: policyDir (default: policies), alarmPrefix, operatorEmails (the addresses the
-remediator's own alarms e-mail: a list or a comma-separated string; default: every address in the policies).
-When policies name other accounts or regions (member stacks): memberExternalId (required), hubAccount and hubRegion
-(default: the account and region of the credentials `cdk deploy` runs with)."""
+remediator's own alarms e-mail: a list or a comma-separated string; default: every address in the policies),
+withoutStreamStacks (true: the core stack alone, the first deploy of the upgrade from a single-stack deployment;
+README, "Fleet scale"). When policies name other accounts or regions (member stacks): memberExternalId (required),
+hubAccount and hubRegion (default: the account and region of the credentials `cdk deploy` runs with)."""
 
 import sys
 
@@ -14,6 +15,7 @@ from stacks.accounts import EXTERNAL_ID_CONTEXT, HUB_ACCOUNT_CONTEXT, HUB_REGION
 from stacks.app_builder import LayerNotBuilt, build_app, no_policy_message
 from stacks.constructs.dashboard import DashboardTooLarge
 from stacks.constructs.self_monitoring import OPERATOR_EMAILS_CONTEXT, OperatorEmailsError
+from stacks.fleet import StackTooLarge
 
 
 def main() -> None:
@@ -25,6 +27,7 @@ def main() -> None:
             [policy_dir],
             alarm_prefix=app.node.try_get_context("alarmPrefix") or DEFAULT_ALARM_PREFIX,
             operator_emails=app.node.try_get_context(OPERATOR_EMAILS_CONTEXT),
+            without_stream_stacks=str(app.node.try_get_context("withoutStreamStacks")).lower() == "true",
             hub_account=app.node.try_get_context(HUB_ACCOUNT_CONTEXT),
             hub_region=app.node.try_get_context(HUB_REGION_CONTEXT),
             member_external_id=app.node.try_get_context(EXTERNAL_ID_CONTEXT),
@@ -35,7 +38,7 @@ def main() -> None:
     except PolicyValidationError as exc:
         print(f"Invalid policy ({len(exc.errors)} error(s)):\n{exc}", file=sys.stderr)
         sys.exit(1)
-    except (LayerNotBuilt, OperatorEmailsError, DashboardTooLarge, MemberSettingsError) as exc:
+    except (LayerNotBuilt, OperatorEmailsError, DashboardTooLarge, MemberSettingsError, StackTooLarge) as exc:
         print(str(exc), file=sys.stderr)
         sys.exit(1)
     app.synth()

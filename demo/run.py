@@ -767,8 +767,9 @@ class Demo:
         if missing:
             raise DemoFailed(f"dashboard {name} has no graphs for {', '.join(missing)}")
         return (
-            f"Dashboard: {name} ({len(body['widgets'])} widgets: a row for each of {', '.join(sorted(FUNCTIONS))}, "
-            f"then the remediator's own metrics), checked with GetDashboard.\nIn AWS, open it at {url}"
+            f"Dashboard: {name} ({len(body['widgets'])} widgets: the fleet's top streams, a row for each of "
+            f"{', '.join(sorted(FUNCTIONS))}, then the remediator's own metrics), checked with GetDashboard.\n"
+            f"In AWS, open it at {url}"
         )
 
     def inventory(self) -> str:

@@ -42,11 +42,15 @@ def build_app(
     alarm_prefix: str = DEFAULT_ALARM_PREFIX,
     layer_dir: Path = LAYER_DIR,
     operator_emails: object = None,
+    without_stream_stacks: bool = False,
     hub_account: object = None,
     hub_region: object = None,
     member_external_id: object = None,
 ) -> KinesisRemediatorStack:
-    """Validate the policies (raising PolicyValidationError) and add the stack with cdk-nag applied."""
+    """Validate the policies (raising PolicyValidationError) and add the stack with cdk-nag applied.
+    `without_stream_stacks`: the core stack alone, no stream's alarms or parameter (the first deploy of the upgrade
+    from a single-stack deployment, which removes them from the core before the stream stacks create them again
+    under the same names)."""
     policies = load_policies(policy_paths)
     if not (layer_dir / "python").is_dir():
         raise LayerNotBuilt(f"Lambda layer not built at {layer_dir}: run `make layer` first")
@@ -62,9 +66,12 @@ def build_app(
         parameter_root=PARAMETER_ROOT,
         layer_dir=layer_dir,
         operators=operator_emails,
-        description="Kinesis Remediator: alarms, remediator Lambda, audit and notifications",
+        stream_stacks=not without_stream_stacks,
+        description="Kinesis Remediator: remediator Lambda, audit and notifications (the streams' alarms and "
+        "policies are in its nested stacks)",
         hub=hub,
     )
     stack.members = add_member_stacks(app, stack, policies, hub, alarm_prefix=alarm_prefix, rule=stack.remediator.rule)
+    stack.check_sizes()
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack

@@ -1,18 +1,26 @@
-"""The Kinesis Remediator stack: wires the constructs; holds no logic of its own."""
+"""The Kinesis Remediator core stack: wires the constructs; holds no logic of its own.
+
+The core stack holds what the whole deployment shares (the remediator Lambda, its state, notifications,
+self-monitoring, the dashboard); each stream's alarms and policy parameter live in one of the nested stream stacks
+(stacks/constructs/stream_stack.py), chosen by a stable hash of the stream (stacks/fleet.py). One `cdk deploy`
+deploys them all."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, CfnResource, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 from remediator.core.deployment import Env, StackOutput
+from remediator.core.symptoms.base import AlarmSpec
 from remediator.policy_files import PolicySet
 
 from stacks.accounts import Hub, Place, place_policies
-from stacks.constructs.alarms import StreamAlarms
 from stacks.constructs.dashboard import RemediatorDashboard
 from stacks.constructs.fleet_alarms import FleetAlarms
 from stacks.constructs.hub_bus import HubEventBus
@@ -20,6 +28,30 @@ from stacks.constructs.notifications import Notifications
 from stacks.constructs.remediator import Remediator
 from stacks.constructs.self_monitoring import SelfMonitoring, operator_emails
 from stacks.constructs.state import RemediatorState
+from stacks.constructs.stream_stack import StreamStack
+from stacks.fleet import bucket_id, bucket_of, check_size, stream_identity
+
+
+@dataclass
+class AllStreamAlarms:
+    """Every stream stack's alarms, keyed (stream, symptom, qualifier), as StreamAlarms keys them."""
+
+    alarms: dict[tuple[str, str, str], cloudwatch.CfnAlarm] = field(default_factory=dict)
+    specs: dict[tuple[str, str, str], AlarmSpec] = field(default_factory=dict)
+
+
+def buckets(policies: PolicySet) -> dict[int, PolicySet]:
+    """The policies split by bucket (stacks/fleet.py), only the buckets that hold a stream."""
+    names: dict[int, list[str]] = defaultdict(list)
+    for name, policy in policies.streams.items():
+        names[bucket_of(stream_identity(policy))].append(name)
+    return {
+        bucket: PolicySet(
+            streams={n: policies.streams[n] for n in sorted(members)},
+            sources={n: policies.sources[n] for n in sorted(members)},
+        )
+        for bucket, members in sorted(names.items())
+    }
 
 
 class KinesisRemediatorStack(Stack):
@@ -33,6 +65,7 @@ class KinesisRemediatorStack(Stack):
         parameter_root: str,
         layer_dir: Path,
         operators: object = None,
+        stream_stacks: bool = True,
         hub: Hub | None = None,
         **kwargs: Any,
     ) -> None:
@@ -42,9 +75,30 @@ class KinesisRemediatorStack(Stack):
         placement = place_policies(policies, hub.place if hub else None)
         local = placement.local
         self.members: Mapping[Place, Stack] = {}  # the member stacks (stacks.member_stack.add_member_stacks)
-        self.state = RemediatorState(self, "State", policies=policies, parameter_root=parameter_root)
+        self.state = RemediatorState(self, "State", parameter_root=parameter_root)
         self.notifications = Notifications(self, "Notifications", policies=policies)
-        self.alarms = StreamAlarms(self, "Alarms", policies=local, prefix=alarm_prefix)
+        # bucket -> its nested stack (every stream's policy parameter, the hub's own streams' alarms); a bucket
+        # without streams has none. Without stream stacks (the first step of the upgrade from a single-stack
+        # deployment: README, "Fleet scale"), none at all.
+        self.stream_stacks: dict[int, StreamStack] = {
+            bucket: StreamStack(
+                self,
+                bucket_id(bucket),
+                bucket=bucket,
+                policies=members,
+                alarm_policies=PolicySet(
+                    streams={k: p for k, p in members.streams.items() if k in local.streams},
+                    sources={k: members.sources[k] for k in members.streams if k in local.streams},
+                ),
+                alarm_prefix=alarm_prefix,
+                parameter_root=parameter_root,
+            )
+            for bucket, members in (buckets(policies) if stream_stacks else {}).items()
+        }
+        self.alarms = AllStreamAlarms()
+        for stream_stack in self.stream_stacks.values():
+            self.alarms.alarms.update(stream_stack.alarms.alarms)
+            self.alarms.specs.update(stream_stack.alarms.specs)
         # Streams with `alarms: fleet`: shared Metrics Insights alarms; StreamAlarms leaves theirs out. The hub's
         # own streams only: a member's stream keeps per-stream alarms in its member stack.
         self.fleet_alarms = FleetAlarms(self, "FleetAlarms", policies=local, prefix=alarm_prefix)
@@ -94,3 +148,21 @@ class KinesisRemediatorStack(Stack):
             StackOutput.DASHBOARD_URL: self.dashboard.console_url,
         }.items():
             CfnOutput(self, name, value=value)
+
+    def check_sizes(self) -> None:
+        """Every stack within MAX_RESOURCES_PER_STACK (stacks/fleet.py); raises StackTooLarge naming the stack."""
+        for stream_stack in self.stream_stacks.values():
+            stream_stack.check_size()
+        own = len(self.stream_stacks) + sum(
+            1
+            for child in self.node.children
+            if not isinstance(child, StreamStack)
+            for construct in child.node.find_all()
+            if isinstance(construct, CfnResource)
+        )
+        check_size(
+            self.stack_name,
+            own,
+            what_to_do="the core stack grows with the number of distinct notify.emails addresses (one e-mail "
+            "subscription each) and of operator addresses: have teams share a list address",
+        )

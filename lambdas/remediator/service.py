@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -185,9 +185,8 @@ class _Located:
     def __init__(self, notifier: Notifier, account: str, region: str) -> None:
         self._notifier, self._account, self._region = notifier, account, region
 
-    def send(self, stream: str, subject: str, body: str, *recipients: Any) -> str:
-        # *recipients: whatever else the hub's notifier takes (passed through unchanged)
-        return self._notifier.send(stream, *render.located(subject, body, self._account, self._region), *recipients)
+    def send(self, stream: str, subject: str, body: str, recipients: Sequence[str]) -> str:
+        return self._notifier.send(stream, *render.located(subject, body, self._account, self._region), recipients)
 
 
 def _for_member(trigger: AlarmTrigger | AlarmResolved, deps: Dependencies) -> Dependencies | None:
@@ -263,7 +262,7 @@ def _reach(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencies, now:
             "Check the member stack in that account and region (its role's trust policy names the hub's account "
             "and the external id), and the hub's MEMBER_EXTERNAL_ID (CDK context memberExternalId).\n"
         )
-        deps.notifier.send(trigger.stream, subject, body)
+        deps.notifier.send(trigger.stream, subject, body, policy.notify.emails)
         return Outcome(status=OutcomeStatus.FAILED, stream=trigger.stream, symptom=trigger.symptom, detail=detail)
     except Exception as exc:
         reason = f"could not reach account {trigger.account}, region {trigger.region}: {type(exc).__name__}: {exc}"
@@ -377,14 +376,17 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
 
     writeahead.bookkeep(run, "the follow-through", schedule_next)
     if plan.mode == Mode.DRY_RUN:
-        deps.notifier.send(plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"))
+        deps.notifier.send(
+            plan.stream, render.subject(plan, "dry-run"), render.body(plan, "dry run"), policy.notify.emails
+        )
     else:
         results = [f"{s.outcome}: {s.detail}" for s in steps]
         subject, body = (
             render.subject(plan, status),
             render.body(plan, status, results, [s.kill_switch for s in steps]) + follow[0],
         )
-        writeahead.bookkeep(run, "the e-mail", lambda: deps.notifier.send(plan.stream, subject, body))
+        emails = policy.notify.emails
+        writeahead.bookkeep(run, "the e-mail", lambda: deps.notifier.send(plan.stream, subject, body, emails))
     run.raise_if_failed()  # after a change: only once all is done, so the retry resumes (writeahead, 5)
     return Outcome(
         status=status,
@@ -418,7 +420,9 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
         notified=last is None,
     )
     if last is None:
-        deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
+        deps.notifier.send(
+            plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"), policy.notify.emails
+        )
     return Outcome(
         status=OutcomeStatus.NO_ACTION,
         stream=plan.stream,
@@ -608,7 +612,8 @@ def resolve(resolved: AlarmResolved, deps: Dependencies) -> Outcome:
                 status=OutcomeStatus.IGNORED, stream=resolved.stream, symptom=resolved.symptom, detail=detail
             )
         deps = scoped
-    if _policy(resolved, deps) is None:
+    policy = _policy(resolved, deps)
+    if policy is None:
         detail = _no_policy(resolved) if resolved.member else f"no valid policy for stream '{resolved.stream}'"
         return Outcome(status=OutcomeStatus.IGNORED, stream=resolved.stream, symptom=resolved.symptom, detail=detail)
     ok_at = parse_timestamp(resolved.state_timestamp)
@@ -634,6 +639,7 @@ def resolve(resolved: AlarmResolved, deps: Dependencies) -> Outcome:
         resolved.stream,
         resolution.subject(resolved, took),
         resolution.body(resolved, applied, alarm_at, ok_at, cancelled),
+        policy.notify.emails,
     )
     detail = f"back to OK after {len(applied)} applied step(s)" + (
         f", {resolution.duration(took)} after the alarm" if took is not None else ""

@@ -391,7 +391,7 @@ def resume(
         "reporting them. This delivery re-read the stream and changed nothing.\n\n"
         + "\n".join(f"- {r.action}: {r.outcome}: {r.detail}" for r in results)
     )
-    deps.notifier.send(trigger.stream, subject, body)
+    deps.notifier.send(trigger.stream, subject, body, policy.notify.emails)
     plan = intents[0].entry.plan if intents[0].entry else None
     return Outcome(
         status=status,

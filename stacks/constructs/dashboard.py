@@ -1,5 +1,7 @@
-"""One CloudWatch dashboard per deployment: a row per stream (write utilisation against capacity, iterator age,
-throttles, error rates), each graph with the thresholds of the alarms StreamAlarms built for it, then the
+"""One CloudWatch dashboard per deployment, at any number of streams: fleet graphs first (CloudWatch Metrics Insights
+queries ranking the streams of the account and region: the ten oldest iterators, the ten most throttled, the ten
+busiest), then, up to STREAM_ROWS_LIMIT streams, a row per stream (write utilisation against capacity, iterator
+age, throttles, error rates), each graph with the thresholds of the alarms StreamAlarms built for it, then the
 remediator's own metrics (core/deployment.RemediatorMetric) and its Lambda's errors and duration."""
 
 from __future__ import annotations
@@ -34,7 +36,28 @@ GRAPH_WIDTH, GRAPH_HEIGHT = 6, 6  # four graphs fill the dashboard's 24 columns:
 STREAM_GRAPHS = 4
 WIDGETS_PER_STREAM = 1 + STREAM_GRAPHS  # a title, then the graphs
 REMEDIATOR_WIDGETS = 1 + 4  # a title, then triggers/plans, steps, outcomes, the Lambda
-MAX_STREAMS = (MAX_WIDGETS - REMEDIATOR_WIDGETS) // WIDGETS_PER_STREAM
+FLEET_WIDGETS = 1 + 4  # a title, then four Metrics Insights rankings
+# Per-stream rows up to this many streams (255 widgets); above it the fleet graphs rank the streams instead, and
+# the dashboard body stays far below CloudWatch's limits at any fleet size.
+STREAM_ROWS_LIMIT = 50
+MAX_STREAMS = STREAM_ROWS_LIMIT
+FLEET_TOP = 10
+# Metrics Insights: names with characters other than letters, digits and '_' are double-quoted (Metrics Insights
+# query components and syntax, CloudWatch user guide).
+FLEET_QUERIES = (
+    ("Oldest iterators (ms, maximum)", "MAX", '"GetRecords.IteratorAgeMilliseconds"'),
+    ("Most throttled writes (records)", "SUM", "WriteProvisionedThroughputExceeded"),
+    ("Most throttled reads (GetRecords calls)", "SUM", "ReadProvisionedThroughputExceeded"),
+    ("Busiest (incoming bytes)", "SUM", "IncomingBytes"),
+)
+
+
+def fleet_query(function: str, metric: str, top: int = FLEET_TOP) -> str:
+    return (
+        f'SELECT {function}({metric}) FROM SCHEMA("{KINESIS_NAMESPACE}", StreamName) GROUP BY StreamName '
+        f"ORDER BY {function}() DESC LIMIT {top}"
+    )
+
 
 # Producer-side metrics (aws-facts.md §6: Sum of the PutRecords counts, Average of the .Success fraction).
 PUT_RECORDS_FAILED = kinesis_stream_metric("PutRecords.FailedRecords", "Sum")
@@ -50,7 +73,8 @@ SYMBOLS = {
 
 
 class DashboardTooLarge(ValueError):
-    """More streams than one dashboard's widgets can show."""
+    """More widgets than one dashboard holds (cannot happen since per-stream rows stop at STREAM_ROWS_LIMIT; kept
+    for app.py's error handling)."""
 
 
 @dataclass(frozen=True)
@@ -232,13 +256,7 @@ class RemediatorDashboard(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         streams = sorted(policies.streams.items())
-        if len(streams) > MAX_STREAMS:
-            raise DashboardTooLarge(
-                f"{len(streams)} streams need {len(streams) * WIDGETS_PER_STREAM + REMEDIATOR_WIDGETS} dashboard "
-                f"widgets ({WIDGETS_PER_STREAM} per stream and {REMEDIATOR_WIDGETS} for the remediator); a CloudWatch "
-                f"dashboard holds at most {MAX_WIDGETS}, so one deployment can show at most {MAX_STREAMS} streams: "
-                "split the policies over several deployments (each with its own alarmPrefix)"
-            )
+        self.stream_rows = len(streams) <= STREAM_ROWS_LIMIT
         stack = Stack.of(self)
         # Dashboards are global to the account: the region in the name keeps two regions' deployments apart.
         self.dashboard_name = f"{stack.stack_name}-{stack.region}"
@@ -251,7 +269,8 @@ class RemediatorDashboard(Construct):
         )
         # (stream, graph title) -> the thresholds annotated on it; read by the tests.
         self.annotated: dict[tuple[str, str], list[float]] = {}
-        for name, policy in streams:
+        self._fleet(len(streams))
+        for name, policy in streams if self.stream_rows else []:
             self.dashboard.add_widgets(
                 cloudwatch.TextWidget(
                     markdown=f"### Stream `{name}`: {policy.mode.value}",
@@ -262,7 +281,13 @@ class RemediatorDashboard(Construct):
             own = {(symptom, qualifier): spec for (stream, symptom, qualifier), spec in specs.items() if stream == name}
             self.dashboard.add_widgets(*(self._graph(name, graph, own) for graph in stream_graphs(policy)))
         self._remediator(function)
-        self.widget_count = len(streams) * WIDGETS_PER_STREAM + REMEDIATOR_WIDGETS
+        self.widget_count = (
+            FLEET_WIDGETS + (len(streams) * WIDGETS_PER_STREAM if self.stream_rows else 0) + REMEDIATOR_WIDGETS
+        )
+        if self.widget_count > MAX_WIDGETS:
+            raise DashboardTooLarge(
+                f"{self.widget_count} dashboard widgets; a CloudWatch dashboard holds {MAX_WIDGETS}"
+            )
         self.console_url = (
             f"https://{stack.region}.console.aws.amazon.com/cloudwatch/home?region={stack.region}"
             f"#dashboards/dashboard/{self.dashboard_name}"
@@ -301,6 +326,36 @@ class RemediatorDashboard(Construct):
             left_y_axis=cloudwatch.YAxisProps(label=graph.unit, show_units=False, min=0),
             width=GRAPH_WIDTH,
             height=GRAPH_HEIGHT,
+        )
+
+    def _fleet(self, streams: int) -> None:
+        rows = (
+            "a row per stream follows"
+            if self.stream_rows
+            else f"{streams} streams: more than {STREAM_ROWS_LIMIT}, so no row per stream; find one here, then in "
+            "the Kinesis console or its alarms"
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.TextWidget(
+                markdown=f"### Fleet: the top {FLEET_TOP} streams of this account and region ({rows})",
+                width=GRAPH_WIDTH * STREAM_GRAPHS,
+                height=1,
+            )
+        )
+        self.dashboard.add_widgets(
+            *(
+                cloudwatch.GraphWidget(
+                    title=f"Fleet: {title}",
+                    left=[
+                        cloudwatch.MathExpression(
+                            expression=fleet_query(function, metric), label="", period=Duration.minutes(5)
+                        )
+                    ],
+                    width=GRAPH_WIDTH,
+                    height=GRAPH_HEIGHT,
+                )
+                for title, function, metric in FLEET_QUERIES
+            )
         )
 
     def _remediator(self, function: lambda_.IFunction) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from aws_cdk import Acknowledgment, ArnFormat, Duration, Stack, Validations
@@ -35,6 +36,7 @@ from remediator.policy_files import PolicySet
 
 from stacks.constructs.notifications import Notifications
 from stacks.constructs.state import RemediatorState
+from stacks.fleet import compact, policy_size
 
 # The newest Python runtime aws-cdk-lib offers, on Graviton (cheaper, and our layer is built for it).
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -63,18 +65,83 @@ def policy_digest(policies: PolicySet) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+# The registry's statements may take this many characters of the role's policies (IAM counts the aggregate of a
+# role's inline policies: at most 10,240 characters without white space, IAM and STS quotas, "Role policy size").
+# The rest is for the fixed statements below (about 2,000 with real ARNs) and the policy CDK adds (X-Ray, the
+# dead-letter queue): tests/infrastructure/test_fleet_scale.py checks the sum at 1,000 streams.
+REGISTRY_POLICY_BUDGET = 7_000
+# How long an ARN can get: the longest partition and region names (aws-us-gov, ap-southeast-7), a 12-digit account.
+_LONGEST = {"partition": "aws-us-gov", "region": "ap-southeast-7", "account": "123456789012"}
+# The resource lists tried, longest first, until the statements fit: None keeps every ARN.
+_LIST_LENGTHS: tuple[int | None, ...] = (None, 256, 192, 128, 96, 64, 48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1)
+
+
+def _longest_arn(*, service: str, resource: str, resource_name: str, arn_format: str = "slash") -> str:
+    separator = ":" if arn_format == "colon" else "/"
+    region = "" if service == "iam" else _LONGEST["region"]
+    return f"arn:{_LONGEST['partition']}:{service}:{region}:{_LONGEST['account']}:{resource}{separator}{resource_name}"
+
+
+def fitted(found: list[Permission], at_most: int | None) -> list[Permission]:
+    """The permissions with each resource list (and each condition's values) compacted to at most `at_most` prefix
+    patterns (stacks/fleet.compact); a condition whose values became patterns compares with StringLike."""
+    if at_most is None:
+        return found
+    result = []
+    for permission in found:
+        conditions: dict[str, dict[str, list[str]]] = {}
+        for operator, keys in permission.conditions.items():
+            for key, values in keys.items():
+                patterns = compact(values, at_most)
+                like = operator == "StringEquals" and any("*" in v for v in patterns) and patterns != sorted(values)
+                conditions.setdefault("StringLike" if like else operator, {})[key] = patterns
+        resources = tuple(compact(permission.resources, at_most)) if permission.resources != ("*",) else ("*",)
+        result.append(replace(permission, resources=resources, conditions=conditions))
+    return result
+
+
+def _statements_json(found: list[Permission]) -> list[dict[str, object]]:
+    """The statements as the role will hold them: CDK's minimizePolicies (cdk.json) merges statements with the same
+    resources and conditions into one with all their actions."""
+    merged: dict[str, dict[str, object]] = {}
+    for permission in found:
+        key = json.dumps([permission.resources, permission.conditions], sort_keys=True)
+        statement = merged.setdefault(key, {"Effect": "Allow", "Action": [], "Resource": list(permission.resources)})
+        actions = statement["Action"]
+        assert isinstance(actions, list)
+        actions.extend(a for a in permission.actions if a not in actions)
+        if permission.conditions:
+            statement["Condition"] = permission.conditions
+    return list(merged.values())
+
+
+def list_length(policies: PolicySet) -> int | None:
+    """The longest resource lists whose statements fit REGISTRY_POLICY_BUDGET (None: every ARN, as declared). The
+    trade-off of a shorter list: a pattern such as arn:...:stream/orders-* also matches streams with no policy. The
+    remediator acts only on a stream whose policy parameter it reads (and only within that policy), so IAM is then
+    the second line of defence, not the first."""
+    declared = permissions((policy for _, policy in sorted(policies.streams.items())), _longest_arn)
+    for at_most in _LIST_LENGTHS:
+        if policy_size(_statements_json(fitted(declared, at_most))) <= REGISTRY_POLICY_BUDGET:
+            return at_most
+    return 1
+
+
 def registry_permissions(stack: Stack, policies: PolicySet) -> list[Permission]:
-    """What the registries declare for these policies, with ARNs in this stack's partition, region, account."""
+    """What the registries declare for these policies, with ARNs in this stack's partition, region, account, fitted
+    to the role's policy size (list_length)."""
+
+    # What Stack.format_arn writes, without a jsii call per ARN (thousands at 1,000 streams).
+    partition, stack_region, account = stack.partition, stack.region, stack.account
 
     def arn(*, service: str, resource: str, resource_name: str, arn_format: str = "slash") -> str:
-        separator = ArnFormat.COLON_RESOURCE_NAME if arn_format == "colon" else ArnFormat.SLASH_RESOURCE_NAME
+        separator = ":" if arn_format == "colon" else "/"
         # IAM is global: its ARNs have no region.
-        region = "" if service == "iam" else None
-        return stack.format_arn(
-            service=service, resource=resource, resource_name=resource_name, arn_format=separator, region=region
-        )
+        region = "" if service == "iam" else stack_region
+        return f"arn:{partition}:{service}:{region}:{account}:{resource}{separator}{resource_name}"
 
-    return permissions((policy for _, policy in sorted(policies.streams.items())), arn)
+    declared = permissions((policy for _, policy in sorted(policies.streams.items())), arn)
+    return fitted(declared, list_length(policies))
 
 
 def _nag_arn(service_resource: str) -> str:
@@ -92,7 +159,8 @@ def nag_resource(*, service: str, resource: str, resource_name: str, arn_format:
 def wildcard_findings(policies: PolicySet) -> dict[str, str]:
     """cdk-nag finding id -> reason, for every registry resource that ends in a wildcard (not '*' alone)."""
     found: dict[str, str] = {}
-    for permission in permissions((policy for _, policy in sorted(policies.streams.items())), nag_resource):
+    declared = permissions((policy for _, policy in sorted(policies.streams.items())), nag_resource)
+    for permission in fitted(declared, list_length(policies)):
         for resource in permission.resources:
             if resource != "*" and "*" in resource:
                 reason = f"{', '.join(permission.actions)} on {resource}: {permission.why}"
@@ -164,6 +232,7 @@ class Remediator(Construct):
             description="Kinesis Remediator: may change only the streams named in its policies",
             role_name=role_name,
         )
+        self._policy_path = state.policy_prefix.lstrip("/")
         self._grant(state, notifications)
         self._policies = local
 
@@ -265,10 +334,12 @@ class Remediator(Construct):
                 actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                 resources=[self.log_group.log_group_arn],
             ),
+            # The policies by path, not one ARN each: the list would outgrow the role's policy size at a few
+            # hundred streams, and the parameters live in the stream stacks. It reads no more than
+            # GetParametersByPath on the same path already returns.
             iam.PolicyStatement(
                 actions=["ssm:GetParameter"],
-                resources=[state.kill_switch.parameter_arn]
-                + [p.parameter_arn for p in state.policy_parameters.values()],
+                resources=[state.kill_switch.parameter_arn, f"{self._policy_path_arn(state)}/*"],
             ),
             # The shard census lists the protected streams (SsmPolicySource.names). GetParametersByPath is
             # authorised against the path in the request, not the parameters it returns: exactly the prefix.
@@ -345,6 +416,9 @@ class Remediator(Construct):
             "follow-through checks its alarm (or its fleet alarm's contributor) is still in ALARM",
             _nag_arn(f"scheduler:schedule/{SCHEDULE_GROUP}/{self.schedule_prefix}*"): "scheduler:CreateSchedule "
             "and DeleteSchedule on the deployment's follow-through schedules, named at run time under its prefix",
+            _nag_arn(f"ssm:parameter/{self._policy_path}/*"): "ssm:GetParameter on the streams' policy parameters, "
+            "by their path: no more than GetParametersByPath on that path already returns, and it fits the role "
+            "at any number of streams",
         }
         for finding, reason in prefixed.items():
             Validations.of(self.permissions).acknowledge(Acknowledgment(id=finding, reason=reason))

@@ -1,7 +1,7 @@
 """The remediator watches itself: alarms on its dead-letter queue, its errors, its duration near the timeout and its
 failed outcomes, e-mailed to the operators through their own encrypted topic.
 
-Why a topic of their own: every subscription on the notifications topic filters on the `stream` message
+Why a topic of their own: every subscription on the notifications topic filters on the `recipients` message
 attribute (stacks/constructs/notifications.py), and a CloudWatch alarm notification carries no message attribute,
 so it would reach nobody there. The operators' subscriptions here are unfiltered.
 

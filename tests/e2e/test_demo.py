@@ -295,8 +295,9 @@ def test_demo_checks_the_dashboard_and_says_where_it_is(demo_run: DemoRun) -> No
     # Then it read the dashboard back with GetDashboard (a row per stream), right after the first deploy and again
     # at the end, with the console address it would have in AWS
     line = (
-        "Dashboard: KinesisRemediator-us-east-1 (25 widgets: a row for each of demo-archive, demo-clicks, "
-        "demo-orders, demo-payments, then the remediator's own metrics), checked with GetDashboard."
+        "Dashboard: KinesisRemediator-us-east-1 (30 widgets: the fleet's top streams, a row for each of "
+        "demo-archive, demo-clicks, demo-orders, demo-payments, then the remediator's own metrics), checked "
+        "with GetDashboard."
     )
     assert out.count(line) == 2
     url = (

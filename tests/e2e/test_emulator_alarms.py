@@ -20,7 +20,7 @@ from remediator.events import AlarmStateChangeEvent
 
 from demo.emulator import Emulator
 from demo.run import alarm_inventory, state_change_event
-from stacks.constructs.alarms import cdk_metric
+from stacks.constructs.alarms import alarm_metric
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
@@ -46,16 +46,16 @@ def template() -> dict[str, Any]:
         ("Single", SINGLE, ITERATOR_AGE, Comparison.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, MissingData.NOT_BREACHING),
         ("Math", MATH, ERROR_RATE, Comparison.GREATER_THAN_THRESHOLD, MissingData.IGNORE),
     ):
-        cloudwatch.Alarm(
+        cloudwatch.CfnAlarm(
             stack,
             construct_id,
             alarm_name=name,
-            metric=cdk_metric(metric),
             threshold=5,
             evaluation_periods=5,
             datapoints_to_alarm=3,
-            comparison_operator=cloudwatch.ComparisonOperator[comparison.name],
-            treat_missing_data=cloudwatch.TreatMissingData[missing.name],
+            comparison_operator=comparison.value,
+            treat_missing_data=missing.value,
+            **alarm_metric(metric),  # type: ignore[arg-type]
         )
     return dict(Template.from_stack(stack).to_json())
 

@@ -9,14 +9,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 # jsii prints a banner about the Node version on every start; the Makefile silences it the same way.
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
-from aws_cdk import App
+from aws_cdk import App, CfnElement, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 from remediator.core.grants import ArnFormatter
@@ -43,19 +43,39 @@ def cli_context() -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Synth:
-    """One synthesized app: the stack, its template as a dict, the cloud assembly directory and the policies."""
+    """One synthesized app: the core stack, its template as a dict, the stream stacks' templates (nested stacks, by
+    bucket: stacks/fleet.py), the cloud assembly directory and the policies."""
 
     stack: KinesisRemediatorStack
     template: dict[str, Any]
     outdir: Path
     policies: PolicySet
+    stream_templates: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def templates(self) -> list[dict[str, Any]]:
+        """The core template, then the stream stacks' by bucket."""
+        return [self.template, *(self.stream_templates[b] for b in sorted(self.stream_templates))]
+
+    def template_of(self, stack: Stack) -> dict[str, Any]:
+        if stack is self.stack or stack.node.path == self.stack.node.path:
+            return self.template
+        bucket = next(b for b, s in self.stack.stream_stacks.items() if s.node.path == stack.node.path)
+        return self.stream_templates[bucket]
 
     def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return {
-            logical_id: resource
-            for logical_id, resource in self.template["Resources"].items()
-            if resource["Type"] == resource_type
-        }
+        """Every resource of that type in the core and the stream stacks, by logical id (ids of the stream stacks
+        are built from stream names, and are unique across them)."""
+        found: dict[str, dict[str, Any]] = {}
+        for template in self.templates():
+            for logical_id, resource in template["Resources"].items():
+                if resource["Type"] == resource_type:
+                    assert logical_id not in found, f"{logical_id} in two stacks"
+                    found[logical_id] = resource
+        return found
+
+    def all_resources(self) -> dict[str, Any]:
+        """A template-like dict holding every stack's resources (for `resolve` of a stream stack's values)."""
+        return {"Resources": {k: v for t in self.templates() for k, v in t["Resources"].items()}}
 
     def only(self, resource_type: str) -> tuple[str, dict[str, Any]]:
         found = self.resources(resource_type)
@@ -112,6 +132,11 @@ def write_policies(directory: Path, files: Mapping[str, str]) -> Path:
     return directory
 
 
+def read_template(outdir: Path, stack: Stack) -> dict[str, Any]:
+    """A stack's template as synthesized into `outdir` (nested stacks included)."""
+    return dict(json.loads((outdir / stack.template_file).read_text(encoding="utf-8")))
+
+
 def synthesize(policy_paths: list[Path], outdir: Path) -> Synth:
     app = App(outdir=str(outdir), context=cli_context())
     # The hub's place and external id matter only to policies naming other accounts or regions (member stacks).
@@ -123,6 +148,7 @@ def synthesize(policy_paths: list[Path], outdir: Path) -> Synth:
         template=dict(Template.from_stack(stack).to_json()),
         outdir=outdir,
         policies=load_policies(policy_paths),
+        stream_templates={bucket: read_template(outdir, s) for bucket, s in stack.stream_stacks.items()},
     )
 
 
@@ -281,9 +307,14 @@ def resources_for(pairs: set[tuple[str, str]], action: str) -> set[str]:
 
 
 def _alarms_of(synth: Synth, constructs: Iterable[Any]) -> dict[str, dict[str, Any]]:
-    ids = {synth.stack.get_logical_id(alarm.node.default_child) for alarm in constructs}
-    alarms = synth.resources("AWS::CloudWatch::Alarm")
-    return {alarms[i]["Properties"]["AlarmName"]: alarms[i]["Properties"] for i in ids}
+    found = {}
+    for alarm in constructs:
+        # The streams' alarms are CfnAlarm (L1); the remediator's own are Alarm (L2).
+        element = alarm if isinstance(alarm, CfnElement) else alarm.node.default_child
+        stack = Stack.of(element)
+        properties = synth.template_of(stack)["Resources"][stack.get_logical_id(element)]["Properties"]
+        found[properties["AlarmName"]] = properties
+    return found
 
 
 def alarms_by_name(synth: Synth) -> dict[str, dict[str, Any]]:

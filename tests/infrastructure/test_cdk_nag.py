@@ -80,6 +80,9 @@ FOLLOW_THROUGH_WILDCARDS = [
     f"alarm:{DEFAULT_ALARM_PREFIX}*]",
     "Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:scheduler:<AWS::Region>:<AWS::AccountId>:"
     f"schedule/default/{schedule_prefix(DEFAULT_ALARM_PREFIX)}*]",
+    # the streams' policy parameters, by their path (the stream stacks hold them; a list would outgrow the role)
+    "Annotation::AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ssm:<AWS::Region>:<AWS::AccountId>:"
+    "parameter/kinesis-remediator/policies/*]",
 ]
 
 

@@ -18,7 +18,15 @@ from remediator.core.policy import StreamPolicy
 from remediator.core.symptoms.base import AlarmSpec
 from remediator.policy_files import PolicySet
 
-from stacks.constructs.dashboard import MAX_STREAMS, MAX_WIDGETS, DashboardTooLarge, RemediatorDashboard, renamed
+from stacks.constructs.dashboard import (
+    FLEET_QUERIES,
+    FLEET_WIDGETS,
+    MAX_WIDGETS,
+    STREAM_ROWS_LIMIT,
+    RemediatorDashboard,
+    fleet_query,
+    renamed,
+)
 from tests.infrastructure.support import REGION, Synth, alarms_by_name, ref, resolve
 
 pytestmark = pytest.mark.xdist_group("infrastructure")
@@ -77,10 +85,16 @@ def test_a_row_per_stream_then_the_remediator(request: pytest.FixtureRequest, fi
     # When synthesized
     widgets = body(synth)["widgets"]
 
-    # Then each stream, in name order, has a title and one row of four graphs titled with its name
+    # Then the fleet section opens it: a title and four Metrics Insights rankings of the account's streams
+    fleet_title, *fleet = widgets[:FLEET_WIDGETS]
+    assert fleet_title["properties"]["markdown"].startswith("### Fleet: the top 10 streams")
+    assert [w["properties"]["metrics"][0][0]["expression"] for w in fleet] == [
+        fleet_query(function, metric) for _, function, metric in FLEET_QUERIES
+    ]
+    # And each stream, in name order, has a title and one row of four graphs titled with its name
     streams = sorted(synth.policies.streams)
     for index, stream in enumerate(streams):
-        title, *row = widgets[index * 5 : index * 5 + 5]
+        title, *row = widgets[FLEET_WIDGETS + index * 5 : FLEET_WIDGETS + index * 5 + 5]
         assert title["type"] == "text"
         assert title["properties"]["markdown"].startswith(f"### Stream `{stream}`")
         assert [w["properties"]["title"] for w in row] == [
@@ -97,8 +111,8 @@ def test_a_row_per_stream_then_the_remediator(request: pytest.FixtureRequest, fi
                 if namespace == "AWS/Kinesis":
                     assert dimensions == {"StreamName": stream}
     # And the remediator's section closes the dashboard
-    assert widgets[len(streams) * 5]["properties"]["markdown"].startswith("### The remediator")
-    assert len(widgets) == len(streams) * 5 + 5 <= MAX_WIDGETS
+    assert widgets[FLEET_WIDGETS + len(streams) * 5]["properties"]["markdown"].startswith("### The remediator")
+    assert len(widgets) == FLEET_WIDGETS + len(streams) * 5 + 5 <= MAX_WIDGETS
 
 
 @pytest.mark.parametrize("fixture", ["synth", "example_synth"])
@@ -201,34 +215,25 @@ def test_remediator_metrics_are_the_names_the_handler_emits(synth: Synth) -> Non
     assert lambda_metrics == {"Errors", "Duration"}
 
 
-def test_too_many_streams_for_one_dashboard_fail_synth_with_a_clear_message() -> None:
-    # Given one stream more than a dashboard can show
-    count = MAX_STREAMS + 1
-    streams = {f"s{i:03}": StreamPolicy.model_validate({"name": f"s{i:03}"}) for i in range(count)}
+def dashboard_of(count: int) -> RemediatorDashboard:
+    streams = {f"s{i:04}": StreamPolicy.model_validate({"name": f"s{i:04}"}) for i in range(count)}
     stack = Stack(App(), "S")
     function = lambda_.Function.from_function_name(stack, "F", "f")
-
-    # When the dashboard is built
-    with pytest.raises(DashboardTooLarge) as raised:
-        RemediatorDashboard(stack, "D", policies=PolicySet(streams=streams, sources={}), specs={}, function=function)
-
-    # Then the error says how many widgets they need, the limit, and what to do
-    assert str(raised.value) == (
-        f"{count} streams need {count * 5 + 5} dashboard widgets (5 per stream and 5 for the remediator); a "
-        f"CloudWatch dashboard holds at most 500, so one deployment can show at most {MAX_STREAMS} streams: split the "
-        "policies over several deployments (each with its own alarmPrefix)"
-    )
+    return RemediatorDashboard(stack, "D", policies=PolicySet(streams=streams, sources={}), specs={}, function=function)
 
 
-def test_the_most_streams_fit() -> None:
-    # Given exactly as many streams as a dashboard can show / When built / Then it fits in 500 widgets
-    streams = {f"s{i:03}": StreamPolicy.model_validate({"name": f"s{i:03}"}) for i in range(MAX_STREAMS)}
-    stack = Stack(App(), "S")
-    function = lambda_.Function.from_function_name(stack, "F", "f")
-    dashboard = RemediatorDashboard(
-        stack, "D", policies=PolicySet(streams=streams, sources={}), specs={}, function=function
-    )
-    assert MAX_WIDGETS - 5 < dashboard.widget_count <= MAX_WIDGETS
+@pytest.mark.parametrize(
+    ("count", "rows"),
+    [(STREAM_ROWS_LIMIT, True), (STREAM_ROWS_LIMIT + 1, False), (1000, False)],
+)
+def test_rows_per_stream_up_to_the_limit_then_the_fleet_graphs_alone(count: int, rows: bool) -> None:
+    # Given `count` streams / When the dashboard is built
+    dashboard = dashboard_of(count)
+
+    # Then up to the limit each stream has its row; above it, none, and the fleet graphs rank them: it fits at any
+    # number of streams
+    assert dashboard.stream_rows is rows
+    assert dashboard.widget_count == FLEET_WIDGETS + (count * 5 if rows else 0) + 5 <= MAX_WIDGETS
 
 
 @pytest.mark.parametrize(

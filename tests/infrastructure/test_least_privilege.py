@@ -37,6 +37,10 @@ XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 SUFFIX_WILDCARD_SCOPES = {"stream-consumer", "event-source-mapping", "iam-role"}
 
 
+# The streams' policy parameters, granted by their path (stacks/constructs/remediator.py).
+POLICY_PARAMETERS = parameter_arn("/kinesis-remediator/policies/*")
+
+
 def account_wide_actions(policies: PolicySet) -> set[str]:
     return {action for p in declared_permissions(policies) if p.account_wide for action in p.actions}
 
@@ -81,9 +85,7 @@ def test_role_permissions_are_exactly_the_declared_ones(synth: Synth) -> None:
         "queue": synth.logical_id("Remediator/DeadLetterQueue"),
         "logs": synth.logical_id("Remediator/Logs"),
     }
-    parameters = {parameter_arn("/kinesis-remediator/kill-switch")} | {
-        parameter_arn(f"/kinesis-remediator/policies/{name}") for name in synth.policies.streams
-    }
+    parameters = {parameter_arn("/kinesis-remediator/kill-switch"), POLICY_PARAMETERS}
     expected = (
         declared_pairs(synth.policies)
         | {(action, "*") for action in XRAY_ACTIONS}
@@ -148,9 +150,10 @@ def test_only_account_scoped_grants_and_xray_use_a_wildcard_resource(
         for r in p.resources
     }
     # (and for follow-through's prefixes: our alarms (their state, and a fleet alarm's contributors), and our
-    # schedules, both named by the deployment's prefix)
+    # schedules, both named by the deployment's prefix; and the policy parameters' path)
     prefixed = {(a, r) for a, r in follow_through_pairs(synth) if r.endswith("*")}
     assert len(prefixed) == 4
+    prefixed.add(("ssm:GetParameter", POLICY_PARAMETERS))
     assert [(a, r) for a, r in pairs if r != "*" and "*" in r and (a, r) not in suffix_wildcards | prefixed] == []
     assert all(r.endswith("/*") or r.endswith(":*") for _, r in suffix_wildcards)
 
@@ -209,11 +212,12 @@ def test_no_dangerous_or_wildcard_actions(synth: Synth) -> None:
 def test_ssm_reads_are_limited_to_the_kill_switch_and_the_policy_parameters(synth: Synth) -> None:
     # Given the role's permissions
     pairs = permission_pairs(synth)
-    # Then GetParameter names the kill switch and one parameter per policy stream, nothing else
+    # Then GetParameter names the kill switch and the policy parameters by their path, nothing else (one ARN per
+    # stream would outgrow the role's policy at a few hundred streams; the path reads no more than
+    # GetParametersByPath on it already returns)
     assert resources_for(pairs, "ssm:GetParameter") == {
         parameter_arn("/kinesis-remediator/kill-switch"),
-        parameter_arn("/kinesis-remediator/policies/orders"),
-        parameter_arn("/kinesis-remediator/policies/payments"),
+        POLICY_PARAMETERS,
     }
     # And the census's listing names exactly the policy path (GetParametersByPath is authorised against the path
     # in the request): not the kill switch's path, not a wildcard
@@ -251,11 +255,9 @@ def test_adding_a_stream_adds_exactly_its_arn_to_the_scoped_statements(synth: Sy
     assert kinesis_scoped(before) <= kinesis_scoped(after)
     # And the wildcard statements did not change
     assert {p for p in after if p[1] == "*"} == {p for p in before if p[1] == "*"}
-    # And across the whole role, the only other addition is clickstream's policy parameter
+    # And across the whole role there is no other addition (its policy parameter is under the granted path)
     assert before <= after
-    assert after - before == scoped_for_clickstream | {
-        ("ssm:GetParameter", parameter_arn("/kinesis-remediator/policies/clickstream"))
-    }
+    assert after - before == scoped_for_clickstream
 
 
 def test_the_follow_through_scheduler_role_may_only_invoke_the_function(synth: Synth) -> None:

@@ -43,6 +43,7 @@ from tests.infrastructure.support import (
     as_list,
     cli_context,
     permission_pairs,
+    read_template,
     resolve,
     role_statements,
     run_app,
@@ -96,6 +97,7 @@ class Fleet:
     templates: dict[str, dict[str, Any]]  # stack name -> template
     outdir: Path
     policies: PolicySet
+    hub_streams: list[dict[str, Any]]  # the hub's stream stacks' templates (nested: stacks/fleet.py)
 
     @property
     def hub_template(self) -> dict[str, Any]:
@@ -124,11 +126,14 @@ def synthesize_fleet(policy_dir: Path, outdir: Path, **settings: Any) -> Fleet:
         member_external_id=settings.get("external_id", EXTERNAL_ID),
     )
     app.synth()  # runs cdk-nag on every stack: it raises on any unacknowledged finding
+    # The top-level stacks: the hub and the members (the hub's nested stream stacks, stacks/fleet.py, apart).
     templates = {
         path.name.removesuffix(".template.json"): json.loads(path.read_text(encoding="utf-8"))
         for path in outdir.glob("*.template.json")
+        if not path.name.endswith(".nested.template.json")
     }
-    return Fleet(hub=hub, templates=templates, outdir=outdir, policies=load_policies([policy_dir]))
+    streams = [read_template(outdir, s) for s in hub.stream_stacks.values()]
+    return Fleet(hub=hub, templates=templates, outdir=outdir, policies=load_policies([policy_dir]), hub_streams=streams)
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +216,12 @@ def test_each_stack_holds_the_alarms_of_its_own_streams_only(fleet: Fleet) -> No
     assert alarm_names(fleet.member(DATA)) == declared["lake"]
     assert alarm_names(fleet.member(ACCOUNT, "eu-west-1")) == declared["hub-eu"]
     # and the hub holds its own stream's, and no member's (its own health alarms aside)
-    stream_alarms = {n for n in alarm_names(fleet.hub_template) if n.startswith("kinesis-remediator-")}
+    stream_alarms = {
+        n
+        for template in [fleet.hub_template, *fleet.hub_streams]
+        for n in alarm_names(template)
+        if n.startswith("kinesis-remediator-")
+    }
     assert stream_alarms == declared["orders"]
 
 

@@ -215,7 +215,7 @@ def test_every_filtered_subscription_spells_out_its_filter_policy_scope(
     subscriptions = [s["Properties"] for s in synth.resources("AWS::SNS::Subscription").values()]
     filtered = [s for s in subscriptions if "FilterPolicy" in s]
     assert filtered
-    # Then each one with a filter names the scope the notifier's `stream` attribute lives in, so CloudFormation can
+    # Then each one with a filter names the scope the notifier's `recipients` attribute lives in, so CloudFormation can
     # later change or drop the filter (aws-cdk#24804)
     assert all(s["FilterPolicyScope"] == "MessageAttributes" for s in filtered)
 

@@ -252,16 +252,19 @@ def test_declared_ports_refuse_an_undeclared_call_before_it_reaches_aws(aws, api
     assert aws.shard_count(STREAM) == 2
 
 
-def test_notifier_publishes_subject_body_and_stream_attribute(aws):
+def test_notifier_publishes_subject_body_stream_and_recipients(aws):
     # Given the notifier on the topic
     notifier = SnsNotifier(aws.client("sns"), aws.topic_arn)
 
     # When a message is sent
-    message_id = notifier.send(STREAM, "[DRY-RUN] orders: test", "line 1\nline 2")
+    message_id = notifier.send(STREAM, "[DRY-RUN] orders: test", "line 1\nline 2", ["oncall@example.com"])
 
-    # Then it reaches the mailbox with its subject, body and stream attribute
+    # Then it reaches the mailbox with its subject, body, stream and recipients
     email = only(aws.emails())
     assert email["MessageId"] == message_id
     assert email["Subject"] == "[DRY-RUN] orders: test"
     assert email["Message"] == "line 1\nline 2"
-    assert email["MessageAttributes"] == {"stream": {"Type": "String", "Value": STREAM}}
+    assert email["MessageAttributes"] == {
+        "stream": {"Type": "String", "Value": STREAM},
+        "recipients": {"Type": "String.Array", "Value": '["oncall@example.com"]'},
+    }

@@ -187,7 +187,8 @@ def template(toy_plugins: None, tmp_path_factory: pytest.TempPathFactory) -> dic
 
     # Enforce: a dry-run policy's role has no write grants.
     policies = write_policy(tmp_path_factory.mktemp("toy-policies"), policy_yaml(mode="enforce"))
-    return synthesize([policies], tmp_path_factory.mktemp("toy-cdk.out")).template
+    # Every stack's resources: the core's role, and the stream stack's alarms (stacks/fleet.py).
+    return synthesize([policies], tmp_path_factory.mktemp("toy-cdk.out")).all_resources()
 
 
 def resources(template: dict[str, Any], kind: str) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@ through the in-memory adapters, and the model takes the core's calls as AWS woul
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -104,11 +105,11 @@ def test_a_failed_delivery_is_retried_and_the_write_ahead_resumes_without_a_seco
     sent: list[str] = []
     original = CapturingNotifier.send
 
-    def flaky(self: CapturingNotifier, stream: str, subject: str, body: str) -> str:
+    def flaky(self: CapturingNotifier, stream: str, subject: str, body: str, recipients: Sequence[str] = ()) -> str:
         sent.append(subject)
         if len(sent) == 1:
             raise RuntimeError("SNS is down")
-        return original(self, stream, subject, body)
+        return original(self, stream, subject, body, recipients)
 
     monkeypatch.setattr(CapturingNotifier, "send", flaky)
     enforce = policy("orders", mode="enforce")

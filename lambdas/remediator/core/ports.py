@@ -18,7 +18,7 @@ too, limited to its `read_grants`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -113,7 +113,9 @@ class AlarmStates(Protocol):
 
 
 class Notifier(Protocol):
-    def send(self, stream: str, subject: str, body: str) -> str: ...
+    def send(self, stream: str, subject: str, body: str, recipients: Sequence[str]) -> str:
+        """E-mail `recipients` (the stream policy's notify.emails) about `stream`; returns the message id."""
+        ...
 
 
 class PolicySource(Protocol):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -301,7 +301,7 @@ class CapturingNotifier:
         self._where = where
         self.sent: list[Email] = []
 
-    def send(self, stream: str, subject: str, body: str) -> str:
+    def send(self, stream: str, subject: str, body: str, recipients: Sequence[str] = ()) -> str:
         self.sent.append(Email(self._where.minute, stream, subject, body))
         return f"backtest-{len(self.sent)}"
 
