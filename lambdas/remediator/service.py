@@ -22,10 +22,11 @@ from remediator.core.cost import with_cost_queries
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import Evidence
 from remediator.core.follow_through import (
-    MAX_FOLLOW_UPS,
     FollowUp,
+    bounds,
     decide,
     evidence_since,
+    look_again_interval,
     parse_timestamp,
     recheck_wait,
     schedule_name,
@@ -34,7 +35,7 @@ from remediator.core.follow_through import (
 from remediator.core.history import ActionHistory, PastAction
 from remediator.core.intent import trigger_identity
 from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutcome, StepResult
-from remediator.core.plan import OPEN_SHARDS_SETTING, Plan
+from remediator.core.plan import OPEN_SHARDS_SETTING, Cause, Plan
 from remediator.core.planner import make_plan
 from remediator.core.policy import Mode, StreamPolicy, lookup_scopes
 from remediator.core.ports import (
@@ -360,7 +361,9 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
     shards = evidence.stream.open_shards
     if not plan.steps:
         advised = _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
-        if since is not None:  # a recheck that found nothing to change yet looks again (core.follow_through)
+        if since is not None or _look_again(trigger, plan, policy, deps.alarm_prefix) is not None:
+            # a recheck, or a "not yet" of a lasting state, that found nothing to change yet looks again
+            # (core.follow_through)
             follow_through(trigger, plan, policy, history, [], deps, now, rechecking=since)
         return advised
 
@@ -470,6 +473,22 @@ def _recheck_after(trigger: AlarmTrigger, policy: StreamPolicy, prefix: str) -> 
     return max(waits, default=None)
 
 
+def _look_again(trigger: AlarmTrigger, plan: Plan, policy: StreamPolicy, prefix: str) -> timedelta | None:
+    """How long a "not yet" of a symptom whose alarm describes a lasting state waits before it looks again
+    (Symptom.looks_again; core.follow_through): the alarm's window (its periods x evaluation periods), at least
+    LOOK_AGAIN_MIN_INTERVAL. None: the symptom does not look again, or the answer is final (a plan with no step whose
+    diagnosis is not "not reproduced": an on-demand stream, missing data)."""
+    plugin = REGISTRY.symptoms.get(trigger.symptom)
+    if plugin is None or not plugin.looks_again:
+        return None
+    if not plan.steps and plan.diagnosis.cause != Cause.NOT_REPRODUCED:
+        return None
+    found = deployed_alarms(policy, prefix).get(trigger.alarm_name)
+    specs = [found[1]] if found else plugin.alarms(policy, plugin.detector(policy))
+    windows = [timedelta(seconds=s.metric.period_seconds * s.evaluation_periods) for s in specs]
+    return look_again_interval(max(windows, default=timedelta(0)))
+
+
 def follow_through(
     trigger: AlarmTrigger,
     plan: Plan,
@@ -485,6 +504,7 @@ def follow_through(
     Returns a paragraph for the e-mail ("" when there is nothing to say)."""
     if deps.follow_through is None:
         return ""
+    look_again = _look_again(trigger, plan, policy, deps.alarm_prefix)
     decision = decide(
         mode=plan.mode,
         steps=step_facts(plan, steps, policy, history),
@@ -493,7 +513,9 @@ def follow_through(
         now=now,
         recheck_after=_recheck_after(trigger, policy, deps.alarm_prefix),
         rechecking=rechecking,
+        look_again=look_again,
     )
+    most, _ = bounds(look_again)
     if decision.at is None:
         return f"\nFollow-through: none; {decision.reason}.\n" if decision.needed else ""
     name = schedule_name(
@@ -516,7 +538,7 @@ def follow_through(
         _audit(deps, trigger, now, mode=plan.mode, outcome=OutcomeStatus.FAILED, reason=reason)
         return f"\nFollow-through: {reason}. The next step waits for the alarm's next state change.\n"
     reason = (
-        f"{decision.reason}: follow-up {decision.attempt} of at most {MAX_FOLLOW_UPS} at "
+        f"{decision.reason}: follow-up {decision.attempt} of at most {most} at "
         f"{decision.at:%Y-%m-%d %H:%M:%S} UTC (schedule {name})"
     )
     _audit(
@@ -531,7 +553,7 @@ def follow_through(
     )
     return (
         f"\nFollow-through: {decision.reason}. The plan is made again at {decision.at:%H:%M:%S} UTC "
-        f"(follow-up {decision.attempt} of at most {MAX_FOLLOW_UPS}), with every guardrail checked again, "
+        f"(follow-up {decision.attempt} of at most {most}), with every guardrail checked again, "
         "if the alarm is still in ALARM.\n"
     )
 

@@ -179,7 +179,8 @@ def test_diagnosis_reason_states_the_shard_hours_saved():
     diagnosis = UNDER.diagnose(quiet(shards=8, bytes_per_second=400_000), policy())
     (proposal,) = diagnosis.proposals
     assert proposal.reason == (
-        "writes peaked at 5% of 8 shards for 120 minutes; 1 shard would put that peak at 40% (target 60%), "
+        "writes peaked at 5% of 8 shards in the last 60 minutes (the alarm's window); 1 shard would put that peak at "
+        "40% (target 60%), "
         "5,110 shard-hours a month fewer"
     )
 
