@@ -53,6 +53,8 @@ from remediator.core.symptoms.calm import CALM_EVIDENCE_MINUTES, calm_queries
 from remediator.core.symptoms.capacity import capacity_figures, insufficient, on_demand
 
 UNDER_UTILISED = "shards-under-utilised"
+# A final answer, not a "not yet": one shard is the fewest a stream has, and follow-through does not look again.
+ONE_SHARD = "one-shard"
 
 ON_DEMAND_IDLE = Advice(
     title="On-demand stream",
@@ -165,6 +167,12 @@ class UnderUtilised(Symptom[UnderUtilisedDetector]):
             return early
         detector = self.detector(policy)
         current = evidence.stream.open_shards
+        if current <= 1:
+            return Diagnosis(
+                cause=ONE_SHARD,
+                summary=f"The stream has {current} open shard, the fewest a stream can have: no shard to remove.",
+                figures=tuple(figures),
+            )
         seen = judge(evidence, detector)
         target = policy.capacity.target_utilisation
         desired = required_shards(seen.peak_bytes_per_second, seen.peak_records_per_second, target)
