@@ -360,8 +360,12 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
 
     shards = evidence.stream.open_shards
     if not plan.steps:
-        advised = _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
-        if since is not None or _look_again(trigger, plan, policy, deps.alarm_prefix) is not None:
+        look_again = _look_again(trigger, plan, policy, deps.alarm_prefix)
+        # A follow-up's look that finds nothing to change yet is audited, not e-mailed: the alarm's own trigger
+        # e-mailed the "not yet", and a night of hourly looks would otherwise mail every hour.
+        quiet = trigger.attempt > 0 and look_again is not None
+        advised = _advise(plan, policy, trigger, deps, now, quiet=quiet).model_copy(update={"open_shards": shards})
+        if since is not None or look_again is not None:
             # a recheck, or a "not yet" of a lasting state, that found nothing to change yet looks again
             # (core.follow_through)
             follow_through(trigger, plan, policy, history, [], deps, now, rechecking=since)
@@ -400,12 +404,17 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
     )
 
 
-def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Dependencies, now: datetime) -> Outcome:
-    """No step to take: e-mail the diagnosis and advice, at most once per interval per stream and symptom."""
+def _advise(
+    plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Dependencies, now: datetime, *, quiet: bool = False
+) -> Outcome:
+    """No step to take: e-mail the diagnosis and advice, at most once per interval per stream and symptom (never for
+    a `quiet` one: a follow-through look, audited only)."""
     interval = timedelta(minutes=policy.notify.advice_interval_minutes)
     last = deps.audit.last_advice(plan.stream, plan.symptom, now - interval) if interval else None
     detail = plan.diagnosis.summary
-    if last is not None:
+    if quiet:
+        detail += " (a follow-through look while the alarm stays in ALARM: audited, not e-mailed)"
+    elif last is not None:
         detail += (
             f" (advice not e-mailed again: sent at {last:%H:%M} UTC, and notify.advice_interval_minutes is "
             f"{policy.notify.advice_interval_minutes})"
@@ -418,9 +427,9 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
         outcome=OutcomeStatus.NO_ACTION,
         reason=detail,
         plan=plan.as_report(),
-        notified=last is None,
+        notified=last is None and not quiet,
     )
-    if last is None:
+    if last is None and not quiet:
         deps.notifier.send(plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"))
     return Outcome(
         status=OutcomeStatus.NO_ACTION,
@@ -428,7 +437,7 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
         symptom=plan.symptom,
         detail=detail,
         plan=plan.as_report(),
-        advice_sent=last is None,
+        advice_sent=last is None and not quiet,
     )
 
 

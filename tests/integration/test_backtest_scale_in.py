@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -151,3 +152,23 @@ def test_without_scale_in_a_blocked_scale_in_is_not_looked_at_again() -> None:
     assert [a.status for a in under] == ["blocked"]
     assert [d for d in result.deliveries if d.kind == "follow-up" and d.alarm == UNDER_ALARM] == []
     assert result.simulation.shards_per_minute[-1] == 2
+
+
+def test_a_night_of_not_yet_is_looked_at_every_hour_e_mailed_once_and_bounded() -> None:
+    # Given 2 shards whose 5-minute periods stay at 25 % (0.4 MB/s, every fifth minute 0.9 MB/s) for 15 hours: the
+    # alarm's hour is under-utilised, but the busiest minute needs both shards at 60 % (0.9 / 0.6 = 1.5 -> 2)
+    rates = [0.9e6 if i % 5 == 4 else 0.4e6 for i in range(15 * 60)]
+    result = backtest(enforce(scale_in=True), trace(rates), StreamSetup(shards=2))
+    fired = [c.index for c in result.alarm_changes if c.alarm == UNDER_ALARM and c.new == "ALARM"]
+    assert len(fired) == 1  # it goes to ALARM once and stays there all along
+    # Then the alarm's own trigger answers "not yet" and each follow-up looks again an hour later: no shard removed
+    looks = [d for d in result.deliveries if d.alarm == UNDER_ALARM and d.kind in ("alarm", "follow-up")]
+    assert all(d.status == "no-action" and "no shard to remove yet" in d.detail for d in looks)
+    assert [b.index - a.index for a, b in pairwise(looks)] == [61] * (len(looks) - 1)
+    assert scale_ins(result) == []
+    # And only the alarm's own "not yet" is e-mailed; the looks are audited, not mailed every hour
+    assert len([e for e in result.emails if "under-utilised" in e.subject or "no action" in e.subject]) == 1
+    assert all("audited, not e-mailed" in d.detail for d in looks[1:])
+    # And the chain ends within its bounds: no look later than 12 h after the alarm
+    assert looks[-1].index - fired[0] <= 12 * 60 < looks[-1].index + 61 - fired[0]
+    assert len(looks) - 1 <= 16
