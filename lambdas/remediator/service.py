@@ -22,10 +22,11 @@ from remediator.core.cost import with_cost_queries
 from remediator.core.deployment import DEFAULT_ALARM_PREFIX
 from remediator.core.evidence import Evidence
 from remediator.core.follow_through import (
-    MAX_FOLLOW_UPS,
     FollowUp,
+    bounds,
     decide,
     evidence_since,
+    look_again_interval,
     parse_timestamp,
     recheck_wait,
     schedule_name,
@@ -34,7 +35,7 @@ from remediator.core.follow_through import (
 from remediator.core.history import ActionHistory, PastAction
 from remediator.core.intent import trigger_identity
 from remediator.core.outcome import AuditEntry, Outcome, OutcomeStatus, StepOutcome, StepResult
-from remediator.core.plan import OPEN_SHARDS_SETTING, Plan
+from remediator.core.plan import OPEN_SHARDS_SETTING, Cause, Plan
 from remediator.core.planner import make_plan
 from remediator.core.policy import Mode, StreamPolicy, lookup_scopes
 from remediator.core.ports import (
@@ -358,8 +359,14 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
 
     shards = evidence.stream.open_shards
     if not plan.steps:
-        advised = _advise(plan, policy, trigger, deps, now).model_copy(update={"open_shards": shards})
-        if since is not None:  # a recheck that found nothing to change yet looks again (core.follow_through)
+        look_again = _look_again(trigger, plan, policy, deps.alarm_prefix)
+        # A follow-up's look that finds nothing to change yet is audited, not e-mailed: the alarm's own trigger
+        # e-mailed the "not yet", and a night of hourly looks would otherwise mail every hour.
+        quiet = trigger.attempt > 0 and look_again is not None
+        advised = _advise(plan, policy, trigger, deps, now, quiet=quiet).model_copy(update={"open_shards": shards})
+        if since is not None or look_again is not None:
+            # a recheck, or a "not yet" of a lasting state, that found nothing to change yet looks again
+            # (core.follow_through)
             follow_through(trigger, plan, policy, history, [], deps, now, rechecking=since)
         return advised
 
@@ -399,12 +406,17 @@ def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencie
     )
 
 
-def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Dependencies, now: datetime) -> Outcome:
-    """No step to take: e-mail the diagnosis and advice, at most once per interval per stream and symptom."""
+def _advise(
+    plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Dependencies, now: datetime, *, quiet: bool = False
+) -> Outcome:
+    """No step to take: e-mail the diagnosis and advice, at most once per interval per stream and symptom (never for
+    a `quiet` one: a follow-through look, audited only)."""
     interval = timedelta(minutes=policy.notify.advice_interval_minutes)
     last = deps.audit.last_advice(plan.stream, plan.symptom, now - interval) if interval else None
     detail = plan.diagnosis.summary
-    if last is not None:
+    if quiet:
+        detail += " (a follow-through look while the alarm stays in ALARM: audited, not e-mailed)"
+    elif last is not None:
         detail += (
             f" (advice not e-mailed again: sent at {last:%H:%M} UTC, and notify.advice_interval_minutes is "
             f"{policy.notify.advice_interval_minutes})"
@@ -417,9 +429,9 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
         outcome=OutcomeStatus.NO_ACTION,
         reason=detail,
         plan=plan.as_report(),
-        notified=last is None,
+        notified=last is None and not quiet,
     )
-    if last is None:
+    if last is None and not quiet:
         deps.notifier.send(
             plan.stream, render.subject(plan, "no action"), render.body(plan, "no action"), policy.notify.emails
         )
@@ -429,7 +441,7 @@ def _advise(plan: Plan, policy: StreamPolicy, trigger: AlarmTrigger, deps: Depen
         symptom=plan.symptom,
         detail=detail,
         plan=plan.as_report(),
-        advice_sent=last is None,
+        advice_sent=last is None and not quiet,
     )
 
 
@@ -474,6 +486,22 @@ def _recheck_after(trigger: AlarmTrigger, policy: StreamPolicy, prefix: str) -> 
     return max(waits, default=None)
 
 
+def _look_again(trigger: AlarmTrigger, plan: Plan, policy: StreamPolicy, prefix: str) -> timedelta | None:
+    """How long a "not yet" of a symptom whose alarm describes a lasting state waits before it looks again
+    (Symptom.looks_again; core.follow_through): the alarm's window (its periods x evaluation periods), at least
+    LOOK_AGAIN_MIN_INTERVAL. None: the symptom does not look again, or the answer is final (a plan with no step whose
+    diagnosis is not "not reproduced": an on-demand stream, missing data)."""
+    plugin = REGISTRY.symptoms.get(trigger.symptom)
+    if plugin is None or not plugin.looks_again:
+        return None
+    if not plan.steps and plan.diagnosis.cause != Cause.NOT_REPRODUCED:
+        return None
+    found = deployed_alarms(policy, prefix).get(trigger.alarm_name)
+    specs = [found[1]] if found else plugin.alarms(policy, plugin.detector(policy))
+    windows = [timedelta(seconds=s.metric.period_seconds * s.evaluation_periods) for s in specs]
+    return look_again_interval(max(windows, default=timedelta(0)))
+
+
 def follow_through(
     trigger: AlarmTrigger,
     plan: Plan,
@@ -489,6 +517,7 @@ def follow_through(
     Returns a paragraph for the e-mail ("" when there is nothing to say)."""
     if deps.follow_through is None:
         return ""
+    look_again = _look_again(trigger, plan, policy, deps.alarm_prefix)
     decision = decide(
         mode=plan.mode,
         steps=step_facts(plan, steps, policy, history),
@@ -497,7 +526,9 @@ def follow_through(
         now=now,
         recheck_after=_recheck_after(trigger, policy, deps.alarm_prefix),
         rechecking=rechecking,
+        look_again=look_again,
     )
+    most, _ = bounds(look_again)
     if decision.at is None:
         return f"\nFollow-through: none; {decision.reason}.\n" if decision.needed else ""
     name = schedule_name(
@@ -520,7 +551,7 @@ def follow_through(
         _audit(deps, trigger, now, mode=plan.mode, outcome=OutcomeStatus.FAILED, reason=reason)
         return f"\nFollow-through: {reason}. The next step waits for the alarm's next state change.\n"
     reason = (
-        f"{decision.reason}: follow-up {decision.attempt} of at most {MAX_FOLLOW_UPS} at "
+        f"{decision.reason}: follow-up {decision.attempt} of at most {most} at "
         f"{decision.at:%Y-%m-%d %H:%M:%S} UTC (schedule {name})"
     )
     _audit(
@@ -535,7 +566,7 @@ def follow_through(
     )
     return (
         f"\nFollow-through: {decision.reason}. The plan is made again at {decision.at:%H:%M:%S} UTC "
-        f"(follow-up {decision.attempt} of at most {MAX_FOLLOW_UPS}), with every guardrail checked again, "
+        f"(follow-up {decision.attempt} of at most {most}), with every guardrail checked again, "
         "if the alarm is still in ALARM.\n"
     )
 

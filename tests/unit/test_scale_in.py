@@ -162,7 +162,7 @@ def test_evidence_covers_two_hours_of_load_throttles_and_every_consumers_lag():
         pytest.param(8, 2_500_000, Cause.NOT_REPRODUCED, None, id="31% of 8 is above the 30% threshold"),
         pytest.param(2, 500_000, "shards-under-utilised", 1, id="25% of 2 -> 1 (0.83 of one shard at 60%)"),
         pytest.param(4, 1_500_000, Cause.NOT_REPRODUCED, None, id="38% of 4 is above the threshold"),
-        pytest.param(1, 100_000, Cause.NOT_REPRODUCED, None, id="one shard: nothing to remove"),
+        pytest.param(1, 100_000, "one-shard", None, id="one shard: nothing to remove (a final answer)"),
     ],
 )
 def test_diagnosis_sizes_the_scale_in_to_the_target_utilisation(shards, bytes_per_second, cause, desired):
@@ -179,7 +179,8 @@ def test_diagnosis_reason_states_the_shard_hours_saved():
     diagnosis = UNDER.diagnose(quiet(shards=8, bytes_per_second=400_000), policy())
     (proposal,) = diagnosis.proposals
     assert proposal.reason == (
-        "writes peaked at 5% of 8 shards for 120 minutes; 1 shard would put that peak at 40% (target 60%), "
+        "writes peaked at 5% of 8 shards in the last 60 minutes (the alarm's window); 1 shard would put that peak at "
+        "40% (target 60%), "
         "5,110 shard-hours a month fewer"
     )
 

@@ -24,9 +24,17 @@ A follow-up is needed when a step
   longer than SETTLE, or the load still growing), while the alarm stays in ALARM;
 - was blocked only by transient guardrails (`TRANSIENT_GUARDRAILS`): the stream not ACTIVE (UPDATING) -> poll
   after `POLL_INTERVAL`; a cooldown -> when that cooldown ends.
+- is a "not yet" of a symptom whose alarm describes a lasting state (`Symptom.looks_again`: under-utilised; the
+  caller passes `look_again`, the interval): the diagnosis found nothing to remove yet (no step), or the scale-in
+  was blocked only by its stabilisation window (`LOOK_AGAIN_GUARDRAILS`) and transient guardrails, or it reached
+  its target while the alarm stays in ALARM (the load may still be falling). It looks again after `look_again`:
+  the alarm's own window (an hour by default: each look judges an hour the last one did not), at least
+  `LOOK_AGAIN_MIN_INTERVAL`, and never before a scale-in's stabilisation window its own step restarted is over.
+  Without this, an under-utilised alarm fired on an evening's falling load, answered "not yet", stays in ALARM
+  all night and never fires again. A final answer (an on-demand stream, missing data) is not looked at again.
 Any other outcome ends the chain: nothing to do, a failed step (never retried blindly), a guardrail that time
-does not lift (bounds, budgets, AWS's daily scalings, a disabled action), the kill switch, a dry run. The
-follow-up itself checks that the alarm is still in ALARM, and ends quietly when it is not.
+does not lift (bounds, budgets, AWS's daily scalings, a disabled action, a scale-in not opted in), the kill
+switch, a dry run. The follow-up itself checks that the alarm is still in ALARM, and ends quietly when it is not.
 
 Cooldown within a chain: the cooldown stops a *new* trigger from acting again too soon. A follow-up of the
 same alarm state change is not held by the cooldown its own chain's steps started (core.history
@@ -35,7 +43,10 @@ scalings and every other guardrail apply as they are. A cooldown started by anyt
 an earlier state change, a person through the remediator) blocks it, and it is retried when that ends.
 
 Bounds: at most `MAX_FOLLOW_UPS` follow-ups per alarm state change, none later than `MAX_CHAIN` after the
-alarm went to ALARM. When the alarm goes back to OK, pending follow-ups are deleted (service.resolve).
+alarm went to ALARM. A chain that looks again (`look_again`) has its own, longer bounds, `LOOK_AGAIN_MAX_FOLLOW_UPS`
+and `LOOK_AGAIN_MAX_CHAIN` (`bounds`): a night is longer than 6 h, and its looks are an hour apart, not minutes;
+the scale-up's bounds stay as they were, since a scale-up chain that needs more than 8 follow-ups is a fault, not a
+long night. When the alarm goes back to OK, pending follow-ups are deleted (service.resolve).
 """
 
 from __future__ import annotations
@@ -68,6 +79,15 @@ POLL_INTERVAL = timedelta(minutes=2)
 MIN_LEAD = timedelta(minutes=1)
 # Guardrails that time lifts by itself.
 TRANSIENT_GUARDRAILS = frozenset({"stream-active", "cooldown"})
+# A chain that looks again (a lasting state: under-utilised) looks at most this often, at most this many times, and
+# no later than this after the alarm went to ALARM: 12 h covers a night from the evening's alarm to the morning's load,
+# 16 follow-ups the hourly looks of those 12 h plus a few polls and steps. A scale-in is never urgent: an alarm still
+# in ALARM after that waits for its next state change (the stream keeps its shards: the safe side).
+LOOK_AGAIN_MIN_INTERVAL = timedelta(minutes=30)
+LOOK_AGAIN_MAX_FOLLOW_UPS = 16
+LOOK_AGAIN_MAX_CHAIN = timedelta(hours=12)
+# Guardrails that, in a chain that looks again, are a "not yet": calm comes back with time.
+LOOK_AGAIN_GUARDRAILS = frozenset({"stabilisation-window"})
 
 FOLLOW_UP_SOURCE: Final = "kinesis-remediator.follow-through"
 
@@ -83,7 +103,7 @@ class FollowUp(BaseModel):
     stream: str
     symptom: str
     state_timestamp: str  # when the alarm went to ALARM: the origin of the chain
-    attempt: int = Field(..., ge=1, le=MAX_FOLLOW_UPS)
+    attempt: int = Field(..., ge=1, le=max(MAX_FOLLOW_UPS, LOOK_AGAIN_MAX_FOLLOW_UPS))
     account: str
     region: str
     # A member's stream (issue 11.4): its alarm is read, and the stream reached, in `account`/`region`. Left out of
@@ -173,7 +193,22 @@ def evidence_since(schedules: Iterable[Mapping[str, Any]]) -> datetime | None:
 Wanted = tuple[datetime, str, datetime | None]  # when, why, and the start of the evidence the plan reads then
 
 
-def _wanted(step: StepFacts, now: datetime, recheck_after: timedelta | None) -> Wanted | None:
+def bounds(look_again: timedelta | None) -> tuple[int, timedelta]:
+    """The follow-ups a chain may have and how long after the alarm it may last: longer for a chain that looks
+    again (see the module docstring)."""
+    if look_again is not None:
+        return LOOK_AGAIN_MAX_FOLLOW_UPS, LOOK_AGAIN_MAX_CHAIN
+    return MAX_FOLLOW_UPS, MAX_CHAIN
+
+
+def look_again_interval(alarm_window: timedelta) -> timedelta:
+    """How long a chain that looks again waits between looks: the alarm's window, at least LOOK_AGAIN_MIN_INTERVAL."""
+    return max(alarm_window, LOOK_AGAIN_MIN_INTERVAL)
+
+
+def _wanted(
+    step: StepFacts, now: datetime, recheck_after: timedelta | None, look_again: timedelta | None = None
+) -> Wanted | None:
     """When this step wants the plan made again, and why; None when it does not."""
     if step.result == StepResult.APPLIED:
         if step.more_to_do:
@@ -187,14 +222,24 @@ def _wanted(step: StepFacts, now: datetime, recheck_after: timedelta | None) -> 
                 "metrics, the plan is made again from the minutes after it",
                 settled,
             )
+        if look_again is not None:
+            wait = max(look_again, step.wait or timedelta(0))
+            return now + wait, f"{step.action} reached its target; while the alarm stays in ALARM it looks again", None
         return None
-    if step.result != StepResult.BLOCKED or not step.blocked_by or not step.blocked_by <= TRANSIENT_GUARDRAILS:
-        return None  # failed, or blocked by the kill switch or by a guardrail that time does not lift
+    if step.result != StepResult.BLOCKED or not step.blocked_by:
+        return None  # failed, or blocked by the kill switch
+    lifts = TRANSIENT_GUARDRAILS | (LOOK_AGAIN_GUARDRAILS if look_again is not None else frozenset())
+    if not step.blocked_by <= lifts:
+        return None  # blocked by a guardrail that time does not lift
     at = now
     if "stream-active" in step.blocked_by:
         at = max(at, now + POLL_INTERVAL)
     if "cooldown" in step.blocked_by and step.cooldown_ends is not None:
         at = max(at, step.cooldown_ends)
+    if look_again is not None and step.blocked_by & LOOK_AGAIN_GUARDRAILS:
+        at = max(at, now + look_again)
+        why = f"{step.action} not yet: blocked only by {', '.join(sorted(step.blocked_by))}; it looks again"
+        return at, why, None
     return at, f"{step.action} blocked only by {', '.join(sorted(step.blocked_by))}", None
 
 
@@ -207,6 +252,7 @@ def decide(
     now: datetime,
     recheck_after: timedelta | None = None,
     rechecking: datetime | None = None,
+    look_again: timedelta | None = None,
 ) -> Decision:
     """Whether the trigger `attempt` (0: the alarm's own change) needs a follow-up, and when.
 
@@ -214,30 +260,36 @@ def decide(
     its target (the alarm is not known). `rechecking`: this trigger is a recheck (or a follow-up after one) and read
     the evidence from then on; when its plan had no step at all, it looks again after `recheck_after` (the change
     may not have shown yet: the stream may have taken longer than SETTLE to be ACTIVE), while the alarm stays in
-    ALARM and the bounds allow."""
+    ALARM and the bounds allow. `look_again`: the symptom's alarm describes a lasting state, and this trigger's answer
+    was a "not yet" that time may change (the caller passes None for a final answer): it looks again after this
+    interval, within the longer bounds of such a chain (`bounds`)."""
     following = attempt + 1
+    most, longest = bounds(look_again)
     if mode == Mode.DRY_RUN:
         return Decision(None, following, "dry run: nothing changed, so there is nothing to follow through")
     if any(s.result == StepResult.FAILED for s in steps):
         return Decision(None, following, "a step failed: follow-through never retries a failed change")
-    wanted = [w for w in (_wanted(s, now, recheck_after) for s in steps) if w is not None]
+    wanted = [w for w in (_wanted(s, now, recheck_after, look_again) for s in steps) if w is not None]
     if not steps and rechecking is not None and recheck_after is not None:
         why = "the recheck found nothing to change yet; the alarm may not show the change yet, so it looks again"
         wanted = [(now + recheck_after, why, rechecking)]
+    elif not steps and look_again is not None:
+        why = "the diagnosis found nothing to change yet; while the alarm stays in ALARM it looks again"
+        wanted = [(now + look_again, why, None)]
     if not wanted:
         return Decision(None, following, "no step left anything that a later attempt could do")
     at, why, since = min(wanted, key=lambda w: (w[0], w[1]))  # the earliest; on a tie, by reason
     at = max(at, now + MIN_LEAD).replace(microsecond=0) + timedelta(seconds=1)
-    if following > MAX_FOLLOW_UPS:
+    if following > most:
         return Decision(
-            None, following, f"{why}, but the {MAX_FOLLOW_UPS} follow-ups of this alarm state change are used up",
+            None, following, f"{why}, but the {most} follow-ups of this alarm state change are used up",
             needed=True,
         )  # fmt: skip
-    if at > origin + MAX_CHAIN:
+    if at > origin + longest:
         return Decision(
             None,
             following,
-            f"{why}, but follow-through ends {MAX_CHAIN} after the alarm went to ALARM ({origin:%Y-%m-%d %H:%M} UTC)",
+            f"{why}, but follow-through ends {longest} after the alarm went to ALARM ({origin:%Y-%m-%d %H:%M} UTC)",
             needed=True,
         )
     return Decision(at, following, why, needed=True, evidence_since=since)

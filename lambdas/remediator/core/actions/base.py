@@ -138,8 +138,9 @@ class Action(ABC, Generic[PolicyT]):
         return False
 
     def next_step_after(self, parameters: dict[str, Any], block: PolicyT) -> timedelta | None:
-        """How long the follow-up of an applied step with more to do waits before planning again; None: the
-        default settle time (remediator.core.follow_through.SETTLE)."""
+        """How long the follow-up of an applied step with more to do waits before planning again (and, in a chain
+        that looks again, the least wait before its next look); None: the default settle time
+        (remediator.core.follow_through.SETTLE)."""
         return None
 
     def bounds(self, block: PolicyT) -> str:

@@ -468,9 +468,11 @@ class Reshard(Action[ReshardPolicy]):
         return current < target < block.max_shards
 
     def next_step_after(self, parameters: dict[str, Any], block: ReshardPolicy) -> timedelta | None:
-        # A scale-in's next step must find a calm stabilisation window after this one (stabilisation-window
-        # counts our own reshard): planning again sooner would only be blocked. A minute past it, to be clear of it.
-        if int(parameters["desired_shards"]) < int(parameters["target_shards"]):
+        # A scale-in's next step (or its next look, core.follow_through) must find a calm stabilisation window after
+        # this one (stabilisation-window counts our own reshard): planning again sooner would only be blocked. A
+        # minute past it, to be clear of it. A scale-in: the diagnosis asked for fewer shards than the stream had.
+        desired = int(parameters["desired_shards"])
+        if desired < int(parameters["target_shards"]) or desired < int(parameters.get("current_shards", desired)):
             return timedelta(minutes=block.stabilisation_minutes + 1)
         return None
 

@@ -71,6 +71,11 @@ class Symptom(ABC, Generic[DetectorT]):
     # (core.follow_through): only for an alarm whose metric shows the change as soon as it is in effect (throttled
     # writes). Not for one that lags it, such as an iterator age that stays high while the backlog drains.
     recheck_after_change: ClassVar[bool] = False
+    # Follow-through looks again at a "not yet" (no step yet, a step blocked by the scale-in's stabilisation window, a
+    # step that reached its target) while this symptom's alarm stays in ALARM, every alarm window
+    # (core.follow_through): only for an alarm that describes a lasting state, which may stay in ALARM for hours
+    # (under-utilised through a night).
+    looks_again: ClassVar[bool] = False
 
     def detector(self, policy: StreamPolicy) -> DetectorT:
         block: DetectorT = policy.block("detectors", self.id, self.detector_schema)  # type: ignore[assignment]
