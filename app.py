@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """CDK entry point. Context: policyDir (default: policies), alarmPrefix, operatorEmails (the addresses the
 remediator's own alarms e-mail: a list or a comma-separated string; default: every address in the policies),
-withoutStreamStacks (true: the core stack alone, the first deploy of the upgrade from a single-stack deployment;
-README, "Fleet scale"). When policies name other accounts or regions (member stacks): memberExternalId (required),
-hubAccount and hubRegion (default: the account and region of the credentials `cdk deploy` runs with)."""
+withoutStreamStacks (true: the core and member stacks without any stream's alarms or parameter, the first deploy of
+the upgrade from a single-stack deployment; README, "Fleet scale"). When policies name other accounts or regions
+(member stacks): memberExternalId (required), hubAccount and hubRegion (default: the account and region of the
+credentials `cdk deploy` runs with)."""
 
 import sys
 

@@ -71,7 +71,15 @@ def build_app(
         "policies are in its nested stacks)",
         hub=hub,
     )
-    stack.members = add_member_stacks(app, stack, policies, hub, alarm_prefix=alarm_prefix, rule=stack.remediator.rule)
+    stack.members = add_member_stacks(
+        app,
+        stack,
+        policies,
+        hub,
+        alarm_prefix=alarm_prefix,
+        rule=stack.remediator.rule,
+        stream_stacks=not without_stream_stacks,  # members' alarms are in their own stream stacks
+    )
     stack.check_sizes()
     Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return stack

@@ -1,9 +1,11 @@
 """A member stack: one per (account, region) the policies name besides the hub's own.
 
-It holds the alarms of that member's streams, a rule on the member's default event bus forwarding our alarms' state
-changes to the hub's default event bus, and, in one stack per member account, the role `KinesisRemediatorMember` the
-hub's remediator role may assume with the external id, allowed exactly what the registries grant for that account's
-streams. No Lambda, no table, no topic: the hub decides, acts (through the role) and audits.
+It holds the alarms of that member's streams (in nested stream stacks, by the hub's hash and bucket ids:
+stacks/fleet.py, stacks/constructs/stream_stack.py), a rule on the member's default event bus forwarding our alarms'
+state changes to the hub's default event bus, and, in one stack per member account, the role
+`KinesisRemediatorMember` the hub's remediator role may assume with the external id, allowed exactly what the
+registries grant for that account's streams. No Lambda, no table, no topic: the hub decides, acts (through the
+role) and audits.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from remediator.core.iam import Permission, permissions
 from remediator.policy_files import PolicySet
 
 from stacks.accounts import Hub, Place, member_stack_name, place_policies
-from stacks.constructs.alarms import StreamAlarms
+from stacks.constructs.stream_stack import AllStreamAlarms, StreamStack, buckets, check_sizes
+from stacks.fleet import bucket_id
 
 EVENTS_SERVICE = "events.amazonaws.com"
 
@@ -63,14 +66,32 @@ class KinesisRemediatorMemberStack(Stack):
         alarm_pattern: Mapping[str, Any],
         alarm_prefix: str,
         role_policies: Mapping[str, PolicySet] | None = None,
+        stream_stacks: bool = True,
         **kwargs: Any,
     ) -> None:
         """`policies`: this member's streams (its alarms). `role_policies`: region -> the streams of this account in
         that region, when this stack holds the account's member role (None: another region's member stack does).
-        `alarm_pattern`: the hub rule's event pattern, forwarded as is (the member sends exactly what the hub takes)."""
+        `alarm_pattern`: the hub rule's event pattern, forwarded as is (the member sends exactly what the hub takes).
+        `stream_stacks` False: no alarm at all (the first deploy of the upgrade from alarms in the member stack
+        itself: README, "Fleet scale")."""
         super().__init__(scope, construct_id, **kwargs)
         self.place = place
-        self.alarms = StreamAlarms(self, "Alarms", policies=policies, prefix=alarm_prefix)
+        # bucket -> its nested stack: the alarms of this member's streams in that bucket (the same bucket, by the
+        # same hash of the stream's identity, as the hub's stream stack holding its policy parameter). Adding or
+        # removing a stream changes its own bucket's nested stack only.
+        self.stream_stacks: dict[int, StreamStack] = {
+            bucket: StreamStack(
+                self,
+                bucket_id(bucket),
+                bucket=bucket,
+                policies=members,
+                alarm_prefix=alarm_prefix,
+                parameter_root=None,
+            )
+            for bucket, members in (buckets(policies) if stream_stacks else {}).items()
+        }
+        # Keyed (stream, symptom, qualifier), as StreamAlarms keys them.
+        self.alarms = AllStreamAlarms.of(self.stream_stacks.values())
         # NOTE fleet alarms (H11-FLEET, stacks/constructs/fleet_alarms.py): once merged, a member's streams with
         # `alarms: fleet` need FleetAlarms(self, "FleetAlarms", policies=policies, prefix=alarm_prefix) here, as the
         # hub has for its own (there with the hub's local policies only). Their contributor state changes need nothing
@@ -106,6 +127,15 @@ class KinesisRemediatorMemberStack(Stack):
         CfnOutput(self, "HubEventBusArn", value=hub_bus.event_bus_arn)
         if self.role is not None:
             CfnOutput(self, "MemberRoleArn", value=self.role.role_arn)
+
+    def check_sizes(self) -> None:
+        """This stack and its stream stacks within MAX_RESOURCES_PER_STACK (stacks/fleet.py); raises StackTooLarge."""
+        check_sizes(
+            self,
+            self.stream_stacks.values(),
+            what_to_do="a member stack holds a rule, two roles and their policies, and one nested stack per bucket: "
+            "this should not happen; report it",
+        )
 
     def _member_role(self, hub: Hub, role_policies: Mapping[str, PolicySet]) -> None:
         # The principal is the hub's account, narrowed by aws:PrincipalArn to the hub's remediator role (a fixed name,
@@ -165,11 +195,20 @@ def _python_key(key: str) -> str:
 
 
 def add_member_stacks(
-    app: Construct, hub_stack: Stack, policies: PolicySet, hub: Hub | None, *, alarm_prefix: str, rule: events.Rule
+    app: Construct,
+    hub_stack: Stack,
+    policies: PolicySet,
+    hub: Hub | None,
+    *,
+    alarm_prefix: str,
+    rule: events.Rule,
+    stream_stacks: bool = True,
 ) -> dict[Place, KinesisRemediatorMemberStack]:
     """One member stack per (account, region) the policies name besides the hub's, each deployed with its own env
     (`cdk deploy --all` deploys the hub first: each member depends on it). The member role of an account lives in
-    the stack of its first region (alphabetically) and covers all of the account's member regions."""
+    the stack of its first region (alphabetically) and covers all of the account's member regions. Each is checked
+    against MAX_RESOURCES_PER_STACK (StackTooLarge). `stream_stacks` False: members without alarms (README, "Fleet
+    scale", upgrading)."""
     if hub is None:
         return {}
     members = place_policies(policies, hub.place).members
@@ -189,9 +228,11 @@ def add_member_stacks(
             alarm_pattern=pattern,
             alarm_prefix=alarm_prefix,
             role_policies=regions if place.region == min(regions) else None,
+            stream_stacks=stream_stacks,
             env=Environment(account=place.account, region=place.region),
             description=f"Kinesis Remediator member {place}: alarms, forwarding to the hub, the hub's role",
         )
         stack.add_stack_dependency(hub_stack, "the hub's event bus admits the member before it forwards")
+        stack.check_sizes()
         stacks[place] = stack
     return stacks

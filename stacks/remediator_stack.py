@@ -7,17 +7,13 @@ deploys them all."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, CfnResource, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 from remediator.core.deployment import Env, StackOutput
-from remediator.core.symptoms.base import AlarmSpec
 from remediator.policy_files import PolicySet
 
 from stacks.accounts import Hub, Place, place_policies
@@ -28,30 +24,10 @@ from stacks.constructs.notifications import Notifications
 from stacks.constructs.remediator import Remediator
 from stacks.constructs.self_monitoring import SelfMonitoring, operator_emails
 from stacks.constructs.state import RemediatorState
-from stacks.constructs.stream_stack import StreamStack
-from stacks.fleet import bucket_id, bucket_of, check_size, stream_identity
+from stacks.constructs.stream_stack import AllStreamAlarms, StreamStack, buckets, check_sizes
+from stacks.fleet import bucket_id
 
-
-@dataclass
-class AllStreamAlarms:
-    """Every stream stack's alarms, keyed (stream, symptom, qualifier), as StreamAlarms keys them."""
-
-    alarms: dict[tuple[str, str, str], cloudwatch.CfnAlarm] = field(default_factory=dict)
-    specs: dict[tuple[str, str, str], AlarmSpec] = field(default_factory=dict)
-
-
-def buckets(policies: PolicySet) -> dict[int, PolicySet]:
-    """The policies split by bucket (stacks/fleet.py), only the buckets that hold a stream."""
-    names: dict[int, list[str]] = defaultdict(list)
-    for name, policy in policies.streams.items():
-        names[bucket_of(stream_identity(policy))].append(name)
-    return {
-        bucket: PolicySet(
-            streams={n: policies.streams[n] for n in sorted(members)},
-            sources={n: policies.sources[n] for n in sorted(members)},
-        )
-        for bucket, members in sorted(names.items())
-    }
+__all__ = ["AllStreamAlarms", "KinesisRemediatorStack", "buckets"]
 
 
 class KinesisRemediatorStack(Stack):
@@ -95,10 +71,7 @@ class KinesisRemediatorStack(Stack):
             )
             for bucket, members in (buckets(policies) if stream_stacks else {}).items()
         }
-        self.alarms = AllStreamAlarms()
-        for stream_stack in self.stream_stacks.values():
-            self.alarms.alarms.update(stream_stack.alarms.alarms)
-            self.alarms.specs.update(stream_stack.alarms.specs)
+        self.alarms = AllStreamAlarms.of(self.stream_stacks.values())
         # Streams with `alarms: fleet`: shared Metrics Insights alarms; StreamAlarms leaves theirs out. The hub's
         # own streams only: a member's stream keeps per-stream alarms in its member stack.
         self.fleet_alarms = FleetAlarms(self, "FleetAlarms", policies=local, prefix=alarm_prefix)
@@ -151,18 +124,9 @@ class KinesisRemediatorStack(Stack):
 
     def check_sizes(self) -> None:
         """Every stack within MAX_RESOURCES_PER_STACK (stacks/fleet.py); raises StackTooLarge naming the stack."""
-        for stream_stack in self.stream_stacks.values():
-            stream_stack.check_size()
-        own = len(self.stream_stacks) + sum(
-            1
-            for child in self.node.children
-            if not isinstance(child, StreamStack)
-            for construct in child.node.find_all()
-            if isinstance(construct, CfnResource)
-        )
-        check_size(
-            self.stack_name,
-            own,
+        check_sizes(
+            self,
+            self.stream_stacks.values(),
             what_to_do="the core stack grows with the number of distinct notify.emails addresses (one e-mail "
             "subscription each) and of operator addresses: have teams share a list address",
         )

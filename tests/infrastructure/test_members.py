@@ -1,9 +1,10 @@
 """Many accounts and regions (issue 11.4): the member stacks and what the hub gives them.
 
 One app: the hub (account ACCOUNT, us-east-1) and members for the streams the policies place elsewhere. Each member
-stack holds its streams' alarms, a rule forwarding their state changes to the hub's default bus, and, once per
-account, the role the hub's remediator role may assume with the external id, allowed what the registries grant for
-that account's streams only. The hub's bus admits exactly the member accounts.
+stack holds its streams' alarms (in nested stream stacks, by the hub's hash and bucket ids), a rule forwarding their
+state changes to the hub's default bus, and, once per account, the role the hub's remediator role may assume with the
+external id, allowed what the registries grant for that account's streams only. The hub's bus admits exactly the
+member accounts.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from stacks.accounts import (
     place_policies,
 )
 from stacks.app_builder import build_app
+from stacks.constructs.stream_stack import own_resource_count
+from stacks.fleet import MAX_RESOURCES_PER_STACK, StackTooLarge, bucket_id, bucket_of, stream_identity
+from stacks.member_stack import KinesisRemediatorMemberStack
 from stacks.remediator_stack import KinesisRemediatorStack
 from tests.infrastructure.support import (
     ACCOUNT,
@@ -98,6 +102,8 @@ class Fleet:
     outdir: Path
     policies: PolicySet
     hub_streams: list[dict[str, Any]]  # the hub's stream stacks' templates (nested: stacks/fleet.py)
+    # member stack name -> bucket -> its stream stack's template (nested, as the hub's)
+    member_streams: dict[str, dict[int, dict[str, Any]]]
 
     @property
     def hub_template(self) -> dict[str, Any]:
@@ -105,6 +111,11 @@ class Fleet:
 
     def member(self, account: str, region: str = REGION) -> dict[str, Any]:
         return self.templates[member_stack_name(Place(account, region))]
+
+    def member_all(self, account: str, region: str = REGION) -> list[dict[str, Any]]:
+        """The member stack's template, then its stream stacks' by bucket."""
+        streams = self.member_streams[member_stack_name(Place(account, region))]
+        return [self.member(account, region), *(streams[b] for b in sorted(streams))]
 
 
 def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
@@ -133,7 +144,19 @@ def synthesize_fleet(policy_dir: Path, outdir: Path, **settings: Any) -> Fleet:
         if not path.name.endswith(".nested.template.json")
     }
     streams = [read_template(outdir, s) for s in hub.stream_stacks.values()]
-    return Fleet(hub=hub, templates=templates, outdir=outdir, policies=load_policies([policy_dir]), hub_streams=streams)
+    member_streams = {
+        member.stack_name: {bucket: read_template(outdir, s) for bucket, s in member.stream_stacks.items()}
+        for member in hub.members.values()
+        if isinstance(member, KinesisRemediatorMemberStack)
+    }
+    return Fleet(
+        hub=hub,
+        templates=templates,
+        outdir=outdir,
+        policies=load_policies([policy_dir]),
+        hub_streams=streams,
+        member_streams=member_streams,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -203,18 +226,18 @@ def test_the_split_follows_the_policies_defaults(members_dir: Path) -> None:
 # --- alarms ---------------------------------------------------------------------------------------------------------
 
 
-def alarm_names(template: dict[str, Any]) -> set[str]:
-    return {a["Properties"]["AlarmName"] for a in resources(template, "AWS::CloudWatch::Alarm").values()}
+def alarm_names(*templates: dict[str, Any]) -> set[str]:
+    return {a["Properties"]["AlarmName"] for t in templates for a in resources(t, "AWS::CloudWatch::Alarm").values()}
 
 
 def test_each_stack_holds_the_alarms_of_its_own_streams_only(fleet: Fleet) -> None:
     # Given each stream's declared alarms
     declared = {p.name: set(deployed_alarms(p, "kinesis-remediator-")) for p in fleet.policies.streams.values()}
     # Then a member stack holds exactly its streams' alarms
-    assert alarm_names(fleet.member(SALES)) == declared["sales-orders"]
-    assert alarm_names(fleet.member(SALES, "eu-west-1")) == declared["sales-eu"]
-    assert alarm_names(fleet.member(DATA)) == declared["lake"]
-    assert alarm_names(fleet.member(ACCOUNT, "eu-west-1")) == declared["hub-eu"]
+    assert alarm_names(*fleet.member_all(SALES)) == declared["sales-orders"]
+    assert alarm_names(*fleet.member_all(SALES, "eu-west-1")) == declared["sales-eu"]
+    assert alarm_names(*fleet.member_all(DATA)) == declared["lake"]
+    assert alarm_names(*fleet.member_all(ACCOUNT, "eu-west-1")) == declared["hub-eu"]
     # and the hub holds its own stream's, and no member's (its own health alarms aside)
     stream_alarms = {
         n
@@ -223,6 +246,159 @@ def test_each_stack_holds_the_alarms_of_its_own_streams_only(fleet: Fleet) -> No
         if n.startswith("kinesis-remediator-")
     }
     assert stream_alarms == declared["orders"]
+
+
+def test_a_members_alarms_live_in_the_stream_stack_the_hubs_hash_names(fleet: Fleet) -> None:
+    for place, stack in fleet.hub.members.items():
+        assert isinstance(stack, KinesisRemediatorMemberStack)
+        name = member_stack_name(place)
+        # Given a member's streams, and the bucket the hub's hash gives each (where the hub keeps its parameter)
+        streams = [
+            p for p in fleet.policies.streams.values() if Place(p.account or ACCOUNT, p.region or REGION) == place
+        ]
+        expected = {bucket_of(stream_identity(p)): set(deployed_alarms(p, "kinesis-remediator-")) for p in streams}
+        # Then the member stack holds no alarm itself, and each bucket's nested stack (with the hub's bucket id)
+        # holds exactly the alarms of its streams, and no policy parameter (the hub holds those)
+        assert alarm_names(fleet.member(place.account, place.region)) == set()
+        assert {b: alarm_names(t) for b, t in fleet.member_streams[name].items()} == expected
+        assert all(resources(t, "AWS::SSM::Parameter") == {} for t in fleet.member_streams[name].values())
+        assert {s.node.id for s in stack.stream_stacks.values()} == {bucket_id(b) for b in expected}
+        hub_buckets = {b for b, s in fleet.hub.stream_stacks.items() if set(s.streams) & {p.key for p in streams}}
+        assert hub_buckets == set(expected)
+        # And the member's public `alarms` are keyed as the hub's, (stream key, symptom, qualifier)
+        assert {k[0] for k in stack.alarms.alarms} == {p.key for p in streams}
+        assert set(stack.alarms.specs) == set(stack.alarms.alarms)
+
+
+def test_the_upgrade_step_leaves_members_without_alarms(members_dir: Path) -> None:
+    # Given the first deploy of the upgrade (withoutStreamStacks): alarms leave the stack that held them
+    app = App(context=cli_context())
+    hub = build_app(
+        app,
+        [members_dir],
+        hub_account=ACCOUNT,
+        hub_region=REGION,
+        member_external_id=EXTERNAL_ID,
+        without_stream_stacks=True,
+    )
+    # Then no member holds a stream stack or an alarm; the forwarding rule stays
+    for stack in hub.members.values():
+        assert isinstance(stack, KinesisRemediatorMemberStack)
+        assert stack.stream_stacks == {} and stack.alarms.alarms == {}
+        assert stack.rule is not None
+
+
+# --- fleet scale: a member with 100 streams -------------------------------------------------------------------------
+
+BIG = "444444444444"
+
+
+def member_policies(names: list[str]) -> str:
+    return "version: 1\nstreams:\n  - name: own\n    actions: {reshard: {max_shards: 2}}\n" + "".join(
+        f'  - name: {n}\n    account: "{BIG}"\n    actions: {{reshard: {{max_shards: 2}}}}\n' for n in names
+    )
+
+
+BIG_NAMES = [f"team{i % 4}-events-{i:03d}" for i in range(100)]
+ADDED = "team9-added"
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    folder = write_policies(tmp_path_factory.mktemp("big-member"), {"big.yaml": member_policies(BIG_NAMES)})
+    return synthesize_fleet(folder, tmp_path_factory.mktemp("cdk.out-big-member"))
+
+
+@pytest.fixture(scope="module")
+def big_grown(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    folder = write_policies(
+        tmp_path_factory.mktemp("big-member-grown"), {"big.yaml": member_policies([*BIG_NAMES, ADDED])}
+    )
+    return synthesize_fleet(folder, tmp_path_factory.mktemp("cdk.out-big-member-grown"))
+
+
+def big_member(fleet: Fleet) -> KinesisRemediatorMemberStack:
+    stack = fleet.hub.members[Place(BIG, REGION)]
+    assert isinstance(stack, KinesisRemediatorMemberStack)
+    return stack
+
+
+def test_a_member_with_100_streams_keeps_every_stack_within_450_resources(big: Fleet) -> None:
+    # Given a member account with 100 streams (9 alarms each with the default detectors and no consumer: 900, more
+    # than CloudFormation's 500 per stack)
+    stack = big_member(big)
+    nested = big.member_streams[stack.stack_name]
+    assert len(stack.alarms.alarms) == 900
+    # Then its member stack and every one of its stream stacks hold at most 450 resources
+    member = big.member(BIG)
+    assert len(member["Resources"]) <= MAX_RESOURCES_PER_STACK
+    assert len(nested) > 1 and max(len(t["Resources"]) for t in nested.values()) <= MAX_RESOURCES_PER_STACK
+    # And the counts the build checked are the ones synthesized (CDK's metadata resource, added at synth, aside)
+    assert {b: s.resource_count for b, s in stack.stream_stacks.items()} == {
+        b: len(t["Resources"]) for b, t in nested.items()
+    }
+    synthesized = [r for r in member["Resources"].values() if r["Type"] != "AWS::CDK::Metadata"]
+    assert own_resource_count(stack) == len(synthesized)
+    # And the stream stacks hold every alarm of the member's streams, in the bucket of each stream's identity
+    for bucket, template in nested.items():
+        for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
+            stream = alarm["Properties"]["AlarmName"].removeprefix("kinesis-remediator-").split("/", 1)[0]
+            assert bucket_of(f"{BIG}/-/{stream}") == bucket
+    assert sum(len(resources(t, "AWS::CloudWatch::Alarm")) for t in nested.values()) == len(stack.alarms.alarms)
+
+
+def test_adding_a_member_stream_changes_only_its_own_stream_stack(big: Fleet, big_grown: Fleet) -> None:
+    # Given the member with 100 streams, and the same with one stream more
+    before, after = big_member(big), big_member(big_grown)
+    old = big.member_streams[before.stack_name]
+    new = big_grown.member_streams[after.stack_name]
+    (added_key,) = {p.key for p in big_grown.policies.streams.values()} - {p.key for p in big.policies.streams.values()}
+    bucket = bucket_of(added_key)
+    # Then every other stream stack's template is unchanged: same resources, same logical ids
+    assert {b: t for b, t in new.items() if b != bucket} == {b: t for b, t in old.items() if b != bucket}
+    # And in the added stream's own stack, only its alarms were added: every existing alarm keeps its logical id
+    grown = new[bucket]["Resources"]
+    kept = old.get(bucket, {"Resources": {}})["Resources"]
+    assert {k: grown[k] for k in kept} == kept
+    added = {k: v for k, v in grown.items() if k not in kept}
+    assert added
+    assert all(v["Properties"]["AlarmName"].startswith(f"kinesis-remediator-{ADDED}/") for v in added.values())
+    # And the member stack itself changes only in that nested stack's resource (its template's URL, or the resource
+    # itself when the bucket was empty) and in the member role's permissions (the added stream's ARNs)
+    changed = {
+        k
+        for k in set(big.member(BIG)["Resources"]) | set(big_grown.member(BIG)["Resources"])
+        if big.member(BIG)["Resources"].get(k) != big_grown.member(BIG)["Resources"].get(k)
+    }
+    nested_resource = after.get_logical_id(after.stream_stacks[bucket].nested_stack_resource)  # type: ignore[arg-type]
+    role_id, _ = member_role(big_grown.member(BIG))
+    permissions_ids = {
+        k
+        for k, v in resources(big_grown.member(BIG), "AWS::IAM::Policy").items()
+        if {"Ref": role_id} in v["Properties"]["Roles"]
+    }
+    assert nested_resource in changed
+    assert changed <= {nested_resource} | permissions_ids
+
+
+def test_a_member_stream_stack_past_the_limit_fails_synth_naming_it(tmp_path: Path) -> None:
+    # Given 51 member streams whose identities hash to bucket 0 (9 alarms each with the default detectors: 459)
+    names = [n for n in (f"s{i}" for i in range(20_000)) if bucket_of(f"{BIG}/-/{n}") == 0][:51]
+    folder = write_policies(tmp_path, {"crowded.yaml": member_policies(names)})
+    # When the app is built / Then it refuses, naming the member's nested stack, its count and what to do
+    with pytest.raises(StackTooLarge) as raised:
+        build_app(
+            App(context=cli_context()),
+            [folder],
+            hub_account=ACCOUNT,
+            hub_region=REGION,
+            member_external_id=EXTERNAL_ID,
+        )
+    message = str(raised.value)
+    assert message.startswith(
+        f"stack {bucket_id(0)} (nested in {member_stack_name(Place(BIG, REGION))}) would hold 459 resources"
+    )
+    assert "need 459 alarms" in message and "Disable detectors" in message
 
 
 # --- the member role ------------------------------------------------------------------------------------------------
@@ -387,8 +563,10 @@ def test_every_member_template_passes_cfn_lint(fleet: Fleet) -> None:
         if name == fleet.hub.stack_name:
             continue  # tests/infrastructure/test_cfn_lint.py lints the hub
         region = name.split("-", 2)[2]
-        matches = lint(json.dumps(template), config=ManualArgs(regions=[region]))
-        assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.severity in ("error", "warning")] == [], name
+        for bucket, checked in [(None, template), *fleet.member_streams[name].items()]:
+            matches = lint(json.dumps(checked), config=ManualArgs(regions=[region]))
+            found = [f"{m.rule.id} {m.message}" for m in matches if m.rule.severity in ("error", "warning")]
+            assert found == [], (name, bucket)
 
 
 def test_the_hub_template_passes_cfn_lint(fleet: Fleet) -> None:
