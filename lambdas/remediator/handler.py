@@ -36,7 +36,7 @@ from remediator.clients.metrics import CloudWatchMetrics
 from remediator.clients.notifier import SnsNotifier
 from remediator.clients.parameters import SsmKillSwitch, SsmPolicySource
 from remediator.clients.services import AwsServices
-from remediator.core.alarm import AlarmResolved, AlarmTrigger, event_origin, identify, identify_contributor
+from remediator.core.alarm import AlarmResolved, AlarmTrigger, Origin, event_origin, identify, identify_contributor
 from remediator.core.deployment import CENSUS_SOURCE, RemediatorMetric
 from remediator.core.fleet import CONTRIBUTOR_DETAIL_TYPE
 from remediator.core.follow_through import FOLLOW_UP_SOURCE, FollowUp
@@ -232,14 +232,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # Event trust (issue 11.4): the hub's own account and region, or a member's whose envelope and alarm ARN agree;
     # whether a policy names the stream there is the service's check. An event that names no well-formed account
     # is only logged (no stream of ours to audit it under).
-    origin = event_origin(
-        account=change.account,
-        region=change.region,
-        alarm=detail.alarmName,
-        resources=change.resources,
-        hub_account=_own_account(context),
-        hub_region=settings.region,
-    )
+    origin = _origin(change, context)
     if origin.problem and not origin.audited:
         logger.warning(
             "Ignoring an alarm from elsewhere", extra={"alarm": detail.alarmName[:300], "reason": origin.problem}
@@ -282,6 +275,19 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     return _once(lambda: handle_trigger(trigger=trigger), trigger.stream, trigger.symptom)
 
 
+def _origin(change: AlarmStateChangeEvent | AlarmContributorStateChangeEvent, context: LambdaContext) -> Origin:
+    """Where an alarm's event comes from: the hub's own account and region, or a member's whose envelope and alarm
+    ARN agree (issue 11.4); whether a policy names the stream there is the service's check."""
+    return event_origin(
+        account=change.account,
+        region=change.region,
+        alarm=change.detail.alarmName,
+        resources=change.resources,
+        hub_account=_own_account(context),
+        hub_region=settings.region,
+    )
+
+
 def _contributor(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """A fleet alarm's contributor (one stream) changed state: handled exactly as that stream's own alarm would be,
     as its own unit of work (`<fleet alarm>[<stream>]` and the state change's time)."""
@@ -294,14 +300,7 @@ def _contributor(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
     detail = change.detail
     # Event trust as for an alarm's state change (issue 11.4's envelope and alarm ARN checks). Fleet alarms are made
     # in the hub's own account and region only (core.fleet.fleet_capable_policy): a member's is not ours.
-    origin = event_origin(
-        account=change.account,
-        region=change.region,
-        alarm=detail.alarmName,
-        resources=change.resources,
-        hub_account=_own_account(context),
-        hub_region=settings.region,
-    )
+    origin = _origin(change, context)
     problem = origin.problem or (
         f"a contributor state change from account '{change.account}', region '{change.region}': fleet alarms are "
         "made in the hub's own account and region only"
