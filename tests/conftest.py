@@ -23,9 +23,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from remediator import policy_files
 
 USERS_POLICIES = Path(__file__).resolve().parents[1] / "policies"
+
+# Tests assert behaviour, never time: a property must not fail because a busy machine ran one example slowly
+# (hypothesis' default deadline is 200 ms per example).
+settings.register_profile("kinesis-remediator", deadline=None)
+settings.load_profile("kinesis-remediator")
 
 
 class ReadTheUsersPolicies(AssertionError):
