@@ -24,6 +24,7 @@ from remediator.core.symptoms.base import AlarmSpec
 from remediator.core.symptoms.get_errors import GET_SUCCESS
 from remediator.core.symptoms.iterator_age import ITERATOR_AGE
 from remediator.core.symptoms.read_throttling import READ_THROTTLED
+from remediator.core.symptoms.under_utilised import open_shards_metric
 from remediator.core.symptoms.write_throttling import WRITE_THROTTLED
 from remediator.policy_files import PolicySet
 
@@ -98,16 +99,7 @@ def stream_graphs(policy: StreamPolicy) -> tuple[Graph, ...]:
     # CloudWatch publishes no shard count: the remediator does (OpenShards: its shard census every 5 minutes, and
     # each time it reads the stream or reshards it). FILL(..., REPEAT) carries the last count forward between its
     # datapoints.
-    shards = Metric(
-        METRICS_NAMESPACE,
-        RemediatorMetric.OPEN_SHARDS,
-        "Maximum",
-        tuple(
-            sorted(
-                {RemediatorMetric.SERVICE_DIMENSION: SERVICE_NAME, RemediatorMetric.STREAM_DIMENSION: stream}.items()
-            )
-        ),
-    )
+    shards = open_shards_metric(stream, limits.METRIC_PERIOD_SECONDS)
     capacity = "FILL(shards, REPEAT)"
     return (
         Graph(

@@ -92,8 +92,8 @@ class UnderUtilisedDetector(DetectorPolicy):
     )
 
 
-def open_shards_metric(stream: str) -> Metric:
-    """The census's OpenShards of a stream (observability.publish_open_shards), per alarm period."""
+def open_shards_metric(stream: str, period_seconds: int = PERIOD_SECONDS) -> Metric:
+    """The census's OpenShards of a stream (observability.publish_open_shards), per alarm period by default."""
     return Metric(
         METRICS_NAMESPACE,
         RemediatorMetric.OPEN_SHARDS,
@@ -103,7 +103,7 @@ def open_shards_metric(stream: str) -> Metric:
                 {RemediatorMetric.SERVICE_DIMENSION: SERVICE_NAME, RemediatorMetric.STREAM_DIMENSION: stream}.items()
             )
         ),
-        PERIOD_SECONDS,
+        period_seconds,
     )
 
 
