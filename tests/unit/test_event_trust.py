@@ -14,7 +14,6 @@ from remediator.core.alarm import (
     DEFAULT_ALARM_PREFIX,
     AlarmTrigger,
     deployed_alarms,
-    foreign_origin,
     identify,
     parse_alarm_name,
     untrusted,
@@ -106,22 +105,6 @@ def test_another_prefix_makes_other_names() -> None:
     reason = untrusted(trigger(WRITE, {"StreamName": "orders"}), ORDERS, "other-")
     # Then it is not one that deployment made
     assert NOT_OURS in reason
-
-
-@pytest.mark.parametrize(
-    ("account", "region", "own_account", "why"),
-    [
-        pytest.param(ACCOUNT, REGION, ACCOUNT, "", id="ours"),
-        pytest.param("210987654321", REGION, ACCOUNT, "event from account '210987654321'", id="other account"),
-        pytest.param(ACCOUNT, "eu-west-1", ACCOUNT, "event from region 'eu-west-1'", id="other region"),
-        pytest.param(ACCOUNT, REGION, "", "this function's account is unknown", id="own account unknown"),
-    ],
-)
-def test_only_events_from_the_functions_account_and_region_are_trusted(
-    account: str, region: str, own_account: str, why: str
-) -> None:
-    reason = foreign_origin(account=account, region=region, own_account=own_account, own_region=REGION)
-    assert (why in reason) if why else reason == ""
 
 
 @pytest.mark.parametrize(

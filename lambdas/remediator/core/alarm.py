@@ -34,7 +34,6 @@ __all__ = [
     "alarm_name",
     "deployed_alarms",
     "event_origin",
-    "foreign_origin",
     "identify",
     "identify_contributor",
     "parse_trigger_name",
@@ -210,21 +209,6 @@ def identify(
         ),
         "",
     )
-
-
-def foreign_origin(*, account: str, region: str, own_account: str, own_region: str) -> str:
-    """Why an event from `account`/`region` is not for a function running in `own_account`/`own_region`, or ''.
-
-    A stream is known by its name only within one account and region: an alarm from elsewhere is about
-    another stream, whatever it is called (EventBridge can forward events across accounts and regions).
-    """
-    if not own_account:
-        return f"this function's account is unknown, so an event from account '{account}' cannot be trusted"
-    if account != own_account:
-        return f"event from account '{account}', not this function's account '{own_account}'"
-    if region != own_region:
-        return f"event from region '{region}', not this function's region '{own_region}'"
-    return ""
 
 
 @dataclass(frozen=True)
