@@ -331,10 +331,9 @@ def _act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencies, now: d
 
 def _plan_and_act(trigger: AlarmTrigger, policy: StreamPolicy, deps: Dependencies, now: datetime) -> Outcome:
     try:
-        history = _chain(
-            trigger, deps, ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24)))
-        )
-        since = _evidence_since(trigger, deps)
+        chain = _chain_entries(trigger, deps)
+        history = _chain(chain, ActionHistory(deps.audit.applied_actions(trigger.stream, now - timedelta(hours=24))))
+        since = _evidence_since(chain)
         evidence = gather_evidence(deps.streams, deps.metrics, deps.reads, trigger.symptom, policy, now, since)
         plan = make_plan(
             alarm_name=trigger.alarm_name,
@@ -448,28 +447,35 @@ def _advise(
 # --- Follow-through (remediator.core.follow_through) ------------------------------------------------------
 
 
-def _chain(trigger: AlarmTrigger, deps: Dependencies, history: ActionHistory) -> ActionHistory:
-    """A follow-up's history: the steps its own chain applied (same alarm state change) start no cooldown."""
+def _chain_entries(trigger: AlarmTrigger, deps: Dependencies) -> list[AuditEntry] | None:
+    """A follow-up's own chain (the rows of the same alarm state change), read once; None for a first trigger."""
     if not trigger.attempt:
+        return None
+    return [
+        entry
+        for entry in deps.audit.entries(trigger.stream, parse_timestamp(trigger.state_timestamp))
+        if entry.alarm_name == trigger.alarm_name
+    ]
+
+
+def _chain(chain: list[AuditEntry] | None, history: ActionHistory) -> ActionHistory:
+    """A follow-up's history: the steps its own chain applied (same alarm state change) start no cooldown."""
+    if chain is None:
         return history
     own = [
         PastAction(action=entry.action, stream=entry.stream, at=entry.at, parameters=entry.parameters or {})
-        for entry in deps.audit.entries(trigger.stream, parse_timestamp(trigger.state_timestamp))
-        if entry.alarm_name == trigger.alarm_name and entry.outcome == OutcomeStatus.APPLIED and entry.action
+        for entry in chain
+        if entry.outcome == OutcomeStatus.APPLIED and entry.action
     ]
     return history.for_chain(own)
 
 
-def _evidence_since(trigger: AlarmTrigger, deps: Dependencies) -> datetime | None:
+def _evidence_since(chain: list[AuditEntry] | None) -> datetime | None:
     """A follow-up after a recheck reads only the minutes after the change (core.follow_through.evidence_since)."""
-    if not trigger.attempt:
+    if chain is None:
         return None
     return evidence_since(
-        entry.parameters
-        for entry in deps.audit.entries(trigger.stream, parse_timestamp(trigger.state_timestamp))
-        if entry.alarm_name == trigger.alarm_name
-        and entry.outcome == OutcomeStatus.FOLLOW_UP_SCHEDULED
-        and entry.parameters
+        entry.parameters for entry in chain if entry.outcome == OutcomeStatus.FOLLOW_UP_SCHEDULED and entry.parameters
     )
 
 
