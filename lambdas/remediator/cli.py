@@ -169,19 +169,29 @@ def validate(paths: Sequence[str]) -> int:
     return EXIT_OK
 
 
-def plan(args: argparse.Namespace) -> int:
+def _stream_policy(path: Path, stream: str, not_listed: Callable[[str], str], **where: str) -> StreamPolicy:
+    """The stream's policy from the policy files at `path`; a clear failure when they are invalid or do not list it
+    (`not_listed` words the message from the streams they do list)."""
     try:
-        policies = load_policies([args.policy_dir])
+        policies = load_policies([path])
     except PolicyValidationError as exc:
         raise policy_failure(exc) from exc
-    policy = policies.get(args.stream)
+    policy = policies.get(stream)
     if policy is None:
-        raise input_failure(
-            f"Stream '{args.stream}' is in no policy under {args.policy_dir}; the remediator only plans for "
-            f"listed streams ({', '.join(sorted(policies.streams)) or 'none'}).",
-            stream=args.stream,
-            policy_dir=str(args.policy_dir),
-        )
+        raise input_failure(not_listed(", ".join(sorted(policies.streams)) or "none"), stream=stream, **where)
+    return policy
+
+
+def plan(args: argparse.Namespace) -> int:
+    policy = _stream_policy(
+        args.policy_dir,
+        args.stream,
+        lambda listed: (
+            f"Stream '{args.stream}' is in no policy under {args.policy_dir}; the remediator only plans "
+            f"for listed streams ({listed})."
+        ),
+        policy_dir=str(args.policy_dir),
+    )
     now = utc_now()
     # Lambda and many shells set AWS_REGION, which boto3 alone does not read.
     region, endpoint = args.region or os.environ.get("AWS_REGION"), args.endpoint_url
@@ -503,18 +513,12 @@ def backtest_command(args: argparse.Namespace) -> int:
     from remediator.rehearsal.backtest import backtest
     from remediator.rehearsal.simulator import StreamSetup
 
-    try:
-        policies = load_policies([args.policy])
-    except PolicyValidationError as exc:
-        raise policy_failure(exc) from exc
-    policy = policies.get(args.stream)
-    if policy is None:
-        raise input_failure(
-            f"Stream '{args.stream}' is in no policy in {args.policy} "
-            f"({', '.join(sorted(policies.streams)) or 'none'}).",
-            stream=args.stream,
-            policy=str(args.policy),
-        )
+    policy = _stream_policy(
+        args.policy,
+        args.stream,
+        lambda listed: f"Stream '{args.stream}' is in no policy in {args.policy} ({listed}).",
+        policy=str(args.policy),
+    )
     trace = _backtest_trace(args)
     shards = args.shards
     if shards is None:
