@@ -21,7 +21,6 @@ import importlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -35,7 +34,18 @@ from remediator.core.alarm import DEFAULT_ALARM_PREFIX, alarm_name
 from remediator.core.render import table
 
 from demo.emulator import Emulator
-from demo.run import CDK, ROOT, DemoContext, DemoFailed, Progress, alarm_inventory, short, state_change_event, wrapped
+from demo.run import (
+    CDK,
+    ROOT,
+    DemoContext,
+    DemoFailed,
+    Progress,
+    alarm_inventory,
+    run_cdk,
+    short,
+    state_change_event,
+    wrapped,
+)
 
 WORK = Path(os.environ.get("KINESIS_REMEDIATOR_DEMO_DIR", ROOT / ".demo-accounts")).resolve()
 REGION = "us-east-1"
@@ -156,37 +166,13 @@ class AccountsDemo:
 
     # -- CDK ----------------------------------------------------------------------------------------------------
     def cdk(self, name: str, *args: str, account: Account | None = None) -> None:
-        env = (
-            os.environ
-            | self.emulator.environment()
-            | (account or self.hub).credentials
-            | {
-                "CDK_DISABLE_CLI_TELEMETRY": "true",
-                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-                "NODE_NO_WARNINGS": "1",
-                "CI": "true",
-            }
+        run_cdk(
+            args,
+            log=self.logs / f"{name}.log",
+            environment=self.emulator.environment() | (account or self.hub).credentials,
+            work=WORK,
+            context={"memberExternalId": EXTERNAL_ID, "hubAccount": HUB_ACCOUNT, "hubRegion": REGION},
         )
-        log = self.logs / f"{name}.log"
-        command = [
-            str(CDK),
-            *args,
-            "--output",
-            str(WORK / "cdk.out"),
-            "-c",
-            f"policyDir={WORK / 'policies'}",
-            "-c",
-            f"memberExternalId={EXTERNAL_ID}",
-            "-c",
-            f"hubAccount={HUB_ACCOUNT}",
-            "-c",
-            f"hubRegion={REGION}",
-        ]
-        with log.open("w", encoding="utf-8") as handle:
-            completed = subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False)
-        if completed.returncode != 0:
-            tail = "\n".join(log.read_text(encoding="utf-8").splitlines()[-25:])
-            raise DemoFailed(f"`cdk {' '.join(args)}` failed (exit {completed.returncode}); see {log}:\n{tail}")
 
     def write_policy(self) -> None:
         (WORK / "policies").mkdir(parents=True, exist_ok=True)

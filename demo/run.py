@@ -28,7 +28,7 @@ import sys
 import textwrap
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -187,6 +187,39 @@ def wrapped(rows: list[list[str]], widths: dict[int, int]) -> list[list[str]]:
 
 class DemoFailed(Exception):
     pass
+
+
+def run_cdk(
+    args: Sequence[str],
+    *,
+    log: Path,
+    environment: Mapping[str, str],
+    work: Path,
+    context: Mapping[str, str] | None = None,
+) -> None:
+    """The pinned CDK CLI against the emulator, its output in `log`; DemoFailed with the log's tail if it fails.
+
+    Its own cloud assembly under `work`: the CLI locks cdk.out, which a developer's synth may be using. Its own
+    policy too: every cdk command (bootstrap included) runs app.py, which must never read the user's policies/."""
+    env = (
+        os.environ
+        | dict(environment)
+        | {
+            "CDK_DISABLE_CLI_TELEMETRY": "true",
+            "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+            "NODE_NO_WARNINGS": "1",
+            "CI": "true",
+        }
+    )
+    contexts = {"policyDir": str(work / "policies")} | dict(context or {})
+    command = [str(CDK), *args, "--output", str(work / "cdk.out")]
+    for key, value in contexts.items():
+        command += ["-c", f"{key}={value}"]
+    with log.open("w", encoding="utf-8") as handle:
+        completed = subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False)
+    if completed.returncode != 0:
+        tail = "\n".join(log.read_text(encoding="utf-8").splitlines()[-25:])
+        raise DemoFailed(f"`cdk {' '.join(args)}` failed (exit {completed.returncode}); see {log}:\n{tail}")
 
 
 class Progress:
@@ -404,25 +437,7 @@ class Demo:
         return boto3.client(service, region_name=REGION, endpoint_url=self.emulator.endpoint)  # type: ignore[call-overload]
 
     def cdk(self, name: str, *args: str) -> None:
-        env = (
-            os.environ
-            | self.emulator.environment()
-            | {
-                "CDK_DISABLE_CLI_TELEMETRY": "true",
-                "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
-                "NODE_NO_WARNINGS": "1",
-                "CI": "true",
-            }
-        )
-        log = self.logs / f"{name}.log"
-        # Its own cloud assembly: the CLI locks cdk.out, which a developer's synth may be using. Its own policy
-        # too: every cdk command (bootstrap included) runs app.py, which must never read the user's policies/.
-        command = [str(CDK), *args, "--output", str(WORK / "cdk.out"), "-c", f"policyDir={WORK / 'policies'}"]
-        with log.open("w", encoding="utf-8") as handle:
-            completed = subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False)
-        if completed.returncode != 0:
-            tail = "\n".join(log.read_text(encoding="utf-8").splitlines()[-25:])
-            raise DemoFailed(f"`cdk {' '.join(args)}` failed (exit {completed.returncode}); see {log}:\n{tail}")
+        run_cdk(args, log=self.logs / f"{name}.log", environment=self.emulator.environment(), work=WORK)
 
     def observe(self, stream: str) -> dict[str, str]:
         """What the emulator holds for the stream, keyed as the plans name their changes (Change.setting)."""
