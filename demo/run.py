@@ -211,9 +211,8 @@ def run_cdk(
             "CI": "true",
         }
     )
-    contexts = {"policyDir": str(work / "policies")} | dict(context or {})
-    command = [str(CDK), *args, "--output", str(work / "cdk.out")]
-    for key, value in contexts.items():
+    command = [str(CDK), *args, "--output", str(work / "cdk.out"), "-c", f"policyDir={work / 'policies'}"]
+    for key, value in (context or {}).items():
         command += ["-c", f"{key}={value}"]
     with log.open("w", encoding="utf-8") as handle:
         completed = subprocess.run(command, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False)
